@@ -1,0 +1,61 @@
+#include <gtest/gtest.h>
+
+#include "src/base/flags.h"
+#include "src/base/json.h"
+
+namespace fs {
+namespace {
+
+TEST(JsonTest, RoundTrip) {
+  Json j = Json::MakeObject();
+  j["a"] = 1;
+  j["b"] = "x\"y";
+  j["c"].Push(2.5);
+  auto parsed = Json::Parse(j.Dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->Get("a").AsInt(), 1);
+  EXPECT_EQ(parsed->Get("b").AsString(), "x\"y");
+  EXPECT_DOUBLE_EQ(parsed->Get("c").AsArray()[0].AsDouble(), 2.5);
+}
+
+TEST(JsonTest, RejectsGarbage) {
+  EXPECT_FALSE(Json::Parse("{\"a\":").ok());
+  EXPECT_FALSE(Json::Parse("[1,2").ok());
+  EXPECT_FALSE(Json::Parse("{} x").ok());
+}
+
+TEST(FlagsTest, ParsesTypesAndRejectsUnknown) {
+  int n = 10;
+  double f = 30;
+  std::string s = "a";
+  bool b = true;
+  FlagSet flags("t", "test");
+  flags.Int("cameras", &n, "");
+  flags.Double("fps", &f, "");
+  flags.String("state-dir", &s, "");
+  flags.Bool("prometheus", &b, "");
+  const char* argv[] = {"t", "--cameras", "2", "--fps=15", "--state-dir", "/x", "--no-prometheus"};
+  ASSERT_TRUE(flags.Parse(7, const_cast<char**>(argv)).ok());
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(f, 15);
+  EXPECT_EQ(s, "/x");
+  EXPECT_FALSE(b);
+  FlagSet bad("t", "test");
+  bad.Int("cameras", &n, "");
+  const char* argv2[] = {"t", "--camera", "2"};
+  EXPECT_FALSE(bad.Parse(3, const_cast<char**>(argv2)).ok());
+  const char* argv3[] = {"t", "--cameras", "two"};
+  EXPECT_FALSE(bad.Parse(3, const_cast<char**>(argv3)).ok());
+}
+
+TEST(FlagsTest, Resolution) {
+  int w = 0, h = 0;
+  EXPECT_TRUE(ParseResolution("640x360", &w, &h).ok());
+  EXPECT_EQ(w, 640);
+  EXPECT_EQ(h, 360);
+  EXPECT_FALSE(ParseResolution("640", &w, &h).ok());
+  EXPECT_FALSE(ParseResolution("641x360", &w, &h).ok());
+}
+
+}  // namespace
+}  // namespace fs
