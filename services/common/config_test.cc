@@ -1,1 +1,80 @@
+#include "services/common/config.h"
+
 #include <gtest/gtest.h>
+
+namespace fs {
+namespace {
+
+StatusOr<SystemConfig> Load(const std::string& text) {
+  auto doc = ParseToml(text, "test.toml");
+  if (!doc.ok()) return doc.status();
+  SystemConfig c;
+  RETURN_IF_ERROR(ApplyConfigToml(*doc, "test.toml", &c));
+  RETURN_IF_ERROR(ValidateConfig(c));
+  return c;
+}
+
+TEST(ConfigTest, ParsesFullExample) {
+  auto c = Load(R"(# comment
+cameras = 4
+fps = 15.5
+resolution = "1280x720"
+[detection]
+max_batch = 8   # trailing comment
+conf_threshold = 0.4
+[[camera]]
+name = "lobby"
+url = "rtsp://10.0.0.5:554/s1"
+[[camera]]
+url = 'rtsp://10.0.0.6/s1'
+[ports]
+rtsp = 8554
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->cameras, 4);
+  EXPECT_DOUBLE_EQ(c->fps, 15.5);
+  EXPECT_EQ(c->width, 1280);
+  EXPECT_EQ(c->max_batch, 8);
+  EXPECT_DOUBLE_EQ(c->conf_threshold, 0.4);
+  ASSERT_EQ(c->real_cameras.size(), 2u);
+  EXPECT_EQ(c->real_cameras[0].name, "lobby");
+  EXPECT_EQ(c->real_cameras[1].name, "cam01");
+  EXPECT_EQ(c->real_cameras[1].url, "rtsp://10.0.0.6/s1");
+  EXPECT_EQ(c->rtsp_port, 8554);
+}
+
+TEST(ConfigTest, ErrorsNameTheLine) {
+  struct Case {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"cameras = 4\nfsp = 30\n", "test.toml:2: unknown key \"fsp\""},
+      {"cameras = \"ten\"\n", "test.toml:1: cameras must be an integer"},
+      {"[detection]\nmax_batch = \n", "test.toml:2: missing value"},
+      {"resolution = \"640\"\n", "test.toml:1: resolution"},
+      {"[nope]\n", "unknown table [nope]"},
+      {"[[camera]]\nurl = \"http://x\"\n", "needs url = \"rtsp://...\""},
+      {"name = unquoted\n", "strings need quotes"},
+      {"[detection\n", "unterminated table header"},
+      {"cameras = 0\n", "cameras must be between 1 and 64"},
+      {"[detection]\ninput_size = 100\n", "input_size must be a multiple of 32"},
+      {"[[camera]]\nname=\"a\"\nurl=\"rtsp://x\"\n[[camera]]\nname=\"a\"\nurl=\"rtsp://y\"\n",
+       "used twice"},
+  };
+  for (const auto& c : cases) {
+    auto r = Load(c.text);
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << "got: " << r.status().message() << "\nwant: " << c.expect;
+  }
+}
+
+TEST(ConfigTest, MissingFile) {
+  SystemConfig c;
+  Status st = LoadConfigFile("/nonexistent/framescope.toml", &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("/nonexistent/framescope.toml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fs
