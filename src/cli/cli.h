@@ -1,0 +1,19 @@
+// One entry point per `framescope` subcommand; tools/framescope/main.cc dispatches to them.
+// Exit codes: 0 success, 1 failure, 2 usage error, 3 system not running (status).
+#ifndef FRAMESCOPE_CLI_CLI_H_
+#define FRAMESCOPE_CLI_CLI_H_
+
+namespace fs {
+
+int UpMain(int argc, char** argv);
+int DownMain(int argc, char** argv);
+int StatusMain(int argc, char** argv);
+int LogsMain(int argc, char** argv);
+// Hidden: the background supervisor that `up` starts.
+int SuperviseMain(int argc, char** argv);
+
+constexpr const char* kDefaultStateDir = "./.framescope";
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_CLI_CLI_H_

@@ -1,0 +1,82 @@
+// framescope down: asks the supervisor to stop every service (SIGTERM, then SIGKILL after a
+// timeout), then verifies that no process of ours is left.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/flags.h"
+#include "src/cli/cli.h"
+#include "src/system/process.h"
+#include "src/system/state.h"
+
+namespace fs {
+
+int DownMain(int argc, char** argv) {
+  std::string state_dir = kDefaultStateDir;
+  int timeout_s = 15;
+  FlagSet flags("framescope down",
+                "Stops the system started by `framescope up`: SIGTERM to every service, SIGKILL\n"
+                "after the timeout; no process of ours is left behind.");
+  flags.String("state-dir", &state_dir, "the state dir given to `up`");
+  flags.Int("timeout", &timeout_s, "seconds before SIGKILL");
+  int code = 0;
+  if (!flags.ParseOrExit(argc, argv, &code)) return code;
+  if (!PathExists(state_dir)) {
+    printf("framescope is not running (no state dir %s)\n", state_dir.c_str());
+    return 0;
+  }
+  auto dir = ResolveStateDir(state_dir);
+  if (!dir.ok()) {
+    fprintf(stderr, "framescope down: %s\n", dir.status().message().c_str());
+    return 1;
+  }
+  auto state = ReadState(*dir);
+  if (!state.ok()) {
+    printf("framescope is not running (no state in %s)\n", dir->root.c_str());
+    return 0;
+  }
+  pid_t supervisor = static_cast<pid_t>(state->Get("supervisor_pid").AsInt(0));
+  std::vector<pid_t> pids;
+  for (const auto& s : state->Get("services").AsArray()) {
+    pid_t p = static_cast<pid_t>(s.Get("pid").AsInt(-1));
+    if (p > 0) pids.push_back(p);
+  }
+  bool was_running = SupervisorRunning(*state);
+  if (was_running) {
+    printf("stopping framescope (supervisor pid %d) ...\n", supervisor);
+    fflush(stdout);
+    kill(supervisor, SIGTERM);
+    // The supervisor stops services one by one, each within the timeout.
+    int64_t deadline = MonotonicNs() + int64_t{timeout_s} * (static_cast<int64_t>(pids.size()) + 1) * 1000000000;
+    while (ProcessAlive(supervisor) && MonotonicNs() < deadline) usleep(50000);
+    if (ProcessAlive(supervisor)) {
+      fprintf(stderr, "supervisor did not stop in time; killing it\n");
+      for (pid_t p : ProcessGroupMembers(supervisor)) kill(p, SIGKILL);
+      kill(supervisor, SIGKILL);
+    }
+  }
+  // Whatever the supervisor did, make sure every recorded pid is gone.
+  int leftovers = 0;
+  for (pid_t p : pids) {
+    if (ProcessAlive(p) && getpgid(p) == supervisor) {  // ours, not a reused pid
+      ++leftovers;
+      TerminateProcess(p, timeout_s * 1000);
+    }
+  }
+  for (pid_t p : ProcessGroupMembers(supervisor)) {
+    ++leftovers;
+    kill(p, SIGKILL);
+  }
+  if (!was_running && leftovers == 0) {
+    printf("framescope is not running\n");
+    return 0;
+  }
+  if (leftovers > 0) printf("killed %d leftover process(es)\n", leftovers);
+  printf("framescope is down\n");
+  return 0;
+}
+
+}  // namespace fs

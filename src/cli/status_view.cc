@@ -1,0 +1,93 @@
+#include "src/cli/status_view.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "services/common/prom_text.h"
+#include "services/common/redis_client.h"
+#include "src/base/http.h"
+#include "src/system/process.h"
+
+namespace fs {
+
+Json CollectStatus(const Json& state) {
+  Json out = Json::MakeObject();
+  out["phase"] = state.Get("phase");
+  out["error"] = state.Get("error");
+  out["redis_url"] = state.Get("redis_url");
+  Json services = Json::MakeArray();
+  for (const auto& s : state.Get("services").AsArray()) {
+    Json o = Json::MakeObject();
+    std::string name = s.Get("name").AsString();
+    pid_t pid = static_cast<pid_t>(s.Get("pid").AsInt(-1));
+    bool alive = ProcessAlive(pid);
+    o["name"] = name;
+    o["pid"] = alive ? Json(static_cast<int64_t>(pid)) : Json();
+    o["state"] = s.Get("state");
+    o["restarts"] = s.Get("restarts");
+    o["uptime_s"] = alive ? Json(std::round(ProcessUptimeSeconds(pid) * 10) / 10) : Json();
+    o["endpoints"] = s.Get("endpoints");
+    o["log"] = s.Get("log");
+    bool healthy = false;
+    int port = static_cast<int>(s.Get("metrics_port").AsInt());
+    if (alive && name == "redis") {
+      auto c = RedisClient::Connect(state.Get("redis_url").AsString(), "status", 500);
+      healthy = c.ok() && c->Command({"PING"}).ok();
+    } else if (alive && port > 0) {
+      auto h = HttpGet("127.0.0.1", port, "/health", 1000);
+      healthy = h.ok() && h->status == 200;
+      auto m = HttpGet("127.0.0.1", port, "/metrics", 1000);
+      if (m.ok() && m->status == 200) {
+        auto samples = ParsePromText(m->body);
+        if (samples.ok()) {
+          std::map<std::string, std::string> svc{{"service", name}};
+          o["frames_in"] = SumSamples(*samples, "framescope_frames_in_total", svc);
+          o["frames_out"] = SumSamples(*samples, "framescope_frames_out_total", svc);
+          o["frames_dropped"] = SumSamples(*samples, "framescope_frames_dropped_total", svc);
+          o["fps"] = std::round(SumSamples(*samples, "framescope_service_fps", svc) * 10) / 10;
+          o["metrics"] = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+        }
+      }
+    }
+    o["healthy"] = healthy;
+    services.Push(o);
+  }
+  out["services"] = services;
+  return out;
+}
+
+std::string RenderStatusTable(const Json& status) {
+  std::string out;
+  char line[512];
+  snprintf(line, sizeof(line), "%-10s %-8s %-10s %-8s %8s %10s %10s %9s %6s  %s\n", "SERVICE",
+           "PID", "STATE", "HEALTH", "UPTIME", "FRAMES_IN", "FRAMES_OUT", "DROPPED", "FPS",
+           "ENDPOINT");
+  out += line;
+  auto num = [](const Json& v) {
+    if (!v.is_number()) return std::string("-");
+    char b[32];
+    snprintf(b, sizeof(b), v.AsDouble() == std::floor(v.AsDouble()) ? "%.0f" : "%.1f", v.AsDouble());
+    return std::string(b);
+  };
+  for (const auto& s : status.Get("services").AsArray()) {
+    std::string endpoint;
+    const Json& ep = s.Get("endpoints");
+    if (ep.Has("rtsp")) endpoint = ep.Get("rtsp").AsString();
+    else if (ep.Has("redis")) endpoint = ep.Get("redis").AsString();
+    if (s.Has("metrics")) endpoint += (endpoint.empty() ? "" : " ") + s.Get("metrics").AsString();
+    std::string uptime = s.Get("uptime_s").is_number() ? num(s.Get("uptime_s")) + "s" : "-";
+    std::string restarts = s.Get("restarts").AsInt() > 0
+                               ? " (" + std::to_string(s.Get("restarts").AsInt()) + " restarts)"
+                               : "";
+    snprintf(line, sizeof(line), "%-10s %-8s %-10s %-8s %8s %10s %10s %9s %6s  %s%s\n",
+             s.Get("name").AsString().c_str(), num(s.Get("pid")).c_str(),
+             s.Get("state").AsString().c_str(), s.Get("healthy").AsBool() ? "ok" : "FAIL",
+             uptime.c_str(), num(s.Get("frames_in")).c_str(), num(s.Get("frames_out")).c_str(),
+             num(s.Get("frames_dropped")).c_str(), num(s.Get("fps")).c_str(), endpoint.c_str(),
+             restarts.c_str());
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace fs

@@ -1,0 +1,131 @@
+#include "src/system/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "src/base/file_util.h"
+
+namespace fs {
+
+StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path) {
+  if (argv.empty()) return Err("empty command");
+  if (access(argv[0].c_str(), X_OK) != 0) {
+    return Err("cannot execute " + argv[0] + ": " + strerror(errno));
+  }
+  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return Err("cannot open log " + log_path + ": " + strerror(errno));
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(log_fd);
+    return Err(std::string("fork: ") + strerror(errno));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(126);  // parent died between fork and prctl
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(log_fd);
+  return pid;
+}
+
+bool ProcessAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return false;
+  auto close_paren = stat->rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= stat->size()) return false;
+  char state = (*stat)[close_paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+std::string ProcessCmdline(pid_t pid) {
+  auto raw = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!raw.ok()) return "";
+  std::string s = *raw;
+  for (auto& c : s) {
+    if (c == '\0') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+bool TerminateProcess(pid_t pid, int timeout_ms) {
+  if (!ProcessAlive(pid)) {
+    waitpid(pid, nullptr, WNOHANG);
+    return false;
+  }
+  kill(pid, SIGTERM);
+  for (int waited = 0; waited < timeout_ms; waited += 20) {
+    waitpid(pid, nullptr, WNOHANG);
+    if (!ProcessAlive(pid)) return false;
+    usleep(20000);
+  }
+  kill(pid, SIGKILL);
+  for (int i = 0; i < 250 && ProcessAlive(pid); ++i) {
+    waitpid(pid, nullptr, WNOHANG);
+    usleep(20000);
+  }
+  waitpid(pid, nullptr, WNOHANG);
+  return true;
+}
+
+std::vector<pid_t> ProcessGroupMembers(pid_t pgid) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
+    if (getpgid(static_cast<pid_t>(pid)) == pgid && ProcessAlive(static_cast<pid_t>(pid))) {
+      out.push_back(static_cast<pid_t>(pid));
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+double ProcessUptimeSeconds(pid_t pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  auto uptime = ReadFile("/proc/uptime");
+  if (!stat.ok() || !uptime.ok()) return -1;
+  auto close_paren = stat->rfind(')');
+  if (close_paren == std::string::npos) return -1;
+  // Fields after ')' start at field 3 (state); starttime is field 22.
+  const char* p = stat->c_str() + close_paren + 2;
+  for (int field = 3; field < 22 && *p; ++field) {
+    p = strchr(p, ' ');
+    if (!p) return -1;
+    ++p;
+  }
+  double start_ticks = strtod(p, nullptr);
+  double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return strtod(uptime->c_str(), nullptr) - start_ticks / ticks;
+}
+
+}  // namespace fs

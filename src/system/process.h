@@ -1,0 +1,39 @@
+// Child-process primitives for the supervisor: spawn with the log redirected, liveness,
+// and "stop this pid: SIGTERM, then SIGKILL after a timeout".
+#ifndef FRAMESCOPE_SYSTEM_PROCESS_H_
+#define FRAMESCOPE_SYSTEM_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "src/base/status.h"
+
+namespace fs {
+
+// Forks and execs argv[0] (an absolute path) with stdin from /dev/null and stdout+stderr
+// appended to `log_path`. The child gets PR_SET_PDEATHSIG(SIGTERM) so it cannot outlive a
+// supervisor that was SIGKILLed. Must be called from the main thread: the death signal
+// fires when the *thread* that forked exits.
+StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path);
+
+// True if `pid` exists and is not a zombie.
+bool ProcessAlive(pid_t pid);
+
+// /proc/<pid>/cmdline joined by spaces ("" if gone).
+std::string ProcessCmdline(pid_t pid);
+
+// Sends SIGTERM, waits up to timeout_ms for the process to disappear, then SIGKILLs.
+// Reaps it if it is our child. Returns true if it had to be killed.
+bool TerminateProcess(pid_t pid, int timeout_ms);
+
+// Pids of every process in process group `pgid` except the caller.
+std::vector<pid_t> ProcessGroupMembers(pid_t pgid);
+
+// Seconds since the process started (from /proc/<pid>/stat), or -1.
+double ProcessUptimeSeconds(pid_t pid);
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_SYSTEM_PROCESS_H_

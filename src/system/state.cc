@@ -1,0 +1,94 @@
+#include "src/system/state.h"
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
+#include "src/base/file_util.h"
+#include "src/system/process.h"
+
+namespace fs {
+
+std::string StateDir::RingDir() const { return PathExists("/dev/shm") ? "/dev/shm" : RunDir(); }
+
+std::string StateDir::RingPrefix() const {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "framescope-%08zx", std::hash<std::string>{}(root) & 0xffffffffu);
+  return buf;
+}
+
+StatusOr<StateDir> ResolveStateDir(const std::string& path) {
+  RETURN_IF_ERROR(MakeDirs(path).Annotate("state dir"));
+  char buf[PATH_MAX];
+  if (!realpath(path.c_str(), buf)) return Err("cannot resolve state dir " + path);
+  StateDir d{buf};
+  RETURN_IF_ERROR(MakeDirs(d.LogDir()));
+  RETURN_IF_ERROR(MakeDirs(d.RunDir()));
+  RETURN_IF_ERROR(MakeDirs(d.DataDir()));
+  RETURN_IF_ERROR(MakeDirs(d.CacheDir()));
+  return d;
+}
+
+Json ConfigToJson(const SystemConfig& c) {
+  Json j = Json::MakeObject();
+  j["cameras"] = c.cameras;
+  j["fps"] = c.fps;
+  j["width"] = c.width;
+  j["height"] = c.height;
+  Json cams = Json::MakeArray();
+  for (const auto& cam : c.real_cameras) {
+    Json o = Json::MakeObject();
+    o["name"] = cam.name;
+    o["url"] = cam.url;
+    cams.Push(o);
+  }
+  j["real_cameras"] = cams;
+  j["model"] = c.model;
+  j["weights"] = c.weights;
+  j["max_batch"] = c.max_batch;
+  j["max_wait_ms"] = c.max_wait_ms;
+  j["input_size"] = c.input_size;
+  j["conf_threshold"] = c.conf_threshold;
+  j["redis_url"] = c.redis_url;
+  j["rtsp_port"] = c.rtsp_port;
+  return j;
+}
+
+StatusOr<SystemConfig> ConfigFromJson(const Json& j) {
+  if (!j.is_object()) return Err("resolved config is not a JSON object");
+  SystemConfig c;
+  c.cameras = static_cast<int>(j.Get("cameras").AsInt(c.cameras));
+  c.fps = j.Get("fps").AsDouble(c.fps);
+  c.width = static_cast<int>(j.Get("width").AsInt(c.width));
+  c.height = static_cast<int>(j.Get("height").AsInt(c.height));
+  for (const auto& cam : j.Get("real_cameras").AsArray()) {
+    c.real_cameras.push_back({cam.Get("name").AsString(), cam.Get("url").AsString()});
+  }
+  c.model = j.Get("model").AsString();
+  c.weights = j.Get("weights").AsString();
+  c.max_batch = static_cast<int>(j.Get("max_batch").AsInt(c.max_batch));
+  c.max_wait_ms = static_cast<int>(j.Get("max_wait_ms").AsInt(c.max_wait_ms));
+  c.input_size = static_cast<int>(j.Get("input_size").AsInt(c.input_size));
+  c.conf_threshold = j.Get("conf_threshold").AsDouble(c.conf_threshold);
+  c.redis_url = j.Get("redis_url").AsString();
+  c.rtsp_port = static_cast<int>(j.Get("rtsp_port").AsInt(0));
+  RETURN_IF_ERROR(ValidateConfig(c));
+  return c;
+}
+
+StatusOr<Json> ReadState(const StateDir& dir) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(dir.StateFile()));
+  auto j = Json::Parse(text);
+  if (!j.ok()) return j.status().Annotate(dir.StateFile() + " is corrupt");
+  return j;
+}
+
+bool SupervisorRunning(const Json& state) {
+  pid_t pid = static_cast<pid_t>(state.Get("supervisor_pid").AsInt(0));
+  if (pid <= 0 || !ProcessAlive(pid)) return false;
+  // Guard against pid reuse: the process must still be our supervisor.
+  return ProcessCmdline(pid).find("_supervise") != std::string::npos;
+}
+
+}  // namespace fs

@@ -1,0 +1,48 @@
+// The system's run state, shared between the supervisor (writer) and the CLI (reader) as
+// <state-dir>/state.json, always replaced atomically. Format:
+//   {"version": 1, "supervisor_pid": 123, "phase": "starting|running|failed|stopping|stopped",
+//    "error": "...", "started_at": <unix s>, "redis_url": "redis://127.0.0.1:6400",
+//    "config": {...},
+//    "services": [{"name": "capture", "pid": 130, "state": "running", "restarts": 0,
+//                  "started_at": <unix s>, "metrics_port": 40123, "endpoints": {...},
+//                  "log": ".../logs/capture.log"}]}
+#ifndef FRAMESCOPE_SYSTEM_STATE_H_
+#define FRAMESCOPE_SYSTEM_STATE_H_
+
+#include <string>
+
+#include "services/common/config.h"
+#include "src/base/json.h"
+#include "src/base/status.h"
+
+namespace fs {
+
+struct StateDir {
+  std::string root;  // absolute
+  std::string StateFile() const { return root + "/state.json"; }
+  std::string ConfigFile() const { return root + "/config.resolved.json"; }
+  std::string LogDir() const { return root + "/logs"; }
+  std::string RunDir() const { return root + "/run"; }
+  std::string DataDir() const { return root + "/data"; }
+  std::string CacheDir() const { return root + "/cache"; }
+  std::string LogFile(const std::string& service) const { return LogDir() + "/" + service + ".log"; }
+  std::string PortFile(const std::string& service) const { return RunDir() + "/" + service + ".json"; }
+  // Shared-memory rings live in /dev/shm, namespaced by a hash of the state dir so two
+  // systems (e.g. parallel tests) never share rings.
+  std::string RingPrefix() const;
+  std::string RingDir() const;
+};
+
+StatusOr<StateDir> ResolveStateDir(const std::string& path);
+
+Json ConfigToJson(const SystemConfig& c);
+StatusOr<SystemConfig> ConfigFromJson(const Json& j);
+
+// Reads state.json; NotFound-style error if absent.
+StatusOr<Json> ReadState(const StateDir& dir);
+// True if state.json names a supervisor that is still alive.
+bool SupervisorRunning(const Json& state);
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_SYSTEM_STATE_H_

@@ -1,0 +1,347 @@
+#include "src/system/supervisor.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+
+#include "services/common/redis_client.h"
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/http.h"
+#include "src/base/logging.h"
+#include "src/base/net.h"
+#include "src/system/process.h"
+
+namespace fs {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop.store(true); }
+
+constexpr int64_t kMaxBackoffNs = 30LL * 1000000000;
+constexpr int64_t kStableAfterNs = 60LL * 1000000000;
+
+std::string CameraName(int i) {
+  char buf[16];
+  snprintf(buf, sizeof(buf), "cam%02d", i);
+  return buf;
+}
+
+std::string Join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+int StartupTimeoutMs(const std::string& name) {
+  if (name == "loadgen") return 120000;    // encodes every camera's loop first
+  if (name == "detection") return 180000;  // may synthesise weights and load the model
+  if (name == "capture") return 30000;
+  return 20000;
+}
+
+}  // namespace
+
+std::vector<std::string> Supervisor::ServiceNames(const SystemConfig& config) {
+  std::vector<std::string> names;
+  if (config.redis_url.empty()) names.push_back("redis");
+  if (config.real_cameras.empty()) names.push_back("loadgen");
+  names.push_back("capture");
+  names.push_back("detection");
+  return names;
+}
+
+Supervisor::Supervisor(SystemConfig config, StateDir dir, std::string bin_dir, int stop_timeout_ms)
+    : config_(std::move(config)),
+      dir_(std::move(dir)),
+      bin_dir_(std::move(bin_dir)),
+      stop_timeout_ms_(stop_timeout_ms) {
+  for (const auto& name : ServiceNames(config_)) {
+    Service s;
+    s.name = name;
+    services_.push_back(s);
+  }
+  redis_url_ = config_.redis_url;
+  rtsp_port_ = config_.rtsp_port;
+}
+
+StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const {
+  std::vector<std::string> common = {"--metrics-port", std::to_string(s.metrics_port),
+                                     "--port-file", dir_.PortFile(s.name)};
+  std::vector<std::string> argv;
+  if (s.name == "redis") {
+    // Append-only file in the state dir: the stream survives a redis restart.
+    argv = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port",
+            std::to_string(s.metrics_port), "--dir", dir_.DataDir(), "--appendonly", "yes",
+            "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--protected-mode",
+            "yes", "--loglevel", "notice"};
+    return argv;
+  }
+  if (s.name == "loadgen") {
+    argv = {bin_dir_ + "/framescope-loadgen", "--cameras", std::to_string(config_.cameras),
+            "--fps", std::to_string(config_.fps), "--resolution",
+            std::to_string(config_.width) + "x" + std::to_string(config_.height), "--port",
+            std::to_string(rtsp_port_)};
+  } else if (s.name == "capture") {
+    std::vector<std::string> urls, names;
+    if (!config_.real_cameras.empty()) {
+      for (const auto& cam : config_.real_cameras) {
+        urls.push_back(cam.url);
+        names.push_back(cam.name);
+      }
+    } else {
+      for (int i = 0; i < config_.cameras; ++i) {
+        urls.push_back("rtsp://127.0.0.1:" + std::to_string(rtsp_port_) + "/" + CameraName(i));
+        names.push_back(CameraName(i));
+      }
+    }
+    argv = {bin_dir_ + "/framescope-capture", "--cameras", Join(urls, ","), "--camera-names",
+            Join(names, ","), "--ring-dir", dir_.RingDir(), "--ring-prefix", dir_.RingPrefix(),
+            "--width", std::to_string(config_.input_size), "--height",
+            std::to_string(config_.input_size)};
+  } else if (s.name == "detection") {
+    std::vector<std::string> rings;
+    int n = config_.real_cameras.empty() ? config_.cameras
+                                         : static_cast<int>(config_.real_cameras.size());
+    for (int i = 0; i < n; ++i) {
+      std::string cam = config_.real_cameras.empty() ? CameraName(i) : config_.real_cameras[i].name;
+      rings.push_back(dir_.RingDir() + "/" + dir_.RingPrefix() + "-" + cam + ".ring");
+    }
+    argv = {bin_dir_ + "/framescope-detection", "--rings", Join(rings, ","), "--model",
+            config_.model, "--redis-url", redis_url_, "--max-batch",
+            std::to_string(config_.max_batch), "--max-wait-ms",
+            std::to_string(config_.max_wait_ms), "--input-size",
+            std::to_string(config_.input_size), "--conf-threshold",
+            std::to_string(config_.conf_threshold), "--cache-dir", dir_.CacheDir()};
+    if (!config_.weights.empty()) {
+      argv.push_back("--weights");
+      argv.push_back(config_.weights);
+    }
+  } else {
+    return Err("unknown service " + s.name);
+  }
+  argv.insert(argv.end(), common.begin(), common.end());
+  return argv;
+}
+
+Status Supervisor::CheckHealth(Service* s, std::string* detail) const {
+  if (s->name == "redis") {
+    auto c = RedisClient::Connect(redis_url_, "supervisor", 500);
+    if (!c.ok()) return c.status();
+    auto r = c->Command({"PING"});
+    if (!r.ok()) return r.status();
+    if (r->str != "PONG") return Err("redis answered " + r->str);
+    return Status::Ok();
+  }
+  auto pf = ReadFile(dir_.PortFile(s->name));
+  if (!pf.ok()) return Err("has not written its port file yet");
+  auto j = Json::Parse(*pf);
+  if (!j.ok() || j->Get("pid").AsInt() != s->pid) return Err("port file is from another process");
+  s->metrics_port = static_cast<int>(j->Get("metrics_port").AsInt());
+  s->endpoints = j->Get("endpoints");
+  auto resp = HttpGet("127.0.0.1", s->metrics_port, "/health", 1000);
+  if (!resp.ok()) return resp.status();
+  *detail = resp->body;
+  if (resp->status != 200) return Err("unhealthy: " + resp->body);
+  return Status::Ok();
+}
+
+Status Supervisor::WaitHealthy(Service* s, int timeout_ms) {
+  int64_t deadline = MonotonicNs() + int64_t{timeout_ms} * 1000000;
+  std::string detail, last;
+  while (MonotonicNs() < deadline) {
+    if (g_stop.load()) return Err("stop requested during start-up");
+    int status = 0;
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+      std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                          : "was killed by signal " + std::to_string(WTERMSIG(status));
+      s->pid = -1;
+      return Err(how + "; last log lines:\n" + LogTail(s->name, 8));
+    }
+    Status st = CheckHealth(s, &detail);
+    if (st.ok()) return Status::Ok();
+    last = st.message();
+    usleep(200000);
+  }
+  return Err("not healthy after " + std::to_string(timeout_ms / 1000) + " s: " + last);
+}
+
+Status Supervisor::Start(Service* s, int timeout_ms) {
+  if (s->name == "redis" && s->metrics_port == 0) {
+    ASSIGN_OR_RETURN(s->metrics_port, PickFreePort());
+    redis_url_ = "redis://127.0.0.1:" + std::to_string(s->metrics_port);
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildArgv(*s));
+  unlink(dir_.PortFile(s->name).c_str());
+  {
+    FILE* f = fopen(dir_.LogFile(s->name).c_str(), "a");
+    if (f) {
+      fprintf(f, "---- framescope supervisor: starting %s: %s\n", s->name.c_str(),
+              Join(argv, " ").c_str());
+      fclose(f);
+    }
+  }
+  ASSIGN_OR_RETURN(s->pid, SpawnProcess(argv, dir_.LogFile(s->name)));
+  s->state = "starting";
+  s->started_at_ns = WallNs();
+  WriteState();
+  RETURN_IF_ERROR(WaitHealthy(s, timeout_ms));
+  s->state = "running";
+  if (s->name == "loadgen") {
+    // Pin the RTSP port so a restarted loadgen comes back where capture looks for it.
+    std::string port = s->endpoints.Get("rtsp_port").AsString();
+    if (!port.empty()) rtsp_port_ = atoi(port.c_str());
+  }
+  LOG(INFO) << s->name << " healthy (pid " << s->pid << ")";
+  WriteState();
+  return Status::Ok();
+}
+
+void Supervisor::ReapAndRestart() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    for (auto& s : services_) {
+      if (s.pid != pid) continue;
+      std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                          : "killed by signal " + std::to_string(WTERMSIG(status));
+      int64_t ran_ns = WallNs() - s.started_at_ns;
+      s.consecutive_failures = ran_ns > kStableAfterNs ? 1 : s.consecutive_failures + 1;
+      int64_t backoff = std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
+      s.pid = -1;
+      s.state = "restarting";
+      s.restart_at_ns = MonotonicNs() + backoff;
+      LOG(WARNING) << s.name << " " << how << " after " << ran_ns / 1000000000 << " s; restarting in "
+                   << backoff / 1000000 << " ms";
+    }
+  }
+  for (auto& s : services_) {
+    if (s.state != "restarting" || MonotonicNs() < s.restart_at_ns || g_stop.load()) continue;
+    ++s.restarts;
+    Status st = Start(&s, StartupTimeoutMs(s.name));
+    if (!st.ok()) {
+      LOG(ERROR) << s.name << " restart failed: " << st.message();
+      if (s.pid > 0) TerminateProcess(s.pid, stop_timeout_ms_);
+      s.pid = -1;
+      s.consecutive_failures++;
+      int64_t backoff = std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
+      s.state = "restarting";
+      s.restart_at_ns = MonotonicNs() + backoff;
+    }
+    WriteState();
+  }
+}
+
+void Supervisor::StopAll() {
+  phase_ = phase_ == "failed" ? phase_ : "stopping";
+  WriteState();
+  for (auto it = services_.rbegin(); it != services_.rend(); ++it) {
+    if (it->pid > 0) {
+      bool killed = TerminateProcess(it->pid, stop_timeout_ms_);
+      LOG(INFO) << "stopped " << it->name << (killed ? " (SIGKILL after timeout)" : "");
+    }
+    it->pid = -1;
+    if (it->state != "failed") it->state = "stopped";
+  }
+  // Anything left in our process group (e.g. a grandchild) goes too.
+  for (pid_t pid : ProcessGroupMembers(getpgrp())) {
+    LOG(WARNING) << "killing leftover process " << pid << " (" << ProcessCmdline(pid) << ")";
+    kill(pid, SIGKILL);
+  }
+  // Remove this system's shared-memory rings.
+  if (DIR* d = opendir(dir_.RingDir().c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind(dir_.RingPrefix() + "-", 0) == 0) unlink((dir_.RingDir() + "/" + n).c_str());
+    }
+    closedir(d);
+  }
+  if (phase_ != "failed") phase_ = "stopped";
+  WriteState();
+}
+
+void Supervisor::WriteState() {
+  Json j = Json::MakeObject();
+  j["version"] = 1;
+  j["supervisor_pid"] = static_cast<int64_t>(getpid());
+  j["phase"] = phase_;
+  j["error"] = error_;
+  j["started_at"] = static_cast<double>(started_at_ns_) / 1e9;
+  j["redis_url"] = redis_url_;
+  j["config"] = ConfigToJson(config_);
+  Json arr = Json::MakeArray();
+  for (const auto& s : services_) {
+    Json o = Json::MakeObject();
+    o["name"] = s.name;
+    o["pid"] = static_cast<int64_t>(s.pid);
+    o["state"] = s.state;
+    o["restarts"] = s.restarts;
+    o["started_at"] = static_cast<double>(s.started_at_ns) / 1e9;
+    o["metrics_port"] = s.name == "redis" ? 0 : s.metrics_port;
+    o["endpoints"] = s.endpoints;
+    if (s.name == "redis") o["endpoints"]["redis"] = redis_url_;
+    o["log"] = dir_.LogFile(s.name);
+    arr.Push(o);
+  }
+  j["services"] = arr;
+  if (auto st = WriteFileAtomic(dir_.StateFile(), j.Dump(2) + "\n"); !st.ok()) {
+    LOG(ERROR) << st.message();
+  }
+}
+
+std::string Supervisor::LogTail(const std::string& service, int lines) const {
+  auto text = ReadFile(dir_.LogFile(service));
+  if (!text.ok()) return "";
+  std::string t = *text;
+  size_t pos = t.size();
+  for (int i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i) pos = t.rfind('\n', pos - 1);
+  return pos == std::string::npos ? t : t.substr(pos + 1);
+}
+
+int Supervisor::Run() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  started_at_ns_ = WallNs();
+  WriteState();
+
+  for (auto& s : services_) {
+    Status st = Start(&s, StartupTimeoutMs(s.name));
+    if (!st.ok()) {
+      error_ = s.name + " failed to start: " + st.message() + "\n(log: " + dir_.LogFile(s.name) + ")";
+      LOG(ERROR) << error_;
+      s.state = "failed";
+      phase_ = "failed";
+      StopAll();
+      return 1;
+    }
+  }
+  phase_ = "running";
+  WriteState();
+  LOG(INFO) << "all " << services_.size() << " services healthy";
+
+  int64_t last_write = MonotonicNs();
+  while (!g_stop.load()) {
+    ReapAndRestart();
+    if (MonotonicNs() - last_write > 2000000000LL) {
+      WriteState();
+      last_write = MonotonicNs();
+    }
+    usleep(100000);
+  }
+  LOG(INFO) << "stop requested";
+  StopAll();
+  return 0;
+}
+
+}  // namespace fs

@@ -1,0 +1,68 @@
+// The supervisor: a background process (`framescope _supervise`) that owns the reference
+// system. It starts services in dependency order (redis → loadgen → capture → detection),
+// waits for each to report healthy, then watches them: a service that exits is restarted
+// with exponential backoff and its restart counted. On SIGTERM it stops everything in
+// reverse order (SIGTERM, then SIGKILL after a timeout) and sweeps its process group so no
+// process of ours is left behind. Everything it knows is published in state.json.
+#ifndef FRAMESCOPE_SYSTEM_SUPERVISOR_H_
+#define FRAMESCOPE_SYSTEM_SUPERVISOR_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "services/common/config.h"
+#include "src/base/json.h"
+#include "src/base/status.h"
+#include "src/system/state.h"
+
+namespace fs {
+
+class Supervisor {
+ public:
+  Supervisor(SystemConfig config, StateDir dir, std::string bin_dir, int stop_timeout_ms);
+  // Runs until SIGTERM/SIGINT (exit 0) or a failed start (exit 1).
+  int Run();
+
+  // The services this config starts, in start order (exposed for tests and `status`).
+  static std::vector<std::string> ServiceNames(const SystemConfig& config);
+
+ private:
+  struct Service {
+    std::string name;
+    pid_t pid = -1;
+    std::string state = "pending";  // pending|starting|running|restarting|failed|stopped
+    int restarts = 0;
+    int consecutive_failures = 0;
+    int64_t started_at_ns = 0;       // wall clock
+    int64_t restart_at_ns = 0;       // monotonic; when to restart
+    int metrics_port = 0;            // pinned after the first start
+    Json endpoints = Json::MakeObject();
+  };
+
+  StatusOr<std::vector<std::string>> BuildArgv(const Service& s) const;
+  Status Start(Service* s, int timeout_ms);
+  Status WaitHealthy(Service* s, int timeout_ms);
+  Status CheckHealth(Service* s, std::string* detail) const;
+  void ReapAndRestart();
+  void StopAll();
+  void WriteState();
+  std::string LogTail(const std::string& service, int lines) const;
+
+  SystemConfig config_;
+  StateDir dir_;
+  std::string bin_dir_;
+  int stop_timeout_ms_;
+  std::vector<Service> services_;
+  std::string phase_ = "starting";
+  std::string error_;
+  std::string redis_url_;
+  int rtsp_port_ = 0;
+  int64_t started_at_ns_ = 0;
+};
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_SYSTEM_SUPERVISOR_H_

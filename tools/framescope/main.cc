@@ -1,0 +1,51 @@
+// framescope: the subcommand table, nothing else.
+#include <cstdio>
+#include <cstring>
+
+#include "src/cli/cli.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*main)(int, char**);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"up", fs::UpMain, "start the reference system (cameras, capture, detection, redis)"},
+    {"status", fs::StatusMain, "show services, health, frames and FPS"},
+    {"logs", fs::LogsMain, "print service logs"},
+    {"down", fs::DownMain, "stop the reference system"},
+    {"_supervise", fs::SuperviseMain, nullptr},
+};
+
+void Usage(FILE* out) {
+  fprintf(out,
+          "usage: framescope <command> [flags]\n\n"
+          "framescope profiles a multi-camera video-analytics system without code changes.\n\n"
+          "commands:\n");
+  for (const auto& c : kCommands) {
+    if (c.summary) fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  }
+  fprintf(out, "\nRun `framescope <command> --help` for a command's flags.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    Usage(stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    printf("framescope 0.1.0\n");
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (!strcmp(argv[1], c.name)) return c.main(argc - 1, argv + 1);
+  }
+  fprintf(stderr, "framescope: unknown command \"%s\"\n\n", argv[1]);
+  Usage(stderr);
+  return 2;
+}
