@@ -1,0 +1,222 @@
+// End-to-end: `framescope up` with real RTSP cameras (loadgen), capture, detection and
+// redis-server, then status, /metrics, the Redis stream and `down`.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <map>
+#include <regex>
+
+#include "services/common/prom_text.h"
+#include "services/common/redis_client.h"
+#include "src/base/file_util.h"
+#include "src/base/http.h"
+#include "src/base/json.h"
+#include "src/base/net.h"
+#include "src/system/process.h"
+#include "tests/integration/test_util.h"
+
+namespace fs {
+namespace {
+
+using testing::RunShell;
+using testing::TempDir;
+
+std::string Fs() { return testing::BinDir() + "/framescope"; }
+
+Json StatusJson(const std::string& state_dir, int* exit_code = nullptr) {
+  auto r = RunShell(Fs() + " status --json --state-dir " + state_dir);
+  if (exit_code) *exit_code = r.exit_code;
+  auto j = Json::Parse(r.output);
+  return j.ok() ? *j : Json();
+}
+
+std::vector<PromSample> Scrape(int port) {
+  auto r = HttpGet("127.0.0.1", port, "/metrics", 2000);
+  if (!r.ok()) return {};
+  auto s = ParsePromText(r->body);
+  EXPECT_TRUE(s.ok()) << "port " << port << ": " << s.status().message();
+  return s.ok() ? *s : std::vector<PromSample>{};
+}
+
+std::map<std::string, int> MetricsPorts(const Json& status) {
+  std::map<std::string, int> ports;
+  for (const auto& s : status.Get("services").AsArray()) {
+    std::string m = s.Get("metrics").AsString();
+    if (auto c = m.rfind(':'); c != std::string::npos) ports[s.Get("name").AsString()] = atoi(m.c_str() + c + 1);
+  }
+  return ports;
+}
+
+// Processes of this system: everything whose command line names the state dir, plus the
+// pids state.json recorded (redis-server's command line does not name the state dir's root
+// in a way we can rely on, so it is checked by pid).
+std::vector<int> OurPids(const std::string& state_dir, const Json& last_status) {
+  auto pids = testing::PidsMatching(state_dir);
+  for (const auto& s : last_status.Get("services").AsArray()) {
+    int pid = static_cast<int>(s.Get("pid").AsInt(-1));
+    if (pid > 0 && ProcessAlive(pid)) pids.push_back(pid);
+  }
+  return pids;
+}
+
+TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
+  TempDir tmp;
+  std::string sd = tmp.path() + "/state";
+  auto up = RunShell(Fs() + " up --cameras 2 --fps 30 --state-dir " + sd);
+  ASSERT_EQ(up.exit_code, 0) << up.output << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
+  EXPECT_NE(up.output.find("framescope is up"), std::string::npos) << up.output;
+  for (const char* svc : {"redis", "loadgen", "capture", "detection"}) {
+    EXPECT_NE(up.output.find(svc), std::string::npos) << up.output;
+  }
+  // A second `up` is a no-op.
+  auto again = RunShell(Fs() + " up --cameras 2 --state-dir " + sd);
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_NE(again.output.find("already up"), std::string::npos) << again.output;
+
+  Json status = StatusJson(sd);
+  auto ports = MetricsPorts(status);
+  ASSERT_TRUE(ports.count("loadgen") && ports.count("capture") && ports.count("detection"))
+      << status.Dump(2);
+
+  // Let it run ~15 s, then compare what loadgen sent with what capture decoded.
+  sleep(15);
+  auto lg = Scrape(ports["loadgen"]);
+  auto cap = Scrape(ports["capture"]);
+  auto det = Scrape(ports["detection"]);
+  for (const char* cam : {"cam00", "cam01"}) {
+    double sent = SumSamples(lg, "framescope_frames_out_total", {{"camera", cam}});
+    double decoded = SumSamples(cap, "framescope_frames_in_total", {{"camera", cam}});
+    // ~15 s at 30 FPS plus start-up: well over 300 frames each.
+    EXPECT_GT(sent, 300) << cam;
+    // Tolerance: capture may trail loadgen by frames in flight plus the frames loadgen sent
+    // before capture connected (at most ~1 s at 30 FPS); it can never decode more than sent.
+    EXPECT_GE(decoded, sent * 0.98 - 45) << cam << " sent " << sent << " decoded " << decoded;
+    EXPECT_LE(decoded, sent + 2) << cam;
+  }
+  // Every service's /metrics parsed (Scrape asserts), and the required families exist.
+  EXPECT_GT(SumSamples(cap, "framescope_stage_latency_seconds_count", {{"stage", "decode"}}), 0);
+  EXPECT_GT(SumSamples(det, "framescope_stage_latency_seconds_count", {{"stage", "inference"}}), 0);
+  EXPECT_GT(SumSamples(det, "framescope_batch_size_count"), 0);
+  EXPECT_GT(SumSamples(det, "framescope_end_to_end_latency_seconds_count"), 0);
+  EXPECT_GT(SumSamples(det, "framescope_redis_commands_total"), 0);
+  EXPECT_GT(SumSamples(det, "framescope_redis_pipelined_commands_total"), 0);
+
+  // Detections are in the Redis stream with every field.
+  auto redis = RedisClient::Connect(status.Get("redis_url").AsString(), "test");
+  ASSERT_TRUE(redis.ok()) << redis.status().message();
+  auto len = redis->Command({"XLEN", "detections"});
+  ASSERT_TRUE(len.ok());
+  EXPECT_GT(len->integer, 0) << "no detections published";
+  auto range = redis->Command({"XRANGE", "detections", "-", "+", "COUNT", "1"});
+  ASSERT_TRUE(range.ok());
+  ASSERT_FALSE(range->elements.empty());
+  std::map<std::string, std::string> fields;
+  const auto& kv = range->elements[0].elements[1].elements;
+  for (size_t i = 0; i + 1 < kv.size(); i += 2) fields[kv[i].str] = kv[i + 1].str;
+  for (const char* f : {"camera", "seq", "capture_ts_ns", "idx", "class", "score", "x", "y", "w", "h"}) {
+    EXPECT_TRUE(fields.count(f)) << "missing field " << f;
+  }
+
+  // status: healthy, with frames and FPS.
+  int code = -1;
+  status = StatusJson(sd, &code);
+  EXPECT_EQ(code, 0) << status.Dump(2);
+  for (const auto& s : status.Get("services").AsArray()) {
+    EXPECT_TRUE(s.Get("healthy").AsBool()) << s.Dump();
+    if (s.Get("name").AsString() == "capture") EXPECT_GT(s.Get("fps").AsDouble(), 50) << s.Dump();
+  }
+
+  // The loadgen log carries `camera=camNN FPS: 30.0`-style lines for both cameras.
+  auto log = ReadFile(sd + "/logs/loadgen.log");
+  ASSERT_TRUE(log.ok());
+  for (const char* cam : {"cam00", "cam01"}) {
+    std::regex re(std::string("camera=") + cam + " FPS: (2[89]|3[01])\\.[0-9]");
+    EXPECT_TRUE(std::regex_search(*log, re)) << "no ~30 FPS line for " << cam;
+  }
+
+  // A crashed service is restarted and counted.
+  pid_t capture_pid = 0;
+  for (const auto& s : status.Get("services").AsArray()) {
+    if (s.Get("name").AsString() == "capture") capture_pid = static_cast<pid_t>(s.Get("pid").AsInt());
+  }
+  ASSERT_GT(capture_pid, 0);
+  kill(capture_pid, SIGKILL);
+  bool restarted = false;
+  for (int i = 0; i < 100 && !restarted; ++i) {
+    usleep(200000);
+    Json st = StatusJson(sd);
+    for (const auto& s : st.Get("services").AsArray()) {
+      if (s.Get("name").AsString() == "capture" && s.Get("restarts").AsInt() == 1 &&
+          s.Get("healthy").AsBool()) {
+        restarted = true;
+      }
+    }
+  }
+  EXPECT_TRUE(restarted) << StatusJson(sd).Dump(2);
+
+  Json last = StatusJson(sd);
+  auto down = RunShell(Fs() + " down --state-dir " + sd);
+  EXPECT_EQ(down.exit_code, 0) << down.output;
+  usleep(200000);
+  EXPECT_TRUE(OurPids(sd, last).empty()) << "left running after down";
+  EXPECT_EQ(StatusJson(sd, &code).Get("phase").AsString(), "stopped");
+  EXPECT_EQ(code, 3);
+}
+
+// Bad input: a clear error, a non-zero exit, and nothing left running.
+class BadInputTest : public ::testing::Test {
+ protected:
+  void ExpectFailsCleanly(const std::string& args, int want_code, const std::string& want_text) {
+    std::string sd = tmp_.path() + "/state";
+    auto r = RunShell(Fs() + " up --state-dir " + sd + " " + args);
+    EXPECT_EQ(r.exit_code, want_code) << r.output;
+    EXPECT_NE(r.output.find(want_text), std::string::npos) << "want \"" << want_text << "\" in:\n" << r.output;
+    usleep(300000);
+    EXPECT_TRUE(testing::PidsMatching(sd).empty()) << "left running: " << args;
+    RunShell(Fs() + " down --state-dir " + sd);
+  }
+  TempDir tmp_;
+};
+
+TEST_F(BadInputTest, MalformedConfig) {
+  std::string cfg = tmp_.path() + "/bad.toml";
+  ASSERT_TRUE(WriteFileAtomic(cfg, "cameras = 2\nfsp = 30\n").ok());
+  ExpectFailsCleanly("--config " + cfg, 2, "bad.toml:2: unknown key \"fsp\"");
+}
+
+TEST_F(BadInputTest, MissingConfigFile) {
+  ExpectFailsCleanly("--config " + tmp_.path() + "/nope.toml", 2, "nope.toml");
+}
+
+TEST_F(BadInputTest, MissingModelFile) {
+  ExpectFailsCleanly("--cameras 1 --model " + tmp_.path() + "/missing.cfg", 1,
+                     "model file " + tmp_.path() + "/missing.cfg not found");
+}
+
+TEST_F(BadInputTest, RtspPortAlreadyTaken) {
+  auto held = ListenTcp("127.0.0.1", 0);
+  ASSERT_TRUE(held.ok());
+  int port = BoundPort(held->get());
+  ExpectFailsCleanly("--cameras 1 --rtsp-port " + std::to_string(port), 1,
+                     "port " + std::to_string(port) + " on 127.0.0.1 is already in use");
+}
+
+TEST_F(BadInputTest, UnreachableCamera) {
+  auto free_port = PickFreePort();
+  ASSERT_TRUE(free_port.ok());
+  std::string url = "rtsp://127.0.0.1:" + std::to_string(*free_port) + "/nothing";
+  std::string cfg = tmp_.path() + "/cams.toml";
+  ASSERT_TRUE(WriteFileAtomic(cfg, "[[camera]]\nname = \"door\"\nurl = \"" + url + "\"\n").ok());
+  ExpectFailsCleanly("--config " + cfg, 1, "capture failed to start");
+}
+
+TEST_F(BadInputTest, BadFlags) {
+  ExpectFailsCleanly("--cameras lots", 2, "expected an integer");
+  ExpectFailsCleanly("--resolution 640", 2, "resolution");
+  ExpectFailsCleanly("--cameras 0", 1, "cameras must be between 1 and 64");
+}
+
+}  // namespace
+}  // namespace fs

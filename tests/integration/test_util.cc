@@ -1,0 +1,57 @@
+#include "tests/integration/test_util.h"
+
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "src/base/file_util.h"
+#include "src/system/process.h"
+
+namespace fs::testing {
+
+CommandResult RunShell(const std::string& command) {
+  CommandResult r;
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string BinDir() { return SelfExeDir(); }
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/framescope-it-XXXXXX";
+  path_ = mkdtemp(tmpl);
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty() && getenv("FRAMESCOPE_KEEP_TMP") == nullptr) {
+    RunShell("rm -rf '" + path_ + "'");
+  }
+}
+
+std::vector<int> PidsMatching(const std::string& needle) {
+  std::vector<int> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
+    if (!ProcessAlive(static_cast<pid_t>(pid))) continue;
+    if (ProcessCmdline(static_cast<pid_t>(pid)).find(needle) != std::string::npos) {
+      out.push_back(static_cast<int>(pid));
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+}  // namespace fs::testing
