@@ -125,7 +125,9 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   EXPECT_EQ(code, 0) << status.Dump(2);
   for (const auto& s : status.Get("services").AsArray()) {
     EXPECT_TRUE(s.Get("healthy").AsBool()) << s.Dump();
-    if (s.Get("name").AsString() == "capture") EXPECT_GT(s.Get("fps").AsDouble(), 50) << s.Dump();
+    if (s.Get("name").AsString() == "capture") {
+      EXPECT_GT(s.Get("fps").AsDouble(), 50) << s.Dump();
+    }
   }
 
   // The loadgen log carries `camera=camNN FPS: 30.0`-style lines for both cameras.

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# make bench: the standard-load system benchmark. Prints numbers; writes build/bench/*.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=build/release/bin
+mkdir -p build/bench
+"$BIN/system_benchmark" --cameras 10 --fps 30 --resolution 640x360 \
+  --seconds "${BENCH_SECONDS:-60}" --json-out build/bench/system.json
+echo
+echo "raw JSON: build/bench/system.json"

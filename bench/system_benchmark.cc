@@ -1,0 +1,237 @@
+// System benchmark (`make bench`): brings the reference system up at N cameras × F FPS,
+// measures each service over a window, and compares detection's pipeline FPS with raw
+// OpenCV DNN forward() FPS on the same model, measured in the same run under the same load
+// (detection is paused with SIGSTOP while the raw model runs, so both see capture + loadgen
+// competing for the same cores). Prints a table and, with --json-out, writes JSON.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "services/common/prom_text.h"
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/flags.h"
+#include "src/base/http.h"
+#include "src/base/json.h"
+
+namespace fs {
+namespace {
+
+struct Snapshot {
+  int64_t t_ns = 0;
+  std::map<std::string, double> cpu_s;   // service -> utime+stime seconds
+  std::map<std::string, double> rss_mb;  // service -> VmRSS
+  std::map<std::string, std::vector<PromSample>> metrics;
+};
+
+double CpuSeconds(int pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return NAN;
+  const char* p = stat->c_str() + stat->rfind(')') + 2;
+  double utime = 0, stime = 0;
+  for (int field = 3; field <= 15 && *p; ++field) {
+    if (field == 14) utime = strtod(p, nullptr);
+    if (field == 15) stime = strtod(p, nullptr);
+    p = strchr(p, ' ');
+    if (!p) break;
+    ++p;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double RssMb(int pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return NAN;
+  auto pos = status->find("VmRSS:");
+  return pos == std::string::npos ? NAN : strtod(status->c_str() + pos + 6, nullptr) / 1024.0;
+}
+
+Snapshot Take(const Json& state) {
+  Snapshot s;
+  s.t_ns = MonotonicNs();
+  for (const auto& svc : state.Get("services").AsArray()) {
+    std::string name = svc.Get("name").AsString();
+    int pid = static_cast<int>(svc.Get("pid").AsInt());
+    s.cpu_s[name] = CpuSeconds(pid);
+    s.rss_mb[name] = RssMb(pid);
+    int port = static_cast<int>(svc.Get("metrics_port").AsInt());
+    if (port > 0) {
+      auto r = HttpGet("127.0.0.1", port, "/metrics", 3000);
+      if (r.ok()) {
+        auto parsed = ParsePromText(r->body);
+        if (parsed.ok()) s.metrics[name] = *parsed;
+      }
+    }
+  }
+  return s;
+}
+
+// b - a for every sample present in both (counters and histogram buckets).
+std::vector<PromSample> Delta(const std::vector<PromSample>& a, const std::vector<PromSample>& b) {
+  std::map<std::string, double> before;
+  auto key = [](const PromSample& s) {
+    std::string k = s.name;
+    for (const auto& [l, v] : s.labels) k += "|" + l + "=" + v;
+    return k;
+  };
+  for (const auto& s : a) before[key(s)] = s.value;
+  std::vector<PromSample> out;
+  for (const auto& s : b) {
+    PromSample d = s;
+    auto it = before.find(key(s));
+    d.value = s.value - (it == before.end() ? 0 : it->second);
+    out.push_back(d);
+  }
+  return out;
+}
+
+std::string Run(const std::string& cmd, int* code) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int st = p ? pclose(p) : -1;
+  *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+}  // namespace
+
+int SystemBenchmarkMain(int argc, char** argv) {
+  int cameras = 10, seconds = 60, warmup = 15, raw_seconds = 20, max_batch = 4;
+  double fps = 30;
+  std::string resolution = "640x360", json_out, state_dir = "/tmp/framescope-bench";
+  FlagSet flags("system_benchmark", "Measures the reference system under the standard load.");
+  flags.Int("cameras", &cameras, "cameras");
+  flags.Double("fps", &fps, "FPS per camera");
+  flags.String("resolution", &resolution, "WxH");
+  flags.Int("seconds", &seconds, "measurement window");
+  flags.Int("warmup", &warmup, "seconds to let the system settle before measuring");
+  flags.Int("raw-seconds", &raw_seconds, "seconds of raw forward() measurement");
+  flags.Int("max-batch", &max_batch, "detection max batch (raw forward uses the same batch)");
+  flags.String("state-dir", &state_dir, "state dir for the benchmarked system");
+  flags.String("json-out", &json_out, "also write results here");
+  int code = 0;
+  if (!flags.ParseOrExit(argc, argv, &code)) return code;
+
+  std::string bin = SelfExeDir();
+  std::string fsbin = bin + "/framescope";
+  Run(fsbin + " down --state-dir " + state_dir, &code);
+  printf("bringing up %d cameras x %.0f FPS x %s ...\n", cameras, fps, resolution.c_str());
+  fflush(stdout);
+  std::string out = Run(fsbin + " up --state-dir " + state_dir + " --cameras " +
+                            std::to_string(cameras) + " --fps " + std::to_string(fps) +
+                            " --resolution " + resolution + " --max-batch " +
+                            std::to_string(max_batch), &code);
+  if (code != 0) {
+    fprintf(stderr, "framescope up failed:\n%s", out.c_str());
+    return 1;
+  }
+  auto state_text = ReadFile(state_dir + "/state.json");
+  auto state = state_text.ok() ? Json::Parse(*state_text) : StatusOr<Json>(state_text.status());
+  if (!state.ok()) {
+    fprintf(stderr, "%s\n", state.status().message().c_str());
+    return 1;
+  }
+  printf("warming up %d s, then measuring %d s ...\n", warmup, seconds);
+  fflush(stdout);
+  sleep(static_cast<unsigned>(warmup));
+  Snapshot a = Take(*state);
+  for (int i = 0; i < seconds; i += 10) {
+    sleep(static_cast<unsigned>(std::min(10, seconds - i)));
+    printf("  %d/%d s\n", std::min(i + 10, seconds), seconds);
+    fflush(stdout);
+  }
+  Snapshot b = Take(*state);
+  double dt = static_cast<double>(b.t_ns - a.t_ns) / 1e9;
+
+  Json result = Json::MakeObject();
+  result["cameras"] = cameras;
+  result["fps"] = fps;
+  result["resolution"] = resolution;
+  result["window_s"] = dt;
+  Json services = Json::MakeObject();
+  for (const auto& [name, cpu] : b.cpu_s) {
+    Json o = Json::MakeObject();
+    o["cpu_percent_of_one_core"] = (cpu - a.cpu_s[name]) / dt * 100.0;
+    o["rss_mb"] = b.rss_mb[name];
+    services[name] = o;
+  }
+  auto lg = Delta(a.metrics["loadgen"], b.metrics["loadgen"]);
+  auto cap = Delta(a.metrics["capture"], b.metrics["capture"]);
+  auto det = Delta(a.metrics["detection"], b.metrics["detection"]);
+  double sent = SumSamples(lg, "framescope_frames_out_total");
+  double decoded = SumSamples(cap, "framescope_frames_in_total");
+  double det_frames = SumSamples(det, "framescope_frames_out_total");
+  result["loadgen_delivered_fps"] = sent / dt;
+  result["capture_decoded_fps"] = decoded / dt;
+  result["capture_drop_ratio"] = sent > 0 ? std::max(0.0, 1.0 - decoded / sent) : NAN;
+  result["detection_fps"] = det_frames / dt;
+  result["detection_skipped_ratio"] =
+      decoded > 0 ? SumSamples(det, "framescope_frames_dropped_total") / decoded : NAN;
+  result["latency_capture_to_published_p50_ms"] =
+      HistogramQuantile(det, "framescope_end_to_end_latency_seconds", 0.5) * 1000;
+  result["latency_capture_to_published_p99_ms"] =
+      HistogramQuantile(det, "framescope_end_to_end_latency_seconds", 0.99) * 1000;
+  double batches = SumSamples(det, "framescope_batch_size_count");
+  result["mean_batch_size"] = batches > 0 ? SumSamples(det, "framescope_batch_size_sum") / batches : NAN;
+
+  // Raw model under the same load: pause detection, run forward() on the same model & batch.
+  int det_pid = 0;
+  std::string model, cache = state_dir + "/cache";
+  for (const auto& svc : state->Get("services").AsArray()) {
+    if (svc.Get("name").AsString() == "detection") det_pid = static_cast<int>(svc.Get("pid").AsInt());
+  }
+  model = state->Get("config").Get("model").AsString();
+  printf("raw forward(): pausing detection (pid %d) for %d s ...\n", det_pid, raw_seconds);
+  fflush(stdout);
+  kill(det_pid, SIGSTOP);
+  std::string raw = Run(bin + "/framescope-modelbench --json --model " + model + " --cache-dir " +
+                            cache + " --batch " + std::to_string(max_batch) + " --seconds " +
+                            std::to_string(raw_seconds), &code);
+  kill(det_pid, SIGCONT);
+  auto raw_json = Json::Parse(raw.substr(raw.find('{') == std::string::npos ? 0 : raw.find('{')));
+  double raw_fps = raw_json.ok() ? raw_json->Get("images_per_second").AsDouble(NAN) : NAN;
+  if (!raw_json.ok()) fprintf(stderr, "modelbench output not understood:\n%s\n", raw.c_str());
+  result["raw_forward_fps_same_load"] = raw_fps;
+  result["detection_vs_raw_ratio"] = result.Get("detection_fps").AsDouble() / raw_fps;
+  result["services"] = services;
+  Run(fsbin + " down --state-dir " + state_dir, &code);
+
+  printf("\n== reference system: %d cameras x %.0f FPS x %s, %.0f s window ==\n", cameras, fps,
+         resolution.c_str(), dt);
+  printf("%-10s %14s %10s\n", "service", "CPU % (1 core)", "RSS MB");
+  for (const auto& [name, o] : services.AsObject()) {
+    printf("%-10s %14.1f %10.1f\n", name.c_str(), o.Get("cpu_percent_of_one_core").AsDouble(),
+           o.Get("rss_mb").AsDouble());
+  }
+  printf("loadgen delivered        %8.1f FPS (all cameras)\n", result.Get("loadgen_delivered_fps").AsDouble());
+  printf("capture decoded          %8.1f FPS, drop ratio %.4f\n", result.Get("capture_decoded_fps").AsDouble(),
+         result.Get("capture_drop_ratio").AsDouble());
+  printf("detection                %8.1f FPS (mean batch %.2f, skipped newest-first %.3f)\n",
+         result.Get("detection_fps").AsDouble(), result.Get("mean_batch_size").AsDouble(),
+         result.Get("detection_skipped_ratio").AsDouble());
+  printf("raw forward() same load  %8.1f FPS  -> pipeline/raw ratio %.3f (target >= 0.95)\n", raw_fps,
+         result.Get("detection_vs_raw_ratio").AsDouble());
+  printf("capture->published       p50 %.1f ms, p99 %.1f ms\n",
+         result.Get("latency_capture_to_published_p50_ms").AsDouble(),
+         result.Get("latency_capture_to_published_p99_ms").AsDouble());
+  if (!json_out.empty()) {
+    if (auto st = WriteFileAtomic(json_out, result.Dump(2) + "\n"); !st.ok()) {
+      fprintf(stderr, "%s\n", st.message().c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace fs
+
+int main(int argc, char** argv) { return fs::SystemBenchmarkMain(argc, argv); }
