@@ -32,6 +32,13 @@ std::string CameraName(int i) {
   return buf;
 }
 
+// 30 -> "30", 12.5 -> "12.5" (services parse integers where they can).
+std::string FormatNumber(double v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
 std::string Join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
@@ -84,7 +91,7 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
   }
   if (s.name == "loadgen") {
     argv = {bin_dir_ + "/framescope-loadgen", "--cameras", std::to_string(config_.cameras),
-            "--fps", std::to_string(config_.fps), "--resolution",
+            "--fps", FormatNumber(config_.fps), "--resolution",
             std::to_string(config_.width) + "x" + std::to_string(config_.height), "--port",
             std::to_string(rtsp_port_)};
   } else if (s.name == "capture") {
@@ -117,7 +124,7 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
             std::to_string(config_.max_batch), "--max-wait-ms",
             std::to_string(config_.max_wait_ms), "--input-size",
             std::to_string(config_.input_size), "--conf-threshold",
-            std::to_string(config_.conf_threshold), "--cache-dir", dir_.CacheDir()};
+            FormatNumber(config_.conf_threshold), "--cache-dir", dir_.CacheDir()};
     if (!config_.weights.empty()) {
       argv.push_back("--weights");
       argv.push_back(config_.weights);
