@@ -41,10 +41,20 @@ Json CollectStatus(const Json& state) {
         auto samples = ParsePromText(m->body);
         if (samples.ok()) {
           std::map<std::string, std::string> svc{{"service", name}};
-          o["frames_in"] = SumSamples(*samples, "framescope_frames_in_total", svc);
-          o["frames_out"] = SumSamples(*samples, "framescope_frames_out_total", svc);
-          o["frames_dropped"] = SumSamples(*samples, "framescope_frames_dropped_total", svc);
-          o["fps"] = std::round(SumSamples(*samples, "framescope_service_fps", svc) * 10) / 10;
+          // Only report what the service exports (loadgen has no frames_in, for example).
+          auto put = [&](const char* key, const char* metric) {
+            for (const auto& sample : *samples) {
+              if (sample.name == metric) {
+                o[key] = SumSamples(*samples, metric, svc);
+                return;
+              }
+            }
+          };
+          put("frames_in", "framescope_frames_in_total");
+          put("frames_out", "framescope_frames_out_total");
+          put("frames_dropped", "framescope_frames_dropped_total");
+          put("fps", "framescope_service_fps");
+          if (o.Get("fps").is_number()) o["fps"] = std::round(o.Get("fps").AsDouble() * 10) / 10;
           o["metrics"] = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
         }
       }
