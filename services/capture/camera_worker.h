@@ -73,10 +73,11 @@ class CameraWorker {
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;
 
-  // Watchdog for libav calls, used only on the worker thread (the interrupt callback runs
-  // inside libav calls made by this thread).
-  int64_t deadline_ns_ = 0;
-  bool timed_out_ = false;
+  // Watchdog for libav calls. Set by the worker thread; read by the interrupt callback, which
+  // libav calls from inside this thread's calls. Atomic anyway: nothing in libav's API
+  // promises the callback never runs on a helper thread (e.g. a UDP receive thread).
+  std::atomic<int64_t> deadline_ns_{0};
+  std::atomic<bool> timed_out_{false};
 
   // Scaler state, rebuilt only when the decoded format changes.
   SwsContext* sws_ = nullptr;

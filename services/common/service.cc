@@ -60,6 +60,8 @@ Status ServiceRuntime::Start(std::function<HealthReport()> health) {
 
 void ServiceRuntime::SetEndpoint(const std::string& key, const std::string& value) {
   endpoints_[key] = value;
+  // Before Start() the metrics port is unknown: the port file is written by Start().
+  if (http_.port() == 0) return;
   if (auto st = WritePortFile(); !st.ok()) LOG(WARNING) << st.message();
 }
 
