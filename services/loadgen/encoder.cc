@@ -1,6 +1,7 @@
 #include "services/loadgen/encoder.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -131,17 +132,18 @@ StatusOr<EncodedLoop> EncodeLoop(const EncoderOptions& options, int frames,
     cv::cvtColor(bgr, i420, cv::COLOR_BGR2YUV_I420);
     rc = av_frame_make_writable(frame.get());
     if (rc < 0) return Err("av_frame_make_writable: " + AvError(rc));
+    const size_t cw = static_cast<size_t>(w) / 2;  // chroma plane width
     const uint8_t* y = i420.ptr<uint8_t>(0);
-    const uint8_t* u = y + w * h;
-    const uint8_t* v = u + (w / 2) * (h / 2);
+    const uint8_t* u = y + static_cast<size_t>(w) * static_cast<size_t>(h);
+    const uint8_t* v = u + cw * (static_cast<size_t>(h) / 2);
     for (int row = 0; row < h; ++row) {
-      std::memcpy(frame->data[0] + row * frame->linesize[0], y + row * w, static_cast<size_t>(w));
+      std::memcpy(frame->data[0] + static_cast<ptrdiff_t>(row) * frame->linesize[0],
+                  y + static_cast<size_t>(row) * static_cast<size_t>(w), static_cast<size_t>(w));
     }
     for (int row = 0; row < h / 2; ++row) {
-      std::memcpy(frame->data[1] + row * frame->linesize[1], u + row * (w / 2),
-                  static_cast<size_t>(w / 2));
-      std::memcpy(frame->data[2] + row * frame->linesize[2], v + row * (w / 2),
-                  static_cast<size_t>(w / 2));
+      const ptrdiff_t off = static_cast<ptrdiff_t>(row);
+      std::memcpy(frame->data[1] + off * frame->linesize[1], u + static_cast<size_t>(row) * cw, cw);
+      std::memcpy(frame->data[2] + off * frame->linesize[2], v + static_cast<size_t>(row) * cw, cw);
     }
     frame->pts = i;
     // Force the IDR cadence explicitly as well: the loop's wrap relies on frame 0 being one.

@@ -73,7 +73,7 @@ TEST(DeliveredRateTest, SteadyStreamReadsExactRateWhateverTheWindowEdges) {
   int64_t last_frame = 0;
   int64_t window_start = 0;
   std::vector<double> readings;
-  for (int64_t k = 1; k <= 30 * 10; ++k) {
+  for (int64_t k = 1; k <= 300; ++k) {
     delivered = static_cast<uint64_t>(k);
     last_frame = k * period;
     const int64_t now = last_frame + period / 2;
@@ -231,6 +231,7 @@ class LoadgenProcess {
     std::vector<std::string> argv_storage = {binary};
     argv_storage.insert(argv_storage.end(), args.begin(), args.end());
     std::vector<char*> argv;
+    argv.reserve(argv_storage.size() + 1);
     for (std::string& a : argv_storage) argv.push_back(a.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;

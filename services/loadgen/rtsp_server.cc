@@ -92,9 +92,7 @@ Status CheckRtspPortFree(const std::string& host, int port) {
   if (port == 0) return Status::Ok();
   auto probe = ListenTcp(host, port);
   if (!probe.ok()) {
-    return Err("RTSP " + probe.status().message() +
-               "; choose another with --port, or --port 0 "
-               "for any free port");
+    return Err("cannot serve RTSP: " + probe.status().message() + "; --port 0 picks any free port");
   }
   return Status::Ok();
 }
@@ -132,14 +130,20 @@ void RtspServer::Impl::OnMediaConfigure(GstRTSPMediaFactory*, GstRTSPMedia* medi
   gst_object_unref(pay);
   g_signal_connect(media, "unprepared", G_CALLBACK(&Impl::OnMediaUnprepared), cam);
 
-  std::lock_guard<std::mutex> lock(cam->mu);
-  if (cam->appsrc) gst_object_unref(cam->appsrc);
-  if (cam->media) g_object_unref(cam->media);
-  cam->media = GST_RTSP_MEDIA(g_object_ref(media));
-  cam->appsrc = src;  // keeps the ref from gst_bin_get_by_name
-  // A new media has no viewer yet: start it at the loop's first IDR so the first client
-  // decodes from its first frame, with PTS from 0.
-  cam->pushed = 0;
+  GstElement* old_appsrc = nullptr;
+  GstRTSPMedia* old_media = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(cam->mu);
+    old_appsrc = cam->appsrc;
+    old_media = cam->media;
+    cam->media = GST_RTSP_MEDIA(g_object_ref(media));
+    cam->appsrc = src;  // keeps the ref from gst_bin_get_by_name
+    // A new media has no viewer yet: start it at the loop's first IDR so the first client
+    // decodes from its first frame, with PTS from 0.
+    cam->pushed = 0;
+  }
+  if (old_appsrc) gst_object_unref(old_appsrc);
+  if (old_media) g_object_unref(old_media);
   LOG(INFO) << cam->name << ": media created";
 }
 

@@ -125,7 +125,7 @@ void Scene::BuildBackground(const ImageLibrary& library, unsigned seed) {
   // Generated street scene: sky gradient, buildings with windows, a road, sensor noise.
   background_.create(h, w, CV_8UC3);
   std::uniform_int_distribution<int> tone(40, 200);
-  const cv::Scalar sky_top(tone(rng), tone(rng) / 2 + 60, 200);
+  const cv::Scalar sky_top(tone(rng), tone(rng) / 2.0 + 60, 200);
   const cv::Scalar sky_bottom(230, 210, tone(rng));
   const int horizon = h * 5 / 8;
   for (int y = 0; y < h; ++y) {
@@ -133,12 +133,12 @@ void Scene::BuildBackground(const ImageLibrary& library, unsigned seed) {
     const cv::Scalar c = y < horizon ? sky_top * (1 - f) + sky_bottom * f : cv::Scalar(70, 75, 80);
     cv::line(background_, {0, y}, {w - 1, y}, c);
   }
-  std::uniform_int_distribution<int> bw(w / 14, w / 6);
+  std::uniform_int_distribution<int> bw(std::max(4, w / 14), std::max(5, w / 6));
   std::uniform_int_distribution<int> bh(h / 6, h / 2);
   for (int x = 0; x < w;) {
     const int width = bw(rng);
     const int height = bh(rng);
-    const cv::Scalar wall(tone(rng) / 2 + 40, tone(rng) / 2 + 40, tone(rng) / 2 + 40);
+    const cv::Scalar wall(tone(rng) / 2.0 + 40, tone(rng) / 2.0 + 40, tone(rng) / 2.0 + 40);
     const cv::Rect building(x, horizon - height, width - 2, height);
     cv::rectangle(background_, building, wall, cv::FILLED);
     for (int wy = building.y + 6; wy + 6 < horizon; wy += 12) {
