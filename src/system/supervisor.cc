@@ -45,10 +45,26 @@ std::string Join(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
+// Turns a /health body into one readable line, naming each camera that is not streaming.
+std::string DescribeUnhealthy(const std::string& body) {
+  auto j = Json::Parse(body);
+  if (!j.ok()) return "unhealthy: " + body;
+  std::string out;
+  for (const auto& cam : j->Get("detail").Get("cameras").AsArray()) {
+    std::string err = cam.Get("last_error").AsString();
+    if (err.empty()) continue;
+    out += (out.empty() ? "" : "; ") + std::string("camera ") + cam.Get("name").AsString() + ": " + err;
+  }
+  if (!out.empty()) return out;
+  std::string redis = j->Get("detail").Get("redis").AsString();
+  if (!redis.empty() && redis != "connected") return "redis " + redis;
+  return "unhealthy: " + j->Get("detail").Dump();
+}
+
 int StartupTimeoutMs(const std::string& name) {
   if (name == "loadgen") return 120000;    // encodes every camera's loop first
   if (name == "detection") return 180000;  // may synthesise weights and load the model
-  if (name == "capture") return 30000;
+  if (name == "capture") return 20000;  // every camera must deliver a frame
   return 20000;
 }
 
@@ -154,7 +170,7 @@ Status Supervisor::CheckHealth(Service* s, std::string* detail) const {
   auto resp = HttpGet("127.0.0.1", s->metrics_port, "/health", 1000);
   if (!resp.ok()) return resp.status();
   *detail = resp->body;
-  if (resp->status != 200) return Err("unhealthy: " + resp->body);
+  if (resp->status != 200) return Err(DescribeUnhealthy(resp->body));
   return Status::Ok();
 }
 

@@ -82,8 +82,9 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
 
   // Let it run ~15 s, then compare what loadgen sent with what capture decoded.
   sleep(15);
-  auto lg = Scrape(ports["loadgen"]);
+  // Scrape downstream first: everything capture has decoded was sent before loadgen's scrape.
   auto cap = Scrape(ports["capture"]);
+  auto lg = Scrape(ports["loadgen"]);
   auto det = Scrape(ports["detection"]);
   for (const char* cam : {"cam00", "cam01"}) {
     double sent = SumSamples(lg, "framescope_frames_out_total", {{"camera", cam}});
