@@ -44,7 +44,8 @@ BatchingPolicy::Decision BatchingPolicy::Poll(int64_t now_ns) {
   if (pending.empty()) return d;
   const size_t max_batch = static_cast<size_t>(options_.max_batch);
   if (pending.size() < max_batch) {
-    int64_t deadline = oldest > kNever - options_.max_wait_ns ? kNever : oldest + options_.max_wait_ns;
+    int64_t deadline =
+        oldest > kNever - options_.max_wait_ns ? kNever : oldest + options_.max_wait_ns;
     if (now_ns < deadline) {
       d.wait_until_ns = deadline;
       return d;

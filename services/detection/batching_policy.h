@@ -47,8 +47,8 @@ class BatchingPolicy {
   };
   struct Decision {
     bool dispatch = false;
-    std::vector<Frame> frames;        // when dispatch: the batch, in service order
-    int64_t wait_until_ns = kNever;   // when !dispatch: poll again by then (kNever: idle)
+    std::vector<Frame> frames;       // when dispatch: the batch, in service order
+    int64_t wait_until_ns = kNever;  // when !dispatch: poll again by then (kNever: idle)
   };
 
   explicit BatchingPolicy(BatchingOptions options = {});

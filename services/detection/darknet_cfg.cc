@@ -138,8 +138,7 @@ std::string ShapeText(const TensorShape& s) {
 }
 
 // Resolves a darknet layer reference: negative is relative to `current`, else absolute.
-Status ResolveIndex(const OptionReader& r, const std::string& key, int ref, int current,
-                    int* out) {
+Status ResolveIndex(const OptionReader& r, const std::string& key, int ref, int current, int* out) {
   int idx = ref < 0 ? current + ref : ref;
   if (idx < 0 || idx >= current) {
     return r.KeyError(key, "refers to layer " + std::to_string(idx) + " (from " +
@@ -174,9 +173,8 @@ Status ParseConvolutional(const OptionReader& r, const TensorShape& in, CfgLayer
   if (l->groups <= 0) return r.KeyError("groups", "must be positive");
   if (in.c % l->groups != 0 || l->filters % l->groups != 0) {
     return r.KeyError("groups", "groups=" + std::to_string(l->groups) +
-                                    " must divide the input channels (" +
-                                    std::to_string(in.c) + ") and filters (" +
-                                    std::to_string(l->filters) + ")");
+                                    " must divide the input channels (" + std::to_string(in.c) +
+                                    ") and filters (" + std::to_string(l->filters) + ")");
   }
   l->batch_normalize = bn != 0;
   // darknet: `pad=1` means "same" padding of size/2 and overrides `padding`.
@@ -189,8 +187,8 @@ Status ParseConvolutional(const OptionReader& r, const TensorShape& in, CfgLayer
   }
   l->output = {l->filters, out_h, out_w};
   int64_t n = l->filters;
-  l->params = n + (l->batch_normalize ? 3 * n : 0) +
-              n * (in.c / l->groups) * int64_t{l->size} * l->size;
+  l->params =
+      n + (l->batch_normalize ? 3 * n : 0) + n * (in.c / l->groups) * int64_t{l->size} * l->size;
   return Status::Ok();
 }
 
@@ -241,15 +239,14 @@ Status ParseRoute(const OptionReader& r, const std::vector<CfgLayer>& prev, CfgL
       const TensorShape& first = prev[l->inputs.front()].output;
       if (s.h != first.h || s.w != first.w) {
         return r.KeyError("layers", "layer " + std::to_string(idx) + " is " + ShapeText(s) +
-                                        " but layer " + std::to_string(l->inputs.front()) +
-                                        " is " + ShapeText(first) +
+                                        " but layer " + std::to_string(l->inputs.front()) + " is " +
+                                        ShapeText(first) +
                                         "; routed layers need the same height and width");
       }
     }
     if (s.c % l->groups != 0) {
-      return r.KeyError("groups", "layer " + std::to_string(idx) + " has " +
-                                      std::to_string(s.c) + " channels, not divisible by " +
-                                      std::to_string(l->groups));
+      return r.KeyError("groups", "layer " + std::to_string(idx) + " has " + std::to_string(s.c) +
+                                      " channels, not divisible by " + std::to_string(l->groups));
     }
     channels += s.c / l->groups;
     l->inputs.push_back(idx);
@@ -346,8 +343,8 @@ StatusOr<std::vector<CfgSection>> ParseCfgSections(const std::string& text,
     }
     size_t eq = line.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Err(Where(origin, line_no) + "expected '[section]' or 'key=value', got '" +
-                 line + "'");
+      return Err(Where(origin, line_no) + "expected '[section]' or 'key=value', got '" + line +
+                 "'");
     }
     if (sections.empty()) {
       return Err(Where(origin, line_no) + "'" + line + "' appears before any [section]");
@@ -359,12 +356,18 @@ StatusOr<std::vector<CfgSection>> ParseCfgSections(const std::string& text,
 
 const char* CfgLayerTypeName(CfgLayerType type) {
   switch (type) {
-    case CfgLayerType::kConvolutional: return "convolutional";
-    case CfgLayerType::kMaxpool: return "maxpool";
-    case CfgLayerType::kUpsample: return "upsample";
-    case CfgLayerType::kRoute: return "route";
-    case CfgLayerType::kShortcut: return "shortcut";
-    case CfgLayerType::kYolo: return "yolo";
+    case CfgLayerType::kConvolutional:
+      return "convolutional";
+    case CfgLayerType::kMaxpool:
+      return "maxpool";
+    case CfgLayerType::kUpsample:
+      return "upsample";
+    case CfgLayerType::kRoute:
+      return "route";
+    case CfgLayerType::kShortcut:
+      return "shortcut";
+    case CfgLayerType::kYolo:
+      return "yolo";
   }
   return "?";
 }
@@ -396,8 +399,7 @@ StatusOr<DarknetModel> ParseDarknetCfg(const std::string& text, const std::strin
   if (sections.empty()) return Err(origin + ": no sections; expected [net] first");
   const CfgSection& net = sections.front();
   if (net.type != "net" && net.type != "network") {
-    return Err(Where(origin, net.line) + "the first section must be [net], got [" + net.type +
-               "]");
+    return Err(Where(origin, net.line) + "the first section must be [net], got [" + net.type + "]");
   }
   DarknetModel model;
   model.origin = origin;
@@ -461,12 +463,12 @@ StatusOr<DarknetModel> ParseDarknetCfg(const std::string& text, const std::strin
   return model;
 }
 
-StatusOr<DarknetModel> LoadDarknetCfg(const std::string& path, int input_width,
-                                      int input_height) {
+StatusOr<DarknetModel> LoadDarknetCfg(const std::string& path, int input_width, int input_height) {
   StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) {
-    return text.status().Annotate("loading darknet cfg (pass an existing .cfg, e.g. "
-                                  "/usr/share/darknet/cfg/yolov3-tiny.cfg)");
+    return text.status().Annotate(
+        "loading darknet cfg (pass an existing .cfg, e.g. "
+        "/usr/share/darknet/cfg/yolov3-tiny.cfg)");
   }
   return ParseDarknetCfg(*text, path, input_width, input_height);
 }

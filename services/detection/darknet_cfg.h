@@ -55,7 +55,7 @@ const char* CfgLayerTypeName(CfgLayerType type);
 struct CfgLayer {
   int index = 0;  // darknet layer index: 0 is the first section after [net]
   CfgLayerType type = CfgLayerType::kConvolutional;
-  int line = 0;   // line of the section header, for messages
+  int line = 0;  // line of the section header, for messages
   TensorShape output;
   // Parameters stored in a .weights file for this layer, in float32 values. Convolutional:
   // biases (filters) + [batch_normalize: scales, rolling_mean, rolling_variance (3*filters)]
@@ -67,10 +67,10 @@ struct CfgLayer {
 
   // [convolutional]
   int filters = 0;
-  int size = 0;      // kernel size; also [maxpool] size
-  int stride = 1;    // also [maxpool] / [upsample] stride
-  int padding = 0;   // pixels each side; [maxpool]: total padding as darknet defines it
-  int groups = 1;    // also [route] groups
+  int size = 0;     // kernel size; also [maxpool] size
+  int stride = 1;   // also [maxpool] / [upsample] stride
+  int padding = 0;  // pixels each side; [maxpool]: total padding as darknet defines it
+  int groups = 1;   // also [route] groups
   bool batch_normalize = false;
   std::string activation;  // darknet's default for [convolutional] is "logistic"
 

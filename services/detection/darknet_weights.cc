@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "src/base/file_util.h"
@@ -99,6 +101,16 @@ StatusOr<DarknetWeightsHeader> ParseWeightsHeader(const std::string& bytes,
   return h;
 }
 
+StatusOr<DarknetWeightsHeader> ReadWeightsHeader(const std::string& path) {
+  std::string head(20, '\0');
+  FILE* f = fopen(path.c_str(), "rbe");
+  if (f == nullptr) return Err("cannot read weights file " + path + ": " + strerror(errno));
+  size_t n = fread(head.data(), 1, head.size(), f);
+  fclose(f);
+  head.resize(n);
+  return ParseWeightsHeader(head, path);
+}
+
 Status ValidateWeightsFile(const std::string& path, const DarknetModel& model) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
@@ -107,16 +119,7 @@ Status ValidateWeightsFile(const std::string& path, const DarknetModel& model) {
                ", or leave it empty to synthesize meaningless weights)");
   }
   if (!S_ISREG(st.st_mode)) return Err("weights file " + path + " is not a regular file");
-  // Only the header is needed to know the expected size.
-  std::string head(20, '\0');
-  {
-    FILE* f = fopen(path.c_str(), "rbe");
-    if (f == nullptr) return Err("cannot read weights file " + path + ": " + strerror(errno));
-    size_t n = fread(head.data(), 1, head.size(), f);
-    fclose(f);
-    head.resize(n);
-  }
-  ASSIGN_OR_RETURN(DarknetWeightsHeader header, ParseWeightsHeader(head, path));
+  ASSIGN_OR_RETURN(DarknetWeightsHeader header, ReadWeightsHeader(path));
   int64_t expected = ExpectedWeightsBytes(model, header);
   int64_t actual = st.st_size;
   if (actual == expected) return Status::Ok();
@@ -152,9 +155,8 @@ std::string EncodeDarknetWeights(const DarknetModel& model, const DarknetWeights
     const ConvWeights& c = w.convs[next++];
     CHECK(c.layer == l.index) << "weights for layer " << c.layer << " where " << l.index
                               << " was expected";
-    int64_t size = static_cast<int64_t>(c.biases.size() + c.scales.size() +
-                                        c.rolling_mean.size() + c.rolling_variance.size() +
-                                        c.weights.size());
+    int64_t size = static_cast<int64_t>(c.biases.size() + c.scales.size() + c.rolling_mean.size() +
+                                        c.rolling_variance.size() + c.weights.size());
     CHECK(size == l.params) << "layer " << l.index << " has " << size << " values, expected "
                             << l.params;
     AppendFloats(&out, c.biases);
@@ -167,6 +169,48 @@ std::string EncodeDarknetWeights(const DarknetModel& model, const DarknetWeights
   }
   CHECK(next == w.convs.size()) << "more weight blocks than conv layers";
   return out;
+}
+
+// Makes the input of each [yolo] head conv a clamped feature, so the head's logits saturate
+// instead of growing with image contrast. A random conv net with leaky/ReLU activations and
+// no normalisation at inference is positively homogeneous: doubling the contrast doubles
+// every logit, and the number of boxes above a fixed threshold then swings by 10-100x
+// between a smooth painting and a textured photo. Pairing channels fixes that: filter 2k+1
+// copies filter 2k with its batch-norm bias lowered by `delta`, and the head conv weighs
+// the pair as w * (a_2k - a_2k+1) = w * (leaky(z) - leaky(z - delta)), which is
+// 0.1*delta + 0.9*clamp(z, 0, delta): bounded whatever the contrast.
+void SaturateHeadInputs(const DarknetModel& model, double delta, DarknetWeights* out) {
+  std::vector<int> slot(model.layers.size(), -1);
+  for (size_t i = 0; i < out->convs.size(); ++i) slot[out->convs[i].layer] = static_cast<int>(i);
+  for (int y : model.YoloLayers()) {
+    const int head = y - 1;
+    const int feed = head - 1;
+    if (feed < 0 || slot[head] < 0 || slot[feed] < 0) continue;
+    const CfgLayer& hl = model.layers[head];
+    const CfgLayer& fl = model.layers[feed];
+    if (!fl.batch_normalize || fl.groups != 1 || hl.groups != 1 || fl.filters % 2 != 0 ||
+        fl.activation == "linear" || fl.activation == "logistic") {
+      continue;  // keep the plain initialisation; calibration still applies
+    }
+    ConvWeights& f = out->convs[slot[feed]];
+    const size_t per_filter = f.weights.size() / fl.filters;
+    for (int k = 0; k + 1 < fl.filters; k += 2) {
+      std::copy_n(&f.weights[k * per_filter], per_filter, &f.weights[(k + 1) * per_filter]);
+      f.rolling_mean[k + 1] = f.rolling_mean[k];
+      f.rolling_variance[k + 1] = f.rolling_variance[k];
+      f.scales[k + 1] = f.scales[k];
+      f.biases[k + 1] = static_cast<float>(f.biases[k] - delta);
+    }
+    ConvWeights& h = out->convs[slot[head]];
+    const size_t taps = static_cast<size_t>(hl.size) * hl.size;
+    const size_t per_out = static_cast<size_t>(fl.filters) * taps;
+    for (int o = 0; o < hl.filters; ++o) {
+      float* w = &h.weights[o * per_out];
+      for (int k = 0; k + 1 < fl.filters; k += 2) {
+        for (size_t t = 0; t < taps; ++t) w[(k + 1) * taps + t] = -w[k * taps + t];
+      }
+    }
+  }
 }
 
 DarknetWeights SynthesizeDarknetWeights(const DarknetModel& model, uint64_t seed) {
@@ -279,6 +323,7 @@ DarknetWeights SynthesizeDarknetWeights(const DarknetModel& model, uint64_t seed
       }
     }
   }
+  SaturateHeadInputs(model, /*delta=*/0.3, &out);
   return out;
 }
 

@@ -57,6 +57,9 @@ int64_t ExpectedWeightsBytes(const DarknetModel& model, const DarknetWeightsHead
 StatusOr<DarknetWeightsHeader> ParseWeightsHeader(const std::string& bytes,
                                                   const std::string& origin);
 
+// Reads just the header of the .weights file at `path`.
+StatusOr<DarknetWeightsHeader> ReadWeightsHeader(const std::string& path);
+
 // Checks that `path` exists and has exactly the size `model` implies. Errors say which
 // (missing / too short / too long), by how many bytes and parameters, and what to do.
 Status ValidateWeightsFile(const std::string& path, const DarknetModel& model);
@@ -95,7 +98,10 @@ class SplitMix64 {
 // norm's rolling mean/variance so its output is centred with unit variance (convs without
 // batch norm get a centring bias instead). Activations thus stay O(1) at any depth (yolov3's
 // 23 shortcuts included), and centred features keep zero padding from dominating the
-// borders. The convs feeding [yolo] heads are finished by CalibrateYoloHeads()
+// borders. The batch-normalized conv feeding each [yolo] head conv is built from channel
+// pairs that the head reads as clamp(z, 0, delta), so head logits saturate instead of
+// growing with image contrast (the box count per frame then varies little between smooth
+// and busy scenes). The convs feeding [yolo] heads are finished by CalibrateYoloHeads()
 // (weight_synthesis.h), which measures their real output statistics.
 DarknetWeights SynthesizeDarknetWeights(const DarknetModel& model, uint64_t seed);
 

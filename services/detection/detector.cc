@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <sstream>
-
 #include <opencv2/core.hpp>
 #include <opencv2/dnn/shape_utils.hpp>
+#include <sstream>
 
 #include "services/detection/darknet_weights.h"
 #include "services/detection/weight_synthesis.h"
@@ -41,8 +40,10 @@ std::string LoadedModel::Describe() const {
   if (darknet) s << darknet->origin << " (" << darknet->TotalParams() << " params) ";
   s << input_width << "x" << input_height << ", " << output_names.size() << " outputs";
   if (format == ModelFormat::kDarknet) {
-    s << ", weights " << weights_path << (synthesized_weights ? " (SYNTHESIZED: detections "
-                                                                "are meaningless)" : "");
+    s << ", weights " << weights_path
+      << (synthesized_weights ? " (SYNTHESIZED: detections "
+                                "are meaningless)"
+                              : "");
   }
   return s.str();
 }
@@ -52,7 +53,8 @@ StatusOr<LoadedModel> LoadModel(const ModelOptions& options) {
   const std::string& path = options.model_path;
   if (path.empty()) return Err("no model given (pass a darknet .cfg or an .onnx file)");
   if (!PathExists(path)) {
-    return Err("model file " + path + " does not exist (pass a darknet .cfg such as "
+    return Err("model file " + path +
+               " does not exist (pass a darknet .cfg such as "
                "/usr/share/darknet/cfg/yolov3-tiny.cfg, or an .onnx file)");
   }
   if ((options.input_width > 0) != (options.input_height > 0) || options.input_width < 0 ||
@@ -230,9 +232,8 @@ Status Detector::DecodeOutput(const cv::Mat& out, int batch,
   if (!DecodeYoloBatch(out.ptr<float>(), dims, batch, layout, o, per_image)) {
     std::ostringstream shape;
     for (size_t i = 0; i < dims.size(); ++i) shape << (i ? "x" : "") << dims[i];
-    return Err("model output of shape " + shape.str() + " does not hold " +
-               std::to_string(batch) + " images of " + std::to_string(YoloAttributes(o)) +
-               " values per box");
+    return Err("model output of shape " + shape.str() + " does not hold " + std::to_string(batch) +
+               " images of " + std::to_string(YoloAttributes(o)) + " values per box");
   }
   return Status::Ok();
 }
@@ -258,8 +259,8 @@ StatusOr<InferResult> Detector::Infer(const std::vector<FrameInput>& frames) {
     images.reserve(frames.size());
     for (const FrameInput& f : frames) {
       // Wraps the caller's pixels without copying; blobFromImages only reads them.
-      size_t step = f.stride_bytes != 0 ? static_cast<size_t>(f.stride_bytes)
-                                        : static_cast<size_t>(w) * 3;
+      size_t step =
+          f.stride_bytes != 0 ? static_cast<size_t>(f.stride_bytes) : static_cast<size_t>(w) * 3;
       images.emplace_back(h, w, CV_8UC3, const_cast<uint8_t*>(f.bgr), step);
     }
     // Darknet YOLO is trained on RGB in [0,1]; ultralytics exports likewise.
@@ -278,8 +279,8 @@ StatusOr<InferResult> Detector::Infer(const std::vector<FrameInput>& frames) {
   }
   result.detections.resize(frames.size());
   for (size_t i = 0; i < frames.size(); ++i) {
-    std::vector<Detection> kept = NonMaxSuppression(std::move(raw[i]), options_.nms_iou,
-                                                    options_.max_detections_per_frame);
+    std::vector<Detection> kept =
+        NonMaxSuppression(std::move(raw[i]), options_.nms_iou, options_.max_detections_per_frame);
     ScaleDetections(w, h, frames[i].source_width, frames[i].source_height, &kept);
     for (Detection& d : kept) {
       d.class_name = d.class_id < static_cast<int>(class_names_.size())

@@ -19,11 +19,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <opencv2/dnn.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/dnn.hpp>
 
 #include "services/detection/darknet_cfg.h"
 #include "services/detection/yolo_decode.h"
@@ -57,9 +56,9 @@ struct LoadedModel {
   std::vector<std::string> output_names;  // unconnected outputs, in forward() order
   std::string weights_path;               // resolved (darknet)
   bool synthesized_weights = false;
-  std::optional<DarknetModel> darknet;    // darknet only: parsed cfg with shapes
-  int num_classes = 0;                    // 0 when unknown before the first inference (ONNX)
-  std::string Describe() const;           // one line for logs
+  std::optional<DarknetModel> darknet;  // darknet only: parsed cfg with shapes
+  int num_classes = 0;                  // 0 when unknown before the first inference (ONNX)
+  std::string Describe() const;         // one line for logs
 };
 
 // Loads per `options`: parses and shape-checks the cfg (input sizes must suit the
@@ -69,8 +68,10 @@ StatusOr<LoadedModel> LoadModel(const ModelOptions& options);
 
 struct DetectorOptions {
   ModelOptions model;
+  // Minimum score kept. For darknet models OpenCV already drops scores <= 0.2 inside its
+  // [yolo] layer, so thresholds below 0.2 act as 0.2 there.
   float conf_threshold = 0.25f;
-  float nms_iou = 0.45f;
+  float nms_iou = 0.45f;  // class-wise NMS: drop a box overlapping a better one by IoU > this
   size_t max_detections_per_frame = 100;
   OnnxHead onnx_head = OnnxHead::kAuto;
   // One class name per line. Empty: /usr/share/darknet/data/coco.names when the model has

@@ -140,8 +140,8 @@ Status CalibrateYoloHeads(const std::string& cfg_text, const DarknetModel& model
   std::vector<cv::Mat> outs;
   try {
     std::string bytes = EncodeDarknetWeights(model, *weights);
-    cv::dnn::Net net = cv::dnn::readNetFromDarknet(cfg_text.data(), cfg_text.size(),
-                                                   bytes.data(), bytes.size());
+    cv::dnn::Net net =
+        cv::dnn::readNetFromDarknet(cfg_text.data(), cfg_text.size(), bytes.data(), bytes.size());
     net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
     net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
     for (const std::string& name : head_convs) {
@@ -186,7 +186,9 @@ Status CalibrateYoloHeads(const std::string& cfg_text, const DarknetModel& model
     const int per_anchor = yolo.classes + 5;
     CHECK(channels == static_cast<int>(yolo.mask.size()) * per_anchor);
     const float* data = out.ptr<float>();
-    auto at = [&](int k, int c, int64_t i) { return data[(int64_t{k} * channels + c) * plane + i]; };
+    auto at = [&](int k, int c, int64_t i) {
+      return data[(int64_t{k} * channels + c) * plane + i];
+    };
 
     std::vector<double> mean(channels), scale(channels);
     for (int c = 0; c < channels; ++c) {
@@ -213,8 +215,8 @@ Status CalibrateYoloHeads(const std::string& cfg_text, const DarknetModel& model
       }
     }
     std::sort(z.begin(), z.end(), std::greater<double>());
-    size_t rank = static_cast<size_t>(
-        std::clamp(options.boxes_per_head * kCalibrationImages, 1.0, static_cast<double>(z.size())));
+    size_t rank = static_cast<size_t>(std::clamp(options.boxes_per_head * kCalibrationImages, 1.0,
+                                                 static_cast<double>(z.size())));
     double z_edge = QuantizeTo(z[rank - 1], 1.0 / 16.0);
 
     const int64_t fan_in = static_cast<int64_t>(conv.weights.size()) / channels;
@@ -243,8 +245,7 @@ Status CalibrateYoloHeads(const std::string& cfg_text, const DarknetModel& model
   return Status::Ok();
 }
 
-StatusOr<std::string> SynthesizeWeightsFile(const std::string& cfg_text,
-                                            const DarknetModel& model,
+StatusOr<std::string> SynthesizeWeightsFile(const std::string& cfg_text, const DarknetModel& model,
                                             const SynthesisOptions& options) {
   DarknetWeights weights = SynthesizeDarknetWeights(model, options.seed);
   weights.header = DarknetWeightsHeader{};
@@ -268,17 +269,14 @@ StatusOr<std::string> EnsureSynthesizedWeights(const std::string& cfg_path,
   ASSIGN_OR_RETURN(DarknetModel model, ParseDarknetCfg(cfg_text, cfg_path));
   std::string path = SynthesizedWeightsPath(cfg_path, cache_dir, seed);
   uint64_t tag = SynthesisTag(cfg_text, seed);
-  if (PathExists(path) && ValidateWeightsFile(path, model).ok()) {
-    StatusOr<std::string> existing = ReadFile(path);
-    if (existing.ok()) {
-      StatusOr<DarknetWeightsHeader> header = ParseWeightsHeader(*existing, path);
-      if (header.ok() && header->seen == tag) return path;
-    }
-    LOG(INFO) << "cached weights " << path << " are stale; synthesizing again";
+  if (PathExists(path)) {
+    StatusOr<DarknetWeightsHeader> header = ReadWeightsHeader(path);
+    if (header.ok() && header->seen == tag && ValidateWeightsFile(path, model).ok()) return path;
+    LOG(INFO) << "cached weights " << path << " are stale or damaged; synthesizing again";
   }
   RETURN_IF_ERROR(MakeDirs(cache_dir).Annotate("creating the weights cache"));
-  LOG(INFO) << "synthesizing MEANINGLESS weights for " << cfg_path << " (seed " << seed
-            << ", " << model.TotalParams() << " parameters) into " << path
+  LOG(INFO) << "synthesizing MEANINGLESS weights for " << cfg_path << " (seed " << seed << ", "
+            << model.TotalParams() << " parameters) into " << path
             << "; pass --weights with trained weights for real detections";
   SynthesisOptions options;
   options.seed = seed;

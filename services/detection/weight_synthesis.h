@@ -34,7 +34,7 @@ struct SynthesisOptions {
   uint64_t seed = 1;
   // Target number of boxes per calibration image and [yolo] head above score_threshold,
   // before NMS.
-  double boxes_per_head = 3.0;
+  double boxes_per_head = 2.5;
   float score_threshold = 0.25f;
 };
 
@@ -55,8 +55,7 @@ Status CalibrateYoloHeads(const std::string& cfg_text, const DarknetModel& model
                           const SynthesisOptions& options, DarknetWeights* weights);
 
 // Steps 1 + 2: the complete .weights file contents.
-StatusOr<std::string> SynthesizeWeightsFile(const std::string& cfg_text,
-                                            const DarknetModel& model,
+StatusOr<std::string> SynthesizeWeightsFile(const std::string& cfg_text, const DarknetModel& model,
                                             const SynthesisOptions& options);
 
 // "<cache_dir>/<cfg file stem>-synth-<seed>.weights" (e.g. yolov3-tiny-synth-1.weights).

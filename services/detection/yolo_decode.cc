@@ -8,8 +8,8 @@ namespace fs {
 namespace {
 
 // Appends one box given its centre form and best class, if it passes the threshold.
-void Emit(float cx, float cy, float w, float h, int best, float score,
-          const YoloDecodeOptions& o, std::vector<Detection>* out) {
+void Emit(float cx, float cy, float w, float h, int best, float score, const YoloDecodeOptions& o,
+          std::vector<Detection>* out) {
   if (!(score >= o.conf_threshold) || !std::isfinite(cx) || !std::isfinite(cy) ||
       !std::isfinite(w) || !std::isfinite(h) || w <= 0 || h <= 0) {
     return;
@@ -68,8 +68,8 @@ void DecodeYoloColumns(const float* data, size_t num_boxes, const YoloDecodeOpti
   }
 }
 
-bool DecodeYoloBatch(const float* data, const std::vector<int>& dims, int batch,
-                     YoloLayout layout, const YoloDecodeOptions& options,
+bool DecodeYoloBatch(const float* data, const std::vector<int>& dims, int batch, YoloLayout layout,
+                     const YoloDecodeOptions& options,
                      std::vector<std::vector<Detection>>* per_image) {
   BatchSlice slice = SliceBatch(dims, batch);
   if (slice.rows == 0) return false;

@@ -48,7 +48,7 @@ struct YoloDecodeOptions {
   bool has_objectness = true;
   // Coordinates are fractions of the network input (true) or its pixels (false).
   bool normalized_coords = true;
-  int input_width = 416;   // network input, to turn normalized coords into pixels
+  int input_width = 416;  // network input, to turn normalized coords into pixels
   int input_height = 416;
   float conf_threshold = 0.25f;  // boxes with score < threshold are dropped
 };
@@ -73,8 +73,8 @@ enum class YoloLayout { kRows, kColumns };
 // Decodes one model output holding `batch` images (see SliceBatch for the shapes accepted)
 // into per_image[0..batch), appending. Returns false when the shape does not fit `batch`
 // images of YoloAttributes(options) values per box.
-bool DecodeYoloBatch(const float* data, const std::vector<int>& dims, int batch,
-                     YoloLayout layout, const YoloDecodeOptions& options,
+bool DecodeYoloBatch(const float* data, const std::vector<int>& dims, int batch, YoloLayout layout,
+                     const YoloDecodeOptions& options,
                      std::vector<std::vector<Detection>>* per_image);
 
 // Intersection over union of two boxes (0 when either is empty).
