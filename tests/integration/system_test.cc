@@ -91,10 +91,13 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
     double decoded = SumSamples(cap, "framescope_frames_in_total", {{"camera", cam}});
     // ~15 s at 30 FPS plus start-up: well over 300 frames each.
     EXPECT_GT(sent, 300) << cam;
-    // Tolerance: capture may trail loadgen by frames in flight plus the frames loadgen sent
-    // before capture connected (at most ~1 s at 30 FPS); it can never decode more than sent.
+    // Tolerance, lower side: capture may trail loadgen by frames in flight plus frames sent
+    // before its decoder had the first IDR (at most ~1.5 s at 30 FPS), and 2% for loss.
+    // Upper side: capture cannot decode more than was sent, but loadgen folds payloaded frames
+    // into its delivered counter on a 250 ms client poll, so its counter trails by up to
+    // 0.25 s x 30 FPS = 8 frames.
     EXPECT_GE(decoded, sent * 0.98 - 45) << cam << " sent " << sent << " decoded " << decoded;
-    EXPECT_LE(decoded, sent + 2) << cam;
+    EXPECT_LE(decoded, sent + 10) << cam << " sent " << sent << " decoded " << decoded;
   }
   // Every service's /metrics parsed (Scrape asserts), and the required families exist.
   EXPECT_GT(SumSamples(cap, "framescope_stage_latency_seconds_count", {{"stage", "decode"}}), 0);
