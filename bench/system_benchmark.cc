@@ -194,12 +194,12 @@ int SystemBenchmarkMain(int argc, char** argv) {
   printf("raw forward(): pausing detection (pid %d) for %d s ...\n", det_pid, raw_seconds);
   fflush(stdout);
   kill(det_pid, SIGSTOP);
-  std::string raw = Run(bin + "/framescope-modelbench --json --model " + model + " --cache-dir " +
+  std::string raw = Run("(" + bin + "/framescope-modelbench --json --model " + model + " --cache-dir " +
                             cache + " --batch " + std::to_string(max_batch) + " --seconds " +
-                            std::to_string(raw_seconds), &code);
+                            std::to_string(raw_seconds) + " 2>/dev/null)", &code);
   kill(det_pid, SIGCONT);
   auto raw_json = Json::Parse(raw.substr(raw.find('{') == std::string::npos ? 0 : raw.find('{')));
-  double raw_fps = raw_json.ok() ? raw_json->Get("images_per_second").AsDouble(NAN) : NAN;
+  double raw_fps = raw_json.ok() ? raw_json->Get("images_per_s").AsDouble(NAN) : NAN;
   if (!raw_json.ok()) fprintf(stderr, "modelbench output not understood:\n%s\n", raw.c_str());
   result["raw_forward_fps_same_load"] = raw_fps;
   result["detection_vs_raw_ratio"] = result.Get("detection_fps").AsDouble() / raw_fps;
