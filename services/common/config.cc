@@ -104,11 +104,20 @@ class TomlParser {
           if (AtEnd()) break;
           char e = line_text_[i_++];
           switch (e) {
-            case 'n': s += '\n'; break;
-            case 't': s += '\t'; break;
-            case '"': s += '"'; break;
-            case '\\': s += '\\'; break;
-            default: return Fail(std::string("unsupported escape \\") + e);
+            case 'n':
+              s += '\n';
+              break;
+            case 't':
+              s += '\t';
+              break;
+            case '"':
+              s += '"';
+              break;
+            case '\\':
+              s += '\\';
+              break;
+            default:
+              return Fail(std::string("unsupported escape \\") + e);
           }
         } else {
           s += ch;
@@ -217,7 +226,8 @@ class TableReader {
   Status CheckAllUsed() const {
     for (const auto& [k, v] : t_.values) {
       if (!used_.count(k)) {
-        return Err(origin_ + ":" + std::to_string(v.line) + ": unknown key \"" + prefix_ + k + "\"");
+        return Err(origin_ + ":" + std::to_string(v.line) + ": unknown key \"" + prefix_ + k +
+                   "\"");
       }
     }
     return Status::Ok();

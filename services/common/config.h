@@ -44,7 +44,7 @@ struct TomlTable {
 };
 struct TomlDocument {
   TomlTable root;
-  std::map<std::string, TomlTable> tables;                   // [name]
+  std::map<std::string, TomlTable> tables;                     // [name]
   std::map<std::string, std::vector<TomlTable>> table_arrays;  // [[name]]
 };
 

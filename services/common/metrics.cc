@@ -47,13 +47,13 @@ std::string RenderLabels(const Labels& labels) {
 }
 
 Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)),
-      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
 void Histogram::Observe(double v) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+  size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
@@ -77,7 +77,7 @@ const std::vector<double>& BatchSizeBuckets() {
 }
 
 MetricsRegistry::Family* MetricsRegistry::GetFamily(const std::string& name,
-                                                     const std::string& help, Kind kind) {
+                                                    const std::string& help, Kind kind) {
   auto it = families_.find(name);
   if (it == families_.end()) {
     it = families_.emplace(name, Family{kind, help, {}, {}, {}}).first;
@@ -117,8 +117,10 @@ std::string MetricsRegistry::RenderText() const {
                        : fam.kind == Kind::kGauge ? "gauge"
                                                   : "histogram";
     out += "# HELP " + name + " " + fam.help + "\n# TYPE " + name + " " + type + "\n";
-    for (const auto& [labels, c] : fam.counters) out += name + labels + " " + FormatValue(c->value()) + "\n";
-    for (const auto& [labels, g] : fam.gauges) out += name + labels + " " + FormatValue(g->value()) + "\n";
+    for (const auto& [labels, c] : fam.counters)
+      out += name + labels + " " + FormatValue(c->value()) + "\n";
+    for (const auto& [labels, g] : fam.gauges)
+      out += name + labels + " " + FormatValue(g->value()) + "\n";
     for (const auto& [labels, h] : fam.histograms) {
       // Insert le="..." into the existing label set.
       std::string inner = labels.empty() ? "" : labels.substr(1, labels.size() - 2) + ",";
@@ -127,7 +129,8 @@ std::string MetricsRegistry::RenderText() const {
       for (size_t i = 0; i <= h->bounds().size(); ++i) {
         cumulative += counts[i];
         std::string le = i < h->bounds().size() ? FormatValue(h->bounds()[i]) : "+Inf";
-        out += name + "_bucket{" + inner + "le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+        out +=
+            name + "_bucket{" + inner + "le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
       }
       out += name + "_sum" + labels + " " + FormatValue(h->sum()) + "\n";
       out += name + "_count" + labels + " " + std::to_string(cumulative) + "\n";

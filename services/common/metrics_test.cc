@@ -14,7 +14,8 @@ TEST(MetricsTest, RenderParsesBack) {
   r.GetCounter("frames_total", "frames", {{"camera", "cam00"}})->Inc(3);
   r.GetCounter("frames_total", "frames", {{"camera", "cam01"}})->Inc(4);
   r.GetGauge("fps", "rate")->Set(29.5);
-  auto* h = r.GetHistogram("lat_seconds", "latency", {{"stage", "decode"}}, LatencyBucketsSeconds());
+  auto* h =
+      r.GetHistogram("lat_seconds", "latency", {{"stage", "decode"}}, LatencyBucketsSeconds());
   for (int i = 0; i < 100; ++i) h->Observe(0.002);  // 2 ms
   h->Observe(0.2);
   std::string text = r.RenderText();

@@ -23,8 +23,8 @@ StatusOr<std::vector<PromSample>> ParsePromText(const std::string& text) {
     };
     PromSample s;
     size_t i = 0;
-    while (i < line.size() && (isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' ||
-                               line[i] == ':')) {
+    while (i < line.size() &&
+           (isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == ':')) {
       ++i;
     }
     if (i == 0) return bad("missing metric name");

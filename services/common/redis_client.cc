@@ -82,8 +82,7 @@ StatusOr<std::vector<RedisReply>> RedisClient::Flush(const std::string& op) {
   Metrics()
       .GetHistogram("framescope_client_request_duration_seconds",
                     "Client-side latency of calls to downstream services",
-                    {{"source", source_}, {"target", "redis"}, {"op", op}},
-                    LatencyBucketsSeconds())
+                    {{"source", source_}, {"target", "redis"}, {"op", op}}, LatencyBucketsSeconds())
       ->Observe(static_cast<double>(MonotonicNs() - start) / 1e9);
   return replies;
 }

@@ -26,9 +26,9 @@ class RedisServer {
     pid_ = fork();
     if (pid_ == 0) {
       std::string port = std::to_string(port_);
-      execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind",
-            "127.0.0.1", "--dir", dir_.c_str(), "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
+      execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
+            "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--loglevel", "warning", static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 100; ++i) {
@@ -64,8 +64,8 @@ TEST(RedisClientTest, CommandsPipelinesAndCounts) {
   EXPECT_EQ(c->commands_pipelined(), 0u);
 
   for (int i = 0; i < 10; ++i) {
-    c->Append({"XADD", "s", "*", "camera", "cam0" + std::to_string(i % 3), "seq",
-               std::to_string(i), "blob", std::string(1000, 'x')});
+    c->Append({"XADD", "s", "*", "camera", "cam0" + std::to_string(i % 3), "seq", std::to_string(i),
+               "blob", std::string(1000, 'x')});
   }
   auto replies = c->Flush();
   ASSERT_TRUE(replies.ok()) << replies.status().message();

@@ -44,8 +44,8 @@ DetectionService::DetectionService(DetectionServiceOptions options)
   end_to_end_ = m.GetHistogram("framescope_end_to_end_latency_seconds",
                                "Capture timestamp to detections acknowledged by Redis",
                                {{"stage", "capture_to_published"}}, LatencyBucketsSeconds());
-  batch_size_ = m.GetHistogram("framescope_batch_size", "Frames per inference batch", {},
-                               BatchSizeBuckets());
+  batch_size_ =
+      m.GetHistogram("framescope_batch_size", "Frames per inference batch", {}, BatchSizeBuckets());
   detections_ = m.GetCounter("framescope_detections_total", "Detections published",
                              {{"service", "detection"}});
   fps_ = m.GetGauge("framescope_service_fps", "Frames per second over the last 5 s",
@@ -60,8 +60,10 @@ DetectionService::DetectionService(DetectionServiceOptions options)
     Labels skip = l, lost = l;
     skip["reason"] = "skipped_newest_first";
     lost["reason"] = "redis_unavailable";
-    cam->skipped = m.GetCounter("framescope_frames_dropped_total", "Frames dropped or skipped", skip);
-    cam->redis_dropped = m.GetCounter("framescope_frames_dropped_total", "Frames dropped or skipped", lost);
+    cam->skipped =
+        m.GetCounter("framescope_frames_dropped_total", "Frames dropped or skipped", skip);
+    cam->redis_dropped =
+        m.GetCounter("framescope_frames_dropped_total", "Frames dropped or skipped", lost);
     cameras_.push_back(std::move(cam));
   }
 }
@@ -163,8 +165,8 @@ void DetectionService::ProcessBatch(const std::vector<BatchingPolicy::Frame>& fr
     cam.frames_in->Inc();
     if (skipped > 0) cam.skipped->Inc(static_cast<double>(skipped));
     queue_wait_->Observe(static_cast<double>(read_ns - meta.capture_ts_ns) / 1e9);
-    inputs.push_back({buf.data(), 0, static_cast<int>(meta.source_width),
-                      static_cast<int>(meta.source_height)});
+    inputs.push_back(
+        {buf.data(), 0, static_cast<int>(meta.source_width), static_cast<int>(meta.source_height)});
     metas.push_back(meta);
     owners.push_back(&cam);
   }
@@ -187,13 +189,34 @@ void DetectionService::ProcessBatch(const std::vector<BatchingPolicy::Frame>& fr
       const auto& dets = result->detections[k];
       for (size_t d = 0; d < dets.size(); ++d) {
         const Detection& det = dets[d];
-        redis_->Append({"XADD", options_.stream, "MAXLEN", "~", std::to_string(options_.stream_maxlen),
-                        "*", "camera", owners[k]->name, "seq", std::to_string(metas[k].seq),
-                        "capture_ts_ns", std::to_string(metas[k].capture_ts_ns), "idx",
-                        std::to_string(d), "class", det.class_name, "class_id",
-                        std::to_string(det.class_id), "score", FormatFloat(det.score, "%.4f"),
-                        "x", FormatFloat(det.x, "%.1f"), "y", FormatFloat(det.y, "%.1f"), "w",
-                        FormatFloat(det.w, "%.1f"), "h", FormatFloat(det.h, "%.1f")});
+        redis_->Append({"XADD",
+                        options_.stream,
+                        "MAXLEN",
+                        "~",
+                        std::to_string(options_.stream_maxlen),
+                        "*",
+                        "camera",
+                        owners[k]->name,
+                        "seq",
+                        std::to_string(metas[k].seq),
+                        "capture_ts_ns",
+                        std::to_string(metas[k].capture_ts_ns),
+                        "idx",
+                        std::to_string(d),
+                        "class",
+                        det.class_name,
+                        "class_id",
+                        std::to_string(det.class_id),
+                        "score",
+                        FormatFloat(det.score, "%.4f"),
+                        "x",
+                        FormatFloat(det.x, "%.1f"),
+                        "y",
+                        FormatFloat(det.y, "%.1f"),
+                        "w",
+                        FormatFloat(det.w, "%.1f"),
+                        "h",
+                        FormatFloat(det.h, "%.1f")});
         ++commands;
       }
     }

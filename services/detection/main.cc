@@ -35,9 +35,11 @@ int main(int argc, char** argv) {
   runtime.AddFlags(&flags);
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
-  if (max_batch < 1 || max_batch > 64 || max_wait_ms < 0 || input_size < 0 || input_size % 32 != 0) {
-    fprintf(stderr, "framescope-detection: --max-batch must be 1..64, --max-wait-ms >= 0, "
-                    "--input-size a multiple of 32\n");
+  if (max_batch < 1 || max_batch > 64 || max_wait_ms < 0 || input_size < 0 ||
+      input_size % 32 != 0) {
+    fprintf(stderr,
+            "framescope-detection: --max-batch must be 1..64, --max-wait-ms >= 0, "
+            "--input-size a multiple of 32\n");
     return 2;
   }
 

@@ -126,8 +126,10 @@ std::string FlagSet::Usage() const {
   out += "\n\n" + summary_ + "\n\nflags:\n";
   for (const auto& f : flags_) {
     std::string left = "  --" + f.name + (f.type.empty() ? "" : " " + f.type);
-    if (left.size() < 28) left.resize(28, ' ');
-    else left += "\n" + std::string(28, ' ');
+    if (left.size() < 28)
+      left.resize(28, ' ');
+    else
+      left += "\n" + std::string(28, ' ');
     out += left + f.help;
     if (!f.default_text.empty()) out += " (default " + f.default_text + ")";
     out += "\n";

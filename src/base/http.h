@@ -19,9 +19,9 @@ namespace fs {
 
 struct HttpRequest {
   std::string method;
-  std::string path;                           // without the query string
-  std::map<std::string, std::string> query;   // decoded
-  std::map<std::string, std::string> headers; // lower-cased names
+  std::string path;                            // without the query string
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // lower-cased names
   std::string body;
 };
 

@@ -28,8 +28,8 @@ class Parser {
     return Err("invalid JSON at offset " + std::to_string(pos_) + ": " + what);
   }
   void SkipWs() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' ||
-                                s_[pos_] == '\t')) {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t')) {
       ++pos_;
     }
   }
@@ -81,14 +81,30 @@ class Parser {
       if (pos_ >= s_.size()) break;
       char e = s_[pos_++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           if (pos_ + 4 > s_.size()) return Fail("bad \\u escape");
           unsigned cp = static_cast<unsigned>(strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16));
@@ -105,7 +121,8 @@ class Parser {
           }
           break;
         }
-        default: return Fail("bad escape");
+        default:
+          return Fail("bad escape");
       }
     }
     return Fail("unterminated string");
@@ -178,11 +195,21 @@ std::string JsonEscape(const std::string& s) {
   out.reserve(s.size() + 2);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -245,8 +272,12 @@ void Json::DumpTo(std::string* out, int indent, int depth) const {
     out->append(static_cast<size_t>(indent * d), ' ');
   };
   switch (type_) {
-    case Type::kNull: *out += "null"; break;
-    case Type::kBool: *out += bool_ ? "true" : "false"; break;
+    case Type::kNull:
+      *out += "null";
+      break;
+    case Type::kBool:
+      *out += bool_ ? "true" : "false";
+      break;
     case Type::kNumber: {
       if (!std::isfinite(num_)) {
         *out += "null";
@@ -259,7 +290,9 @@ void Json::DumpTo(std::string* out, int indent, int depth) const {
       }
       break;
     }
-    case Type::kString: *out += "\"" + JsonEscape(str_) + "\""; break;
+    case Type::kString:
+      *out += "\"" + JsonEscape(str_) + "\"";
+      break;
     case Type::kArray: {
       *out += '[';
       bool first = true;

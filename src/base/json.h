@@ -20,15 +20,15 @@ class Json {
   using Object = std::map<std::string, Json>;
 
   Json() = default;
-  Json(std::nullptr_t) {}                                           // NOLINT
-  Json(bool b) : type_(Type::kBool), bool_(b) {}                    // NOLINT
-  Json(int v) : type_(Type::kNumber), num_(v) {}                    // NOLINT
-  Json(int64_t v) : type_(Type::kNumber), num_(static_cast<double>(v)) {}  // NOLINT
-  Json(uint64_t v) : type_(Type::kNumber), num_(static_cast<double>(v)) {}  // NOLINT
-  Json(double v) : type_(Type::kNumber), num_(v) {}                 // NOLINT
-  Json(const char* s) : type_(Type::kString), str_(s) {}            // NOLINT
-  Json(std::string s) : type_(Type::kString), str_(std::move(s)) {} // NOLINT
-  Json(Array a) : type_(Type::kArray), arr_(std::make_shared<Array>(std::move(a))) {}  // NOLINT
+  Json(std::nullptr_t) {}                                                                 // NOLINT
+  Json(bool b) : type_(Type::kBool), bool_(b) {}                                          // NOLINT
+  Json(int v) : type_(Type::kNumber), num_(v) {}                                          // NOLINT
+  Json(int64_t v) : type_(Type::kNumber), num_(static_cast<double>(v)) {}                 // NOLINT
+  Json(uint64_t v) : type_(Type::kNumber), num_(static_cast<double>(v)) {}                // NOLINT
+  Json(double v) : type_(Type::kNumber), num_(v) {}                                       // NOLINT
+  Json(const char* s) : type_(Type::kString), str_(s) {}                                  // NOLINT
+  Json(std::string s) : type_(Type::kString), str_(std::move(s)) {}                       // NOLINT
+  Json(Array a) : type_(Type::kArray), arr_(std::make_shared<Array>(std::move(a))) {}     // NOLINT
   Json(Object o) : type_(Type::kObject), obj_(std::make_shared<Object>(std::move(o))) {}  // NOLINT
 
   static Json MakeObject() { return Json(Object{}); }

@@ -79,7 +79,8 @@ StatusOr<ScopedFd> ConnectTcp(const std::string& host, int port, int timeout_ms)
     int err = 0;
     socklen_t len = sizeof(err);
     getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (r < 0 || err != 0) return Err("cannot connect to " + where + ": " + strerror(err ? err : errno));
+    if (r < 0 || err != 0)
+      return Err("cannot connect to " + where + ": " + strerror(err ? err : errno));
   }
   int flags = fcntl(fd.get(), F_GETFL);
   fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);

@@ -37,7 +37,7 @@ inline Status Err(std::string message) { return Status::Error(std::move(message)
 template <typename T>
 class StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (status_.ok()) status_ = Err("StatusOr constructed from OK status without a value");
   }
@@ -62,10 +62,10 @@ class StatusOr {
 #define FS_CONCAT_INNER(a, b) a##b
 #define FS_CONCAT(a, b) FS_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)            \
-  do {                                   \
-    ::fs::Status _st = (expr);           \
-    if (!_st.ok()) return _st;           \
+#define RETURN_IF_ERROR(expr)  \
+  do {                         \
+    ::fs::Status _st = (expr); \
+    if (!_st.ok()) return _st; \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -50,7 +50,8 @@ int DownMain(int argc, char** argv) {
     fflush(stdout);
     kill(supervisor, SIGTERM);
     // The supervisor stops services one by one, each within the timeout.
-    int64_t deadline = MonotonicNs() + int64_t{timeout_s} * (static_cast<int64_t>(pids.size()) + 1) * 1000000000;
+    int64_t deadline =
+        MonotonicNs() + int64_t{timeout_s} * (static_cast<int64_t>(pids.size()) + 1) * 1000000000;
     while (ProcessAlive(supervisor) && MonotonicNs() < deadline) usleep(50000);
     if (ProcessAlive(supervisor)) {
       fprintf(stderr, "supervisor did not stop in time; killing it\n");

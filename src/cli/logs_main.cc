@@ -30,13 +30,16 @@ int LogsMain(int argc, char** argv) {
   if (services.empty()) {
     DIR* d = opendir(log_dir.c_str());
     if (!d) {
-      fprintf(stderr, "framescope logs: no logs in %s (was `framescope up` run with this "
-                      "--state-dir?)\n", log_dir.c_str());
+      fprintf(stderr,
+              "framescope logs: no logs in %s (was `framescope up` run with this "
+              "--state-dir?)\n",
+              log_dir.c_str());
       return 1;
     }
     while (dirent* e = readdir(d)) {
       std::string n = e->d_name;
-      if (n.size() > 4 && n.substr(n.size() - 4) == ".log") services.push_back(n.substr(0, n.size() - 4));
+      if (n.size() > 4 && n.substr(n.size() - 4) == ".log")
+        services.push_back(n.substr(0, n.size() - 4));
     }
     closedir(d);
     std::sort(services.begin(), services.end());
@@ -45,7 +48,8 @@ int LogsMain(int argc, char** argv) {
   for (const auto& s : services) {
     auto text = ReadFile(log_dir + "/" + s + ".log");
     if (!text.ok()) {
-      fprintf(stderr, "framescope logs: no log for service \"%s\" in %s\n", s.c_str(), log_dir.c_str());
+      fprintf(stderr, "framescope logs: no log for service \"%s\" in %s\n", s.c_str(),
+              log_dir.c_str());
       return 1;
     }
     size_t pos = text->size();

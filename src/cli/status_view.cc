@@ -76,14 +76,17 @@ std::string RenderStatusTable(const Json& status) {
   auto num = [](const Json& v) {
     if (!v.is_number()) return std::string("-");
     char b[32];
-    snprintf(b, sizeof(b), v.AsDouble() == std::floor(v.AsDouble()) ? "%.0f" : "%.1f", v.AsDouble());
+    snprintf(b, sizeof(b), v.AsDouble() == std::floor(v.AsDouble()) ? "%.0f" : "%.1f",
+             v.AsDouble());
     return std::string(b);
   };
   for (const auto& s : status.Get("services").AsArray()) {
     std::string endpoint;
     const Json& ep = s.Get("endpoints");
-    if (ep.Has("rtsp")) endpoint = ep.Get("rtsp").AsString();
-    else if (ep.Has("redis")) endpoint = ep.Get("redis").AsString();
+    if (ep.Has("rtsp"))
+      endpoint = ep.Get("rtsp").AsString();
+    else if (ep.Has("redis"))
+      endpoint = ep.Get("redis").AsString();
     if (s.Has("metrics")) endpoint += (endpoint.empty() ? "" : " ") + s.Get("metrics").AsString();
     std::string uptime = s.Get("uptime_s").is_number() ? num(s.Get("uptime_s")) + "s" : "-";
     std::string restarts = s.Get("restarts").AsInt() > 0

@@ -75,7 +75,8 @@ int UpMain(int argc, char** argv) {
   flags.String("state-dir", &state_dir, "where state, logs and data live");
   flags.String("config", &config_file, "TOML config (e.g. real cameras as [[camera]] url=...)");
   flags.String("model", &model, "darknet .cfg or .onnx model for detection");
-  flags.String("weights", &weights, "trained weights (default: synthesised; detections meaningless)");
+  flags.String("weights", &weights,
+               "trained weights (default: synthesised; detections meaningless)");
   flags.Int("max-batch", &max_batch, "detection: max batch size");
   flags.Int("max-wait-ms", &max_wait_ms, "detection: max wait to fill a batch");
   flags.Int("input-size", &input_size, "detection: network input size (multiple of 32)");
@@ -138,7 +139,8 @@ int UpMain(int argc, char** argv) {
   }
   if (pid == 0) {
     setsid();  // own session + process group: `down` can sweep it, the terminal cannot kill it
-    int log = open(dir->LogFile("supervisor").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int log =
+        open(dir->LogFile("supervisor").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
     if (log >= 0) {
@@ -152,7 +154,8 @@ int UpMain(int argc, char** argv) {
   }
 
   int total = static_cast<int>(Supervisor::ServiceNames(config).size());
-  int cams = config.real_cameras.empty() ? config.cameras : static_cast<int>(config.real_cameras.size());
+  int cams =
+      config.real_cameras.empty() ? config.cameras : static_cast<int>(config.real_cameras.size());
   printf("starting framescope: %d camera(s) at %.0f FPS %dx%d, state dir %s\n", cams, config.fps,
          config.width, config.height, dir->root.c_str());
   fflush(stdout);

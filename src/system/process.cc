@@ -94,7 +94,7 @@ bool TerminateProcess(pid_t pid, int timeout_ms) {
   return true;
 }
 
-std::vector<pid_t> ProcessGroupMembers(pid_t pgid) {
+std::vector<pid_t> FindProcesses(const std::function<bool(pid_t)>& match) {
   std::vector<pid_t> out;
   DIR* d = opendir("/proc");
   if (!d) return out;
@@ -102,12 +102,16 @@ std::vector<pid_t> ProcessGroupMembers(pid_t pgid) {
     char* end = nullptr;
     long pid = strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
-    if (getpgid(static_cast<pid_t>(pid)) == pgid && ProcessAlive(static_cast<pid_t>(pid))) {
+    if (ProcessAlive(static_cast<pid_t>(pid)) && match(static_cast<pid_t>(pid))) {
       out.push_back(static_cast<pid_t>(pid));
     }
   }
   closedir(d);
   return out;
+}
+
+std::vector<pid_t> ProcessGroupMembers(pid_t pgid) {
+  return FindProcesses([pgid](pid_t pid) { return getpgid(pid) == pgid; });
 }
 
 double ProcessUptimeSeconds(pid_t pid) {

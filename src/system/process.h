@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ std::string ProcessCmdline(pid_t pid);
 // Sends SIGTERM, waits up to timeout_ms for the process to disappear, then SIGKILLs.
 // Reaps it if it is our child. Returns true if it had to be killed.
 bool TerminateProcess(pid_t pid, int timeout_ms);
+
+// Pids of every live process (not the caller) for which `match` returns true.
+std::vector<pid_t> FindProcesses(const std::function<bool(pid_t)>& match);
 
 // Pids of every process in process group `pgid` except the caller.
 std::vector<pid_t> ProcessGroupMembers(pid_t pgid);

@@ -14,7 +14,7 @@ std::string StateDir::RingDir() const { return PathExists("/dev/shm") ? "/dev/sh
 
 std::string StateDir::RingPrefix() const {
   char buf[32];
-  snprintf(buf, sizeof(buf), "framescope-%08zx", std::hash<std::string>{}(root) & 0xffffffffu);
+  snprintf(buf, sizeof(buf), "framescope-%08zx", std::hash<std::string>{}(root)&0xffffffffu);
   return buf;
 }
 

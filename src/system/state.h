@@ -25,8 +25,12 @@ struct StateDir {
   std::string RunDir() const { return root + "/run"; }
   std::string DataDir() const { return root + "/data"; }
   std::string CacheDir() const { return root + "/cache"; }
-  std::string LogFile(const std::string& service) const { return LogDir() + "/" + service + ".log"; }
-  std::string PortFile(const std::string& service) const { return RunDir() + "/" + service + ".json"; }
+  std::string LogFile(const std::string& service) const {
+    return LogDir() + "/" + service + ".log";
+  }
+  std::string PortFile(const std::string& service) const {
+    return RunDir() + "/" + service + ".json";
+  }
   // Shared-memory rings live in /dev/shm, namespaced by a hash of the state dir so two
   // systems (e.g. parallel tests) never share rings.
   std::string RingPrefix() const;

@@ -53,7 +53,8 @@ std::string DescribeUnhealthy(const std::string& body) {
   for (const auto& cam : j->Get("detail").Get("cameras").AsArray()) {
     std::string err = cam.Get("last_error").AsString();
     if (err.empty()) continue;
-    out += (out.empty() ? "" : "; ") + std::string("camera ") + cam.Get("name").AsString() + ": " + err;
+    out += (out.empty() ? "" : "; ") + std::string("camera ") + cam.Get("name").AsString() + ": " +
+           err;
   }
   if (!out.empty()) return out;
   std::string redis = j->Get("detail").Get("redis").AsString();
@@ -64,7 +65,7 @@ std::string DescribeUnhealthy(const std::string& body) {
 int StartupTimeoutMs(const std::string& name) {
   if (name == "loadgen") return 120000;    // encodes every camera's loop first
   if (name == "detection") return 180000;  // may synthesise weights and load the model
-  if (name == "capture") return 20000;  // every camera must deliver a frame
+  if (name == "capture") return 20000;     // every camera must deliver a frame
   return 20000;
 }
 
@@ -99,16 +100,36 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
   std::vector<std::string> argv;
   if (s.name == "redis") {
     // Append-only file in the state dir: the stream survives a redis restart.
-    argv = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port",
-            std::to_string(s.metrics_port), "--dir", dir_.DataDir(), "--appendonly", "yes",
-            "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--protected-mode",
-            "yes", "--loglevel", "notice"};
+    argv = {"/usr/bin/redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            std::to_string(s.metrics_port),
+            "--dir",
+            dir_.DataDir(),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "notice"};
     return argv;
   }
   if (s.name == "loadgen") {
-    argv = {bin_dir_ + "/framescope-loadgen", "--cameras", std::to_string(config_.cameras),
-            "--fps", FormatNumber(config_.fps), "--resolution",
-            std::to_string(config_.width) + "x" + std::to_string(config_.height), "--port",
+    argv = {bin_dir_ + "/framescope-loadgen",
+            "--cameras",
+            std::to_string(config_.cameras),
+            "--fps",
+            FormatNumber(config_.fps),
+            "--resolution",
+            std::to_string(config_.width) + "x" + std::to_string(config_.height),
+            "--port",
             std::to_string(rtsp_port_)};
   } else if (s.name == "capture") {
     std::vector<std::string> urls, names;
@@ -123,9 +144,18 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
         names.push_back(CameraName(i));
       }
     }
-    argv = {bin_dir_ + "/framescope-capture", "--cameras", Join(urls, ","), "--camera-names",
-            Join(names, ","), "--ring-dir", dir_.RingDir(), "--ring-prefix", dir_.RingPrefix(),
-            "--width", std::to_string(config_.input_size), "--height",
+    argv = {bin_dir_ + "/framescope-capture",
+            "--cameras",
+            Join(urls, ","),
+            "--camera-names",
+            Join(names, ","),
+            "--ring-dir",
+            dir_.RingDir(),
+            "--ring-prefix",
+            dir_.RingPrefix(),
+            "--width",
+            std::to_string(config_.input_size),
+            "--height",
             std::to_string(config_.input_size)};
   } else if (s.name == "detection") {
     std::vector<std::string> rings;
@@ -135,12 +165,23 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
       std::string cam = config_.real_cameras.empty() ? CameraName(i) : config_.real_cameras[i].name;
       rings.push_back(dir_.RingDir() + "/" + dir_.RingPrefix() + "-" + cam + ".ring");
     }
-    argv = {bin_dir_ + "/framescope-detection", "--rings", Join(rings, ","), "--model",
-            config_.model, "--redis-url", redis_url_, "--max-batch",
-            std::to_string(config_.max_batch), "--max-wait-ms",
-            std::to_string(config_.max_wait_ms), "--input-size",
-            std::to_string(config_.input_size), "--conf-threshold",
-            FormatNumber(config_.conf_threshold), "--cache-dir", dir_.CacheDir()};
+    argv = {bin_dir_ + "/framescope-detection",
+            "--rings",
+            Join(rings, ","),
+            "--model",
+            config_.model,
+            "--redis-url",
+            redis_url_,
+            "--max-batch",
+            std::to_string(config_.max_batch),
+            "--max-wait-ms",
+            std::to_string(config_.max_wait_ms),
+            "--input-size",
+            std::to_string(config_.input_size),
+            "--conf-threshold",
+            FormatNumber(config_.conf_threshold),
+            "--cache-dir",
+            dir_.CacheDir()};
     if (!config_.weights.empty()) {
       argv.push_back("--weights");
       argv.push_back(config_.weights);
@@ -181,8 +222,9 @@ Status Supervisor::WaitHealthy(Service* s, int timeout_ms) {
     if (g_stop.load()) return Err("stop requested during start-up");
     int status = 0;
     if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-      std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                          : "was killed by signal " + std::to_string(WTERMSIG(status));
+      std::string how = WIFEXITED(status)
+                            ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                            : "was killed by signal " + std::to_string(WTERMSIG(status));
       s->pid = -1;
       return Err(how + "; last log lines:\n" + LogTail(s->name, 8));
     }
@@ -232,16 +274,18 @@ void Supervisor::ReapAndRestart() {
     if (pid <= 0) break;
     for (auto& s : services_) {
       if (s.pid != pid) continue;
-      std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                          : "killed by signal " + std::to_string(WTERMSIG(status));
+      std::string how = WIFEXITED(status)
+                            ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                            : "killed by signal " + std::to_string(WTERMSIG(status));
       int64_t ran_ns = WallNs() - s.started_at_ns;
       s.consecutive_failures = ran_ns > kStableAfterNs ? 1 : s.consecutive_failures + 1;
-      int64_t backoff = std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
+      int64_t backoff =
+          std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
       s.pid = -1;
       s.state = "restarting";
       s.restart_at_ns = MonotonicNs() + backoff;
-      LOG(WARNING) << s.name << " " << how << " after " << ran_ns / 1000000000 << " s; restarting in "
-                   << backoff / 1000000 << " ms";
+      LOG(WARNING) << s.name << " " << how << " after " << ran_ns / 1000000000
+                   << " s; restarting in " << backoff / 1000000 << " ms";
     }
   }
   for (auto& s : services_) {
@@ -253,7 +297,8 @@ void Supervisor::ReapAndRestart() {
       if (s.pid > 0) TerminateProcess(s.pid, stop_timeout_ms_);
       s.pid = -1;
       s.consecutive_failures++;
-      int64_t backoff = std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
+      int64_t backoff =
+          std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
       s.state = "restarting";
       s.restart_at_ns = MonotonicNs() + backoff;
     }
@@ -323,7 +368,8 @@ std::string Supervisor::LogTail(const std::string& service, int lines) const {
   if (!text.ok()) return "";
   std::string t = *text;
   size_t pos = t.size();
-  for (int i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i) pos = t.rfind('\n', pos - 1);
+  for (int i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i)
+    pos = t.rfind('\n', pos - 1);
   return pos == std::string::npos ? t : t.substr(pos + 1);
 }
 
@@ -341,7 +387,8 @@ int Supervisor::Run() {
   for (auto& s : services_) {
     Status st = Start(&s, StartupTimeoutMs(s.name));
     if (!st.ok()) {
-      error_ = s.name + " failed to start: " + st.message() + "\n(log: " + dir_.LogFile(s.name) + ")";
+      error_ =
+          s.name + " failed to start: " + st.message() + "\n(log: " + dir_.LogFile(s.name) + ")";
       LOG(ERROR) << error_;
       s.state = "failed";
       phase_ = "failed";

@@ -36,9 +36,9 @@ class Supervisor {
     std::string state = "pending";  // pending|starting|running|restarting|failed|stopped
     int restarts = 0;
     int consecutive_failures = 0;
-    int64_t started_at_ns = 0;       // wall clock
-    int64_t restart_at_ns = 0;       // monotonic; when to restart
-    int metrics_port = 0;            // pinned after the first start
+    int64_t started_at_ns = 0;  // wall clock
+    int64_t restart_at_ns = 0;  // monotonic; when to restart
+    int metrics_port = 0;       // pinned after the first start
     Json endpoints = Json::MakeObject();
   };
 

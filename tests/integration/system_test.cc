@@ -44,7 +44,8 @@ std::map<std::string, int> MetricsPorts(const Json& status) {
   std::map<std::string, int> ports;
   for (const auto& s : status.Get("services").AsArray()) {
     std::string m = s.Get("metrics").AsString();
-    if (auto c = m.rfind(':'); c != std::string::npos) ports[s.Get("name").AsString()] = atoi(m.c_str() + c + 1);
+    if (auto c = m.rfind(':'); c != std::string::npos)
+      ports[s.Get("name").AsString()] = atoi(m.c_str() + c + 1);
   }
   return ports;
 }
@@ -65,7 +66,8 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   TempDir tmp;
   std::string sd = tmp.path() + "/state";
   auto up = RunShell(Fs() + " up --cameras 2 --fps 30 --state-dir " + sd);
-  ASSERT_EQ(up.exit_code, 0) << up.output << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
+  ASSERT_EQ(up.exit_code, 0) << up.output
+                             << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
   EXPECT_NE(up.output.find("framescope is up"), std::string::npos) << up.output;
   for (const char* svc : {"redis", "loadgen", "capture", "detection"}) {
     EXPECT_NE(up.output.find(svc), std::string::npos) << up.output;
@@ -119,7 +121,8 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   std::map<std::string, std::string> fields;
   const auto& kv = range->elements[0].elements[1].elements;
   for (size_t i = 0; i + 1 < kv.size(); i += 2) fields[kv[i].str] = kv[i + 1].str;
-  for (const char* f : {"camera", "seq", "capture_ts_ns", "idx", "class", "score", "x", "y", "w", "h"}) {
+  for (const char* f :
+       {"camera", "seq", "capture_ts_ns", "idx", "class", "score", "x", "y", "w", "h"}) {
     EXPECT_TRUE(fields.count(f)) << "missing field " << f;
   }
 
@@ -145,7 +148,8 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   // A crashed service is restarted and counted.
   pid_t capture_pid = 0;
   for (const auto& s : status.Get("services").AsArray()) {
-    if (s.Get("name").AsString() == "capture") capture_pid = static_cast<pid_t>(s.Get("pid").AsInt());
+    if (s.Get("name").AsString() == "capture")
+      capture_pid = static_cast<pid_t>(s.Get("pid").AsInt());
   }
   ASSERT_GT(capture_pid, 0);
   kill(capture_pid, SIGKILL);
@@ -178,7 +182,8 @@ class BadInputTest : public ::testing::Test {
     std::string sd = tmp_.path() + "/state";
     auto r = RunShell(Fs() + " up --state-dir " + sd + " " + args);
     EXPECT_EQ(r.exit_code, want_code) << r.output;
-    EXPECT_NE(r.output.find(want_text), std::string::npos) << "want \"" << want_text << "\" in:\n" << r.output;
+    EXPECT_NE(r.output.find(want_text), std::string::npos) << "want \"" << want_text << "\" in:\n"
+                                                           << r.output;
     usleep(300000);
     EXPECT_TRUE(testing::PidsMatching(sd).empty()) << "left running: " << args;
     RunShell(Fs() + " down --state-dir " + sd);

@@ -1,6 +1,5 @@
 #include "tests/integration/test_util.h"
 
-#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,18 +38,10 @@ TempDir::~TempDir() {
 
 std::vector<int> PidsMatching(const std::string& needle) {
   std::vector<int> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    long pid = strtol(e->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
-    if (!ProcessAlive(static_cast<pid_t>(pid))) continue;
-    if (ProcessCmdline(static_cast<pid_t>(pid)).find(needle) != std::string::npos) {
-      out.push_back(static_cast<int>(pid));
-    }
+  for (pid_t pid : FindProcesses(
+           [&needle](pid_t p) { return ProcessCmdline(p).find(needle) != std::string::npos; })) {
+    out.push_back(static_cast<int>(pid));
   }
-  closedir(d);
   return out;
 }
 
