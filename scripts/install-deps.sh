@@ -16,8 +16,12 @@ PACKAGES=(
   # detection: OpenCV DNN; darknet ships the yolov3-tiny .cfg and sample photographs
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev
   darknet
-  # storage
+  # storage: Redis Streams + cache, PostgreSQL 15 (pg_stat_statements ships in the server
+  # package; hypopg for hypothetical indexes), libpq for the C++ clients
   redis-server redis-tools
+  postgresql-15 postgresql-client-15 postgresql-15-hypopg libpq-dev
+  # monitoring and load: Prometheus scrapes every service; wrk drives the api benchmark
+  prometheus wrk
   # process inspection used by tests and benchmarks
   procps psmisc curl
 )

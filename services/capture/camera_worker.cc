@@ -102,7 +102,8 @@ double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 }  // namespace
 
-CameraWorker::CameraWorker(CameraConfig camera, const CaptureOptions& options, FrameRingWriter ring)
+CameraWorker::CameraWorker(CaptureCamera camera, const CaptureOptions& options,
+                           FrameRingWriter ring)
     : camera_(std::move(camera)), options_(options), ring_(std::move(ring)) {
   InitLibavOnce();
   MetricsRegistry& m = Metrics();

@@ -35,7 +35,7 @@ struct CameraSnapshot {
 
 class CameraWorker {
  public:
-  CameraWorker(CameraConfig camera, const CaptureOptions& options, FrameRingWriter ring);
+  CameraWorker(CaptureCamera camera, const CaptureOptions& options, FrameRingWriter ring);
   ~CameraWorker();  // stops and joins
   CameraWorker(const CameraWorker&) = delete;
   CameraWorker& operator=(const CameraWorker&) = delete;
@@ -48,7 +48,7 @@ class CameraWorker {
 
   CameraSnapshot Snapshot() const;
   double DecodeRate() const { return decode_rate_.Rate(); }
-  const CameraConfig& camera() const { return camera_; }
+  const CaptureCamera& camera() const { return camera_; }
 
  private:
   enum class State { kConnecting, kStreaming, kReconnecting, kStopped };
@@ -65,7 +65,7 @@ class CameraWorker {
   void ArmDeadline(int timeout_ms);
   static int InterruptCallback(void* opaque);
 
-  const CameraConfig camera_;
+  const CaptureCamera camera_;
   const CaptureOptions options_;
   FrameRingWriter ring_;
   std::thread thread_;

@@ -75,12 +75,10 @@ StatusOr<CaptureOptions> CaptureFlags::Resolve() const {
 
   std::set<std::string> seen;
   for (size_t i = 0; i < urls.size(); ++i) {
-    CameraConfig cam;
+    CaptureCamera cam;
     cam.index = static_cast<int>(i);
     if (names.empty()) {
-      char buf[32];
-      snprintf(buf, sizeof(buf), "cam%02zu", i);
-      cam.name = buf;
+      cam.name = CameraName(static_cast<int>(i));
     } else {
       cam.name = names[i];
     }
@@ -116,19 +114,6 @@ std::vector<std::string> SplitList(const std::string& text) {
     start = end + 1;
   }
   return out;
-}
-
-std::string RedactUrl(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  size_t auth_start = scheme + 3;
-  size_t auth_end = url.find_first_of("/?#", auth_start);
-  if (auth_end == std::string::npos) auth_end = url.size();
-  size_t at = url.rfind('@', auth_end);
-  if (at == std::string::npos || at < auth_start) return url;
-  size_t colon = url.find(':', auth_start);
-  if (colon == std::string::npos || colon > at) return url;  // user only, no password
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 
 int Backoff::NextDelayMs() {

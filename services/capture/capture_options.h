@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "services/common/config.h"  // RedactUrl, CameraName
 #include "src/base/flags.h"
 #include "src/base/status.h"
 
@@ -13,7 +14,7 @@ namespace fs {
 
 enum class RtspTransport { kTcp, kUdp };
 
-struct CameraConfig {
+struct CaptureCamera {
   int index = 0;          // position in --cameras; written into the ring header
   std::string name;       // "cam00" unless --camera-names says otherwise
   std::string url;        // as given (may carry credentials: log RedactUrl(url) instead)
@@ -21,7 +22,7 @@ struct CameraConfig {
 };
 
 struct CaptureOptions {
-  std::vector<CameraConfig> cameras;
+  std::vector<CaptureCamera> cameras;
   int width = 416;  // detection input size: every frame is scaled to this, BGR24
   int height = 416;
   int slots = 8;
@@ -51,9 +52,6 @@ struct CaptureFlags {
 
 // Splits "a,b,,c" into {"a","b","c"} (blank entries and surrounding spaces dropped).
 std::vector<std::string> SplitList(const std::string& text);
-
-// "rtsp://user:secret@host/x" -> "rtsp://user:***@host/x": URLs appear in logs and /health.
-std::string RedactUrl(const std::string& url);
 
 // Exponential reconnect backoff: initial, 2x, 4x, ... capped at max. Reset() after a
 // connection that delivered frames, so a camera that blips reconnects quickly.

@@ -18,7 +18,7 @@ CaptureService::CaptureService(CaptureOptions options) : options_(std::move(opti
 CaptureService::~CaptureService() { Stop(); }
 
 Status CaptureService::Init() {
-  for (const CameraConfig& cam : options_.cameras) {
+  for (const CaptureCamera& cam : options_.cameras) {
     const std::string dir = cam.ring_path.substr(0, cam.ring_path.rfind('/'));
     if (!dir.empty()) RETURN_IF_ERROR(MakeDirs(dir).Annotate("ring directory"));
     auto ring = FrameRingWriter::Create(
@@ -102,7 +102,7 @@ int CaptureMain(int argc, char** argv) {
   }
   // Endpoints after Start() so the port file never advertises metrics_port 0; /health cannot
   // turn healthy before they are written because the cameras start below.
-  for (const CameraConfig& cam : service.options().cameras) {
+  for (const CaptureCamera& cam : service.options().cameras) {
     runtime.SetEndpoint("ring." + cam.name, cam.ring_path);
   }
   service.Start();

@@ -1,6 +1,8 @@
 #include "services/common/config.h"
 
 #include <cctype>
+#include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <set>
 
@@ -163,7 +165,9 @@ class TomlParser {
     }
     char* e = nullptr;
     if (digits.find_first_of(".eE") == std::string::npos) {
+      errno = 0;
       long long v = strtoll(digits.c_str(), &e, 10);
+      if (!digits.empty() && *e == '\0' && errno == ERANGE) return Fail("integer out of range");
       if (!digits.empty() && *e == '\0') {
         out.v = static_cast<int64_t>(v);
         return out;
@@ -195,6 +199,10 @@ class TableReader {
     const TomlValue* v = Take(key);
     if (!v) return Status::Ok();
     if (auto* i = std::get_if<int64_t>(&v->v)) {
+      if (*i < INT32_MIN || *i > INT32_MAX) {
+        return Err(origin_ + ":" + std::to_string(v->line) + ": " + prefix_ + key +
+                   " is out of range");
+      }
       *out = static_cast<int>(*i);
       return Status::Ok();
     }
@@ -257,6 +265,25 @@ class TableReader {
 
 }  // namespace
 
+std::string RedactUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  size_t auth_start = scheme + 3;
+  size_t auth_end = url.find_first_of("/?#", auth_start);
+  if (auth_end == std::string::npos) auth_end = url.size();
+  size_t at = url.rfind('@', auth_end);
+  if (at == std::string::npos || at < auth_start) return url;
+  size_t colon = url.find(':', auth_start);
+  if (colon == std::string::npos || colon > at) return url;  // user only, no password
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+std::string CameraName(int index) {
+  char buf[16];
+  snprintf(buf, sizeof(buf), "cam%02d", index);
+  return buf;
+}
+
 StatusOr<TomlDocument> ParseToml(const std::string& text, const std::string& origin) {
   return TomlParser(text, origin).Parse();
 }
@@ -308,11 +335,7 @@ Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, Syste
         return Err(origin + ":" + std::to_string(t.line) +
                    ": [[camera]] needs url = \"rtsp://...\"");
       }
-      if (cam.name.empty()) {
-        char buf[16];
-        snprintf(buf, sizeof(buf), "cam%02zu", c->real_cameras.size());
-        cam.name = buf;
-      }
+      if (cam.name.empty()) cam.name = CameraName(static_cast<int>(c->real_cameras.size()));
       for (char ch : cam.name) {
         if (!isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') {
           return Err(origin + ":" + std::to_string(t.line) + ": camera name \"" + cam.name +

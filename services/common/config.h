@@ -49,6 +49,11 @@ struct TomlDocument {
 };
 
 // `origin` names the source in error messages (a path, or "<string>").
+// "rtsp://user:secret@host/x" -> "rtsp://user:***@host/x": for logs and state files.
+std::string RedactUrl(const std::string& url);
+// "cam03": the name of simulated camera `index` (also the loadgen mount path).
+std::string CameraName(int index);
+
 StatusOr<TomlDocument> ParseToml(const std::string& text, const std::string& origin);
 
 // ---- System config -------------------------------------------------------------------------

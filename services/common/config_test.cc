@@ -57,6 +57,8 @@ TEST(ConfigTest, ErrorsNameTheLine) {
       {"name = unquoted\n", "strings need quotes"},
       {"[detection\n", "unterminated table header"},
       {"cameras = 0\n", "cameras must be between 1 and 64"},
+      {"cameras = 4294967297\n", "test.toml:1: cameras is out of range"},
+      {"cameras = 99999999999999999999\n", "test.toml:1: integer out of range"},
       {"[detection]\ninput_size = 100\n", "input_size must be a multiple of 32"},
       {"[[camera]]\nname=\"a\"\nurl=\"rtsp://x\"\n[[camera]]\nname=\"a\"\nurl=\"rtsp://y\"\n",
        "used twice"},

@@ -31,6 +31,21 @@ StatusOr<RedisClient> RedisClient::Connect(const std::string& url, const std::st
   c.fd_ = std::move(fd).value();
   SetIoTimeout(c.fd_.get(), timeout_ms);
   c.where_ = host + ":" + std::to_string(port);
+  // redis://[user[:password]@]host:port — authenticate before anything else, so a server that
+  // requires a password fails here with its own message instead of rejecting every command.
+  std::string userinfo;
+  if (auto scheme = url.find("://"); scheme != std::string::npos) {
+    auto at = url.rfind('@');
+    if (at != std::string::npos && at > scheme) userinfo = url.substr(scheme + 3, at - scheme - 3);
+  }
+  std::vector<std::string> hello = {"PING"};
+  if (!userinfo.empty()) {
+    auto colon = userinfo.find(':');
+    std::string user = colon == std::string::npos ? "" : userinfo.substr(0, colon);
+    std::string pass = colon == std::string::npos ? userinfo : userinfo.substr(colon + 1);
+    hello = user.empty() ? std::vector<std::string>{"AUTH", pass}
+                         : std::vector<std::string>{"AUTH", user, pass};
+  }
   c.source_ = source;
   Labels l{{"source", source}};
   c.m_commands_ = Metrics().GetCounter("framescope_redis_commands_total",
@@ -40,6 +55,10 @@ StatusOr<RedisClient> RedisClient::Connect(const std::string& url, const std::st
       "Redis commands written together with at least one other before replies were read", l);
   c.m_round_trips_ = Metrics().GetCounter("framescope_redis_round_trips_total",
                                           "Redis request/response round trips", l);
+  auto reply = c.Command(hello);
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error())
+    return Err("redis " + c.where_ + ": " + hello[0] + " failed: " + reply->str);
   return c;
 }
 
@@ -57,12 +76,20 @@ void RedisClient::Append(const std::vector<std::string>& args) {
 StatusOr<std::vector<RedisReply>> RedisClient::Flush(const std::string& op) {
   std::vector<RedisReply> replies;
   if (pending_ == 0) return replies;
+  if (!fd_.valid()) {
+    out_.clear();
+    pending_ = 0;
+    return Err("redis " + where_ + ": connection is broken; reconnect");
+  }
   size_t n = pending_;
   int64_t start = MonotonicNs();
   Status st = WriteAll(fd_.get(), out_.data(), out_.size());
   out_.clear();
   pending_ = 0;
-  if (!st.ok()) return st.Annotate("redis " + where_);
+  if (!st.ok()) {
+    fd_.Reset();
+    return st.Annotate("redis " + where_);
+  }
   commands_sent_ += n;
   m_commands_->Inc(static_cast<double>(n));
   if (n > 1) {
@@ -73,8 +100,15 @@ StatusOr<std::vector<RedisReply>> RedisClient::Flush(const std::string& op) {
   m_round_trips_->Inc();
   replies.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    ASSIGN_OR_RETURN(RedisReply r, ReadReply());
-    replies.push_back(std::move(r));
+    auto r = ReadReply();
+    if (!r.ok()) {
+      // Replies are now out of step with requests: the connection cannot be reused.
+      fd_.Reset();
+      in_.clear();
+      in_pos_ = 0;
+      return r.status();
+    }
+    replies.push_back(std::move(r).value());
   }
   // Compact the read buffer once everything parsed has been consumed.
   in_.erase(0, in_pos_);
@@ -136,6 +170,7 @@ StatusOr<RedisReply> RedisClient::ReadReply(int depth) {
     case '*': {
       long long count = strtoll(line.c_str(), nullptr, 10);
       if (count < 0) return r;  // nil array
+      if (count > (1 << 24)) return Err("redis protocol error: array of " + line + " elements");
       r.type = RedisReply::Type::kArray;
       r.elements.reserve(static_cast<size_t>(count));
       for (long long i = 0; i < count; ++i) {

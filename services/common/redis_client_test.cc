@@ -16,7 +16,7 @@ namespace {
 // Starts a real redis-server on a free loopback port in a temp dir.
 class RedisServer {
  public:
-  bool Start() {
+  bool Start(const std::string& password = "") {
     if (access("/usr/bin/redis-server", X_OK) != 0) return false;
     char tmpl[] = "/tmp/fs-redis-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
@@ -28,7 +28,9 @@ class RedisServer {
       std::string port = std::to_string(port_);
       execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
             "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--loglevel", "warning", static_cast<char*>(nullptr));
+            "--loglevel", "warning",
+            password.empty() ? static_cast<char*>(nullptr) : const_cast<char*>("--requirepass"),
+            password.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 100; ++i) {
@@ -44,7 +46,9 @@ class RedisServer {
     }
     if (!dir_.empty()) system(("rm -rf " + dir_).c_str());
   }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  std::string url(const std::string& userinfo = "") const {
+    return "redis://" + userinfo + "127.0.0.1:" + std::to_string(port_);
+  }
 
  private:
   pid_t pid_ = -1;
@@ -60,7 +64,7 @@ TEST(RedisClientTest, CommandsPipelinesAndCounts) {
   auto pong = c->Command({"PING"});
   ASSERT_TRUE(pong.ok());
   EXPECT_EQ(pong->str, "PONG");
-  EXPECT_EQ(c->commands_sent(), 1u);
+  EXPECT_EQ(c->commands_sent(), 2u);  // Connect's own PING + this one
   EXPECT_EQ(c->commands_pipelined(), 0u);
 
   for (int i = 0; i < 10; ++i) {
@@ -71,9 +75,9 @@ TEST(RedisClientTest, CommandsPipelinesAndCounts) {
   ASSERT_TRUE(replies.ok()) << replies.status().message();
   ASSERT_EQ(replies->size(), 10u);
   for (const auto& r : *replies) EXPECT_EQ(r.type, RedisReply::Type::kString);
-  EXPECT_EQ(c->commands_sent(), 11u);
+  EXPECT_EQ(c->commands_sent(), 12u);
   EXPECT_EQ(c->commands_pipelined(), 10u);
-  EXPECT_EQ(c->round_trips(), 2u);
+  EXPECT_EQ(c->round_trips(), 3u);
 
   auto len = c->Command({"XLEN", "s"});
   ASSERT_TRUE(len.ok());
@@ -88,6 +92,22 @@ TEST(RedisClientTest, CommandsPipelinesAndCounts) {
   auto nil = c->Command({"GET", "missing"});
   ASSERT_TRUE(nil.ok());
   EXPECT_EQ(nil->type, RedisReply::Type::kNil);
+}
+
+TEST(RedisClientTest, PasswordFromUrl) {
+  RedisServer server;
+  if (!server.Start("s3cret")) GTEST_SKIP() << "redis-server not installed (run make deps)";
+  auto anonymous = RedisClient::Connect(server.url(), "test");
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_NE(anonymous.status().message().find("NOAUTH"), std::string::npos)
+      << anonymous.status().message();
+  auto wrong = RedisClient::Connect(server.url(":nope@"), "test");
+  ASSERT_FALSE(wrong.ok());
+  auto good = RedisClient::Connect(server.url(":s3cret@"), "test");
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  auto r = good->Command({"SET", "k", "v"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->str, "OK");
 }
 
 TEST(RedisClientTest, UnreachableServerIsAClearError) {

@@ -50,10 +50,12 @@ DetectionService::DetectionService(DetectionServiceOptions options)
                              {{"service", "detection"}});
   fps_ = m.GetGauge("framescope_service_fps", "Frames per second over the last 5 s",
                     {{"service", "detection"}});
-  for (const auto& path : options_.ring_paths) {
+  for (size_t i = 0; i < options_.ring_paths.size(); ++i) {
+    const std::string& path = options_.ring_paths[i];
     auto cam = std::make_unique<Camera>();
     cam->path = path;
-    cam->name = CameraNameFromPath(path);
+    cam->name =
+        i < options_.camera_names.size() ? options_.camera_names[i] : CameraNameFromPath(path);
     Labels l{{"service", "detection"}, {"camera", cam->name}};
     cam->frames_in = m.GetCounter("framescope_frames_in_total", "Frames received", l);
     cam->frames_out = m.GetCounter("framescope_frames_out_total", "Frames passed on", l);
@@ -231,8 +233,25 @@ void DetectionService::ProcessBatch(const std::vector<BatchingPolicy::Frame>& fr
         for (Camera* c : owners) c->redis_dropped->Inc();
         return;
       }
+      // A rejected XADD (NOAUTH, WRONGTYPE, OOM, ...) is a lost detection: count the batch's
+      // frames as dropped, report it in /health, log it once per batch.
+      size_t rejected = 0;
+      std::string first_error;
       for (const auto& r : *replies) {
-        if (r.is_error()) LOG(WARNING) << "XADD rejected: " << r.str;
+        if (r.is_error() && rejected++ == 0) first_error = r.str;
+      }
+      if (rejected > 0) {
+        LOG(WARNING) << rejected << " of " << commands << " XADDs rejected: " << first_error;
+        std::lock_guard<std::mutex> lock(health_mu_);
+        redis_ok_ = false;
+        redis_error_ = "XADD rejected: " + first_error;
+        for (Camera* c : owners) c->redis_dropped->Inc();
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(health_mu_);
+        redis_ok_ = true;
+        redis_error_.clear();
       }
       detections_->Inc(static_cast<double>(commands));
     }

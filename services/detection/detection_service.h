@@ -30,6 +30,7 @@ namespace fs {
 
 struct DetectionServiceOptions {
   std::vector<std::string> ring_paths;
+  std::vector<std::string> camera_names;  // one per ring; empty: derived from the file names
   DetectorOptions detector;
   BatchingOptions batching;
   std::string redis_url;

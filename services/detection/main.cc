@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
       "Redis Stream `detections` with pipelined XADD. Without --weights the weights are\n"
       "synthesised deterministically: detections are meaningless, the compute is real.");
   flags.String("rings", &rings, "comma-separated ring files written by framescope-capture");
+  std::string camera_names;
+  flags.String("camera-names", &camera_names,
+               "comma-separated camera names, one per ring (default: from the ring file names)");
   flags.String("model", &model, "darknet .cfg or .onnx model");
   flags.String("weights", &weights, "darknet .weights (default: synthesised into --cache-dir)");
   flags.String("cache-dir", &cache_dir, "where synthesised weights are kept");
@@ -44,9 +47,19 @@ int main(int argc, char** argv) {
   }
 
   fs::DetectionServiceOptions opts;
-  std::stringstream ss(rings);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) opts.ring_paths.push_back(item);
+  auto split = [](const std::string& list) {
+    std::vector<std::string> out;
+    std::stringstream ss(list);
+    for (std::string item; std::getline(ss, item, ',');) {
+      if (!item.empty()) out.push_back(item);
+    }
+    return out;
+  };
+  opts.ring_paths = split(rings);
+  opts.camera_names = split(camera_names);
+  if (!opts.camera_names.empty() && opts.camera_names.size() != opts.ring_paths.size()) {
+    fprintf(stderr, "framescope-detection: --camera-names needs one name per ring\n");
+    return 2;
   }
   opts.detector.model.model_path = model;
   opts.detector.model.weights_path = weights;
@@ -66,11 +79,14 @@ int main(int argc, char** argv) {
     LOG(ERROR) << st.message();
     return 1;
   }
+  // /health reads `service` from HTTP threads: stop them before `service` goes away.
   if (auto st = service.Init(); !st.ok()) {
     LOG(ERROR) << st.message();
+    runtime.http().Stop();
     return 1;
   }
   service.Run();
+  runtime.http().Stop();
   LOG(INFO) << "stopped";
   return 0;
 }

@@ -79,12 +79,6 @@ struct CameraMetrics {
 
 }  // namespace
 
-std::string CameraName(int index) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "cam%02d", index);
-  return buf;
-}
-
 std::string FpsLine(const std::string& camera, double fps) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f", fps);

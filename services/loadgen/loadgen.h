@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "services/common/config.h"  // CameraName
 #include "services/common/service.h"
 #include "src/base/flags.h"
 #include "src/base/status.h"
@@ -38,7 +39,7 @@ void AddFlags(FlagSet* flags, LoadgenOptions* options);
 // Checks ranges and derives width/height; an error here is a usage error (exit 2).
 Status FinishOptions(const FlagSet& flags, LoadgenOptions* options);
 // "cam00", "cam01", ...
-std::string CameraName(int index);
+
 // Formats one report line's message, e.g. "camera=cam03 FPS: 30.0".
 std::string FpsLine(const std::string& camera, double fps);
 

@@ -9,7 +9,7 @@ namespace fs {
 
 StatusOr<std::string> ReadFile(const std::string& path);
 // Writes to `path.tmp.<pid>` then renames over `path`: readers never see a partial file.
-Status WriteFileAtomic(const std::string& path, const std::string& contents);
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644);
 // mkdir -p.
 Status MakeDirs(const std::string& path);
 bool PathExists(const std::string& path);

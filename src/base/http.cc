@@ -16,6 +16,7 @@ namespace {
 
 constexpr size_t kMaxRequestBytes = 1 << 20;
 constexpr int kIdleTimeoutMs = 10000;
+constexpr int kMaxWorkers = 64;
 
 const char* Reason(int status) {
   switch (status) {
@@ -142,6 +143,16 @@ void HttpServer::AcceptLoop() {
     if (r <= 0) continue;
     int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
+    // Bounded concurrency: beyond kMaxWorkers connections the client gets a 503 at once
+    // instead of the process spawning threads without limit.
+    if (active_workers_.load() >= kMaxWorkers) {
+      static const char kBusy[] =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Content-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too many connections\"}";
+      (void)WriteAll(fd, kBusy, sizeof(kBusy) - 1);
+      close(fd);
+      continue;
+    }
     {
       std::lock_guard<std::mutex> lock(conn_mu_);
       open_conns_.push_back(fd);

@@ -285,7 +285,7 @@ void Json::DumpTo(std::string* out, int indent, int depth) const {
         *out += std::to_string(static_cast<int64_t>(num_));
       } else {
         char buf[32];
-        snprintf(buf, sizeof(buf), "%.6g", num_);
+        snprintf(buf, sizeof(buf), "%.17g", num_);  // round-trips every double
         *out += buf;
       }
       break;

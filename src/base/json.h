@@ -42,8 +42,10 @@ class Json {
   bool is_number() const { return type_ == Type::kNumber; }
 
   double AsDouble(double def = 0) const { return type_ == Type::kNumber ? num_ : def; }
+  // `def` for non-numbers, NaN and values outside int64 (a cast would be undefined).
   int64_t AsInt(int64_t def = 0) const {
-    return type_ == Type::kNumber ? static_cast<int64_t>(num_) : def;
+    return type_ == Type::kNumber && num_ >= -9.2e18 && num_ <= 9.2e18 ? static_cast<int64_t>(num_)
+                                                                       : def;
   }
   bool AsBool(bool def = false) const { return type_ == Type::kBool ? bool_ : def; }
   const std::string& AsString() const { return str_; }

@@ -39,6 +39,14 @@ int DownMain(int argc, char** argv) {
     return 0;
   }
   pid_t supervisor = static_cast<pid_t>(state->Get("supervisor_pid").AsInt(0));
+  // Ours = in the supervisor's process group (setsid made it the leader) AND naming the state
+  // dir on its command line, as every service does (--port-file, --dir, ...). Both together:
+  // a stale state.json whose pid was reused cannot make `down` kill an unrelated group, and
+  // a user's shell that merely mentions the state dir is not in the group.
+  auto ours = [&dir, supervisor](pid_t p) {
+    return supervisor > 1 && getpgid(p) == supervisor &&
+           ProcessCmdline(p).find(dir->root) != std::string::npos;
+  };
   std::vector<pid_t> pids;
   for (const auto& s : state->Get("services").AsArray()) {
     pid_t p = static_cast<pid_t>(s.Get("pid").AsInt(-1));
@@ -55,22 +63,24 @@ int DownMain(int argc, char** argv) {
     while (ProcessAlive(supervisor) && MonotonicNs() < deadline) usleep(50000);
     if (ProcessAlive(supervisor)) {
       fprintf(stderr, "supervisor did not stop in time; killing it\n");
-      for (pid_t p : ProcessGroupMembers(supervisor)) kill(p, SIGKILL);
+      for (pid_t p : FindProcesses(ours)) kill(p, SIGKILL);
       kill(supervisor, SIGKILL);
     }
   }
   // Whatever the supervisor did, make sure every recorded pid is gone.
   int leftovers = 0;
   for (pid_t p : pids) {
-    if (ProcessAlive(p) && getpgid(p) == supervisor) {  // ours, not a reused pid
+    if (ProcessAlive(p) && ours(p)) {  // ours, not a reused pid
       ++leftovers;
       TerminateProcess(p, timeout_s * 1000);
     }
   }
-  for (pid_t p : ProcessGroupMembers(supervisor)) {
+  for (pid_t p : FindProcesses(ours)) {
     ++leftovers;
     kill(p, SIGKILL);
   }
+  // The supervisor removes the rings when it stops cleanly; sweep them in case it did not.
+  RemoveRings(*dir);
   if (!was_running && leftovers == 0) {
     printf("framescope is not running\n");
     return 0;

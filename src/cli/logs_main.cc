@@ -25,6 +25,10 @@ int LogsMain(int argc, char** argv) {
   flags.Bool("follow", &follow, "keep printing new lines (Ctrl-C to stop)");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
+  if (lines < 0) {
+    fprintf(stderr, "framescope logs: --lines must be >= 0\n");
+    return 2;
+  }
   std::string log_dir = state_dir + "/logs";
   std::vector<std::string> services = flags.positional();
   if (services.empty()) {

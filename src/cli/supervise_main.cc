@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "src/base/file_util.h"
@@ -19,6 +21,9 @@ int SuperviseMain(int argc, char** argv) {
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
   SetLogTag("supervisor");
+  // Its own session and process group (a no-op when `up` already did this), so stopping the
+  // group never reaches whoever started it.
+  setsid();
   auto dir = ResolveStateDir(state_dir);
   if (!dir.ok()) {
     LOG(ERROR) << dir.status().message();

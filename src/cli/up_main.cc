@@ -26,6 +26,10 @@ namespace {
 // fails fast with nothing to clean up.
 Status Preflight(const SystemConfig& c, const std::string& bin_dir) {
   RETURN_IF_ERROR(ValidateConfig(c));
+  if (c.real_cameras.empty() && c.fps != static_cast<int>(c.fps)) {
+    return Err("fps must be a whole number for the simulated cameras (got " +
+               std::to_string(c.fps) + ")");
+  }
   for (const char* b : {"framescope-loadgen", "framescope-capture", "framescope-detection"}) {
     if (access((bin_dir + "/" + b).c_str(), X_OK) != 0) {
       return Err(std::string(b) + " not found in " + bin_dir + " (run `make build`)");
@@ -58,7 +62,9 @@ Status Preflight(const SystemConfig& c, const std::string& bin_dir) {
 int UpMain(int argc, char** argv) {
   SystemConfig config;
   std::string state_dir = kDefaultStateDir, config_file, resolution = "640x360";
-  int cameras = config.cameras, rtsp_port = 0, timeout_s = 240;
+  // The supervisor's start-up budgets (loadgen 120 s + capture 20 s + detection 180 s +
+  // redis 20 s) add up to 340 s; `up` waits a little longer than the worst case.
+  int cameras = config.cameras, rtsp_port = 0, timeout_s = 360;
   int max_batch = config.max_batch, max_wait_ms = config.max_wait_ms,
       input_size = config.input_size;
   double fps = config.fps;
@@ -125,7 +131,8 @@ int UpMain(int argc, char** argv) {
     fprintf(stderr, "framescope up: %s\n", st.message().c_str());
     return 1;
   }
-  if (Status st = WriteFileAtomic(dir->ConfigFile(), ConfigToJson(config).Dump(2) + "\n");
+  // 0600: real camera URLs may carry passwords.
+  if (Status st = WriteFileAtomic(dir->ConfigFile(), ConfigToJson(config).Dump(2) + "\n", 0600);
       !st.ok()) {
     fprintf(stderr, "framescope up: %s\n", st.message().c_str());
     return 1;

@@ -1,5 +1,8 @@
 #include "src/system/state.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +80,16 @@ StatusOr<SystemConfig> ConfigFromJson(const Json& j) {
   return c;
 }
 
+void RemoveRings(const StateDir& dir) {
+  DIR* d = opendir(dir.RingDir().c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.rfind(dir.RingPrefix() + "-", 0) == 0) unlink((dir.RingDir() + "/" + n).c_str());
+  }
+  closedir(d);
+}
+
 StatusOr<Json> ReadState(const StateDir& dir) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(dir.StateFile()));
   auto j = Json::Parse(text);
@@ -85,8 +98,10 @@ StatusOr<Json> ReadState(const StateDir& dir) {
 }
 
 bool SupervisorRunning(const Json& state) {
-  pid_t pid = static_cast<pid_t>(state.Get("supervisor_pid").AsInt(0));
-  if (pid <= 0 || !ProcessAlive(pid)) return false;
+  int64_t raw = state.Get("supervisor_pid").AsInt(0);
+  if (raw <= 1 || raw > INT32_MAX) return false;
+  pid_t pid = static_cast<pid_t>(raw);
+  if (!ProcessAlive(pid)) return false;
   // Guard against pid reuse: the process must still be our supervisor.
   return ProcessCmdline(pid).find("_supervise") != std::string::npos;
 }

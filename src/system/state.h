@@ -42,6 +42,9 @@ StatusOr<StateDir> ResolveStateDir(const std::string& path);
 Json ConfigToJson(const SystemConfig& c);
 StatusOr<SystemConfig> ConfigFromJson(const Json& j);
 
+// Deletes this system's shared-memory ring files.
+void RemoveRings(const StateDir& dir);
+
 // Reads state.json; NotFound-style error if absent.
 StatusOr<Json> ReadState(const StateDir& dir);
 // True if state.json names a supervisor that is still alive.

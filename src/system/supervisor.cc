@@ -1,6 +1,5 @@
 #include "src/system/supervisor.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,12 +24,6 @@ void OnStopSignal(int) { g_stop.store(true); }
 
 constexpr int64_t kMaxBackoffNs = 30LL * 1000000000;
 constexpr int64_t kStableAfterNs = 60LL * 1000000000;
-
-std::string CameraName(int i) {
-  char buf[16];
-  snprintf(buf, sizeof(buf), "cam%02d", i);
-  return buf;
-}
 
 // 30 -> "30", 12.5 -> "12.5" (services parse integers where they can).
 std::string FormatNumber(double v) {
@@ -158,16 +151,19 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
             "--height",
             std::to_string(config_.input_size)};
   } else if (s.name == "detection") {
-    std::vector<std::string> rings;
+    std::vector<std::string> rings, names;
     int n = config_.real_cameras.empty() ? config_.cameras
                                          : static_cast<int>(config_.real_cameras.size());
     for (int i = 0; i < n; ++i) {
       std::string cam = config_.real_cameras.empty() ? CameraName(i) : config_.real_cameras[i].name;
       rings.push_back(dir_.RingDir() + "/" + dir_.RingPrefix() + "-" + cam + ".ring");
+      names.push_back(cam);
     }
     argv = {bin_dir_ + "/framescope-detection",
             "--rings",
             Join(rings, ","),
+            "--camera-names",
+            Join(names, ","),
             "--model",
             config_.model,
             "--redis-url",
@@ -246,8 +242,10 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
   {
     FILE* f = fopen(dir_.LogFile(s->name).c_str(), "a");
     if (f) {
+      std::vector<std::string> shown;
+      for (const auto& a : argv) shown.push_back(RedactUrl(a));  // camera passwords stay out
       fprintf(f, "---- framescope supervisor: starting %s: %s\n", s->name.c_str(),
-              Join(argv, " ").c_str());
+              Join(shown, " ").c_str());
       fclose(f);
     }
   }
@@ -322,14 +320,7 @@ void Supervisor::StopAll() {
     LOG(WARNING) << "killing leftover process " << pid << " (" << ProcessCmdline(pid) << ")";
     kill(pid, SIGKILL);
   }
-  // Remove this system's shared-memory rings.
-  if (DIR* d = opendir(dir_.RingDir().c_str())) {
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      if (n.rfind(dir_.RingPrefix() + "-", 0) == 0) unlink((dir_.RingDir() + "/" + n).c_str());
-    }
-    closedir(d);
-  }
+  RemoveRings(dir_);
   if (phase_ != "failed") phase_ = "stopped";
   WriteState();
 }
@@ -341,8 +332,17 @@ void Supervisor::WriteState() {
   j["phase"] = phase_;
   j["error"] = error_;
   j["started_at"] = static_cast<double>(started_at_ns_) / 1e9;
-  j["redis_url"] = redis_url_;
-  j["config"] = ConfigToJson(config_);
+  j["redis_url"] = redis_url_;  // status and tests connect with it; 0600 (see below)
+  Json config = ConfigToJson(config_);
+  Json cams = Json::MakeArray();
+  for (const auto& cam : config.Get("real_cameras").AsArray()) {
+    Json redacted = cam;
+    redacted["url"] = RedactUrl(cam.Get("url").AsString());
+    cams.Push(redacted);
+  }
+  config["real_cameras"] = cams;
+  config["redis_url"] = RedactUrl(config_.redis_url);
+  j["config"] = config;
   Json arr = Json::MakeArray();
   for (const auto& s : services_) {
     Json o = Json::MakeObject();
@@ -358,7 +358,7 @@ void Supervisor::WriteState() {
     arr.Push(o);
   }
   j["services"] = arr;
-  if (auto st = WriteFileAtomic(dir_.StateFile(), j.Dump(2) + "\n"); !st.ok()) {
+  if (auto st = WriteFileAtomic(dir_.StateFile(), j.Dump(2) + "\n", 0600); !st.ok()) {
     LOG(ERROR) << st.message();
   }
 }
