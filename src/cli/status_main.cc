@@ -24,6 +24,10 @@ int StatusMain(int argc, char** argv) {
     auto dir = ResolveStateDir(state_dir);
     state = dir.ok() ? ReadState(*dir) : StatusOr<Json>(dir.status());
   }
+  if (!state.ok() && PathExists(state_dir + "/state.json")) {
+    fprintf(stderr, "framescope status: %s\n", state.status().message().c_str());
+    return 1;
+  }
   if (!state.ok() || !SupervisorRunning(*state)) {
     if (json) {
       Json j = Json::MakeObject();

@@ -2,6 +2,7 @@
 // redis-server, then status, /metrics, the Redis stream and `down`.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -227,6 +228,43 @@ TEST_F(BadInputTest, BadFlags) {
   ExpectFailsCleanly("--cameras lots", 2, "expected an integer");
   ExpectFailsCleanly("--resolution 640", 2, "resolution");
   ExpectFailsCleanly("--cameras 0", 1, "cameras must be between 1 and 64");
+}
+
+// A stale state.json whose supervisor pid now belongs to an unrelated process group leader:
+// `down` must not signal it, and `status` must call the system not running.
+TEST(LifecycleTest, StaleStateKillsNothingElse) {
+  TempDir tmp;
+  std::string sd = tmp.path() + "/state";
+  ASSERT_EQ(RunShell("mkdir -p " + sd).exit_code, 0);
+  pid_t other = fork();
+  if (other == 0) {
+    setsid();
+    execlp("sleep", "sleep", "30", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  usleep(100000);
+  std::string state = "{\"supervisor_pid\": " + std::to_string(other) +
+                      ", \"phase\": \"running\", \"services\": [{\"name\": \"capture\", \"pid\": " +
+                      std::to_string(other) + "}]}";
+  ASSERT_TRUE(WriteFileAtomic(sd + "/state.json", state).ok());
+  int code = -1;
+  StatusJson(sd, &code);
+  EXPECT_EQ(code, 3);
+  auto down = RunShell(Fs() + " down --state-dir " + sd);
+  EXPECT_EQ(down.exit_code, 0) << down.output;
+  EXPECT_TRUE(ProcessAlive(other)) << "down killed an unrelated process: " << down.output;
+  kill(other, SIGKILL);
+  waitpid(other, nullptr, 0);
+}
+
+TEST(LifecycleTest, CorruptStateIsReported) {
+  TempDir tmp;
+  std::string sd = tmp.path() + "/state";
+  ASSERT_EQ(RunShell("mkdir -p " + sd).exit_code, 0);
+  ASSERT_TRUE(WriteFileAtomic(sd + "/state.json", "{\"supervisor_pid\": 12").ok());
+  auto r = RunShell(Fs() + " status --state-dir " + sd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("corrupt"), std::string::npos) << r.output;
 }
 
 }  // namespace
