@@ -52,7 +52,8 @@ class Histogram {
   std::atomic<double> sum_{0};
 };
 
-// Latency buckets in seconds; include 1, 2.5, 5, 10, 25, 50, 100, 250 ms.
+// Latency buckets in seconds; include 1, 2.5, 5, 10, 25, 50, 100, 250 ms (and finer steps
+// up to 1 s).
 const std::vector<double>& LatencyBucketsSeconds();
 // Batch-size buckets 1..64.
 const std::vector<double>& BatchSizeBuckets();
