@@ -68,11 +68,14 @@ class StatusOr {
     if (!_st.ok()) return _st; \
   } while (0)
 
+// `lhs` is a declaration ("auto x"), so it cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \
   lhs = std::move(tmp).value()
 
 #define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(FS_CONCAT(_st_or_, __LINE__), lhs, expr)
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // FRAMESCOPE_BASE_STATUS_H_

@@ -148,7 +148,7 @@ int UpMain(int argc, char** argv) {
     setsid();  // own session + process group: `down` can sweep it, the terminal cannot kill it
     int log =
         open(dir->LogFile("supervisor").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 clears CLOEXEC on 0
     dup2(devnull, 0);
     if (log >= 0) {
       dup2(log, 1);

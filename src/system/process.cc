@@ -35,7 +35,7 @@ StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::st
     // Child: only async-signal-safe calls until exec.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(126);  // parent died between fork and prctl
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 clears CLOEXEC on 0
     dup2(devnull, 0);
     dup2(log_fd, 1);
     dup2(log_fd, 2);

@@ -240,7 +240,7 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
   ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildArgv(*s));
   unlink(dir_.PortFile(s->name).c_str());
   {
-    FILE* f = fopen(dir_.LogFile(s->name).c_str(), "a");
+    FILE* f = fopen(dir_.LogFile(s->name).c_str(), "ae");
     if (f) {
       std::vector<std::string> shown;
       for (const auto& a : argv) shown.push_back(RedactUrl(a));  // camera passwords stay out
