@@ -4,6 +4,7 @@
 #ifndef FRAMESCOPE_SERVICES_COMMON_PG_CLIENT_H_
 #define FRAMESCOPE_SERVICES_COMMON_PG_CLIENT_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,7 +37,8 @@ class PgClient {
   // Simple query (may contain several statements; returns the last result).
   StatusOr<PgResult> Exec(const std::string& sql, const std::string& op = "exec");
   // Parameterised query, no preparation ($1, $2, ... as text).
-  StatusOr<PgResult> ExecParams(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+  StatusOr<PgResult> ExecParams(const std::string& sql,
+                                const std::vector<std::optional<std::string>>& params,
                                 const std::string& op = "exec");
   // Prepares `sql` under `name` once per connection; ExecPrepared runs it.
   Status Prepare(const std::string& name, const std::string& sql);
@@ -44,7 +46,8 @@ class PgClient {
                                   const std::vector<std::optional<std::string>>& params);
   // COPY <table_and_columns> FROM STDIN (text format). `rows` are already tab-separated lines
   // without the trailing newline; values must be escaped with PgCopyEscape. Returns rows copied.
-  StatusOr<int64_t> CopyIn(const std::string& table_and_columns, const std::vector<std::string>& rows);
+  StatusOr<int64_t> CopyIn(const std::string& table_and_columns,
+                           const std::vector<std::string>& rows);
 
   Status Begin() { return Exec("BEGIN", "begin").status(); }
   Status Commit() { return Exec("COMMIT", "commit").status(); }
@@ -53,6 +56,10 @@ class PgClient {
   // False after a connection-level failure: reconnect.
   bool healthy() const;
   const std::string& where() const { return where_; }
+  // SQLSTATE of the last failed call ("" after a success or a client-side error), e.g.
+  // "23505" unique_violation, "57014" query_canceled (statement_timeout), "40001"
+  // serialization_failure: lets callers tell retryable errors from bugs.
+  const std::string& last_sqlstate() const;
 
  private:
   PgClient() = default;
@@ -63,6 +70,10 @@ class PgClient {
 
 // Escapes a value for COPY text format (backslash, tab, newline, carriage return).
 std::string PgCopyEscape(const std::string& value);
+// The COPY text-format NULL marker.
+inline constexpr const char* kPgCopyNull = "\\N";
+// One COPY text-format row: escaped values joined by tabs, std::nullopt as \N.
+std::string PgCopyRow(const std::vector<std::optional<std::string>>& values);
 
 // Applies versioned migrations in order inside transactions, recording each in
 // schema_migrations(version, name, applied_at). Already-applied versions are skipped, so it

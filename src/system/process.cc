@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -15,7 +17,8 @@
 
 namespace fs {
 
-StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path) {
+StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path,
+                             const RunAs* run_as) {
   if (argv.empty()) return Err("empty command");
   if (access(argv[0].c_str(), X_OK) != 0) {
     return Err("cannot execute " + argv[0] + ": " + strerror(errno));
@@ -33,8 +36,15 @@ StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::st
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
+    if (run_as != nullptr) {
+      // Group first: after setuid we may no longer change it. A credential change clears
+      // the death signal, so it is set afterwards.
+      if (setgroups(0, nullptr) != 0 || setgid(run_as->gid) != 0 || setuid(run_as->uid) != 0) {
+        _exit(125);
+      }
+    }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(126);  // parent died between fork and prctl
+    if (getppid() != parent) _exit(126);                    // parent died between fork and prctl
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 clears CLOEXEC on 0
     dup2(devnull, 0);
     dup2(log_fd, 1);
@@ -74,12 +84,45 @@ std::string ProcessCmdline(pid_t pid) {
   return s;
 }
 
-bool TerminateProcess(pid_t pid, int timeout_ms) {
+Status RunToCompletion(const std::vector<std::string>& argv, const std::string& log_path,
+                       int timeout_ms, const RunAs* run_as) {
+  ASSIGN_OR_RETURN(pid_t pid, SpawnProcess(argv, log_path, run_as));
+  int status = 0;
+  for (int waited = 0;; waited += 20) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return Err("waitpid " + argv[0] + ": " + strerror(errno));
+    if (waited >= timeout_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      return Err(argv[0] + " did not finish within " + std::to_string(timeout_ms / 1000) +
+                 " s (log: " + log_path + ")");
+    }
+    usleep(20000);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                      : "was killed by signal " + std::to_string(WTERMSIG(status));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 125) how += " (could not switch user)";
+  return Err(argv[0] + " " + how + " (log: " + log_path + ")");
+}
+
+StatusOr<RunAs> LookupUser(const std::string& name) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return Err("no local user '" + name + "'");
+  }
+  return RunAs{pw.pw_uid, pw.pw_gid};
+}
+
+bool TerminateProcess(pid_t pid, int timeout_ms, int signal) {
   if (!ProcessAlive(pid)) {
     waitpid(pid, nullptr, WNOHANG);
     return false;
   }
-  kill(pid, SIGTERM);
+  kill(pid, signal);
   for (int waited = 0; waited < timeout_ms; waited += 20) {
     waitpid(pid, nullptr, WNOHANG);
     if (!ProcessAlive(pid)) return false;
