@@ -63,6 +63,26 @@ class RedisServer {
     auto p = PickFreePort();
     if (!p.ok() || dir_.empty()) return false;
     port_ = *p;
+    return Launch();
+  }
+  // Kills the server and starts an empty one on the same port: Redis losing its data.
+  bool RestartEmpty() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return Launch();
+  }
+  ~RedisServer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  bool Launch() {
     pid_ = fork();
     if (pid_ == 0) {
       std::string port = std::to_string(port_);
@@ -80,16 +100,6 @@ class RedisServer {
     }
     return false;
   }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
- private:
   pid_t pid_ = -1;
   int port_ = 0;
   std::string dir_;
@@ -654,6 +664,68 @@ TEST_F(AggregationTest, MalformedEntriesAreCountedAndAcked) {
   EXPECT_EQ(status, 200);
   EXPECT_EQ(agg->Stop(), 0);
   EXPECT_NE(agg->log().find("malformed"), std::string::npos);
+}
+
+// PostgreSQL restarted (fast shutdown cuts every connection) while entries keep arriving:
+// the batches that failed stay pending and are stored after the reconnect, once each.
+TEST_F(AggregationTest, PostgresRestartMidStreamLosesNothing) {
+  auto before = MakeDetections(400, 0);
+  auto during = MakeDetections(400, 1);
+  AggProcess* agg = NewProcess("agg");
+  agg->Start(Args("c1", 100));
+  ASSERT_TRUE(agg->WaitForPort());
+  Publish(&*redis_, before);
+  ASSERT_TRUE(WaitFor([&] { return Rows() == 400; }, 20)) << Rows();
+  pg_conn_.reset();
+  pg_.Stop();
+  Publish(&*redis_, during);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(agg->Alive());
+  ASSERT_TRUE(pg_.Restart().ok());
+  ASSERT_TRUE(WaitFor([&] { return Rows() == 800 && Drained(); }, 30))
+      << "rows " << Rows() << " pending " << Pending() << " lag " << Lag();
+  auto expected = Keys(before);
+  auto more = Keys(during);
+  expected.insert(more.begin(), more.end());
+  EXPECT_EQ(StoredKeys(), expected);
+  EXPECT_EQ(Scalar("SELECT sum(count) FROM detection_rollup_1m"), 800);
+  EXPECT_GT(agg->Metric("framescope_aggregation_write_failures_total") +
+                agg->Metric("framescope_aggregation_rows_inserted_total"),
+            0);
+}
+
+// The guarantee when Redis itself loses data (no persistence, or a crash between
+// append-only fsyncs): entries it lost before aggregation read them are lost; everything it
+// still has, or receives afterwards, is stored exactly once. Aggregation notices the lost
+// consumer group (NOGROUP), recreates it and goes on; a producer re-publishing entries that
+// were already stored adds nothing.
+TEST_F(AggregationTest, RedisDataLossRecreatesGroupAndNeverDuplicates) {
+  auto before = MakeDetections(300, 0);
+  auto after = MakeDetections(300, 1);
+  AggProcess* agg = NewProcess("agg");
+  agg->Start(Args("c1", 100));
+  ASSERT_TRUE(agg->WaitForPort());
+  Publish(&*redis_, before);
+  ASSERT_TRUE(WaitFor([&] { return Rows() == 300; }, 20)) << Rows();
+  redis_.reset();
+  ASSERT_TRUE(redis_server_.RestartEmpty());
+  auto r = RedisClient::Connect(redis_server_.url(), "test");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  redis_.emplace(std::move(r).value());
+  // Re-published old entries (a producer retrying) plus new ones.
+  std::vector<Published> replay(before.begin(), before.begin() + 100);
+  Publish(&*redis_, replay);
+  Publish(&*redis_, after);
+  ASSERT_TRUE(WaitFor([&] { return Rows() == 600 && Drained(); }, 30))
+      << "rows " << Rows() << " pending " << Pending() << " lag " << Lag();
+  auto expected = Keys(before);
+  auto more = Keys(after);
+  expected.insert(more.begin(), more.end());
+  EXPECT_EQ(StoredKeys(), expected);
+  EXPECT_EQ(agg->Metric("framescope_aggregation_duplicates_total"), 100);
+  int status = 0;
+  std::string health = agg->Get("/health", &status);
+  EXPECT_EQ(status, 200) << health;
 }
 
 }  // namespace
