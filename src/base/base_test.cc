@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "src/base/flags.h"
+#include "src/base/http.h"
 #include "src/base/json.h"
 
 namespace fs {
@@ -55,6 +56,23 @@ TEST(FlagsTest, Resolution) {
   EXPECT_EQ(h, 360);
   EXPECT_FALSE(ParseResolution("640", &w, &h).ok());
   EXPECT_FALSE(ParseResolution("641x360", &w, &h).ok());
+}
+
+}  // namespace
+}  // namespace fs
+
+namespace fs {
+namespace {
+
+TEST(HttpTest, DecodesChunkedBodies) {
+  auto ok = DecodeChunked("4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n\r\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(*ok, "Wikipedia in \r\n\r\nchunks.");
+  EXPECT_EQ(*DecodeChunked("0\r\n\r\n"), "");
+  for (const char* bad : {"", "4\r\nWik", "zz\r\nab\r\n0\r\n\r\n", "\r\n", "4\r\nWikiXX0\r\n\r\n",
+                          "ffffffffff\r\nx\r\n", "4\r\nWiki\r\n"}) {
+    EXPECT_FALSE(DecodeChunked(bad).ok()) << bad;
+  }
 }
 
 }  // namespace

@@ -253,11 +253,53 @@ StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::strin
   if (!ReadMessage(fd.get(), &buf, &head, &body)) {
     return Err("no complete HTTP response from " + host + ":" + std::to_string(port) + path);
   }
+  std::string lower = Lower(head);
+  if (lower.find("\r\ncontent-length:") == std::string::npos) {
+    // No length (Go's servers stream larger bodies chunked): the body runs to EOF, which
+    // Connection: close guarantees.
+    body = buf;
+    for (;;) {
+      if (body.size() > 16 * kMaxRequestBytes) return Err("HTTP response too large");
+      char tmp[16384];
+      ssize_t n = recv(fd.get(), tmp, sizeof(tmp), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Err("reading HTTP response from " + host + ":" + std::to_string(port));
+      if (n == 0) break;
+      body.append(tmp, static_cast<size_t>(n));
+    }
+    if (lower.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+      ASSIGN_OR_RETURN(body, DecodeChunked(body));
+    }
+  }
   HttpResult result;
   auto sp = head.find(' ');
   result.status = sp == std::string::npos ? 0 : atoi(head.c_str() + sp + 1);
   result.body = std::move(body);
   return result;
+}
+
+StatusOr<std::string> DecodeChunked(const std::string& raw) {
+  std::string out;
+  size_t pos = 0;
+  for (;;) {
+    size_t eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos) return Err("chunked body: missing chunk size line");
+    size_t size = 0;
+    size_t digits = 0;
+    for (size_t i = pos; i < eol && raw[i] != ';'; ++i, ++digits) {
+      int v = HexVal(raw[i]);
+      if (v < 0 || digits >= 8) return Err("chunked body: bad chunk size");
+      size = size * 16 + static_cast<size_t>(v);
+    }
+    if (digits == 0) return Err("chunked body: empty chunk size");
+    pos = eol + 2;
+    if (size == 0) return out;  // trailers, if any, are ignored
+    if (raw.size() - pos < size + 2 || raw.compare(pos + size, 2, "\r\n") != 0) {
+      return Err("chunked body: truncated chunk");
+    }
+    out.append(raw, pos, size);
+    pos += size + 2;
+  }
 }
 
 }  // namespace fs

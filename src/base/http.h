@@ -76,6 +76,9 @@ StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::strin
                              const std::map<std::string, std::string>& headers = {});
 
 std::string UrlDecode(const std::string& s);
+// Decodes an HTTP/1.1 chunked body ("<hex size>[;ext]\r\n<data>\r\n" ... "0\r\n\r\n").
+// Error on malformed framing or a body truncated before the last chunk.
+StatusOr<std::string> DecodeChunked(const std::string& raw);
 
 }  // namespace fs
 
