@@ -45,6 +45,8 @@ run: build
 	done; \
 	echo; echo "--- loadgen delivered rates (last report) ---"; \
 	grep -E 'camera=cam[0-9]+ FPS: ' $(STATE_DIR)/logs/loadgen.log | tail -n 10; \
+	echo; echo "--- api clients (last report) ---"; \
+	grep -E 'apiclient: rate' $(STATE_DIR)/logs/apiclient.log | tail -n 2 || true; \
 	echo; echo "logs: $(STATE_DIR)/logs"
 
 bench: build

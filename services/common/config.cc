@@ -221,6 +221,15 @@ class TableReader {
     }
     return TypeError(key, *v, "a number");
   }
+  Status Bool(const std::string& key, bool* out) {
+    const TomlValue* v = Take(key);
+    if (!v) return Status::Ok();
+    if (auto* b = std::get_if<bool>(&v->v)) {
+      *out = *b;
+      return Status::Ok();
+    }
+    return TypeError(key, *v, "true or false");
+  }
   Status String(const std::string& key, std::string* out) {
     const TomlValue* v = Take(key);
     if (!v) return Status::Ok();
@@ -311,6 +320,16 @@ Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, Syste
       RETURN_IF_ERROR(r.Double("conf_threshold", &c->conf_threshold));
     } else if (name == "redis") {
       RETURN_IF_ERROR(r.String("url", &c->redis_url));
+    } else if (name == "postgres") {
+      RETURN_IF_ERROR(r.String("url", &c->postgres_url));
+    } else if (name == "aggregation") {
+      RETURN_IF_ERROR(r.Int("processes", &c->aggregation_processes));
+      RETURN_IF_ERROR(r.Int("batch", &c->aggregation_batch));
+    } else if (name == "api") {
+      RETURN_IF_ERROR(r.Int("port", &c->api_port));
+      RETURN_IF_ERROR(r.Double("client_rate", &c->api_client_rate));
+    } else if (name == "prometheus") {
+      RETURN_IF_ERROR(r.Bool("enabled", &c->prometheus));
     } else if (name == "ports") {
       RETURN_IF_ERROR(r.Int("rtsp", &c->rtsp_port));
     } else {
@@ -368,6 +387,16 @@ Status ValidateConfig(const SystemConfig& c) {
     return Err("conf_threshold must be between 0 and 1");
   }
   if (c.rtsp_port < 0 || c.rtsp_port > 65535) return Err("ports.rtsp must be 0..65535");
+  if (c.api_port < 0 || c.api_port > 65535) return Err("api.port must be 0..65535");
+  if (c.aggregation_processes < 1 || c.aggregation_processes > 16) {
+    return Err("aggregation.processes must be between 1 and 16");
+  }
+  if (c.aggregation_batch < 1 || c.aggregation_batch > 100000) {
+    return Err("aggregation.batch must be between 1 and 100000");
+  }
+  if (!(c.api_client_rate >= 0 && c.api_client_rate <= 10000)) {
+    return Err("api.client_rate must be between 0 and 10000 requests/s");
+  }
   std::set<std::string> names;
   for (const auto& cam : c.real_cameras) {
     if (!names.insert(cam.name).second) return Err("camera name \"" + cam.name + "\" used twice");

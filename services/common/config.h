@@ -17,6 +17,16 @@
 //   conf_threshold = 0.25
 //   [redis]
 //   url = ""                # empty: framescope starts a private redis-server
+//   [postgres]
+//   url = ""                # empty: a private PostgreSQL 15 cluster in the state dir
+//   [aggregation]
+//   processes = 1           # consumers sharing the stream (scale-out)
+//   batch = 500
+//   [api]
+//   port = 0                # 0: any free port (loopback)
+//   client_rate = 50        # API clients' requests/s (0: no clients)
+//   [prometheus]
+//   enabled = true
 //   [ports]
 //   rtsp = 0                # 0: any free port
 #ifndef FRAMESCOPE_SERVICES_COMMON_CONFIG_H_
@@ -76,8 +86,15 @@ struct SystemConfig {
   int input_size = 416;
   double conf_threshold = 0.25;
 
-  std::string redis_url;  // empty: private redis-server
+  std::string redis_url;     // empty: private redis-server
+  std::string postgres_url;  // empty: private PostgreSQL cluster
   int rtsp_port = 0;
+
+  int aggregation_processes = 1;
+  int aggregation_batch = 500;
+  int api_port = 0;
+  double api_client_rate = 50;
+  bool prometheus = true;
 };
 
 // Applies a TOML document onto `config` (fields it does not mention keep their values).

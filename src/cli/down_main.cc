@@ -4,30 +4,57 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
+#include "src/system/postgres_cluster.h"
 #include "src/system/process.h"
 #include "src/system/state.h"
 
 namespace fs {
+namespace {
+int StopSystem(const std::string& state_dir, int timeout_s);
+}  // namespace
 
 int DownMain(int argc, char** argv) {
   std::string state_dir = kDefaultStateDir;
   int timeout_s = 15;
+  bool purge = false;
   FlagSet flags("framescope down",
                 "Stops the system started by `framescope up`: SIGTERM to every service, SIGKILL\n"
-                "after the timeout; no process of ours is left behind.");
+                "after the timeout; no process of ours is left behind. Data (Redis AOF, the\n"
+                "PostgreSQL cluster, Prometheus TSDB) stays for the next `up` unless --purge.");
   flags.String("state-dir", &state_dir, "the state dir given to `up`");
   flags.Int("timeout", &timeout_s, "seconds before SIGKILL");
+  flags.Bool("purge", &purge, "also delete <state-dir>/data: the stream, the database, metrics");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
   if (!PathExists(state_dir)) {
     printf("framescope is not running (no state dir %s)\n", state_dir.c_str());
     return 0;
   }
+  int rc = StopSystem(state_dir, timeout_s);
+  if (rc != 0 || !purge) return rc;
+  auto dir = ResolveStateDir(state_dir);
+  if (!dir.ok()) return 1;
+  Status st = PostgresCluster::Purge(dir->DataDir() + "/postgres");
+  std::error_code ec;
+  std::filesystem::remove_all(dir->DataDir(), ec);
+  if (!st.ok() || ec) {
+    fprintf(stderr, "framescope down: purging %s: %s\n", dir->DataDir().c_str(),
+            st.ok() ? ec.message().c_str() : st.message().c_str());
+    return 1;
+  }
+  printf("purged %s\n", dir->DataDir().c_str());
+  return 0;
+}
+
+namespace {
+
+int StopSystem(const std::string& state_dir, int timeout_s) {
   auto dir = ResolveStateDir(state_dir);
   if (!dir.ok()) {
     fprintf(stderr, "framescope down: %s\n", dir.status().message().c_str());
@@ -90,4 +117,5 @@ int DownMain(int argc, char** argv) {
   return 0;
 }
 
+}  // namespace
 }  // namespace fs

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "services/common/config.h"
+#include "services/common/pg_client.h"
 #include "services/common/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -15,6 +16,7 @@
 #include "src/base/net.h"
 #include "src/cli/cli.h"
 #include "src/cli/status_view.h"
+#include "src/system/postgres_cluster.h"
 #include "src/system/process.h"
 #include "src/system/state.h"
 #include "src/system/supervisor.h"
@@ -30,7 +32,8 @@ Status Preflight(const SystemConfig& c, const std::string& bin_dir) {
     return Err("fps must be a whole number for the simulated cameras (got " +
                std::to_string(c.fps) + ")");
   }
-  for (const char* b : {"framescope-loadgen", "framescope-capture", "framescope-detection"}) {
+  for (const char* b : {"framescope-loadgen", "framescope-capture", "framescope-detection",
+                        "framescope-aggregation", "framescope-api", "framescope-apiclient"}) {
     if (access((bin_dir + "/" + b).c_str(), X_OK) != 0) {
       return Err(std::string(b) + " not found in " + bin_dir + " (run `make build`)");
     }
@@ -50,6 +53,23 @@ Status Preflight(const SystemConfig& c, const std::string& bin_dir) {
     auto r = RedisClient::Connect(c.redis_url, "up", 1000);
     if (!r.ok()) return r.status().Annotate("--redis-url " + c.redis_url);
   }
+  if (c.postgres_url.empty()) {
+    if (std::string why = PostgresCluster::Unavailable(); !why.empty()) {
+      return Err("postgres: " + why + " (or pass --postgres-url)");
+    }
+  } else {
+    auto pg = PgClient::Connect(c.postgres_url, "up", 3);
+    if (!pg.ok()) return pg.status().Annotate("--postgres-url " + RedactUrl(c.postgres_url));
+  }
+  if (c.prometheus && access("/usr/bin/prometheus", X_OK) != 0) {
+    return Err(
+        "prometheus: /usr/bin/prometheus not found (run `make deps`, or pass "
+        "--no-prometheus)");
+  }
+  if (c.api_port != 0) {
+    auto l = ListenTcp("127.0.0.1", c.api_port);
+    if (!l.ok()) return Err("api: " + l.status().message());
+  }
   if (c.real_cameras.empty() && c.rtsp_port != 0) {
     auto l = ListenTcp("127.0.0.1", c.rtsp_port);
     if (!l.ok()) return Err("loadgen: RTSP " + l.status().message());
@@ -63,18 +83,24 @@ int UpMain(int argc, char** argv) {
   SystemConfig config;
   std::string state_dir = kDefaultStateDir, config_file, resolution = "640x360";
   // The supervisor's start-up budgets (loadgen 120 s + capture 20 s + detection 180 s +
-  // redis 20 s) add up to 340 s; `up` waits a little longer than the worst case.
-  int cameras = config.cameras, rtsp_port = 0, timeout_s = 360;
+  // redis 20 s + postgres 120 s + aggregation, api, apiclient, prometheus 20 s each) add up
+  // to 540 s; `up` waits a little longer than the worst case.
+  int cameras = config.cameras, rtsp_port = 0, timeout_s = 600;
   int max_batch = config.max_batch, max_wait_ms = config.max_wait_ms,
       input_size = config.input_size;
   double fps = config.fps;
-  std::string model = config.model, weights, redis_url;
-  bool json = false;
+  std::string model = config.model, weights, redis_url, postgres_url;
+  int api_port = 0, aggregation_processes = config.aggregation_processes;
+  double api_rate = config.api_client_rate;
+  bool json = false, no_prometheus = false;
   FlagSet flags("framescope up",
                 "Starts the reference video-analytics system as supervised background processes\n"
-                "(redis, loadgen = simulated RTSP cameras, capture, detection), waits until each\n"
-                "is healthy and prints a table of services, pids and endpoints. Flags override\n"
-                "the config file; the config file overrides the defaults.");
+                "(redis, postgres, loadgen = simulated RTSP cameras, capture, detection,\n"
+                "aggregation, api, apiclient = API load, prometheus), waits until each is healthy\n"
+                "and prints a table of services, pids and endpoints. Data (Redis AOF, the\n"
+                "PostgreSQL cluster, Prometheus TSDB) persists in <state-dir>/data across\n"
+                "down/up. Flags override the config file; the config file overrides the\n"
+                "defaults. Set FRAMESCOPE_API_TOKEN to require a bearer token on the api.");
   flags.Int("cameras", &cameras, "number of simulated cameras");
   flags.Double("fps", &fps, "frames per second per camera");
   flags.String("resolution", &resolution, "camera resolution WxH");
@@ -87,6 +113,13 @@ int UpMain(int argc, char** argv) {
   flags.Int("max-wait-ms", &max_wait_ms, "detection: max wait to fill a batch");
   flags.Int("input-size", &input_size, "detection: network input size (multiple of 32)");
   flags.String("redis-url", &redis_url, "use an existing Redis instead of starting one");
+  flags.String("postgres-url", &postgres_url,
+               "use an existing PostgreSQL (postgresql:// URL) instead of a private cluster");
+  flags.Bool("no-prometheus", &no_prometheus, "do not start Prometheus");
+  flags.Int("api-port", &api_port, "api HTTP port on 127.0.0.1 (0 = any free port)");
+  flags.Double("api-rate", &api_rate, "API clients' requests per second (0 = no clients)");
+  flags.Int("aggregation-processes", &aggregation_processes,
+            "aggregation consumers sharing the stream");
   flags.Int("rtsp-port", &rtsp_port, "loadgen RTSP port (0 = any free port)");
   flags.Int("timeout", &timeout_s, "seconds to wait for the system to become healthy");
   flags.Bool("json", &json, "print the final status as JSON");
@@ -113,6 +146,11 @@ int UpMain(int argc, char** argv) {
   if (flags.WasSet("max-wait-ms")) config.max_wait_ms = max_wait_ms;
   if (flags.WasSet("input-size")) config.input_size = input_size;
   if (flags.WasSet("redis-url")) config.redis_url = redis_url;
+  if (flags.WasSet("postgres-url")) config.postgres_url = postgres_url;
+  if (no_prometheus) config.prometheus = false;
+  if (flags.WasSet("api-port")) config.api_port = api_port;
+  if (flags.WasSet("api-rate")) config.api_client_rate = api_rate;
+  if (flags.WasSet("aggregation-processes")) config.aggregation_processes = aggregation_processes;
   if (flags.WasSet("rtsp-port")) config.rtsp_port = rtsp_port;
 
   auto dir = ResolveStateDir(state_dir);

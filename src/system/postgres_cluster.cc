@@ -109,6 +109,7 @@ Status PostgresCluster::Init(const std::string& log_path) {
   } else {
     std::filesystem::remove_all(data, ec);
   }
+  std::string pwfile = dir_ + "/initdb-password";  // read by initdb, so reachable by it
   if (run_as_) {
     // The cluster root must be searchable by the server's user; it holds nothing secret
     // except the password file, which stays 0600 and ours.
@@ -116,12 +117,14 @@ Status PostgresCluster::Init(const std::string& log_path) {
     if (!Traversable(dir_, *run_as_)) {
       std::string target = "/var/lib/framescope/pg-" +
                            std::to_string(std::hash<std::string>()(dir_) & 0xffffffffffULL);
+      std::filesystem::remove_all(target, ec);  // a stale cluster of an earlier state dir
       RETURN_IF_ERROR(MakeDirs(target));
       chmod("/var/lib/framescope", 0711);
       chmod(target.c_str(), 0700);
       std::filesystem::create_symlink(target, data, ec);
       if (ec) return Err("symlink " + data + " -> " + target + ": " + ec.message());
       data = target;
+      pwfile = target + ".initdb-password";
     }
   }
   if (!PathExists(data) && mkdir(data.c_str(), 0700) != 0) {
@@ -130,7 +133,6 @@ Status PostgresCluster::Init(const std::string& log_path) {
   if (run_as_) RETURN_IF_ERROR(Chown(data, *run_as_));
 
   ASSIGN_OR_RETURN(std::string password, RandomPassword());
-  std::string pwfile = dir_ + "/initdb-password";
   RETURN_IF_ERROR(WriteFileAtomic(pwfile, password + "\n", 0600));
   if (run_as_) RETURN_IF_ERROR(Chown(pwfile, *run_as_));
   Status st =
@@ -144,9 +146,13 @@ Status PostgresCluster::Init(const std::string& log_path) {
 }
 
 std::vector<std::string> PostgresCluster::ServerArgv(int port, bool durable) const {
+  // The server gets the real path: the symlink's own directory may be out of its reach.
+  std::error_code ec;
+  std::string data = DataDir();
+  if (std::filesystem::is_symlink(data, ec)) data = std::filesystem::read_symlink(data, ec);
   std::vector<std::string> argv = {Bin("postgres"),
                                    "-D",
-                                   DataDir(),
+                                   data,
                                    "-p",
                                    std::to_string(port),
                                    "-c",
@@ -168,14 +174,23 @@ std::vector<std::string> PostgresCluster::ServerArgv(int port, bool durable) con
   return argv;
 }
 
-StatusOr<std::string> PostgresCluster::Url(int port, const std::string& database) const {
+StatusOr<std::string> PostgresCluster::Password() const {
   ASSIGN_OR_RETURN(std::string password, ReadFile(PasswordFile()));
   while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
     password.pop_back();
   }
   if (password.empty()) return Err("empty password file " + PasswordFile());
-  return "postgresql://" + std::string(kPostgresSuperuser) + ":" + password +
-         "@127.0.0.1:" + std::to_string(port) + "/" + database;
+  return password;
+}
+
+StatusOr<std::string> PostgresCluster::Url(int port, const std::string& database,
+                                           bool with_password) const {
+  std::string auth = kPostgresSuperuser;
+  if (with_password) {
+    ASSIGN_OR_RETURN(std::string password, Password());
+    auth += ":" + password;
+  }
+  return "postgresql://" + auth + "@127.0.0.1:" + std::to_string(port) + "/" + database;
 }
 
 Status PostgresCluster::WaitReady(int port, pid_t server_pid, const std::string& database,

@@ -44,8 +44,11 @@ class PostgresCluster {
   // The user to run the server as (nullptr: ourselves).
   const RunAs* run_as() const { return run_as_ ? &*run_as_ : nullptr; }
 
-  // postgresql://framescope:<password>@127.0.0.1:<port>/<database>
-  StatusOr<std::string> Url(int port, const std::string& database) const;
+  // postgresql://framescope:<password>@127.0.0.1:<port>/<database>; without the password
+  // when !with_password (for command lines, which every local user can read: the password
+  // then travels in PGPASSWORD, see Password()).
+  StatusOr<std::string> Url(int port, const std::string& database, bool with_password = true) const;
+  StatusOr<std::string> Password() const;
 
   // Waits until the server on `port` accepts connections (up to timeout_ms, giving up early
   // if `server_pid` dies), then creates `database` and the pg_stat_statements extension in

@@ -55,6 +55,12 @@ Json ConfigToJson(const SystemConfig& c) {
   j["conf_threshold"] = c.conf_threshold;
   j["redis_url"] = c.redis_url;
   j["rtsp_port"] = c.rtsp_port;
+  j["postgres_url"] = c.postgres_url;
+  j["aggregation_processes"] = c.aggregation_processes;
+  j["aggregation_batch"] = c.aggregation_batch;
+  j["api_port"] = c.api_port;
+  j["api_client_rate"] = c.api_client_rate;
+  j["prometheus"] = c.prometheus;
   return j;
 }
 
@@ -76,6 +82,13 @@ StatusOr<SystemConfig> ConfigFromJson(const Json& j) {
   c.conf_threshold = j.Get("conf_threshold").AsDouble(c.conf_threshold);
   c.redis_url = j.Get("redis_url").AsString();
   c.rtsp_port = static_cast<int>(j.Get("rtsp_port").AsInt(0));
+  c.postgres_url = j.Get("postgres_url").AsString();
+  c.aggregation_processes =
+      static_cast<int>(j.Get("aggregation_processes").AsInt(c.aggregation_processes));
+  c.aggregation_batch = static_cast<int>(j.Get("aggregation_batch").AsInt(c.aggregation_batch));
+  c.api_port = static_cast<int>(j.Get("api_port").AsInt(0));
+  c.api_client_rate = j.Get("api_client_rate").AsDouble(c.api_client_rate);
+  c.prometheus = j.Get("prometheus").AsBool(c.prometheus);
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }

@@ -56,6 +56,7 @@ std::string DescribeUnhealthy(const std::string& body) {
 }
 
 int StartupTimeoutMs(const std::string& name) {
+  if (name == "postgres") return 120000;   // initdb on the first start
   if (name == "loadgen") return 120000;    // encodes every camera's loop first
   if (name == "detection") return 180000;  // may synthesise weights and load the model
   if (name == "capture") return 20000;     // every camera must deliver a frame
@@ -67,9 +68,17 @@ int StartupTimeoutMs(const std::string& name) {
 std::vector<std::string> Supervisor::ServiceNames(const SystemConfig& config) {
   std::vector<std::string> names;
   if (config.redis_url.empty()) names.push_back("redis");
+  if (config.postgres_url.empty()) names.push_back("postgres");
   if (config.real_cameras.empty()) names.push_back("loadgen");
   names.push_back("capture");
   names.push_back("detection");
+  names.push_back("aggregation");
+  for (int i = 2; i <= config.aggregation_processes; ++i) {
+    names.push_back("aggregation-" + std::to_string(i));
+  }
+  names.push_back("api");
+  if (config.api_client_rate > 0) names.push_back("apiclient");
+  if (config.prometheus) names.push_back("prometheus");
   return names;
 }
 
@@ -84,7 +93,38 @@ Supervisor::Supervisor(SystemConfig config, StateDir dir, std::string bin_dir, i
     services_.push_back(s);
   }
   redis_url_ = config_.redis_url;
+  postgres_url_ = config_.postgres_url;
   rtsp_port_ = config_.rtsp_port;
+  api_port_ = config_.api_port;
+  if (postgres_url_.empty())
+    cluster_ = std::make_unique<PostgresCluster>(dir_.DataDir() + "/postgres");
+}
+
+std::vector<std::string> Supervisor::CameraNames() const {
+  std::vector<std::string> names;
+  if (!config_.real_cameras.empty()) {
+    for (const auto& cam : config_.real_cameras) names.push_back(cam.name);
+  } else {
+    for (int i = 0; i < config_.cameras; ++i) names.push_back(CameraName(i));
+  }
+  return names;
+}
+
+StatusOr<std::string> Supervisor::WritePrometheusConfig() const {
+  std::string yml =
+      "# Written by the framescope supervisor at every start of prometheus.\n"
+      "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n"
+      "scrape_configs:\n";
+  for (const auto& s : services_) {
+    if (s.name == "redis" || s.name == "postgres" || s.metrics_port <= 0) continue;
+    std::string job = s.name == "prometheus" ? "prometheus" : s.name;
+    yml += "  - job_name: " + job +
+           "\n    static_configs:\n      - targets: ['127.0.0.1:" + std::to_string(s.metrics_port) +
+           "']\n        labels: {service: " + job + "}\n";
+  }
+  std::string path = dir_.RunDir() + "/prometheus.yml";
+  RETURN_IF_ERROR(WriteFileAtomic(path, yml));
+  return path;
 }
 
 StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const {
@@ -113,6 +153,17 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
             "--loglevel",
             "notice"};
     return argv;
+  }
+  if (s.name == "postgres") return cluster_->ServerArgv(s.metrics_port, /*durable=*/true);
+  if (s.name == "prometheus") {
+    ASSIGN_OR_RETURN(std::string yml, WritePrometheusConfig());
+    return std::vector<std::string>{
+        "/usr/bin/prometheus",
+        "--config.file=" + yml,
+        "--storage.tsdb.path=" + dir_.DataDir() + "/prometheus",
+        "--storage.tsdb.retention.time=7d",
+        "--web.listen-address=127.0.0.1:" + std::to_string(s.metrics_port),
+        "--log.level=warn"};
   }
   if (s.name == "loadgen") {
     argv = {bin_dir_ + "/framescope-loadgen",
@@ -182,6 +233,33 @@ StatusOr<std::vector<std::string>> Supervisor::BuildArgv(const Service& s) const
       argv.push_back("--weights");
       argv.push_back(config_.weights);
     }
+  } else if (s.name.rfind("aggregation", 0) == 0) {
+    // A stable consumer name: a restarted process first re-reads what it left pending.
+    argv = {bin_dir_ + "/framescope-aggregation",
+            "--redis-url",
+            redis_url_,
+            "--postgres-url",
+            postgres_url_,
+            "--consumer",
+            s.name,
+            "--batch",
+            std::to_string(config_.aggregation_batch)};
+  } else if (s.name == "api") {
+    argv = {bin_dir_ + "/framescope-api",
+            "--redis-url",
+            redis_url_,
+            "--postgres-url",
+            postgres_url_,
+            "--listen",
+            "127.0.0.1:" + std::to_string(api_port_)};
+  } else if (s.name == "apiclient") {
+    argv = {bin_dir_ + "/framescope-apiclient",
+            "--api-url",
+            "http://127.0.0.1:" + std::to_string(api_port_),
+            "--rate",
+            FormatNumber(config_.api_client_rate),
+            "--camera-names",
+            Join(CameraNames(), ",")};
   } else {
     return Err("unknown service " + s.name);
   }
@@ -196,6 +274,16 @@ Status Supervisor::CheckHealth(Service* s, std::string* detail) const {
     auto r = c->Command({"PING"});
     if (!r.ok()) return r.status();
     if (r->str != "PONG") return Err("redis answered " + r->str);
+    return Status::Ok();
+  }
+  if (s->name == "postgres") {
+    // Connects, then creates the database and pg_stat_statements if missing.
+    return cluster_->WaitReady(s->metrics_port, s->pid, "framescope", 1500);
+  }
+  if (s->name == "prometheus") {
+    auto resp = HttpGet("127.0.0.1", s->metrics_port, "/-/ready", 1000);
+    if (!resp.ok()) return resp.status();
+    if (resp->status != 200) return Err("prometheus not ready: " + resp->body);
     return Status::Ok();
   }
   auto pf = ReadFile(dir_.PortFile(s->name));
@@ -237,6 +325,21 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
     ASSIGN_OR_RETURN(s->metrics_port, PickFreePort());
     redis_url_ = "redis://127.0.0.1:" + std::to_string(s->metrics_port);
   }
+  if (s->name == "postgres") {
+    if (s->metrics_port == 0) {
+      ASSIGN_OR_RETURN(s->metrics_port, PickFreePort());
+    }
+    RETURN_IF_ERROR(cluster_->Init(dir_.LogFile("postgres")));
+    // Services get the URL without the password (command lines are world-readable) and the
+    // password in PGPASSWORD, which libpq reads and /proc shows only to our own user.
+    ASSIGN_OR_RETURN(std::string password, cluster_->Password());
+    setenv("PGPASSWORD", password.c_str(), 1);
+    ASSIGN_OR_RETURN(postgres_url_, cluster_->Url(s->metrics_port, "framescope", false));
+    ASSIGN_OR_RETURN(postgres_url_full_, cluster_->Url(s->metrics_port, "framescope"));
+  }
+  if (s->name == "prometheus" && s->metrics_port == 0) {
+    ASSIGN_OR_RETURN(s->metrics_port, PickFreePort());
+  }
   ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildArgv(*s));
   unlink(dir_.PortFile(s->name).c_str());
   {
@@ -249,7 +352,8 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
       fclose(f);
     }
   }
-  ASSIGN_OR_RETURN(s->pid, SpawnProcess(argv, dir_.LogFile(s->name)));
+  const RunAs* run_as = s->name == "postgres" ? cluster_->run_as() : nullptr;
+  ASSIGN_OR_RETURN(s->pid, SpawnProcess(argv, dir_.LogFile(s->name), run_as));
   s->state = "starting";
   s->started_at_ns = WallNs();
   WriteState();
@@ -259,6 +363,16 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
     // Pin the RTSP port so a restarted loadgen comes back where capture looks for it.
     std::string port = s->endpoints.Get("rtsp_port").AsString();
     if (!port.empty()) rtsp_port_ = atoi(port.c_str());
+  }
+  if (s->name == "api") {
+    // Pinned too: the API clients (and users) keep talking to the same port.
+    std::string http = s->endpoints.Get("http").AsString();
+    auto colon = http.rfind(':');
+    if (colon != std::string::npos) api_port_ = atoi(http.c_str() + colon + 1);
+  }
+  if (s->name == "prometheus") {
+    s->endpoints = Json::MakeObject();
+    s->endpoints["http"] = "http://127.0.0.1:" + std::to_string(s->metrics_port);
   }
   LOG(INFO) << s->name << " healthy (pid " << s->pid << ")";
   WriteState();
@@ -292,7 +406,9 @@ void Supervisor::ReapAndRestart() {
     Status st = Start(&s, StartupTimeoutMs(s.name));
     if (!st.ok()) {
       LOG(ERROR) << s.name << " restart failed: " << st.message();
-      if (s.pid > 0) TerminateProcess(s.pid, stop_timeout_ms_);
+      if (s.pid > 0) {
+        TerminateProcess(s.pid, stop_timeout_ms_, s.name == "postgres" ? SIGINT : SIGTERM);
+      }
       s.pid = -1;
       s.consecutive_failures++;
       int64_t backoff =
@@ -309,7 +425,9 @@ void Supervisor::StopAll() {
   WriteState();
   for (auto it = services_.rbegin(); it != services_.rend(); ++it) {
     if (it->pid > 0) {
-      bool killed = TerminateProcess(it->pid, stop_timeout_ms_);
+      // PostgreSQL: SIGINT is its fast shutdown (SIGTERM would wait for clients to leave).
+      bool killed = TerminateProcess(it->pid, it->name == "postgres" ? 20000 : stop_timeout_ms_,
+                                     it->name == "postgres" ? SIGINT : SIGTERM);
       LOG(INFO) << "stopped " << it->name << (killed ? " (SIGKILL after timeout)" : "");
     }
     it->pid = -1;
@@ -333,6 +451,7 @@ void Supervisor::WriteState() {
   j["error"] = error_;
   j["started_at"] = static_cast<double>(started_at_ns_) / 1e9;
   j["redis_url"] = redis_url_;  // status and tests connect with it; 0600 (see below)
+  j["postgres_url"] = postgres_url_full_.empty() ? postgres_url_ : postgres_url_full_;
   Json config = ConfigToJson(config_);
   Json cams = Json::MakeArray();
   for (const auto& cam : config.Get("real_cameras").AsArray()) {
@@ -342,6 +461,7 @@ void Supervisor::WriteState() {
   }
   config["real_cameras"] = cams;
   config["redis_url"] = RedactUrl(config_.redis_url);
+  config["postgres_url"] = RedactUrl(config_.postgres_url);
   j["config"] = config;
   Json arr = Json::MakeArray();
   for (const auto& s : services_) {
@@ -351,9 +471,11 @@ void Supervisor::WriteState() {
     o["state"] = s.state;
     o["restarts"] = s.restarts;
     o["started_at"] = static_cast<double>(s.started_at_ns) / 1e9;
-    o["metrics_port"] = s.name == "redis" ? 0 : s.metrics_port;
+    bool no_metrics = s.name == "redis" || s.name == "postgres";
+    o["metrics_port"] = no_metrics ? 0 : s.metrics_port;
     o["endpoints"] = s.endpoints;
     if (s.name == "redis") o["endpoints"]["redis"] = redis_url_;
+    if (s.name == "postgres") o["endpoints"]["postgres"] = RedactUrl(postgres_url_);
     o["log"] = dir_.LogFile(s.name);
     arr.Push(o);
   }

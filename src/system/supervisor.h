@@ -10,12 +10,14 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "services/common/config.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
+#include "src/system/postgres_cluster.h"
 #include "src/system/state.h"
 
 namespace fs {
@@ -43,9 +45,12 @@ class Supervisor {
   };
 
   StatusOr<std::vector<std::string>> BuildArgv(const Service& s) const;
+  std::vector<std::string> CameraNames() const;
   Status Start(Service* s, int timeout_ms);
   Status WaitHealthy(Service* s, int timeout_ms);
   Status CheckHealth(Service* s, std::string* detail) const;
+  // Writes <run-dir>/prometheus.yml: every service with a /metrics endpoint, every 5 s.
+  StatusOr<std::string> WritePrometheusConfig() const;
   void ReapAndRestart();
   void StopAll();
   void WriteState();
@@ -59,7 +64,11 @@ class Supervisor {
   std::string phase_ = "starting";
   std::string error_;
   std::string redis_url_;
+  std::string postgres_url_;       // for services' command lines (private cluster: no password)
+  std::string postgres_url_full_;  // with the password, for state.json (0600)
+  std::unique_ptr<PostgresCluster> cluster_;
   int rtsp_port_ = 0;
+  int api_port_ = 0;
   int64_t started_at_ns_ = 0;
 };
 

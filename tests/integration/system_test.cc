@@ -66,7 +66,9 @@ std::vector<int> OurPids(const std::string& state_dir, const Json& last_status) 
 TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   TempDir tmp;
   std::string sd = tmp.path() + "/state";
-  auto up = RunShell(Fs() + " up --cameras 2 --fps 30 --state-dir " + sd);
+  testing::SystemGuard guard(sd);
+  auto up =
+      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus --state-dir " + sd);
   ASSERT_EQ(up.exit_code, 0) << up.output
                              << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
   EXPECT_NE(up.output.find("framescope is up"), std::string::npos) << up.output;

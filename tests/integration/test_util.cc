@@ -1,5 +1,6 @@
 #include "tests/integration/test_util.h"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,13 @@ std::string BinDir() { return SelfExeDir(); }
 TempDir::TempDir() {
   char tmpl[] = "/tmp/framescope-it-XXXXXX";
   path_ = mkdtemp(tmpl);
+  // Searchable by others: a private PostgreSQL started as the `postgres` user keeps its
+  // cluster inside (without this, it would fall back to /var/lib/framescope).
+  chmod(path_.c_str(), 0711);
+}
+
+SystemGuard::~SystemGuard() {
+  RunShell(BinDir() + "/framescope down --purge --state-dir " + state_dir_);
 }
 
 TempDir::~TempDir() {

@@ -3,6 +3,7 @@
 #define FRAMESCOPE_TESTS_INTEGRATION_TEST_UTIL_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fs::testing {
@@ -25,6 +26,16 @@ class TempDir {
 
  private:
   std::string path_;
+};
+// Brings the system in `state_dir` down and purges its data however a test ends (an
+// ASSERT that returns early must not leave services running).
+class SystemGuard {
+ public:
+  explicit SystemGuard(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+  ~SystemGuard();
+
+ private:
+  std::string state_dir_;
 };
 // Pids of live processes whose command line contains `needle`.
 std::vector<int> PidsMatching(const std::string& needle);
