@@ -8,3 +8,9 @@ mkdir -p build/bench
   --seconds "${BENCH_SECONDS:-60}" --json-out build/bench/system.json
 echo
 echo "raw JSON: build/bench/system.json"
+echo
+# Aggregation vs direct COPY, and the api under wrk (private PostgreSQL + Redis; ~2 min).
+"$BIN/storage_benchmark" --detections "${BENCH_DETECTIONS:-200000}" \
+  --json-out build/bench/storage.json
+echo
+echo "raw JSON: build/bench/storage.json"
