@@ -29,6 +29,16 @@ url = "rtsp://10.0.0.5:554/s1"
 url = 'rtsp://10.0.0.6/s1'
 [ports]
 rtsp = 8554
+[postgres]
+url = "postgresql://db.local/fs"
+[aggregation]
+processes = 3
+batch = 250
+[api]
+port = 8080
+client_rate = 12.5
+[prometheus]
+enabled = false
 )");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->cameras, 4);
@@ -41,6 +51,12 @@ rtsp = 8554
   EXPECT_EQ(c->real_cameras[1].name, "cam01");
   EXPECT_EQ(c->real_cameras[1].url, "rtsp://10.0.0.6/s1");
   EXPECT_EQ(c->rtsp_port, 8554);
+  EXPECT_EQ(c->postgres_url, "postgresql://db.local/fs");
+  EXPECT_EQ(c->aggregation_processes, 3);
+  EXPECT_EQ(c->aggregation_batch, 250);
+  EXPECT_EQ(c->api_port, 8080);
+  EXPECT_DOUBLE_EQ(c->api_client_rate, 12.5);
+  EXPECT_FALSE(c->prometheus);
 }
 
 TEST(ConfigTest, ErrorsNameTheLine) {
@@ -60,6 +76,11 @@ TEST(ConfigTest, ErrorsNameTheLine) {
       {"cameras = 4294967297\n", "test.toml:1: cameras is out of range"},
       {"cameras = 99999999999999999999\n", "test.toml:1: integer out of range"},
       {"[detection]\ninput_size = 100\n", "input_size must be a multiple of 32"},
+      {"[prometheus]\nenabled = 1\n", "test.toml:2: prometheus.enabled must be true or false"},
+      {"[aggregation]\nprocesses = 0\n", "aggregation.processes must be between 1 and 16"},
+      {"[api]\nclient_rate = -1\n", "api.client_rate must be between 0 and 10000"},
+      {"[api]\nport = 70000\n", "api.port must be 0..65535"},
+      {"[postgres]\nurl = 5\n", "test.toml:2: postgres.url must be a string"},
       {"[[camera]]\nname=\"a\"\nurl=\"rtsp://x\"\n[[camera]]\nname=\"a\"\nurl=\"rtsp://y\"\n",
        "used twice"},
   };
