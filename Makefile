@@ -1,7 +1,7 @@
 # framescope — the README's two commands are `make run` and `make test`.
 #   make deps   install every Debian package (scripts/install-deps.sh; idempotent)
 #   make build  release build into build/release
-#   make test   deps + dev build (-Werror) + ctest, plus the ring tests under ASan/UBSan
+#   make test   deps + dev build (-Werror) + ctest, plus the ring and parser tests under ASan/UBSan
 #   make run    deps + build + bring the system up, show status for ~30 s, bring it down
 #   make bench  deps + build + benchmarks (prints numbers; see docs/benchmarks.md)
 SHELL := /bin/bash
@@ -27,13 +27,18 @@ test: deps
 	@$(MAKE) --no-print-directory test-asan
 	@ctest --preset dev -j 1 --timeout 600
 
-# The shared-memory ring and the parsers under AddressSanitizer + UBSan.
+# The shared-memory ring and the parsers (config, RESP, Prometheus text, HTTP, COPY rows,
+# api parameters, stream entries) under AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test service_common_test base_test
+	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test service_common_test base_test \
+	  pg_client_test api_test aggregation_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/service_common_test --gtest_brief=1
 	@./build/asan/bin/base_test --gtest_brief=1
+	@./build/asan/bin/pg_client_test --gtest_brief=1
+	@./build/asan/bin/api_test --gtest_brief=1 --gtest_filter='ApiParamsTest.*:ApiClientTest.*'
+	@./build/asan/bin/aggregation_test --gtest_brief=1 --gtest_filter='DetectionEntryTest.*'
 
 run: build
 	@./build/release/bin/framescope down --state-dir $(STATE_DIR) >/dev/null 2>&1 || true

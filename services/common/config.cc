@@ -275,16 +275,38 @@ class TableReader {
 }  // namespace
 
 std::string RedactUrl(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
+  std::string out = url;
+  // password=... as a URL query parameter or a key=value conninfo keyword.
+  for (size_t p = 0; (p = out.find("password=", p)) != std::string::npos;) {
+    size_t start = p + 9;
+    bool keyword = p == 0 || out[p - 1] == ' ' || out[p - 1] == '?' || out[p - 1] == '&';
+    if (!keyword) {
+      p = start;
+      continue;
+    }
+    size_t end = start;
+    if (end < out.size() && out[end] == '\'') {  // quoted value, backslash escapes
+      for (++end; end < out.size() && out[end] != '\''; ++end) {
+        if (out[end] == '\\') ++end;
+      }
+      end = std::min(end + 1, out.size());
+    } else {
+      end = out.find_first_of(" &#", start);
+      if (end == std::string::npos) end = out.size();
+    }
+    out.replace(start, end - start, "***");
+    p = start + 3;
+  }
+  size_t scheme = out.find("://");
+  if (scheme == std::string::npos) return out;
   size_t auth_start = scheme + 3;
-  size_t auth_end = url.find_first_of("/?#", auth_start);
-  if (auth_end == std::string::npos) auth_end = url.size();
-  size_t at = url.rfind('@', auth_end);
-  if (at == std::string::npos || at < auth_start) return url;
-  size_t colon = url.find(':', auth_start);
-  if (colon == std::string::npos || colon > at) return url;  // user only, no password
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  size_t auth_end = out.find_first_of("/?#", auth_start);
+  if (auth_end == std::string::npos) auth_end = out.size();
+  size_t at = out.rfind('@', auth_end);
+  if (at == std::string::npos || at < auth_start) return out;
+  size_t colon = out.find(':', auth_start);
+  if (colon == std::string::npos || colon > at) return out;  // user only, no password
+  return out.substr(0, colon + 1) + "***" + out.substr(at);
 }
 
 std::string CameraName(int index) {

@@ -101,3 +101,19 @@ TEST(ConfigTest, MissingFile) {
 
 }  // namespace
 }  // namespace fs
+
+namespace fs {
+namespace {
+
+TEST(RedactUrlTest, HidesEveryPasswordForm) {
+  EXPECT_EQ(RedactUrl("postgresql://u:pw@h:5432/db"), "postgresql://u:***@h:5432/db");
+  EXPECT_EQ(RedactUrl("postgresql://u@h/db?password=pw&sslmode=off"),
+            "postgresql://u@h/db?password=***&sslmode=off");
+  EXPECT_EQ(RedactUrl("host=h password=pw user=u"), "host=h password=*** user=u");
+  EXPECT_EQ(RedactUrl("password='p w\\'x' host=h"), "password=*** host=h");
+  EXPECT_EQ(RedactUrl("host=h user=u"), "host=h user=u");
+  EXPECT_EQ(RedactUrl("host=h mypassword=x"), "host=h mypassword=x");  // not the keyword
+}
+
+}  // namespace
+}  // namespace fs

@@ -367,6 +367,34 @@ StatusOr<int64_t> PgClient::CopyIn(const std::string& table_and_columns,
   return done(result->affected);
 }
 
+Status PgSplitPassword(const std::string& conninfo, std::string* without, std::string* password) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts == nullptr) {
+    std::string msg = err ? OneLine(err) : "out of memory";
+    if (err) PQfreemem(err);
+    return Err("cannot parse the PostgreSQL connection string: " + msg);
+  }
+  without->clear();
+  password->clear();
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    std::string key = o->keyword;
+    if (key == "password") {
+      *password = o->val;
+      continue;
+    }
+    std::string quoted;
+    for (const char* c = o->val; *c; ++c) {
+      if (*c == '\\' || *c == '\'') quoted += '\\';
+      quoted += *c;
+    }
+    *without += (without->empty() ? "" : " ") + key + "='" + quoted + "'";
+  }
+  PQconninfoFree(opts);
+  return Status::Ok();
+}
+
 std::string PgCopyEscape(const std::string& value) {
   std::string out;
   out.reserve(value.size() + 8);

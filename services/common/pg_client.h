@@ -68,6 +68,11 @@ class PgClient {
   std::string where_;
 };
 
+// Splits the password out of a conninfo (postgresql:// URL or key=value): `*without` is an
+// equivalent key=value conninfo with no password (safe for a command line), `*password` the
+// password ("" if none). Error (without echoing the input) if libpq cannot parse it.
+Status PgSplitPassword(const std::string& conninfo, std::string* without, std::string* password);
+
 // Escapes a value for COPY text format (backslash, tab, newline, carriage return).
 std::string PgCopyEscape(const std::string& value);
 // The COPY text-format NULL marker.

@@ -20,6 +20,20 @@ TEST(PgCopyEscapeTest, EscapesTheFourSpecialCharacters) {
   EXPECT_EQ(PgCopyRow({std::string("x\ty"), std::nullopt, std::string("")}), "x\\ty\t\\N\t");
 }
 
+TEST(PgSplitPasswordTest, TakesThePasswordOutOfUrlsAndKeywords) {
+  std::string without, password;
+  ASSERT_TRUE(
+      PgSplitPassword("postgresql://u:s%40cret@127.0.0.1:5433/db", &without, &password).ok());
+  EXPECT_EQ(password, "s@cret");
+  EXPECT_EQ(without.find("cret"), std::string::npos) << without;
+  EXPECT_NE(without.find("port='5433'"), std::string::npos) << without;
+  EXPECT_NE(without.find("dbname='db'"), std::string::npos) << without;
+  ASSERT_TRUE(PgSplitPassword("host=h user='o\\'neil' password=x", &without, &password).ok());
+  EXPECT_EQ(password, "x");
+  EXPECT_NE(without.find("user='o\\'neil'"), std::string::npos) << without;
+  EXPECT_FALSE(PgSplitPassword("host='unterminated", &without, &password).ok());
+}
+
 class PgClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

@@ -32,7 +32,10 @@ StatusOr<std::string> ReadFile(const std::string& path) {
 
 Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // O_EXCL|O_NOFOLLOW: a planted file or symlink at the temp name is never written through.
+  // A stale temp file of ours (a crash between open and rename) is removed first.
+  unlink(tmp.c_str());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Err("cannot write " + tmp + ": " + strerror(errno));
   size_t off = 0;
   while (off < contents.size()) {

@@ -263,11 +263,17 @@ StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::strin
       char tmp[16384];
       ssize_t n = recv(fd.get(), tmp, sizeof(tmp), 0);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Err("reading HTTP response from " + host + ":" + std::to_string(port));
+      if (n < 0) {
+        return Err("reading HTTP response from " + host + ":" + std::to_string(port) + path + ": " +
+                   strerror(errno));
+      }
       if (n == 0) break;
       body.append(tmp, static_cast<size_t>(n));
     }
-    if (lower.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+    auto te = lower.find("\r\ntransfer-encoding:");
+    if (te != std::string::npos &&
+        lower.substr(te + 2, lower.find("\r\n", te + 2) - te - 2).find("chunked") !=
+            std::string::npos) {
       ASSIGN_OR_RETURN(body, DecodeChunked(body));
     }
   }

@@ -70,14 +70,22 @@ int StopSystem(const std::string& state_dir, int timeout_s) {
   // dir on its command line, as every service does (--port-file, --dir, ...). Both together:
   // a stale state.json whose pid was reused cannot make `down` kill an unrelated group, and
   // a user's shell that merely mentions the state dir is not in the group.
-  auto ours = [&dir, supervisor](pid_t p) {
-    return supervisor > 1 && getpgid(p) == supervisor &&
-           ProcessCmdline(p).find(dir->root) != std::string::npos;
+  // The postmaster names its data dir, which may be a fallback outside the state dir.
+  std::string pgdata = dir->DataDir() + "/postgres/pgdata";
+  std::error_code ec;
+  if (std::filesystem::is_symlink(pgdata, ec)) pgdata = std::filesystem::read_symlink(pgdata, ec);
+  auto ours = [&dir, &pgdata, supervisor](pid_t p) {
+    if (supervisor <= 1 || getpgid(p) != supervisor) return false;
+    std::string cmdline = ProcessCmdline(p);
+    return cmdline.find(dir->root) != std::string::npos ||
+           cmdline.find(" -D " + pgdata + " ") != std::string::npos;
   };
   std::vector<pid_t> pids;
+  pid_t postmaster = -1;
   for (const auto& s : state->Get("services").AsArray()) {
     pid_t p = static_cast<pid_t>(s.Get("pid").AsInt(-1));
     if (p > 0) pids.push_back(p);
+    if (s.Get("name").AsString() == "postgres") postmaster = p;
   }
   bool was_running = SupervisorRunning(*state);
   if (was_running) {
@@ -99,7 +107,8 @@ int StopSystem(const std::string& state_dir, int timeout_s) {
   for (pid_t p : pids) {
     if (ProcessAlive(p) && ours(p)) {  // ours, not a reused pid
       ++leftovers;
-      TerminateProcess(p, timeout_s * 1000);
+      // PostgreSQL: SIGINT is the fast shutdown; SIGTERM would wait for its clients.
+      TerminateProcess(p, timeout_s * 1000, p == postmaster ? SIGINT : SIGTERM);
     }
   }
   for (pid_t p : FindProcesses(ours)) {

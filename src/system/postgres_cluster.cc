@@ -55,8 +55,35 @@ bool Traversable(const std::string& path, const RunAs& user) {
 }
 
 Status Chown(const std::string& path, const RunAs& user) {
-  if (chown(path.c_str(), user.uid, user.gid) != 0) {
+  if (lchown(path.c_str(), user.uid, user.gid) != 0) {
     return Err("chown " + path + ": " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+constexpr const char* kFallbackRoot = "/var/lib/framescope";
+
+// Where the cluster of `dir` lives when the `postgres` user cannot reach `dir`.
+std::string FallbackDir(const std::string& dir) {
+  return std::string(kFallbackRoot) + "/pg-" +
+         std::to_string(std::hash<std::string>()(dir) & 0xffffffffffULL);
+}
+
+// Root works in the cluster dir and its two parents (data/, the state dir): none of them may
+// be writable by anyone else, or a planted symlink could redirect a chown or a delete.
+// (Symlinks above the state dir are the user's business.)
+Status CheckOwnedByUs(const std::string& dir) {
+  std::filesystem::path p(dir);
+  for (int i = 0; i < 3 && !p.empty() && p != p.root_path(); ++i, p = p.parent_path()) {
+    struct stat st {};
+    if (lstat(p.c_str(), &st) != 0) return Err("stat " + p.string() + ": " + strerror(errno));
+    // A sticky world-writable dir (/tmp) is fine: others cannot replace our entries in it.
+    bool sticky_shared = (st.st_mode & S_ISVTX) != 0;
+    if (S_ISLNK(st.st_mode) || (!sticky_shared && (st.st_uid != geteuid() || (st.st_mode & 022)))) {
+      return Err(p.string() +
+                 " must be a directory owned by the user running framescope and not writable "
+                 "by group or others (chmod go-w it, or choose another --state-dir)");
+    }
   }
   return Status::Ok();
 }
@@ -93,38 +120,46 @@ std::string PostgresCluster::Unavailable() {
 Status PostgresCluster::Init(const std::string& log_path) {
   if (std::string why = Unavailable(); !why.empty()) return Err(why);
   RETURN_IF_ERROR(MakeDirs(dir_));
-  if (PathExists(DataDir() + "/PG_VERSION")) {
-    if (!PathExists(PasswordFile())) {
-      return Err("cluster " + DataDir() + " exists but its password file " + PasswordFile() +
-                 " is missing; remove the cluster (framescope down --purge) to start over");
-    }
-    return Status::Ok();
+  if (run_as_) RETURN_IF_ERROR(CheckOwnedByUs(dir_));
+  struct stat st {};
+  std::string password_file = PasswordFile();
+  if (stat(password_file.c_str(), &st) == 0) return Status::Ok();  // written last: complete
+  if (errno != ENOENT) {
+    return Err("cannot read " + password_file + ": " + strerror(errno) +
+               " (run framescope as the user that created this state dir)");
   }
-  // A half-made cluster (initdb interrupted) is started over.
+  // No password file: no cluster, or initdb was interrupted. Start over (only pgdata).
   std::error_code ec;
   std::string data = DataDir();
+  const std::string fallback = FallbackDir(dir_);
   if (std::filesystem::is_symlink(data, ec)) {
-    std::filesystem::remove_all(std::filesystem::read_symlink(data, ec), ec);
+    // Only ever follow the link we create ourselves.
+    if (std::filesystem::read_symlink(data, ec) == fallback) {
+      std::filesystem::remove_all(fallback, ec);
+    }
     std::filesystem::remove(data, ec);
   } else {
     std::filesystem::remove_all(data, ec);
   }
+  if (ec) return Err("removing the incomplete cluster " + data + ": " + ec.message());
   std::string pwfile = dir_ + "/initdb-password";  // read by initdb, so reachable by it
   if (run_as_) {
     // The cluster root must be searchable by the server's user; it holds nothing secret
     // except the password file, which stays 0600 and ours.
     if (chmod(dir_.c_str(), 0711) != 0) return Err("chmod " + dir_ + ": " + strerror(errno));
     if (!Traversable(dir_, *run_as_)) {
-      std::string target = "/var/lib/framescope/pg-" +
-                           std::to_string(std::hash<std::string>()(dir_) & 0xffffffffffULL);
-      std::filesystem::remove_all(target, ec);  // a stale cluster of an earlier state dir
-      RETURN_IF_ERROR(MakeDirs(target));
-      chmod("/var/lib/framescope", 0711);
-      chmod(target.c_str(), 0700);
-      std::filesystem::create_symlink(target, data, ec);
-      if (ec) return Err("symlink " + data + " -> " + target + ": " + ec.message());
-      data = target;
-      pwfile = target + ".initdb-password";
+      std::filesystem::remove_all(fallback, ec);  // a stale cluster of an earlier state dir
+      RETURN_IF_ERROR(MakeDirs(kFallbackRoot));
+      if (chmod(kFallbackRoot, 0711) != 0) {
+        return Err(std::string("chmod ") + kFallbackRoot + ": " + strerror(errno));
+      }
+      if (mkdir(fallback.c_str(), 0700) != 0) {
+        return Err("mkdir " + fallback + ": " + strerror(errno));
+      }
+      std::filesystem::create_symlink(fallback, data, ec);
+      if (ec) return Err("symlink " + data + " -> " + fallback + ": " + ec.message());
+      data = fallback;
+      pwfile = fallback + ".initdb-password";
     }
   }
   if (!PathExists(data) && mkdir(data.c_str(), 0700) != 0) {
@@ -135,14 +170,14 @@ Status PostgresCluster::Init(const std::string& log_path) {
   ASSIGN_OR_RETURN(std::string password, RandomPassword());
   RETURN_IF_ERROR(WriteFileAtomic(pwfile, password + "\n", 0600));
   if (run_as_) RETURN_IF_ERROR(Chown(pwfile, *run_as_));
-  Status st =
+  Status done =
       RunToCompletion({Bin("initdb"), "-D", data, "-U", kPostgresSuperuser, "--pwfile=" + pwfile,
                        "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions"},
                       log_path, 120000, run_as());
   unlink(pwfile.c_str());
-  if (!st.ok()) return st.Annotate("initdb");
+  if (!done.ok()) return done.Annotate("initdb");
   // Written last: its presence marks a complete cluster.
-  return WriteFileAtomic(PasswordFile(), password + "\n", 0600);
+  return WriteFileAtomic(password_file, password + "\n", 0600);
 }
 
 std::vector<std::string> PostgresCluster::ServerArgv(int port, bool durable) const {
@@ -240,15 +275,18 @@ Status PostgresCluster::WaitReady(int port, pid_t server_pid, const std::string&
 Status PostgresCluster::Purge(const std::string& dir) {
   std::error_code ec;
   std::string data = dir + "/pgdata";
-  if (std::filesystem::is_symlink(data, ec)) {
-    auto target = std::filesystem::read_symlink(data, ec);
-    if (!ec && target.string().rfind("/var/lib/framescope/pg-", 0) == 0) {
-      std::filesystem::remove_all(target, ec);
-      if (ec) return Err("removing " + target.string() + ": " + ec.message());
-    }
+  // Only the fallback this very dir maps to is followed: a link planted anywhere else is
+  // removed as a link, never followed.
+  if (std::filesystem::is_symlink(data, ec) &&
+      std::filesystem::read_symlink(data, ec) == FallbackDir(dir)) {
+    std::filesystem::remove_all(FallbackDir(dir), ec);
+    if (ec) return Err("removing " + FallbackDir(dir) + ": " + ec.message());
   }
   std::filesystem::remove_all(dir, ec);
-  if (ec) return Err("removing " + dir + ": " + ec.message());
+  if (ec) {
+    return Err("removing " + dir + ": " + ec.message() +
+               " (run as the user that ran `framescope up`)");
+  }
   return Status::Ok();
 }
 

@@ -18,7 +18,7 @@
 namespace fs {
 
 StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path,
-                             const RunAs* run_as) {
+                             const RunAs* run_as, const std::vector<std::string>& extra_env) {
   if (argv.empty()) return Err("empty command");
   if (access(argv[0].c_str(), X_OK) != 0) {
     return Err("cannot execute " + argv[0] + ": " + strerror(errno));
@@ -28,6 +28,21 @@ StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::st
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The environment is built before fork: nothing after fork may allocate.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    bool replaced = false;
+    for (const auto& add : extra_env) {
+      auto eq = add.find('=');
+      if (eq != std::string::npos && kv.compare(0, eq + 1, add, 0, eq + 1) == 0) replaced = true;
+    }
+    if (!replaced) env_strings.push_back(kv);
+  }
+  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp;
+  for (auto& kv : env_strings) envp.push_back(kv.data());
+  envp.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
@@ -55,7 +70,7 @@ StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::st
     signal(SIGPIPE, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(log_fd);

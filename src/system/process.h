@@ -24,8 +24,11 @@ struct RunAs {
   uid_t uid;
   gid_t gid;
 };
+// `extra_env` ("KEY=value") is added to (or replaces in) this process's environment for the
+// child only: how a secret reaches one child without a command line or the whole tree.
 StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path,
-                             const RunAs* run_as = nullptr);
+                             const RunAs* run_as = nullptr,
+                             const std::vector<std::string>& extra_env = {});
 
 // Spawns argv (as SpawnProcess does) and waits for it up to timeout_ms (then kills it).
 // Ok only on exit status 0; the error names the command, the status and `log_path`.

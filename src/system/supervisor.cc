@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 
+#include "services/common/pg_client.h"
 #include "services/common/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -94,6 +95,14 @@ Supervisor::Supervisor(SystemConfig config, StateDir dir, std::string bin_dir, i
   }
   redis_url_ = config_.redis_url;
   postgres_url_ = config_.postgres_url;
+  if (!postgres_url_.empty()) {
+    // An external server's password goes the same way as the private one's: not in argv.
+    // (`up` checked that the URL parses and connects.)
+    std::string without;
+    if (PgSplitPassword(config_.postgres_url, &without, &postgres_password_).ok()) {
+      postgres_url_ = without;
+    }
+  }
   rtsp_port_ = config_.rtsp_port;
   api_port_ = config_.api_port;
   if (postgres_url_.empty())
@@ -331,9 +340,8 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
     }
     RETURN_IF_ERROR(cluster_->Init(dir_.LogFile("postgres")));
     // Services get the URL without the password (command lines are world-readable) and the
-    // password in PGPASSWORD, which libpq reads and /proc shows only to our own user.
-    ASSIGN_OR_RETURN(std::string password, cluster_->Password());
-    setenv("PGPASSWORD", password.c_str(), 1);
+    // password in PGPASSWORD, which libpq reads and /proc shows only to its owner.
+    ASSIGN_OR_RETURN(postgres_password_, cluster_->Password());
     ASSIGN_OR_RETURN(postgres_url_, cluster_->Url(s->metrics_port, "framescope", false));
     ASSIGN_OR_RETURN(postgres_url_full_, cluster_->Url(s->metrics_port, "framescope"));
   }
@@ -353,7 +361,10 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
     }
   }
   const RunAs* run_as = s->name == "postgres" ? cluster_->run_as() : nullptr;
-  ASSIGN_OR_RETURN(s->pid, SpawnProcess(argv, dir_.LogFile(s->name), run_as));
+  std::vector<std::string> env;  // only the services that talk to PostgreSQL get the secret
+  bool pg_client = s->name == "api" || s->name.rfind("aggregation", 0) == 0;
+  if (pg_client && !postgres_password_.empty()) env.push_back("PGPASSWORD=" + postgres_password_);
+  ASSIGN_OR_RETURN(s->pid, SpawnProcess(argv, dir_.LogFile(s->name), run_as, env));
   s->state = "starting";
   s->started_at_ns = WallNs();
   WriteState();
@@ -451,7 +462,7 @@ void Supervisor::WriteState() {
   j["error"] = error_;
   j["started_at"] = static_cast<double>(started_at_ns_) / 1e9;
   j["redis_url"] = redis_url_;  // status and tests connect with it; 0600 (see below)
-  j["postgres_url"] = postgres_url_full_.empty() ? postgres_url_ : postgres_url_full_;
+  j["postgres_url"] = postgres_url_full_.empty() ? config_.postgres_url : postgres_url_full_;
   Json config = ConfigToJson(config_);
   Json cams = Json::MakeArray();
   for (const auto& cam : config.Get("real_cameras").AsArray()) {

@@ -66,6 +66,7 @@ class Supervisor {
   std::string redis_url_;
   std::string postgres_url_;       // for services' command lines (private cluster: no password)
   std::string postgres_url_full_;  // with the password, for state.json (0600)
+  std::string postgres_password_;  // given to PostgreSQL clients in PGPASSWORD only
   std::unique_ptr<PostgresCluster> cluster_;
   int rtsp_port_ = 0;
   int api_port_ = 0;

@@ -118,12 +118,13 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
   TempDir tmp;
   std::string sd = tmp.path() + "/state";
   testing::SystemGuard guard(sd);
-  auto up = RunShell(Fs() + " up --cameras 2 --fps 10 --api-rate 20 --state-dir " + sd);
+  auto up =
+      RunShell(Fs() + " up --cameras 2 --fps 10 --api-rate 20 --timeout 240 --state-dir " + sd);
   ASSERT_EQ(up.exit_code, 0) << up.output
                              << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
   for (const char* svc :
        {"redis", "postgres", "aggregation", "api", "apiclient", "prometheus", "detection"}) {
-    EXPECT_NE(up.output.find(svc), std::string::npos) << up.output;
+    EXPECT_NE(up.output.find(std::string("\n") + svc + " "), std::string::npos) << up.output;
   }
   Json status = StatusJson(sd);
   int api_port = PortOf(Service(status, "api").Get("endpoints").Get("http").AsString());
@@ -198,8 +199,19 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
   pid_t cap_pid = static_cast<pid_t>(Service(status, "capture").Get("pid").AsInt());
   ASSERT_GT(cap_pid, 0);
   kill(cap_pid, SIGSTOP);
-  sleep(3);  // detection finishes its last batch
-  double published = Scrape(det_port, "framescope_detections_total");
+  // Detection finishes its last batch: wait until its published count holds for 3 s.
+  double published = -1;
+  int64_t stable_since = MonotonicNs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        double now = Scrape(det_port, "framescope_detections_total");
+        if (now != published) {
+          published = now;
+          stable_since = MonotonicNs();
+        }
+        return MonotonicNs() - stable_since > 3000000000LL;
+      },
+      60));
   auto redis = RedisClient::Connect(status.Get("redis_url").AsString(), "test");
   ASSERT_TRUE(redis.ok()) << redis.status().message();
   auto pg2 = PgClient::Connect(PostgresUrl(sd), "test", 5, 30000);
@@ -217,12 +229,30 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
   kill(cap_pid, SIGCONT);
   EXPECT_TRUE(drained) << "stream " << stream_keys.size() << " keys, PostgreSQL "
                        << row_keys.size();
-  EXPECT_EQ(rows, static_cast<int64_t>(row_keys.size()));  // the key is the primary key
-  // Every detection Redis accepted is in the stream (no trimming in a run this short) and so
-  // in PostgreSQL, exactly once.
-  EXPECT_EQ(static_cast<double>(entries), published);
-  EXPECT_EQ(static_cast<double>(rows), published);
+  // Every detection Redis acknowledged is in the stream (no trimming in a run this short) and
+  // so in PostgreSQL, exactly once (the stream and the table hold the same keys). An XADD
+  // whose reply was lost in the Redis restart is in the stream without being counted as
+  // published, hence >=.
+  EXPECT_GE(static_cast<double>(rows), published);
   EXPECT_GT(rows, 0);
+  // Double counting would show in the rollups, maintained in the same transactions.
+  for (const char* table : {"detection_rollup_1s", "detection_rollup_1m"}) {
+    auto sum = (*pg2)->Exec(std::string("SELECT coalesce(sum(count), 0) FROM ") + table);
+    ASSERT_TRUE(sum.ok()) << sum.status().message();
+    EXPECT_EQ(atoll(sum->rows[0][0]->c_str()), rows) << table;
+  }
+  // Live counters are bumped after the commit: a kill -9 between the two loses increments,
+  // never adds any.
+  int64_t live = 0;
+  for (const char* cam : {"cam00", "cam01"}) {
+    auto h = redis->Command({"HGETALL", std::string("live:camera:") + cam});
+    ASSERT_TRUE(h.ok());
+    for (size_t i = 0; i + 1 < h->elements.size(); i += 2) {
+      if (h->elements[i].str != "last_ts") live += atoll(h->elements[i + 1].str.c_str());
+    }
+  }
+  EXPECT_GT(live, 0);
+  EXPECT_LE(live, rows);
 
   // Down keeps the data; the next up finds it; down --purge removes it.
   auto down = RunShell(Fs() + " down --state-dir " + sd);

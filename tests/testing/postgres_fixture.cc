@@ -72,10 +72,18 @@ Status PostgresFixture::Launch() {
 void PostgresFixture::Stop(bool kill_hard) {
   if (pid_ <= 0) return;
   if (kill_hard) {
+    pid_t postmaster = pid_;
+    auto children = FindProcesses([postmaster](pid_t p) { return ParentPid(p) == postmaster; });
     kill(pid_, SIGKILL);
-    // The postmaster's children notice its death and exit on their own.
     waitpid(pid_, nullptr, 0);
-    usleep(300000);
+    // Its backends notice the death and exit on their own; a restart before they have would
+    // find their shared memory still attached.
+    for (int i = 0; i < 500; ++i) {
+      bool any = false;
+      for (pid_t c : children) any |= ProcessAlive(c);
+      if (!any) break;
+      usleep(20000);
+    }
   } else {
     TerminateProcess(pid_, 20000, SIGINT);
   }
