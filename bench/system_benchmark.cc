@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <string>
 
@@ -46,6 +47,58 @@ double CpuSeconds(int pid) {
   return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// Direct children of `pid` (from /proc/*/stat).
+std::vector<int> Children(int pid) {
+  std::vector<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string n = e.path().filename();
+    if (n.empty() || !isdigit(static_cast<unsigned char>(n[0]))) continue;
+    auto stat = ReadFile("/proc/" + n + "/stat");
+    if (!stat.ok()) continue;
+    auto paren = stat->rfind(')');
+    if (paren == std::string::npos || paren + 4 >= stat->size()) continue;
+    if (atoi(stat->c_str() + paren + 4) == pid) out.push_back(atoi(n.c_str()));
+  }
+  return out;
+}
+
+// CPU of a process tree (PostgreSQL: the postmaster and its backends): the live processes'
+// utime+stime plus the reaped children's cutime+cstime, which the kernel folds into the
+// parent when it waits for them.
+double TreeCpuSeconds(int pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return NAN;
+  const char* p = stat->c_str() + stat->rfind(')') + 2;
+  double reaped = 0;
+  for (int field = 3; field <= 17 && *p; ++field) {
+    if (field == 16 || field == 17) reaped += strtod(p, nullptr);
+    p = strchr(p, ' ');
+    if (!p) break;
+    ++p;
+  }
+  double total = CpuSeconds(pid) + reaped / static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (int c : Children(pid)) {
+    double cpu = CpuSeconds(c);
+    if (!std::isnan(cpu)) total += cpu;
+  }
+  return total;
+}
+
+// Proportional set size of a process tree: shared memory (PostgreSQL's shared buffers) is
+// divided among the processes mapping it instead of being counted once per backend.
+double TreePssMb(int pid) {
+  double kb = 0;
+  std::vector<int> pids = Children(pid);
+  pids.push_back(pid);
+  for (int p : pids) {
+    auto rollup = ReadFile("/proc/" + std::to_string(p) + "/smaps_rollup");
+    if (!rollup.ok()) continue;
+    auto pos = rollup->find("\nPss:");
+    if (pos != std::string::npos) kb += strtod(rollup->c_str() + pos + 5, nullptr);
+  }
+  return kb / 1024.0;
+}
+
 double RssMb(int pid) {
   auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
   if (!status.ok()) return NAN;
@@ -59,8 +112,9 @@ Snapshot Take(const Json& state) {
   for (const auto& svc : state.Get("services").AsArray()) {
     std::string name = svc.Get("name").AsString();
     int pid = static_cast<int>(svc.Get("pid").AsInt());
-    s.cpu_s[name] = CpuSeconds(pid);
-    s.rss_mb[name] = RssMb(pid);
+    bool tree = name == "postgres";  // the work happens in the backends
+    s.cpu_s[name] = tree ? TreeCpuSeconds(pid) : CpuSeconds(pid);
+    s.rss_mb[name] = tree ? TreePssMb(pid) : RssMb(pid);
     int port = static_cast<int>(svc.Get("metrics_port").AsInt());
     if (port > 0) {
       auto r = HttpGet("127.0.0.1", port, "/metrics", 3000);
@@ -185,6 +239,25 @@ int SystemBenchmarkMain(int argc, char** argv) {
       HistogramQuantile(det, "framescope_end_to_end_latency_seconds", 0.5) * 1000;
   result["latency_capture_to_published_p99_ms"] =
       HistogramQuantile(det, "framescope_end_to_end_latency_seconds", 0.99) * 1000;
+  // The storage half over the same window.
+  auto agg = Delta(a.metrics["aggregation"], b.metrics["aggregation"]);
+  auto api = Delta(a.metrics["api"], b.metrics["api"]);
+  auto cli = Delta(a.metrics["apiclient"], b.metrics["apiclient"]);
+  result["aggregation_rows_per_s"] =
+      SumSamples(agg, "framescope_aggregation_rows_inserted_total") / dt;
+  result["aggregation_write_failures"] =
+      SumSamples(agg, "framescope_aggregation_write_failures_total");
+  result["latency_capture_to_stored_p50_ms"] =
+      HistogramQuantile(agg, "framescope_end_to_end_latency_seconds", 0.5) * 1000;
+  result["latency_capture_to_stored_p99_ms"] =
+      HistogramQuantile(agg, "framescope_end_to_end_latency_seconds", 0.99) * 1000;
+  result["api_requests_per_s"] = SumSamples(api, "http_responses_total") / dt;
+  result["api_server_p50_ms"] = HistogramQuantile(api, "http_request_duration_seconds", 0.5) * 1000;
+  result["api_server_p99_ms"] =
+      HistogramQuantile(api, "http_request_duration_seconds", 0.99) * 1000;
+  double client_total = SumSamples(cli, "framescope_apiclient_responses_total");
+  result["apiclient_non_200"] =
+      client_total - SumSamples(cli, "framescope_apiclient_responses_total", {{"code", "200"}});
   // Where a batch's time goes inside detection (means over the window).
   Json stages = Json::MakeObject();
   for (const char* stage : {"queue_wait", "preprocess", "inference", "postprocess", "publish"}) {
@@ -250,10 +323,11 @@ int SystemBenchmarkMain(int argc, char** argv) {
 
   printf("\n== reference system: %d cameras x %.0f FPS x %s, %.0f s window ==\n", cameras, fps,
          resolution.c_str(), dt);
-  printf("%-10s %14s %10s\n", "service", "CPU % (1 core)", "RSS MB");
+  printf("%-12s %14s %10s\n", "service", "CPU % (1 core)", "RSS MB");
   for (const auto& [name, o] : services.AsObject()) {
-    printf("%-10s %14.1f %10.1f\n", name.c_str(), o.Get("cpu_percent_of_one_core").AsDouble(),
-           o.Get("rss_mb").AsDouble());
+    printf("%-12s %14.1f %10.1f%s\n", name.c_str(), o.Get("cpu_percent_of_one_core").AsDouble(),
+           o.Get("rss_mb").AsDouble(),
+           name == "postgres" ? "  (postmaster + backends; memory is PSS, not RSS)" : "");
   }
   printf("loadgen delivered        %8.1f FPS (all cameras)\n",
          result.Get("loadgen_delivered_fps").AsDouble());
@@ -274,6 +348,15 @@ int SystemBenchmarkMain(int argc, char** argv) {
   printf("capture->published       p50 %.1f ms, p99 %.1f ms\n",
          result.Get("latency_capture_to_published_p50_ms").AsDouble(),
          result.Get("latency_capture_to_published_p99_ms").AsDouble());
+  printf("aggregation              %8.1f rows/s stored, %.0f failed batches\n",
+         result.Get("aggregation_rows_per_s").AsDouble(),
+         result.Get("aggregation_write_failures").AsDouble());
+  printf("capture->stored          p50 %.1f ms, p99 %.1f ms\n",
+         result.Get("latency_capture_to_stored_p50_ms").AsDouble(),
+         result.Get("latency_capture_to_stored_p99_ms").AsDouble());
+  printf("api (apiclient load)     %8.1f req/s, server p50 %.2f ms p99 %.2f ms, %.0f non-200\n",
+         result.Get("api_requests_per_s").AsDouble(), result.Get("api_server_p50_ms").AsDouble(),
+         result.Get("api_server_p99_ms").AsDouble(), result.Get("apiclient_non_200").AsDouble());
   if (!json_out.empty()) {
     if (auto st = WriteFileAtomic(json_out, result.Dump(2) + "\n"); !st.ok()) {
       fprintf(stderr, "%s\n", st.message().c_str());
