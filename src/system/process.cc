@@ -18,7 +18,8 @@
 namespace fs {
 
 StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path,
-                             const RunAs* run_as, const std::vector<std::string>& extra_env) {
+                             const RunAs* run_as, const std::vector<std::string>& extra_env,
+                             bool own_group) {
   if (argv.empty()) return Err("empty command");
   if (access(argv[0].c_str(), X_OK) != 0) {
     return Err("cannot execute " + argv[0] + ": " + strerror(errno));
@@ -59,7 +60,8 @@ StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::st
       }
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(126);                    // parent died between fork and prctl
+    if (getppid() != parent) _exit(126);  // parent died between fork and prctl
+    if (own_group) setpgid(0, 0);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 clears CLOEXEC on 0
     dup2(devnull, 0);
     dup2(log_fd, 1);
@@ -101,14 +103,14 @@ std::string ProcessCmdline(pid_t pid) {
 
 Status RunToCompletion(const std::vector<std::string>& argv, const std::string& log_path,
                        int timeout_ms, const RunAs* run_as) {
-  ASSIGN_OR_RETURN(pid_t pid, SpawnProcess(argv, log_path, run_as));
+  ASSIGN_OR_RETURN(pid_t pid, SpawnProcess(argv, log_path, run_as, {}, /*own_group=*/true));
   int status = 0;
   for (int waited = 0;; waited += 20) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
     if (r < 0 && errno != EINTR) return Err("waitpid " + argv[0] + ": " + strerror(errno));
     if (waited >= timeout_ms) {
-      kill(pid, SIGKILL);
+      kill(-pid, SIGKILL);  // the group: initdb's own children too
       waitpid(pid, nullptr, 0);
       return Err(argv[0] + " did not finish within " + std::to_string(timeout_ms / 1000) +
                  " s (log: " + log_path + ")");

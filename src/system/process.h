@@ -26,11 +26,14 @@ struct RunAs {
 };
 // `extra_env` ("KEY=value") is added to (or replaces in) this process's environment for the
 // child only: how a secret reaches one child without a command line or the whole tree.
+// `own_group`: the child leads a new process group (so its whole tree can be killed).
 StatusOr<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path,
                              const RunAs* run_as = nullptr,
-                             const std::vector<std::string>& extra_env = {});
+                             const std::vector<std::string>& extra_env = {},
+                             bool own_group = false);
 
-// Spawns argv (as SpawnProcess does) and waits for it up to timeout_ms (then kills it).
+// Spawns argv (as SpawnProcess does) and waits for it up to timeout_ms (then kills it and
+// everything it started: it runs in its own process group).
 // Ok only on exit status 0; the error names the command, the status and `log_path`.
 Status RunToCompletion(const std::vector<std::string>& argv, const std::string& log_path,
                        int timeout_ms, const RunAs* run_as = nullptr);

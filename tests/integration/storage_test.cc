@@ -119,11 +119,14 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
   std::string sd = tmp.path() + "/state";
   testing::SystemGuard guard(sd);
   auto up =
-      RunShell(Fs() + " up --cameras 2 --fps 10 --api-rate 20 --timeout 240 --state-dir " + sd);
+      RunShell(Fs() +
+               " up --cameras 2 --fps 10 --api-rate 20 --aggregation-processes 2 --timeout 240 "
+               "--state-dir " +
+               sd);
   ASSERT_EQ(up.exit_code, 0) << up.output
                              << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
-  for (const char* svc :
-       {"redis", "postgres", "aggregation", "api", "apiclient", "prometheus", "detection"}) {
+  for (const char* svc : {"redis", "postgres", "aggregation", "aggregation-2", "api", "apiclient",
+                          "prometheus", "detection"}) {
     EXPECT_NE(up.output.find(std::string("\n") + svc + " "), std::string::npos) << up.output;
   }
   Json status = StatusJson(sd);
@@ -171,7 +174,8 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
       30))
       << targets_body;
 
-  // 1. kill -9 aggregation mid-run.
+  // 1. kill -9 one of the two aggregation consumers mid-run (the other goes on; the
+  // restarted one first re-reads what it left pending).
   pid_t agg = static_cast<pid_t>(Service(status, "aggregation").Get("pid").AsInt());
   ASSERT_GT(agg, 0);
   kill(agg, SIGKILL);
