@@ -28,17 +28,20 @@ test: deps
 	@ctest --preset dev -j 1 --timeout 600
 
 # The shared-memory ring and the parsers (config, RESP, Prometheus text, HTTP, COPY rows,
-# api parameters, stream entries) under AddressSanitizer + UBSan.
+# api parameters, stream entries, pprof, ELF/DWARF, the perf ring) under AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test service_common_test base_test \
-	  pg_client_test api_test aggregation_test
+	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/service_common_test --gtest_brief=1
 	@./build/asan/bin/base_test --gtest_brief=1
 	@./build/asan/bin/pg_client_test --gtest_brief=1
 	@./build/asan/bin/api_test --gtest_brief=1 --gtest_filter='ApiParamsTest.*:ApiClientTest.*'
 	@./build/asan/bin/aggregation_test --gtest_brief=1 --gtest_filter='DetectionEntryTest.*'
+	@./build/asan/bin/pprof_test --gtest_brief=1
+	@./build/asan/bin/symbolizer_test --gtest_brief=1
+	@./build/asan/bin/sampler_test --gtest_brief=1
 
 run: build
 	@./build/release/bin/framescope down --state-dir $(STATE_DIR) >/dev/null 2>&1 || true

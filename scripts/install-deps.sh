@@ -22,6 +22,9 @@ PACKAGES=(
   postgresql-15 postgresql-client-15 postgresql-15-hypopg libpq-dev
   # monitoring and load: Prometheus scrapes every service; wrk drives the api benchmark
   prometheus wrk
+  # the profiler: elfutils (libdw/libdwfl unwinding and symbols), zlib (gzip pprof), Go's
+  # pprof to check that our profiles open in the reference tool
+  libdw-dev libelf-dev zlib1g-dev golang-go
   # process inspection used by tests and benchmarks
   procps psmisc curl
 )
