@@ -1,0 +1,116 @@
+// Symbolizer: turns instruction addresses sampled from a live process into frames (function,
+// file:line, inlined callers) with elfutils' libdwfl.
+//
+// Modules are taken from /proc/<pid>/maps when the Symbolizer is created, so a library the
+// process dlopen()s later is unknown to it (such addresses still come back as module+offset from
+// a fresh read of the maps, never dropped). Frames are cached twice:
+//  - per address inside one Symbolizer (one process);
+//  - process-wide, keyed by (build-id, module path, module offset), so libc, OpenCV, ... mapped
+//    by every service are symbolized once per framescope run. The path is part of the key because
+//    a stripped copy of a binary keeps its build-id: we report what *this* file's ELF and debug
+//    info say, not what another copy of the same build said.
+//
+// A Symbolizer is not thread-safe (libdwfl handles are not); the shared cache is.
+#ifndef FRAMESCOPE_PROFILE_SYMBOLIZER_H_
+#define FRAMESCOPE_PROFILE_SYMBOLIZER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "src/base/status.h"
+
+// elfutils <elfutils/libdwfl.h>; kept out of this header.
+struct Dwfl;
+struct Dwfl_Module;
+
+namespace fs::profile {
+
+struct SymbolIndex;  // symbolizer.cc: a module's symbol table sorted for binary search.
+
+struct Frame {
+  std::string function;  // Demangled; "" when only the file:line is known.
+  std::string file;      // Source path as recorded in DWARF; "" without debug info.
+  int line = 0;          // 0 without debug info.
+  bool inlined = false;  // True: this frame's code was inlined into the next frame.
+};
+
+struct Symbolized {
+  // Path of the mapped ELF; "[vdso]", "[kernel]", "[anon]" or "[unknown]" otherwise.
+  std::string module;
+  std::string build_id;  // GNU build-id as lowercase hex; "" if none.
+  uint64_t module_start = 0;
+  uint64_t module_end = 0;
+  // address - load bias: the ELF virtual address (what addr2line -e MODULE takes). For addresses
+  // outside any ELF module: the offset from the start of the mapping.
+  uint64_t module_offset = 0;
+  std::vector<Frame> frames;  // Innermost (inlined) first; empty if unknown.
+
+  // False: only the module is known; show as module+0xoffset.
+  bool resolved() const { return !frames.empty() && !frames.front().function.empty(); }
+};
+
+struct SymbolizerStats {
+  uint64_t lookups = 0;            // Calls to Lookup().
+  uint64_t cache_hits = 0;         // Answered from this Symbolizer's per-address cache.
+  uint64_t shared_cache_hits = 0;  // Answered from the process-wide (build-id) cache.
+};
+
+class Symbolizer {
+ public:
+  // Reports the modules mapped in `pid` (/proc/<pid>/maps). Errors for a process that does not
+  // exist (or has exited), for permission denied, and for a process with no mappings (zombie).
+  static StatusOr<std::unique_ptr<Symbolizer>> ForProcess(pid_t pid);
+
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // Cached per (address, is_return_address). Return addresses (every frame of a callchain but
+  // the leaf) point after the call instruction, possibly into the next line or function, so
+  // they are looked up at address - 1; module_offset still describes `address` itself.
+  Symbolized Lookup(uint64_t address, bool is_return_address = false);
+
+  // Innermost function name, or "<module basename>+0x<offset>"; never empty.
+  std::string Describe(uint64_t address, bool is_return_address = false);
+
+  const SymbolizerStats& stats() const { return stats_; }
+  pid_t pid() const { return pid_; }
+
+  // Empties the process-wide cache (benchmarks measure cold symbolization with it).
+  static void ClearSharedCache();
+
+ private:
+  struct Mapping {
+    uint64_t start = 0, end = 0, offset = 0;
+    std::string path;
+  };
+  struct DwflDeleter {
+    void operator()(::Dwfl* dwfl) const;
+  };
+
+  Symbolizer(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl, std::vector<Mapping> mappings);
+  Symbolized LookupUncached(uint64_t address, bool is_return_address);
+  void FillFromMaps(uint64_t address, Symbolized* out);
+  // The symbol index of `module`: built once per module, shared by build-id across processes.
+  std::shared_ptr<const SymbolIndex> SymbolsFor(::Dwfl_Module* module, uint64_t bias,
+                                                const Symbolized& where);
+
+  pid_t pid_;
+  std::unique_ptr<::Dwfl, DwflDeleter> dwfl_;
+  std::vector<Mapping> mappings_;  // Sorted by start; fallback for non-ELF addresses.
+  std::unordered_map<uint64_t, Symbolized> cache_[2];  // [is_return_address]
+  std::unordered_map<const ::Dwfl_Module*, std::shared_ptr<const SymbolIndex>> symbols_;
+  SymbolizerStats stats_;
+};
+
+// Demangles an Itanium C++ ABI name ("_ZN2fs3FooEv" -> "fs::Foo()"); other names unchanged.
+std::string Demangle(const std::string& name);
+
+}  // namespace fs::profile
+
+#endif  // FRAMESCOPE_PROFILE_SYMBOLIZER_H_
