@@ -66,6 +66,17 @@ int BindingRank(unsigned char binding) {
   }
 }
 
+// True if section `shndx` of the module's ELF holds instructions.
+bool InExecutableSection(Dwfl_Module* module, GElf_Word shndx) {
+  GElf_Addr bias = 0;
+  Elf* elf = dwfl_module_getelf(module, &bias);
+  if (elf == nullptr || shndx == SHN_UNDEF || shndx >= SHN_LORESERVE) return false;
+  Elf_Scn* scn = elf_getscn(elf, shndx);
+  GElf_Shdr shdr;
+  if (scn == nullptr || gelf_getshdr(scn, &shdr) == nullptr) return false;
+  return (shdr.sh_flags & SHF_EXECINSTR) != 0;
+}
+
 std::shared_ptr<const SymbolIndex> BuildSymbolIndex(Dwfl_Module* module, Dwarf_Addr bias) {
   auto index = std::make_shared<SymbolIndex>();
   struct Candidate {
@@ -83,6 +94,9 @@ std::shared_ptr<const SymbolIndex> BuildSymbolIndex(Dwfl_Module* module, Dwarf_A
     const int type = GELF_ST_TYPE(sym.st_info);
     if (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE) continue;
     if (type == STT_NOTYPE && sym.st_size == 0 && sym.st_shndx == SHN_ABS) continue;
+    // Untyped symbols count only in code: linker markers such as _end, _edata or __bss_start
+    // sit after data and would otherwise "own" every bogus return address past the text.
+    if (type == STT_NOTYPE && !InExecutableSection(module, shndx)) continue;
     candidates.push_back(
         {{addr - bias, sym.st_size, name}, BindingRank(GELF_ST_BIND(sym.st_info))});
   }

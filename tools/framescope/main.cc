@@ -13,10 +13,11 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"up", fs::UpMain, "start the reference system (cameras, capture, detection, redis)"},
+    {"up", fs::UpMain, "start the reference system (cameras ... api, PostgreSQL, Prometheus)"},
     {"status", fs::StatusMain, "show services, health, frames and FPS"},
     {"logs", fs::LogsMain, "print service logs"},
     {"down", fs::DownMain, "stop the reference system"},
+    {"record", fs::RecordMain, "CPU profile of processes or services (pprof + folded)"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 

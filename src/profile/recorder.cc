@@ -1,0 +1,195 @@
+#include "src/profile/recorder.h"
+
+#include <signal.h>
+#include <time.h>
+
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <tuple>
+
+#include "src/base/clock.h"
+
+namespace fs::profile {
+namespace {
+
+// Alive and not a zombie (a child we have not reaped yet is a zombie once it exits).
+bool Alive(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  FILE* f = fopen(path.c_str(), "re");
+  if (f == nullptr) return false;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char* paren = strrchr(buf, ')');
+  return paren != nullptr && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
+// Interns mappings per (pid, module start) and locations per (mapping, address).
+class StackInterner {
+ public:
+  StackInterner(ProfileBuilder* b, const std::map<pid_t, Symbolizer*>& symbolizers)
+      : b_(b), symbolizers_(symbolizers) {}
+
+  uint64_t Location(pid_t pid, uint64_t address, bool is_return_address) {
+    auto key = std::make_tuple(pid, address, is_return_address);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    auto sym_it = symbolizers_.find(pid);
+    uint64_t id;
+    if (sym_it == symbolizers_.end() || sym_it->second == nullptr) {
+      id = b_->InternLocation(0, address);
+    } else {
+      Symbolized s = sym_it->second->Lookup(address, is_return_address);
+      uint64_t mapping = MappingFor(pid, s);
+      std::vector<Line> lines;
+      for (const Frame& f : s.frames) {
+        if (f.function.empty()) continue;
+        lines.push_back({b_->InternFunction(f.function, f.file), f.line});
+      }
+      id = b_->InternLocation(mapping, address, std::move(lines));
+    }
+    cache_[key] = id;
+    return id;
+  }
+
+ private:
+  uint64_t MappingFor(pid_t pid, const Symbolized& s) {
+    auto key = std::make_pair(pid, s.module + "@" + std::to_string(s.module_start));
+    if (auto it = mappings_.find(key); it != mappings_.end()) {
+      Mapping& m = b_->profile().mappings[it->second - 1];
+      if (s.resolved()) m.has_functions = true;
+      return it->second;
+    }
+    Mapping m;
+    m.start = s.module_start;
+    m.limit = s.module_end;
+    m.file = s.module;
+    m.build_id = s.build_id;
+    m.has_functions = s.resolved();
+    uint64_t id = b_->AddMapping(m);
+    mappings_[key] = id;
+    return id;
+  }
+
+  ProfileBuilder* b_;
+  const std::map<pid_t, Symbolizer*>& symbolizers_;
+  std::map<std::pair<pid_t, std::string>, uint64_t> mappings_;
+  std::map<std::tuple<pid_t, uint64_t, bool>, uint64_t> cache_;
+};
+
+}  // namespace
+
+Profile BuildProfile(const std::vector<RawSample>& samples,
+                     const std::map<pid_t, Symbolizer*>& symbolizers,
+                     const std::map<uint32_t, std::string>& thread_names,
+                     const std::map<pid_t, std::string>& services, int frequency_hz) {
+  ProfileBuilder b;
+  Profile& p = b.profile();
+  p.sample_types = {{"samples", "count"}, {"cpu", "nanoseconds"}};
+  p.period_type = {"cpu", "nanoseconds"};
+  p.period = frequency_hz > 0 ? 1000000000LL / frequency_hz : 0;
+  p.default_sample_type = "cpu";
+  StackInterner interner(&b, symbolizers);
+  // Identical stacks of one thread are merged into one pprof sample.
+  std::map<std::tuple<uint32_t, uint32_t, std::vector<uint64_t>>, size_t> merged;
+  for (const RawSample& r : samples) {
+    std::vector<uint64_t> ids;
+    pid_t pid = static_cast<pid_t>(r.pid);
+    for (size_t i = 0; i < r.kernel_ips.size(); ++i) {
+      ids.push_back(interner.Location(pid, r.kernel_ips[i], i > 0));
+    }
+    for (size_t i = 0; i < r.user_ips.size(); ++i) {
+      ids.push_back(interner.Location(pid, r.user_ips[i], i > 0));
+    }
+    if (ids.empty()) continue;
+    int64_t period = r.period > 0 ? static_cast<int64_t>(r.period) : p.period;
+    auto key = std::make_tuple(r.pid, r.tid, ids);
+    if (auto it = merged.find(key); it != merged.end()) {
+      Sample& s = p.samples[it->second];
+      s.values[0] += 1;
+      s.values[1] += period;
+      continue;
+    }
+    Sample s;
+    s.location_ids = std::move(ids);
+    s.values = {1, period};
+    auto name = thread_names.find(r.tid);
+    if (name != thread_names.end() && !name->second.empty()) s.labels["thread"] = name->second;
+    if (auto svc = services.find(pid); svc != services.end()) s.labels["service"] = svc->second;
+    s.num_labels["tid"] = r.tid;
+    s.num_labels["pid"] = r.pid;
+    merged[key] = p.samples.size();
+    b.AddSample(std::move(s));
+  }
+  return std::move(b).Build();
+}
+
+StatusOr<RecordResult> Record(const RecordOptions& options) {
+  if (options.pids.empty()) return Err("no process to record");
+  if (options.frequency_hz < 1 || options.frequency_hz > 10000) {
+    return Err("frequency must be 1..10000 Hz");
+  }
+  SamplerOptions so;
+  so.pids = options.pids;
+  so.frequency_hz = options.frequency_hz;
+  ASSIGN_OR_RETURN(std::unique_ptr<Sampler> sampler, Sampler::Start(so));
+  if (options.after_attach) options.after_attach();
+  // Symbolizers now, while every target is alive: a process that exits mid-record is still
+  // symbolized from the modules it had mapped.
+  std::map<pid_t, std::unique_ptr<Symbolizer>> owned;
+  std::map<pid_t, Symbolizer*> symbolizers;
+  for (pid_t pid : options.pids) {
+    auto sym = Symbolizer::ForProcess(pid);
+    if (!sym.ok()) {
+      // Gone already (a short command): its samples stay as raw addresses. Otherwise (e.g.
+      // permission denied) the profile would be useless: fail.
+      if (!Alive(pid)) continue;
+      return sym.status();
+    }
+    owned[pid] = std::move(*sym);
+    symbolizers[pid] = owned[pid].get();
+  }
+
+  RecordResult result;
+  int64_t start = MonotonicNs();
+  int64_t wall_start = WallNs();
+  int64_t last_progress = start;
+  size_t polled = 0;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    polled += sampler->Poll();
+    double elapsed = static_cast<double>(MonotonicNs() - start) / 1e9;
+    if (options.progress && MonotonicNs() - last_progress >= 1000000000) {
+      options.progress(elapsed, polled);
+      last_progress = MonotonicNs();
+    }
+    if (options.stop != nullptr && options.stop->load()) break;
+    if (options.duration_s > 0 && elapsed >= options.duration_s) break;
+    bool any_alive = false;
+    for (pid_t pid : options.pids) any_alive |= Alive(pid);
+    if (!any_alive) break;
+  }
+  sampler->Stop();
+  result.elapsed_s = static_cast<double>(MonotonicNs() - start) / 1e9;
+  for (pid_t pid : options.pids) {
+    if (!Alive(pid)) result.exited.push_back(pid);
+  }
+  std::vector<RawSample> raw = sampler->TakeSamples();
+  result.samples = raw.size();
+  result.lost = sampler->lost();
+  result.kernel_frames = sampler->kernel_frames();
+  int64_t sym_start = MonotonicNs();
+  result.profile = BuildProfile(raw, symbolizers, sampler->ThreadNames(), options.services,
+                                options.frequency_hz);
+  result.symbolize_s = static_cast<double>(MonotonicNs() - sym_start) / 1e9;
+  result.profile.time_nanos = wall_start;
+  result.profile.duration_nanos = static_cast<int64_t>(result.elapsed_s * 1e9);
+  result.profile.comments.push_back("framescope record: cpu-clock at " +
+                                    std::to_string(options.frequency_hz) +
+                                    " Hz, frame-pointer callchains" +
+                                    (result.kernel_frames ? "" : ", no kernel frames (refused)"));
+  return result;
+}
+
+}  // namespace fs::profile

@@ -1,0 +1,63 @@
+// Recording a CPU profile: the sampler (perf_event_open cpu-clock, frame-pointer callchains)
+// for a set of processes, then every sampled address symbolized (libdwfl) into a pprof model
+// with sample types samples/count and cpu/nanoseconds and labels thread, tid, pid, service.
+//
+//   Sampler ──RawSample{pid,tid,period,kernel_ips,user_ips}──▶ BuildProfile ──Profile──▶ pprof
+//                                        Symbolizer per pid ─┘
+#ifndef FRAMESCOPE_PROFILE_RECORDER_H_
+#define FRAMESCOPE_PROFILE_RECORDER_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/base/status.h"
+#include "src/profile/profile.h"
+#include "src/profile/sampler.h"
+#include "src/profile/symbolizer.h"
+
+namespace fs::profile {
+
+struct RecordOptions {
+  std::vector<pid_t> pids;
+  std::map<pid_t, std::string> services;  // pid -> service label (optional)
+  int frequency_hz = 99;
+  double duration_s = 10;  // <= 0: until *stop or every target exited
+  // Set from a signal handler (Ctrl-C): recording ends early and the partial result is kept.
+  const std::atomic<bool>* stop = nullptr;
+  // Called once the sampler is attached and before the targets are symbolized (e.g. to let
+  // a spawned command exec: its modules are read after this returns).
+  std::function<void()> after_attach;
+  // Called about once a second while recording.
+  std::function<void(double elapsed_s, size_t samples)> progress;
+};
+
+struct RecordResult {
+  Profile profile;
+  size_t samples = 0;
+  uint64_t lost = 0;
+  bool kernel_frames = false;  // false: the host hides kernel callchains
+  std::vector<pid_t> exited;   // targets that exited while recording (samples kept)
+  double elapsed_s = 0;
+  double symbolize_s = 0;  // post-processing time
+};
+
+StatusOr<RecordResult> Record(const RecordOptions& options);
+
+// The pure half of Record (tests feed it synthetic samples): symbolizes each stack with the
+// symbolizer of its pid (absent: addresses stay module-less) and builds the profile. The
+// user leaf is the sampled IP; every other user frame is a return address (looked up at -1).
+Profile BuildProfile(const std::vector<RawSample>& samples,
+                     const std::map<pid_t, Symbolizer*>& symbolizers,
+                     const std::map<uint32_t, std::string>& thread_names,
+                     const std::map<pid_t, std::string>& services, int frequency_hz);
+
+}  // namespace fs::profile
+
+#endif  // FRAMESCOPE_PROFILE_RECORDER_H_

@@ -1,0 +1,92 @@
+// `framescope record` end to end: a workload burning CPU in two functions in a known ratio
+// (src/profile/sampler_testprog.cc, 3:1), recorded from its first instruction, symbolized, and
+// written as pprof + folded; `go tool pprof` reads the result.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+
+#include "src/base/file_util.h"
+#include "src/profile/folded.h"
+#include "src/profile/pprof.h"
+#include "tests/integration/test_util.h"
+
+namespace fs {
+namespace {
+
+using testing::RunShell;
+using testing::TempDir;
+
+std::string Fs() { return testing::BinDir() + "/framescope"; }
+
+TEST(RecordTest, AttributesAKnownRatioAndGoPprofReadsIt) {
+  TempDir tmp;
+  std::string out = tmp.path() + "/burn.prof";
+  // The workload waits for a byte on stdin before burning 3 s (second thread after 0.5 s).
+  auto r = RunShell("echo g | " + Fs() + " record --frequency 199 -o " + out + " -- " +
+                    testing::BinDir() + "/sampler_testprog 3000 500");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("wrote " + out), std::string::npos) << r.output;
+
+  auto text = ReadFile(tmp.path() + "/burn.folded");
+  ASSERT_TRUE(text.ok()) << r.output;
+  auto stacks = profile::ParseFolded(*text);
+  ASSERT_TRUE(stacks.ok()) << stacks.status().message();
+  std::map<std::string, double> leaf;
+  double total = 0;
+  for (const auto& s : *stacks) {
+    // The user leaf: the last frame that is not a kernel address.
+    std::string frame;
+    for (const auto& f : s.frames) {
+      if (f.rfind("[kernel]", 0) != 0) frame = f;
+    }
+    leaf[frame] += static_cast<double>(s.count);
+    total += static_cast<double>(s.count);
+  }
+  ASSERT_GT(total, 300) << *text;
+  double a = leaf["BurnA"] / total * 100, b = leaf["BurnB"] / total * 100;
+  EXPECT_NEAR(a, 75, 5) << *text;
+  EXPECT_NEAR(b, 25, 5) << *text;
+  // Callers are there too (frame-pointer unwinding through the workload's own code).
+  EXPECT_NE(text->find("main;"), std::string::npos);
+
+  auto p = profile::ReadPprofFile(out);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  ASSERT_EQ(p->sample_types.size(), 2u);
+  EXPECT_EQ(p->sample_types[1].type, "cpu");
+  bool thread_label = false;
+  for (const auto& s : p->samples) thread_label |= s.labels.count("thread") > 0;
+  EXPECT_TRUE(thread_label);
+
+  if (access("/usr/bin/go", X_OK) != 0) GTEST_SKIP() << "golang-go not installed";
+  auto top =
+      RunShell("HOME=" + tmp.path() + " GOCACHE=" + tmp.path() + "/gocache GOPATH=" + tmp.path() +
+               "/gopath GOPROXY=off GOFLAGS= go tool pprof -top " + out);
+  EXPECT_EQ(top.exit_code, 0) << top.output;
+  EXPECT_NE(top.output.find("BurnA"), std::string::npos) << top.output;
+  EXPECT_NE(top.output.find("BurnB"), std::string::npos) << top.output;
+}
+
+TEST(RecordTest, BadTargetsFailClearly) {
+  TempDir tmp;
+  std::string out = tmp.path() + "/x.prof";
+  auto dead = RunShell(Fs() + " record --pid 999999 --duration 1 -o " + out);
+  EXPECT_EQ(dead.exit_code, 1) << dead.output;
+  EXPECT_NE(dead.output.find("999999"), std::string::npos) << dead.output;
+  auto none =
+      RunShell(Fs() + " record --service capture --state-dir " + tmp.path() + "/nothing -o " + out);
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_NE(none.output.find("no running system"), std::string::npos) << none.output;
+  auto both = RunShell(Fs() + " record --pid 1 --service x -o " + out);
+  EXPECT_EQ(both.exit_code, 2) << both.output;
+  auto perm = RunShell("runuser -u nobody -- " + Fs() + " record --pid 1 --duration 1 -o /tmp/x");
+  if (getuid() == 0) {
+    EXPECT_EQ(perm.exit_code, 1) << perm.output;
+    EXPECT_NE(perm.output.find("perf_event_paranoid"), std::string::npos) << perm.output;
+  }
+  EXPECT_FALSE(PathExists(out));
+}
+
+}  // namespace
+}  // namespace fs
