@@ -59,6 +59,22 @@ TEST(RecordTest, AttributesAKnownRatioAndGoPprofReadsIt) {
   for (const auto& s : p->samples) thread_label |= s.labels.count("thread") > 0;
   EXPECT_TRUE(thread_label);
 
+  // The flame graph of it: one self-contained HTML file naming both functions.
+  std::string html = tmp.path() + "/burn.html";
+  auto fg = RunShell(Fs() + " flamegraph " + out + " -o " + html);
+  ASSERT_EQ(fg.exit_code, 0) << fg.output;
+  auto page = ReadFile(html);
+  ASSERT_TRUE(page.ok());
+  EXPECT_NE(page->find("BurnA"), std::string::npos);
+  EXPECT_NE(page->find("<svg"), std::string::npos);
+  // A corrupt profile is refused with a clear error and no output.
+  ASSERT_TRUE(WriteFileAtomic(tmp.path() + "/bad.prof", page->substr(0, 100)).ok());
+  auto bad =
+      RunShell(Fs() + " flamegraph " + tmp.path() + "/bad.prof -o " + tmp.path() + "/bad.html");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("bad.prof"), std::string::npos) << bad.output;
+  EXPECT_FALSE(PathExists(tmp.path() + "/bad.html"));
+
   if (access("/usr/bin/go", X_OK) != 0) GTEST_SKIP() << "golang-go not installed";
   auto top =
       RunShell("HOME=" + tmp.path() + " GOCACHE=" + tmp.path() + "/gocache GOPATH=" + tmp.path() +

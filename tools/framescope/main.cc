@@ -18,6 +18,7 @@ constexpr Command kCommands[] = {
     {"logs", fs::LogsMain, "print service logs"},
     {"down", fs::DownMain, "stop the reference system"},
     {"record", fs::RecordMain, "CPU profile of processes or services (pprof + folded)"},
+    {"flamegraph", fs::FlamegraphMain, "flame graph HTML (self-contained) from a pprof profile"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
