@@ -6,6 +6,7 @@
 
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
+#include "src/cli/cli_util.h"
 #include "src/profile/flamegraph.h"
 #include "src/profile/pprof.h"
 
@@ -14,12 +15,7 @@ namespace fs {
 int FlamegraphMain(int argc, char** argv) {
   std::string out, title;
   double min_width = 0.5;
-  // "-o OUT" is the conventional spelling; FlagSet knows long flags only.
-  std::vector<std::string> args(argv, argv + argc);
-  for (auto& a : args) {
-    if (a == "--") break;
-    if (a == "-o") a = "--out";
-  }
+  std::vector<std::string> args = ExpandShortOut(argc, argv);
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   FlagSet flags(
@@ -47,9 +43,7 @@ int FlamegraphMain(int argc, char** argv) {
   }
   const std::string in = flags.positional()[0];
   if (out.empty()) {
-    out = in.size() > 5 && in.compare(in.size() - 5, 5, ".prof") == 0
-              ? in.substr(0, in.size() - 5) + ".html"
-              : in + ".html";
+    out = SwapExtension(in, ".prof", ".html");
   }
   if (title.empty()) title = "Flame Graph: " + in;
 

@@ -14,6 +14,7 @@
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
+#include "src/cli/cli_util.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/profile/recorder.h"
@@ -68,12 +69,7 @@ int RecordMain(int argc, char** argv) {
   std::string pid_list, service, state_dir = kDefaultStateDir, out = "framescope.prof", folded;
   double duration = 10;
   int frequency = 99;
-  // "-o OUT" is the conventional spelling; FlagSet knows long flags only.
-  std::vector<std::string> args(argv, argv + argc);
-  for (auto& a : args) {
-    if (a == "--") break;
-    if (a == "-o") a = "--out";
-  }
+  std::vector<std::string> args = ExpandShortOut(argc, argv);
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   FlagSet flags(
@@ -96,9 +92,7 @@ int RecordMain(int argc, char** argv) {
   int code = 0;
   if (!flags.ParseOrExit(static_cast<int>(cargs.size()), cargs.data(), &code)) return code;
   if (folded.empty()) {
-    folded = out.size() > 5 && out.compare(out.size() - 5, 5, ".prof") == 0
-                 ? out.substr(0, out.size() - 5) + ".folded"
-                 : out + ".folded";
+    folded = SwapExtension(out, ".prof", ".folded");
   }
   int targets = !pid_list.empty() + !service.empty() + !flags.positional().empty();
   if (targets != 1) {
