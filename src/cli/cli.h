@@ -9,6 +9,7 @@ int UpMain(int argc, char** argv);
 int DownMain(int argc, char** argv);
 int RecordMain(int argc, char** argv);
 int FlamegraphMain(int argc, char** argv);
+int DiffMain(int argc, char** argv);
 int StatusMain(int argc, char** argv);
 int LogsMain(int argc, char** argv);
 // Hidden: the background supervisor that `up` starts.

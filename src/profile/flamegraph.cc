@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -481,11 +482,22 @@ std::string HtmlEscape(std::string_view text) {
   return out;
 }
 
-std::string RenderFlamegraphHtml(const Profile& profile, const FlamegraphOptions& options) {
-  FlameTree tree = BuildFlameTree(
-      profile, FlameValueIndex(profile),
-      options.width_px > 0 ? std::max(options.min_width_px, 0.0) / options.width_px : 0.0);
-  std::vector<FlameRect> rects = LayoutFlameGraph(tree, options);
+namespace {
+
+// What a page variant supplies per drawn frame: its fill, the tooltip's second line and any extra
+// attributes for its <g> (each starting with a space, already escaped).
+struct FrameStyle {
+  std::string fill;
+  std::string stats;
+  std::string attrs;
+};
+
+// The page shared by the flame graph and the differential flame graph: header, controls, the
+// laid-out SVG, `after_svg` (raw HTML) and the zoom/search script.
+std::string RenderPage(const FlameTree& tree, const std::vector<FlameRect>& rects,
+                       const FlamegraphOptions& options,
+                       const std::function<FrameStyle(const FlameNode&, const FlameFrame*)>& style,
+                       const std::string& after_svg) {
   const int64_t total = tree.total();
   int max_depth = 0;
   for (const FlameRect& r : rects) max_depth = std::max(max_depth, r.depth);
@@ -493,20 +505,8 @@ std::string RenderFlamegraphHtml(const Profile& profile, const FlamegraphOptions
   const int height = (max_depth + 1) * fh;
   const std::string width = FormatDouble(options.width_px, 0);
 
-  auto stats = [&](const FlameNode& node) {
-    std::string s = std::to_string(node.samples) + (node.samples == 1 ? " sample" : " samples");
-    if (tree.value_unit == "nanoseconds") {
-      s += ", " + FormatDouble(static_cast<double>(node.value) / 1e6, 2) + " ms " + tree.value_type;
-    } else if (tree.value_type != "samples") {
-      s += ", " + std::to_string(node.value) + " " + tree.value_unit;
-    }
-    double pct =
-        total > 0 ? 100.0 * static_cast<double>(node.value) / static_cast<double>(total) : 0.0;
-    return s + ", " + FormatDouble(pct, 2) + "% of total";
-  };
-
   std::string out;
-  out.reserve(rects.size() * 256 + 8192);
+  out.reserve(rects.size() * 256 + 8192 + after_svg.size());
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>";
   out += HtmlEscape(options.title);
   out += "</title>\n<style>";
@@ -528,23 +528,182 @@ std::string RenderFlamegraphHtml(const Profile& profile, const FlamegraphOptions
         node.frame >= 0 ? &tree.frames[static_cast<size_t>(node.frame)] : nullptr;
     const std::string name = frame ? frame->name : "all";
     const std::string y = std::to_string((max_depth - r.depth) * fh);
+    FrameStyle fs = style(node, frame);
     out += "<g class=\"f\" id=\"f" + std::to_string(r.node) + "\" data-s=\"" +
            std::to_string(r.start) + "\" data-v=\"" + std::to_string(node.value) + "\" data-d=\"" +
-           std::to_string(r.depth) + "\"><title>";
+           std::to_string(r.depth) + "\"" + fs.attrs + "><title>";
     out += HtmlEscape(name);
     out += '\n';
-    out += HtmlEscape(stats(node));
+    out += HtmlEscape(fs.stats);
     out += "</title><rect x=\"" + FormatDouble(r.x_px, 2) + "\" y=\"" + y + "\" width=\"" +
            FormatDouble(r.width_px, 2) + "\" height=\"" + std::to_string(fh - 1) + "\" fill=\"" +
-           Colour(frame) + "\"/><text x=\"" + FormatDouble(r.x_px + 3, 2) + "\" y=\"" +
+           fs.fill + "\"/><text x=\"" + FormatDouble(r.x_px + 3, 2) + "\" y=\"" +
            std::to_string((max_depth - r.depth) * fh + fh - 4) + "\">";
     out += HtmlEscape(FitLabel(name, r.width_px));
     out += "</text></g>\n";
   }
-  out += "</svg>\n<script>";
+  out += "</svg>\n";
+  out += after_svg;
+  out += "<script>";
   out += kScript;
   out += "</script>\n</body>\n</html>\n";
   return out;
+}
+
+double Percent(int64_t value, int64_t total) {
+  return total > 0 ? 100.0 * static_cast<double>(value) / static_cast<double>(total) : 0.0;
+}
+
+// Self value per function name (module ignored: a function is compared by name across builds).
+std::map<std::string, int64_t> SelfByName(const FlameTree& tree) {
+  std::vector<int64_t> self(tree.nodes.size());
+  for (size_t i = 0; i < tree.nodes.size(); ++i) self[i] = tree.nodes[i].value;
+  for (size_t i = 1; i < tree.nodes.size(); ++i) {
+    self[static_cast<size_t>(tree.nodes[i].parent)] -= tree.nodes[i].value;
+  }
+  std::map<std::string, int64_t> out;
+  for (size_t i = 1; i < tree.nodes.size(); ++i) {
+    if (self[i] > 0) out[tree.frames[static_cast<size_t>(tree.nodes[i].frame)].name] += self[i];
+  }
+  return out;
+}
+
+std::vector<DiffRow> DiffRows(const FlameTree& base, const FlameTree& now, size_t limit) {
+  std::map<std::string, int64_t> b = SelfByName(base), n = SelfByName(now);
+  std::map<std::string, DiffRow> rows;
+  for (const auto& [name, v] : b) rows[name].base_self_pct = Percent(v, base.total());
+  for (const auto& [name, v] : n) rows[name].new_self_pct = Percent(v, now.total());
+  std::vector<DiffRow> out;
+  out.reserve(rows.size());
+  for (auto& [name, row] : rows) {
+    row.function = name;
+    row.delta_points = row.new_self_pct - row.base_self_pct;
+    out.push_back(std::move(row));
+  }
+  // Largest change first; the map's name order breaks ties deterministically.
+  std::stable_sort(out.begin(), out.end(), [](const DiffRow& x, const DiffRow& y) {
+    return std::fabs(x.delta_points) > std::fabs(y.delta_points);
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::string SignedPoints(double v) {
+  // "-0.00" would read as a decrease.
+  if (std::fabs(v) < 0.005) v = 0;
+  return (v > 0 ? "+" : "") + FormatDouble(v, 2);
+}
+
+// White at no change, saturating to red (more) or blue (less) at `scale` points.
+std::string DiffColour(double delta, double scale) {
+  double t = std::min(1.0, std::fabs(delta) / scale);
+  int fade = static_cast<int>(std::lround(255 - 200 * t));
+  char buf[48];
+  if (delta > 0) {
+    std::snprintf(buf, sizeof(buf), "rgb(255,%d,%d)", fade, fade);
+  } else if (delta < 0) {
+    std::snprintf(buf, sizeof(buf), "rgb(%d,%d,255)", fade, fade);
+  } else {
+    std::snprintf(buf, sizeof(buf), "rgb(235,235,235)");
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string RenderFlamegraphHtml(const Profile& profile, const FlamegraphOptions& options) {
+  FlameTree tree = BuildFlameTree(
+      profile, FlameValueIndex(profile),
+      options.width_px > 0 ? std::max(options.min_width_px, 0.0) / options.width_px : 0.0);
+  std::vector<FlameRect> rects = LayoutFlameGraph(tree, options);
+  const int64_t total = tree.total();
+  auto style = [&](const FlameNode& node, const FlameFrame* frame) {
+    std::string s = std::to_string(node.samples) + (node.samples == 1 ? " sample" : " samples");
+    if (tree.value_unit == "nanoseconds") {
+      s += ", " + FormatDouble(static_cast<double>(node.value) / 1e6, 2) + " ms " + tree.value_type;
+    } else if (tree.value_type != "samples") {
+      s += ", " + std::to_string(node.value) + " " + tree.value_unit;
+    }
+    s += ", " + FormatDouble(Percent(node.value, total), 2) + "% of total";
+    return FrameStyle{Colour(frame), std::move(s), ""};
+  };
+  return RenderPage(tree, rects, options, style, "");
+}
+
+std::vector<DiffRow> DiffTable(const Profile& base, const Profile& now, size_t limit) {
+  return DiffRows(BuildFlameTree(base, FlameValueIndex(base)),
+                  BuildFlameTree(now, FlameValueIndex(now)), limit);
+}
+
+StatusOr<std::string> RenderDiffFlamegraphHtml(const Profile& base, const Profile& now,
+                                               const FlamegraphOptions& options) {
+  // Full trees: self shares for the table need every leaf, and base paths must be matched at any
+  // depth. The layout still prunes what is too narrow to draw.
+  FlameTree bt = BuildFlameTree(base, FlameValueIndex(base));
+  FlameTree nt = BuildFlameTree(now, FlameValueIndex(now));
+  if (bt.total() > 0 && nt.total() > 0 && bt.value_type != nt.value_type) {
+    return Err("cannot compare profiles of different kinds: base has \"" + bt.value_type +
+               "\" values, new has \"" + nt.value_type +
+               "\"; diff two profiles recorded the same way");
+  }
+  // Each new node's counterpart in base (same call path of frame names and modules), or -1.
+  std::map<std::tuple<int32_t, std::string, std::string>, int32_t> base_child;
+  for (size_t i = 1; i < bt.nodes.size(); ++i) {
+    const FlameFrame& f = bt.frames[static_cast<size_t>(bt.nodes[i].frame)];
+    base_child[{bt.nodes[i].parent, f.name, f.module}] = static_cast<int32_t>(i);
+  }
+  std::vector<int32_t> match(nt.nodes.size(), -1);
+  if (!nt.nodes.empty()) match[0] = 0;
+  std::vector<double> delta(nt.nodes.size(), 0), base_pct(nt.nodes.size(), 0);
+  // Points at which colours saturate: the largest change, at least 5 so run-to-run noise
+  // (1-2 points between two recordings of the same workload) stays pale.
+  double scale = 5;
+  for (size_t i = 0; i < nt.nodes.size(); ++i) {
+    const FlameNode& n = nt.nodes[i];
+    if (i > 0) {
+      int32_t bp = match[static_cast<size_t>(n.parent)];
+      if (bp >= 0) {
+        const FlameFrame& f = nt.frames[static_cast<size_t>(n.frame)];
+        auto it = base_child.find({bp, f.name, f.module});
+        if (it != base_child.end()) match[i] = it->second;
+      }
+    }
+    base_pct[i] =
+        match[i] >= 0 ? Percent(bt.nodes[static_cast<size_t>(match[i])].value, bt.total()) : 0;
+    // An empty base means there is nothing to compare against: show no change.
+    delta[i] = bt.total() > 0 ? Percent(n.value, nt.total()) - base_pct[i] : 0;
+    scale = std::max(scale, std::fabs(delta[i]));
+  }
+  std::vector<FlameRect> rects = LayoutFlameGraph(nt, options);
+  auto style = [&](const FlameNode& node, const FlameFrame*) {
+    auto i = static_cast<size_t>(&node - nt.nodes.data());
+    std::string stats = "base " + FormatDouble(base_pct[i], 2) + "%, new " +
+                        FormatDouble(Percent(node.value, nt.total()), 2) + "%, delta " +
+                        SignedPoints(delta[i]) + " points";
+    return FrameStyle{DiffColour(delta[i], scale), std::move(stats),
+                      " data-delta=\"" + SignedPoints(delta[i]) + "\""};
+  };
+
+  std::string table =
+      "<h2 style=\"font-size:15px\">Functions that changed most (self share of each profile's "
+      "total)</h2>\n<table id=\"fs-diff-table\" border=\"1\" cellspacing=\"0\" "
+      "cellpadding=\"3\">\n<tr><th>function</th><th>base self %</th><th>new self %</th>"
+      "<th>delta (points)</th></tr>\n";
+  for (const DiffRow& row : DiffRows(bt, nt, 20)) {
+    table += "<tr data-delta=\"" + SignedPoints(row.delta_points) + "\"><td>" +
+             HtmlEscape(row.function) + "</td><td>" + FormatDouble(row.base_self_pct, 2) +
+             "</td><td>" + FormatDouble(row.new_self_pct, 2) + "</td><td>" +
+             SignedPoints(row.delta_points) + "</td></tr>\n";
+  }
+  table += "</table>\n";
+  return RenderPage(nt, rects, options, style, table);
+}
+
+Status WriteDiffFlamegraphFile(const std::string& path, const Profile& base, const Profile& now,
+                               const FlamegraphOptions& options) {
+  StatusOr<std::string> html = RenderDiffFlamegraphHtml(base, now, options);
+  if (!html.ok()) return html.status();
+  return WriteFileAtomic(path, *html).Annotate("writing differential flame graph " + path);
 }
 
 Status WriteFlamegraphFile(const std::string& path, const Profile& profile,

@@ -8,3 +8,5 @@ target_link_libraries(flamegraph_test
   PRIVATE fs_flamegraph fs_profile_format fs_base GTest::gtest_main)
 # The headless-browser test runs Chromium when /usr/bin/chromium exists (skips otherwise).
 gtest_discover_tests(flamegraph_test DISCOVERY_TIMEOUT 30 PROPERTIES TIMEOUT 120)
+# The CLI tests run the framescope binary (defined later, in tools/framescope).
+add_dependencies(flamegraph_test framescope)

@@ -91,6 +91,32 @@ std::string RenderFlamegraphHtml(const Profile& profile, const FlamegraphOptions
 Status WriteFlamegraphFile(const std::string& path, const Profile& profile,
                            const FlamegraphOptions& options);
 
+// ---- Differential flame graph (`framescope diff BASE NEW`). ----
+// Layout is NEW's tree; each frame is coloured by how its call path's share changed, each profile
+// normalised to its own total (share_new - share_base in percentage points): red = more, blue =
+// less, white = unchanged, saturating at the largest change drawn. Each <g> carries
+// data-delta="+12.50". Paths only in BASE cannot be drawn; the table below the graph (self
+// shares per function, see DiffTable) lists them as decreases.
+
+struct DiffRow {
+  std::string function;
+  double base_self_pct = 0;  // self value / BASE total * 100
+  double new_self_pct = 0;
+  double delta_points = 0;  // new_self_pct - base_self_pct
+};
+
+// Functions (by name) ordered by |delta| descending, then name; at most `limit` rows.
+std::vector<DiffRow> DiffTable(const Profile& base, const Profile& now, size_t limit = 20);
+
+// The complete differential page. Fails when the two profiles hold different value types (e.g.
+// cpu vs alloc bytes), which cannot be meaningfully compared.
+StatusOr<std::string> RenderDiffFlamegraphHtml(const Profile& base, const Profile& now,
+                                               const FlamegraphOptions& options);
+
+// RenderDiffFlamegraphHtml, written with WriteFileAtomic.
+Status WriteDiffFlamegraphFile(const std::string& path, const Profile& base, const Profile& now,
+                               const FlamegraphOptions& options);
+
 }  // namespace fs::profile
 
 #endif  // FRAMESCOPE_PROFILE_FLAMEGRAPH_H_

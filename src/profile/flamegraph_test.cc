@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -350,6 +351,202 @@ TEST(FlamegraphBrowserTest, ZoomAndSearchRunInHeadlessChromium) {
   EXPECT_EQ(AttrAfterId(dom, id_main, "rect", "width"), "1200.00");
   EXPECT_EQ(AttrAfterId(dom, id_ab, "rect", "width"), "480.00");
   EXPECT_NE(AttrAfterId(dom, id_b, "", "style").find("display: none"), std::string::npos);
+  std::filesystem::remove_all(tmp);
+}
+
+// ---- Differential flame graph. ----
+
+// main → A (a) and main → B (b), plus main → Only (only) when only > 0; cpu values, `scale` ×.
+Profile TwoFunctionProfile(int64_t a, int64_t b, int64_t only = 0, int64_t scale = 1,
+                           const std::string& b_name = "B") {
+  ProfileBuilder builder;
+  builder.profile().sample_types = {{"samples", "count"}, {"cpu", "nanoseconds"}};
+  uint64_t app = builder.AddMapping({.start = 0x400000, .limit = 0x500000, .file = "/bin/app"});
+  auto loc = [&](const std::string& name, uint64_t addr) {
+    return builder.InternLocation(app, addr, {Line{builder.InternFunction(name), 1}});
+  };
+  uint64_t l_main = loc("main", 0x401000);
+  uint64_t l_a = loc("A", 0x402000);
+  uint64_t l_b = loc(b_name, 0x403000);
+  uint64_t l_only = loc("Only", 0x404000);
+  auto add = [&](uint64_t leaf, int64_t v) {
+    if (v > 0) builder.AddSample({.location_ids = {leaf, l_main}, .values = {1, v * scale}});
+  };
+  add(l_a, a);
+  add(l_b, b);
+  add(l_only, only);
+  return std::move(builder).Build();
+}
+
+const DiffRow* FindRow(const std::vector<DiffRow>& rows, const std::string& name) {
+  for (const DiffRow& r : rows) {
+    if (r.function == name) return &r;
+  }
+  return nullptr;
+}
+
+// "rgb(r,g,b)" → {r, g, b}.
+std::vector<int> Rgb(const std::string& fill) {
+  int r = -1, g = -1, b = -1;
+  EXPECT_EQ(std::sscanf(fill.c_str(), "rgb(%d,%d,%d)", &r, &g, &b), 3) << fill;
+  return {r, g, b};
+}
+
+TEST(DiffFlamegraphTest, TableShowsShareChanges) {
+  std::vector<DiffRow> rows = DiffTable(TwoFunctionProfile(75, 25), TwoFunctionProfile(25, 75));
+  ASSERT_EQ(rows.size(), 2u);  // main has no self time
+  const DiffRow* a = FindRow(rows, "A");
+  const DiffRow* b = FindRow(rows, "B");
+  ASSERT_TRUE(a && b);
+  EXPECT_DOUBLE_EQ(b->base_self_pct, 25);
+  EXPECT_DOUBLE_EQ(b->new_self_pct, 75);
+  EXPECT_DOUBLE_EQ(b->delta_points, 50);
+  EXPECT_DOUBLE_EQ(a->delta_points, -50);
+  // Ties in |delta| go by name.
+  EXPECT_EQ(rows[0].function, "A");
+}
+
+TEST(DiffFlamegraphTest, FramesColouredByChange) {
+  Profile base = TwoFunctionProfile(75, 25), now = TwoFunctionProfile(25, 75);
+  auto html = RenderDiffFlamegraphHtml(base, now, {});
+  ASSERT_TRUE(html.ok()) << html.status().message();
+  FlameTree tree = BuildFlameTree(now, 1);
+  auto by = RectsByPath(tree, LayoutFlameGraph(tree, {}));
+  std::string id_a = "f" + std::to_string(by["main;A"].node);
+  std::string id_b = "f" + std::to_string(by["main;B"].node);
+  std::string id_main = "f" + std::to_string(by["main"].node);
+  EXPECT_EQ(AttrAfterId(*html, id_b, "", "data-delta"), "+50.00");
+  EXPECT_EQ(AttrAfterId(*html, id_a, "", "data-delta"), "-50.00");
+  EXPECT_EQ(AttrAfterId(*html, id_main, "", "data-delta"), "0.00");
+  std::vector<int> b = Rgb(AttrAfterId(*html, id_b, "rect", "fill"));
+  std::vector<int> a = Rgb(AttrAfterId(*html, id_a, "rect", "fill"));
+  EXPECT_GT(b[0], b[1] + 100);  // red-ish
+  EXPECT_EQ(b[1], b[2]);
+  EXPECT_GT(a[2], a[0] + 100);  // blue-ish
+  EXPECT_EQ(a[0], a[1]);
+  std::vector<int> m = Rgb(AttrAfterId(*html, id_main, "rect", "fill"));
+  EXPECT_EQ(m[0], m[2]);  // neutral grey
+  EXPECT_NE(html->find("base 25.00%, new 75.00%, delta +50.00 points"), std::string::npos);
+  EXPECT_NE(html->find("<table id=\"fs-diff-table\""), std::string::npos);
+  EXPECT_NE(html->find("<td>B</td><td>25.00</td><td>75.00</td><td>+50.00</td>"), std::string::npos);
+  // Self-contained, same controls and script as the flame graph.
+  EXPECT_EQ(html->find("http://"), std::string::npos);
+  EXPECT_EQ(html->find("https://"), std::string::npos);
+  EXPECT_EQ(html->find(" src="), std::string::npos);
+  EXPECT_NE(html->find("Reset zoom"), std::string::npos);
+  EXPECT_NE(html->find("<script>"), std::string::npos);
+}
+
+TEST(DiffFlamegraphTest, BaseOnlyFunctionInTableNotGraph) {
+  Profile base = TwoFunctionProfile(40, 40, 20), now = TwoFunctionProfile(50, 50);
+  std::vector<DiffRow> rows = DiffTable(base, now);
+  const DiffRow* only = FindRow(rows, "Only");
+  ASSERT_NE(only, nullptr);
+  EXPECT_DOUBLE_EQ(only->base_self_pct, 20);
+  EXPECT_DOUBLE_EQ(only->new_self_pct, 0);
+  EXPECT_DOUBLE_EQ(only->delta_points, -20);
+  auto html = RenderDiffFlamegraphHtml(base, now, {});
+  ASSERT_TRUE(html.ok());
+  EXPECT_EQ(html->find("<title>Only"), std::string::npos);
+  EXPECT_NE(html->find("<td>Only</td><td>20.00</td><td>0.00</td><td>-20.00</td>"),
+            std::string::npos);
+  // A frame only in NEW counts from 0% in base.
+  auto added = RenderDiffFlamegraphHtml(now, base, {});
+  ASSERT_TRUE(added.ok());
+  EXPECT_NE(added->find("<title>Only\nbase 0.00%, new 20.00%, delta +20.00 points"),
+            std::string::npos);
+}
+
+TEST(DiffFlamegraphTest, NormalisesEachProfileToItsTotal) {
+  Profile base = TwoFunctionProfile(75, 25), now = TwoFunctionProfile(75, 25, 0, 10);
+  for (const DiffRow& r : DiffTable(base, now)) {
+    EXPECT_DOUBLE_EQ(r.delta_points, 0) << r.function;
+  }
+  auto html = RenderDiffFlamegraphHtml(base, now, {});
+  ASSERT_TRUE(html.ok());
+  EXPECT_EQ(html->find("data-delta=\"+"), std::string::npos);
+  EXPECT_EQ(html->find("data-delta=\"-"), std::string::npos);
+  EXPECT_NE(html->find("data-delta=\"0.00\""), std::string::npos);
+}
+
+TEST(DiffFlamegraphTest, EscapesHtml) {
+  Profile base = TwoFunctionProfile(75, 25, 0, 1, "operator<(Foo&)");
+  Profile now = TwoFunctionProfile(25, 75, 0, 1, "operator<(Foo&)");
+  FlamegraphOptions opt;
+  opt.title = "<script>alert(1)</script>";
+  auto html = RenderDiffFlamegraphHtml(base, now, opt);
+  ASSERT_TRUE(html.ok());
+  EXPECT_EQ(html->find("operator<("), std::string::npos);
+  EXPECT_NE(html->find("<td>operator&lt;(Foo&amp;)</td>"), std::string::npos);
+  EXPECT_NE(html->find("<title>operator&lt;(Foo&amp;)\n"), std::string::npos);
+  EXPECT_EQ(html->find("<script>alert"), std::string::npos);
+}
+
+TEST(DiffFlamegraphTest, RejectsDifferentValueTypes) {
+  Profile base = TwoFunctionProfile(75, 25);
+  Profile now = TwoFunctionProfile(25, 75);
+  now.sample_types = {{"alloc", "bytes"}, {"x", "y"}};
+  auto html = RenderDiffFlamegraphHtml(base, now, {});
+  ASSERT_FALSE(html.ok());
+  EXPECT_NE(html.status().message().find("different kinds"), std::string::npos);
+}
+
+// Runs `framescope` (built beside this test) with `args`; returns its exit code, or -1 when the
+// binary is missing.
+int RunFramescope(const std::string& args) {
+  std::string exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "framescope";
+  if (access(exe.c_str(), X_OK) != 0) return -1;
+  int status = std::system((exe + " " + args + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+}
+
+TEST(DiffFlamegraphTest, CliExitCodes) {
+  std::string dir = ::testing::TempDir() + "/fg_diff_cli";
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(WritePprofFile(dir + "/a.prof", TwoFunctionProfile(75, 25)).ok());
+  ASSERT_TRUE(WritePprofFile(dir + "/b.prof", TwoFunctionProfile(25, 75)).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/corrupt.prof", "not a profile \x01\x02\xff").ok());
+  int rc = RunFramescope("diff " + dir + "/a.prof " + dir + "/b.prof -o " + dir + "/d.html");
+  if (rc == -1) GTEST_SKIP() << "framescope binary not built beside the test";
+  EXPECT_EQ(rc, 0);
+  auto html = ReadFile(dir + "/d.html");
+  ASSERT_TRUE(html.ok());
+  EXPECT_EQ(*html,
+            *RenderDiffFlamegraphHtml(TwoFunctionProfile(75, 25), TwoFunctionProfile(25, 75), [&] {
+              FlamegraphOptions o;
+              o.title = "Diff: " + dir + "/a.prof -> " + dir + "/b.prof";
+              return o;
+            }()));
+  EXPECT_EQ(RunFramescope("diff " + dir + "/a.prof " + dir + "/missing.prof -o " + dir + "/x.html"),
+            1);
+  EXPECT_EQ(RunFramescope("diff " + dir + "/corrupt.prof " + dir + "/b.prof -o " + dir + "/x.html"),
+            1);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/x.html"));
+  EXPECT_EQ(RunFramescope("diff " + dir + "/a.prof"), 2);
+  EXPECT_EQ(RunFramescope("diff " + dir + "/a.prof " + dir + "/b.prof " + dir + "/c.prof"), 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(FlamegraphBrowserTest, DiffPageScriptRunsInHeadlessChromium) {
+  if (access(kChromium, X_OK) != 0) {
+    GTEST_SKIP() << kChromium << " not installed (apt-get install chromium)";
+  }
+  char tmpl[] = "/tmp/fs_diff_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string tmp = tmpl;
+  Profile now = TwoFunctionProfile(25, 75);
+  ASSERT_TRUE(WriteDiffFlamegraphFile(tmp + "/d.html", TwoFunctionProfile(75, 25), now, {}).ok());
+  FlameTree tree = BuildFlameTree(now, 1);
+  auto by = RectsByPath(tree, LayoutFlameGraph(tree, {}));
+  std::string id_b = "f" + std::to_string(by["main;B"].node);
+  // Zoomed on main;B (75%): it spans the full width; search "B" matches 75%.
+  std::string dom = DumpDom("file://" + tmp + "/d.html#zoom=" + id_b + "&search=B", tmp);
+  ASSERT_FALSE(dom.empty()) << "chromium produced no DOM";
+  EXPECT_EQ(AttrAfterId(dom, "fs-status", "", "data-ready"), "1");
+  EXPECT_EQ(AttrAfterId(dom, "fs-status", "", "data-zoomed"), id_b);
+  EXPECT_EQ(AttrAfterId(dom, "fs-status", "", "data-matched"), "75.0");
+  EXPECT_EQ(AttrAfterId(dom, id_b, "rect", "width"), "1200.00");
+  EXPECT_NE(dom.find("fs-diff-table"), std::string::npos);
   std::filesystem::remove_all(tmp);
 }
 

@@ -19,6 +19,7 @@ constexpr Command kCommands[] = {
     {"down", fs::DownMain, "stop the reference system"},
     {"record", fs::RecordMain, "CPU profile of processes or services (pprof + folded)"},
     {"flamegraph", fs::FlamegraphMain, "flame graph HTML (self-contained) from a pprof profile"},
+    {"diff", fs::DiffMain, "differential flame graph of two profiles"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
