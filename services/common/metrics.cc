@@ -68,10 +68,9 @@ std::vector<uint64_t> Histogram::BucketCounts() const {
 const std::vector<double>& LatencyBucketsSeconds() {
   // Dense enough between 50 ms and 1 s that quantiles of batched inference latency are not
   // all interpolated inside one 250-500 ms bucket.
-  static const std::vector<double> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                               0.05,   0.075, 0.1,    0.15,  0.2,  0.25,
-                                               0.3,    0.35,  0.4,    0.5,   0.75, 1.0,
-                                               2.5,    5.0,   10.0};
+  static const std::vector<double> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                               0.075,  0.1,   0.15,   0.2,   0.25, 0.3,   0.35,
+                                               0.4,    0.5,   0.75,   1.0,   2.5,  5.0,   10.0};
   return kBuckets;
 }
 

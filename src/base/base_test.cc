@@ -49,6 +49,22 @@ TEST(FlagsTest, ParsesTypesAndRejectsUnknown) {
   EXPECT_FALSE(bad.Parse(3, const_cast<char**>(argv3)).ok());
 }
 
+TEST(FlagsTest, ShortNameStandsForItsFlagUntilDoubleDash) {
+  std::string out;
+  FlagSet flags("t", "test");
+  flags.String("out", &out, "output");
+  flags.ShortName('o', "out");
+  flags.AllowPositional("[-- CMD]");
+  const char* argv[] = {"t", "-o", "x.prof", "--", "cmd", "-o", "y"};
+  ASSERT_TRUE(flags.Parse(7, const_cast<char**>(argv)).ok());
+  EXPECT_EQ(out, "x.prof");
+  EXPECT_EQ(flags.positional(), (std::vector<std::string>{"cmd", "-o", "y"}));
+  EXPECT_NE(flags.Usage().find("-o, --out"), std::string::npos) << flags.Usage();
+  const char* argv2[] = {"t", "-x"};
+  FlagSet strict("t", "test");
+  EXPECT_FALSE(strict.Parse(2, const_cast<char**>(argv2)).ok());
+}
+
 TEST(FlagsTest, Resolution) {
   int w = 0, h = 0;
   EXPECT_TRUE(ParseResolution("640x360", &w, &h).ok());

@@ -60,6 +60,8 @@ FlagSet::Flag* FlagSet::Find(const std::string& name) {
   return nullptr;
 }
 
+void FlagSet::ShortName(char letter, const std::string& name) { short_names_[letter] = name; }
+
 bool FlagSet::WasSet(const std::string& name) const {
   return std::find(set_.begin(), set_.end(), name) != set_.end();
 }
@@ -67,6 +69,9 @@ bool FlagSet::WasSet(const std::string& name) const {
 Status FlagSet::Parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg.size() == 2 && arg[0] == '-' && short_names_.count(arg[1])) {
+      arg = "--" + short_names_[arg[1]];
+    }
     if (arg == "--") {
       for (++i; i < argc; ++i) positional_.push_back(argv[i]);
       break;
@@ -125,7 +130,11 @@ std::string FlagSet::Usage() const {
   if (!positional_help_.empty()) out += " " + positional_help_;
   out += "\n\n" + summary_ + "\n\nflags:\n";
   for (const auto& f : flags_) {
-    std::string left = "  --" + f.name + (f.type.empty() ? "" : " " + f.type);
+    std::string letter;
+    for (const auto& [c, name] : short_names_) {
+      if (name == f.name) letter = std::string("-") + c + ", ";
+    }
+    std::string left = "  " + letter + "--" + f.name + (f.type.empty() ? "" : " " + f.type);
     if (left.size() < 28)
       left.resize(28, ' ');
     else

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ class FlagSet {
   void Int(const std::string& name, int* value, const std::string& help);
   void Double(const std::string& name, double* value, const std::string& help);
   void Bool(const std::string& name, bool* value, const std::string& help);
+  // Lets `-<letter>` stand for `--<name>` (e.g. -o for --out). Register `name` first.
+  void ShortName(char letter, const std::string& name);
   // Allows positional arguments, documented in usage as `positional_help`.
   void AllowPositional(const std::string& positional_help) { positional_help_ = positional_help; }
 
@@ -56,6 +59,7 @@ class FlagSet {
   std::string summary_;
   std::string positional_help_;
   std::vector<Flag> flags_;
+  std::map<char, std::string> short_names_;  // letter -> flag name
   std::vector<std::string> positional_;
   std::vector<std::string> set_;
   bool help_requested_ = false;

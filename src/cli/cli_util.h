@@ -3,12 +3,9 @@
 #define FRAMESCOPE_CLI_CLI_UTIL_H_
 
 #include <string>
-#include <vector>
 
 namespace fs {
 
-// argv with "-o" spelled "--out" (FlagSet knows long flags only), up to a "--".
-std::vector<std::string> ExpandShortOut(int argc, char** argv);
 // "a/b.prof" -> "a/b.html" for ext ".prof" -> ".html"; a path without `ext` gets `new_ext`
 // appended.
 std::string SwapExtension(const std::string& path, const std::string& ext,

@@ -15,9 +15,6 @@ namespace fs {
 int DiffMain(int argc, char** argv) {
   std::string out, title;
   double min_width = 0.5;
-  std::vector<std::string> args = ExpandShortOut(argc, argv);
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
   FlagSet flags("framescope diff",
                 "Compares two CPU profiles (pprof, as `framescope record` writes them) as a\n"
                 "differential flame graph: the layout is NEW's, and each frame is coloured by\n"
@@ -25,12 +22,13 @@ int DiffMain(int argc, char** argv) {
                 "unchanged), so profiles of different lengths compare fairly. Below the graph,\n"
                 "the 20 functions whose self share changed most, including those only in BASE.\n"
                 "One HTML file, nothing fetched from the network.");
-  flags.String("out", &out, "HTML output (-o; default: NEW with .diff.html)");
+  flags.String("out", &out, "HTML output (default: NEW with .diff.html)");
+  flags.ShortName('o', "out");
   flags.Double("min-width-px", &min_width, "omit frames narrower than this many pixels");
   flags.String("title", &title, "page title (default: Diff: BASE -> NEW)");
   flags.AllowPositional("BASE.prof NEW.prof");
   int code = 0;
-  if (!flags.ParseOrExit(static_cast<int>(cargs.size()), cargs.data(), &code)) return code;
+  if (!flags.ParseOrExit(argc, argv, &code)) return code;
   if (flags.positional().size() != 2) {
     fprintf(stderr, "framescope diff: give exactly two profiles (BASE.prof NEW.prof)\n\n%s",
             flags.Usage().c_str());

@@ -15,9 +15,6 @@ namespace fs {
 int FlamegraphMain(int argc, char** argv) {
   std::string out, title;
   double min_width = 0.5;
-  std::vector<std::string> args = ExpandShortOut(argc, argv);
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
   FlagSet flags(
       "framescope flamegraph",
       "Renders a CPU profile (pprof, as `framescope record` writes it) as a flame graph:\n"
@@ -26,12 +23,13 @@ int FlamegraphMain(int argc, char** argv) {
       "value when present). Click a frame to zoom, search by substring or regex.\n"
       "Frames narrower than --min-width-px (of 1200 px) are left out so large\n"
       "profiles open fast.");
-  flags.String("out", &out, "HTML output (-o; default: IN with .html)");
+  flags.String("out", &out, "HTML output (default: IN with .html)");
+  flags.ShortName('o', "out");
   flags.Double("min-width-px", &min_width, "omit frames narrower than this many pixels");
   flags.String("title", &title, "page title (default: Flame Graph: IN)");
   flags.AllowPositional("IN.prof");
   int code = 0;
-  if (!flags.ParseOrExit(static_cast<int>(cargs.size()), cargs.data(), &code)) return code;
+  if (!flags.ParseOrExit(argc, argv, &code)) return code;
   if (flags.positional().size() != 1) {
     fprintf(stderr, "framescope flamegraph: give exactly one profile (IN.prof)\n\n%s",
             flags.Usage().c_str());

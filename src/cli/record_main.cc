@@ -69,9 +69,6 @@ int RecordMain(int argc, char** argv) {
   std::string pid_list, service, state_dir = kDefaultStateDir, out = "framescope.prof", folded;
   double duration = 10;
   int frequency = 99;
-  std::vector<std::string> args = ExpandShortOut(argc, argv);
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
   FlagSet flags(
       "framescope record",
       "Records a CPU profile of processes without changing them: perf_event_open\n"
@@ -86,11 +83,12 @@ int RecordMain(int argc, char** argv) {
   flags.String("state-dir", &state_dir, "the state dir given to `up` (with --service)");
   flags.Double("duration", &duration, "seconds to record (0: until the targets exit / Ctrl-C)");
   flags.Int("frequency", &frequency, "samples per second per CPU");
-  flags.String("out", &out, "pprof output (-o)");
+  flags.String("out", &out, "pprof output");
+  flags.ShortName('o', "out");
   flags.String("folded", &folded, "folded stacks output (default: OUT with .folded)");
   flags.AllowPositional("[-- CMD ARGS...]");
   int code = 0;
-  if (!flags.ParseOrExit(static_cast<int>(cargs.size()), cargs.data(), &code)) return code;
+  if (!flags.ParseOrExit(argc, argv, &code)) return code;
   if (folded.empty()) {
     folded = SwapExtension(out, ".prof", ".folded");
   }
