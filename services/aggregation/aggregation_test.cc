@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -22,21 +21,22 @@
 #include "services/aggregation/detection_entry.h"
 #include "services/common/pg_client.h"
 #include "services/common/redis_client.h"
+#include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
 #include "src/base/net.h"
 #include "tests/testing/postgres_fixture.h"
+#include "tests/testing/redis_fixture.h"
 
 namespace fs {
 namespace {
 
 // ---- helpers ---------------------------------------------------------------------------
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The file's text, "" if it cannot be read (not written yet).
+std::string TextOf(const std::string& path) {
+  auto text = ReadFile(path);
+  return text.ok() ? *text : "";
 }
 
 bool WaitFor(const std::function<bool()>& pred, double timeout_s) {
@@ -54,57 +54,6 @@ std::string TempDirPath() {
   return d ? d : "";
 }
 
-// A real redis-server on a free loopback port in a temp dir.
-class RedisServer {
- public:
-  bool Start() {
-    if (access("/usr/bin/redis-server", X_OK) != 0) return false;
-    dir_ = TempDirPath();
-    auto p = PickFreePort();
-    if (!p.ok() || dir_.empty()) return false;
-    port_ = *p;
-    return Launch();
-  }
-  // Kills the server and starts an empty one on the same port: Redis losing its data.
-  bool RestartEmpty() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    return Launch();
-  }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  bool Launch() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::string port = std::to_string(port_);
-      int fd = open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-            "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--loglevel", "warning", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 100; ++i) {
-      if (PortOpen("127.0.0.1", port_)) return true;
-      usleep(50000);
-    }
-    return false;
-  }
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string dir_;
-};
-
 // One framescope-aggregation process; output goes to a log file shown on failure.
 class AggProcess {
  public:
@@ -112,10 +61,7 @@ class AggProcess {
   ~AggProcess() { Kill(SIGKILL); }
 
   void Start(const std::vector<std::string>& args) {
-    char exe[4096] = {};
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    std::string bin = std::string(exe, n > 0 ? static_cast<size_t>(n) : 0);
-    bin = bin.substr(0, bin.rfind('/')) + "/framescope-aggregation";
+    std::string bin = SelfExeDir() + "/framescope-aggregation";
     port_file_ = dir_ + "/" + name_ + ".json";
     unlink(port_file_.c_str());
     log_ = dir_ + "/" + name_ + ".log";
@@ -136,7 +82,7 @@ class AggProcess {
   // Metrics/health port from the port file (0 until it is written).
   int Port() {
     if (port_ != 0) return port_;
-    auto j = Json::Parse(ReadFile(port_file_));
+    auto j = Json::Parse(TextOf(port_file_));
     if (j.ok()) port_ = static_cast<int>(j->Get("metrics_port").AsInt());
     return port_;
   }
@@ -178,7 +124,7 @@ class AggProcess {
     port_ = 0;
     return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
   }
-  std::string log() const { return ReadFile(log_); }
+  std::string log() const { return TextOf(log_); }
 
  private:
   std::string dir_, name_, port_file_, log_;
@@ -362,7 +308,7 @@ class AggregationTest : public ::testing::Test {
   }
 
   testing::PostgresFixture pg_;
-  RedisServer redis_server_;
+  testing::RedisFixture redis_server_;
   std::optional<RedisClient> redis_;
   std::unique_ptr<PgClient> pg_conn_;
   std::string dir_;
@@ -373,10 +319,7 @@ class AggregationTest : public ::testing::Test {
 // ---- tests -----------------------------------------------------------------------------
 
 TEST(AggregationFlagsTest, HelpAndBadFlags) {
-  char exe[4096] = {};
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  std::string bin = std::string(exe, n > 0 ? static_cast<size_t>(n) : 0);
-  bin = bin.substr(0, bin.rfind('/')) + "/framescope-aggregation";
+  std::string bin = SelfExeDir() + "/framescope-aggregation";
   auto run = [&bin](const std::string& args) {
     int st = std::system((bin + " " + args + " >/dev/null 2>&1").c_str());
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;

@@ -26,10 +26,12 @@
 #include "services/common/pg_client.h"
 #include "services/common/redis_client.h"
 #include "src/base/clock.h"
+#include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
 #include "src/base/net.h"
 #include "tests/testing/postgres_fixture.h"
+#include "tests/testing/redis_fixture.h"
 
 namespace fs::api {
 namespace {
@@ -215,50 +217,6 @@ std::string MakeTempDir() {
   return d ? d : "";
 }
 
-std::string BinDir() {
-  char exe[4096] = {};
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  std::string bin(exe, n > 0 ? static_cast<size_t>(n) : 0);
-  return bin.substr(0, bin.rfind('/'));
-}
-
-// A real redis-server on a free loopback port in a temp dir.
-class RedisServer {
- public:
-  bool Start() {
-    if (access("/usr/bin/redis-server", X_OK) != 0) return false;
-    dir_ = MakeTempDir();
-    auto p = PickFreePort();
-    if (!p.ok() || dir_.empty()) return false;
-    port_ = *p;
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::string port = std::to_string(port_);
-      int fd = open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-            "--dir", dir_.c_str(), "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--loglevel", "warning", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    return WaitFor([this] { return PortOpen("127.0.0.1", port_); }, 5);
-  }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string dir_;
-};
-
 struct Response {
   int status = 0;  // 0: transport failure
   std::string body;
@@ -277,7 +235,7 @@ class Process {
     port_file_ = dir_ + "/" + name_ + ".json";
     unlink(port_file_.c_str());
     log_ = dir_ + "/" + name_ + ".log";
-    std::vector<std::string> argv = {BinDir() + "/" + binary, "--port-file", port_file_};
+    std::vector<std::string> argv = {SelfExeDir() + "/" + binary, "--port-file", port_file_};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -432,7 +390,7 @@ class ApiTest : public ::testing::Test {
       skip_ = pg_->skip_reason();
       return;
     }
-    redis_ = new RedisServer();
+    redis_ = new testing::RedisFixture();
     if (!redis_->Start()) {
       skip_ = "redis-server could not be started (install redis-server)";
       return;
@@ -493,7 +451,7 @@ class ApiTest : public ::testing::Test {
   }
 
   static testing::PostgresFixture* pg_;
-  static RedisServer* redis_;
+  static testing::RedisFixture* redis_;
   static Process* api_;
   static Process* token_api_;
   static int api_port_;
@@ -503,7 +461,7 @@ class ApiTest : public ::testing::Test {
   static std::vector<Row> rows_;
 };
 testing::PostgresFixture* ApiTest::pg_ = nullptr;
-RedisServer* ApiTest::redis_ = nullptr;
+testing::RedisFixture* ApiTest::redis_ = nullptr;
 Process* ApiTest::api_ = nullptr;
 Process* ApiTest::token_api_ = nullptr;
 int ApiTest::api_port_ = 0;
@@ -882,7 +840,7 @@ TEST(ApiBinariesTest, HelpAndBadFlags) {
 TEST(ApiOutageTest, MissingSchemaStoppedAndFrozenPostgresGive503Quickly) {
   testing::PostgresFixture pg;
   if (!pg.Start()) GTEST_SKIP() << pg.skip_reason();
-  RedisServer redis;
+  testing::RedisFixture redis;
   if (!redis.Start()) GTEST_SKIP() << "redis-server could not be started";
   std::string dir = MakeTempDir();
   Process api(dir, "api");
