@@ -24,8 +24,15 @@
 
 namespace fs::profile {
 
+// How user stacks are walked: frame pointers (the kernel's callchain) or DWARF CFI over a
+// copy of the user stack taken at each sample (PERF_SAMPLE_STACK_USER + REGS_USER, unwound
+// with libdwfl), which also finds the callers of code built without frame pointers.
+enum class Unwind { kFramePointer, kDwarf };
+
 struct RecordOptions {
   std::vector<pid_t> pids;
+  Unwind unwind = Unwind::kFramePointer;
+  uint32_t stack_bytes = 8192;  // kDwarf: user stack bytes copied per sample (multiple of 8).
   std::map<pid_t, std::string> services;  // pid -> service label (optional)
   int frequency_hz = 99;
   double duration_s = 10;  // <= 0: until *stop or every target exited

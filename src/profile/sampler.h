@@ -45,6 +45,9 @@ struct SamplerOptions {
   int frequency_hz = 99;
   size_t ring_pages = 64;  // Data pages per ring; must be a power of two.
   bool kernel = true;      // Ask for kernel frames; falls back to user-only if refused.
+  // DWARF unwinding: also copy user registers and `stack_bytes` of user stack per sample.
+  bool dwarf = false;
+  uint32_t stack_bytes = 8192;
 };
 
 // Counters the ring reader keeps; exposed for tests and the overhead report.
