@@ -17,6 +17,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "src/profile/kernel_symbols.h"
+
 namespace fs::profile {
 
 // A module's ELF symbol table (.symtab, else .dynsym) sorted by address, in module-relative
@@ -406,8 +408,17 @@ std::string Symbolizer::Describe(uint64_t address, bool is_return_address) {
   return Basename(s.module) + offset;
 }
 
-void Symbolizer::FillFromMaps(uint64_t address, Symbolized* out) {
+void Symbolizer::FillFromMaps(uint64_t address, bool is_return_address, Symbolized* out) {
   if (address >= kKernelStart) {
+    // Kernel frames: named from /proc/kallsyms when the host shows kernel addresses.
+    KernelSymbol ks;
+    const uint64_t pc = is_return_address ? address - 1 : address;
+    if (KernelSymbols::System().Lookup(pc, &ks)) {
+      out->module = ks.module;
+      out->module_offset = address;
+      out->frames.push_back({ks.name, "", 0, false});
+      return;
+    }
     out->module = "[kernel]";
     out->module_offset = address;
     return;
@@ -455,7 +466,7 @@ Symbolized Symbolizer::LookupUncached(uint64_t address, bool is_return_address) 
   const uint64_t pc = is_return_address && address > 0 ? address - 1 : address;
   Dwfl_Module* module = address < kKernelStart ? dwfl_addrmodule(dwfl_.get(), pc) : nullptr;
   if (module == nullptr) {
-    FillFromMaps(address, &out);
+    FillFromMaps(address, is_return_address, &out);
     return out;
   }
   Dwarf_Addr start = 0, end = 0;
@@ -470,7 +481,7 @@ Symbolized Symbolizer::LookupUncached(uint64_t address, bool is_return_address) 
   Dwarf_Addr bias = 0;
   if (dwfl_module_getelf(module, &bias) == nullptr) {
     // The file is gone (deleted, other mount namespace): keep module + offset from the maps.
-    FillFromMaps(address, &out);
+    FillFromMaps(address, is_return_address, &out);
     return out;
   }
   out.module_offset = address - bias;

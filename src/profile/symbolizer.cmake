@@ -3,7 +3,7 @@ pkg_check_modules(DW REQUIRED IMPORTED_TARGET libdw)
 
 add_library(fs_symbolizer STATIC ${CMAKE_CURRENT_SOURCE_DIR}/symbolizer.cc)
 target_include_directories(fs_symbolizer PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(fs_symbolizer PUBLIC fs_base PRIVATE PkgConfig::DW)
+target_link_libraries(fs_symbolizer PUBLIC fs_base fs_kernel_symbols PRIVATE PkgConfig::DW)
 
 # The process the test symbolizes: known functions, an always_inline body, optimised with debug
 # info, once with and once without frame pointers (later flags win over the global

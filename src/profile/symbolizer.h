@@ -40,7 +40,8 @@ struct Frame {
 };
 
 struct Symbolized {
-  // Path of the mapped ELF; "[vdso]", "[kernel]", "[anon]" or "[unknown]" otherwise.
+  // Path of the mapped ELF; "[vdso]", "[kernel.kallsyms]" (or "[<kernel module>]"), "[kernel]"
+  // (kernel address, names hidden), "[anon]" or "[unknown]" otherwise.
   std::string module;
   std::string build_id;  // GNU build-id as lowercase hex; "" if none.
   uint64_t module_start = 0;
@@ -95,7 +96,7 @@ class Symbolizer {
 
   Symbolizer(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl, std::vector<Mapping> mappings);
   Symbolized LookupUncached(uint64_t address, bool is_return_address);
-  void FillFromMaps(uint64_t address, Symbolized* out);
+  void FillFromMaps(uint64_t address, bool is_return_address, Symbolized* out);
   // The symbol index of `module`: built once per module, shared by build-id across processes.
   std::shared_ptr<const SymbolIndex> SymbolsFor(::Dwfl_Module* module, uint64_t bias,
                                                 const Symbolized& where);
