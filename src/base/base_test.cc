@@ -1,8 +1,14 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "src/base/flags.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
+#include "src/base/procfs.h"
 
 namespace fs {
 namespace {
@@ -89,6 +95,58 @@ TEST(HttpTest, DecodesChunkedBodies) {
                           "ffffffffff\r\nx\r\n", "4\r\nWiki\r\n"}) {
     EXPECT_FALSE(DecodeChunked(bad).ok()) << bad;
   }
+}
+
+}  // namespace
+}  // namespace fs
+
+namespace fs {
+namespace {
+
+TEST(ProcfsTest, ParsesStatWithSpacesAndParensInComm) {
+  ProcStat st;
+  ASSERT_TRUE(ParseProcStat(
+      "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 99 1000 10", &st));
+  EXPECT_EQ(st.pid, 1234);
+  EXPECT_EQ(st.ppid, 1);
+  EXPECT_EQ(st.comm, "a (b) c");
+  EXPECT_EQ(st.state, 'S');
+  EXPECT_NEAR(st.cpu_s, 300.0 / static_cast<double>(sysconf(_SC_CLK_TCK)), 1e-9);
+  EXPECT_FALSE(ParseProcStat("1234 (x) S 1 2", &st));  // Truncated before utime.
+  EXPECT_FALSE(ParseProcStat("garbage", &st));
+}
+
+TEST(ProcfsTest, OwnProcessTreeCpuAndMemory) {
+  ProcStat st;
+  ASSERT_TRUE(ReadProcStat(getpid(), &st));
+  EXPECT_EQ(st.pid, getpid());
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  std::vector<pid_t> tree = ProcessTree(getpid());
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_EQ(tree.front(), getpid());
+  EXPECT_NE(std::find(tree.begin(), tree.end(), child), tree.end());
+  uint64_t rss = 0, peak = 0;
+  ASSERT_TRUE(ReadProcessMemory(getpid(), &rss, &peak));
+  EXPECT_GT(rss, 0u);
+  EXPECT_GE(peak, rss);
+  EXPECT_FALSE(ReadProcStat(child, &st));  // Reaped: gone.
+}
+
+TEST(ProcfsTest, HostCpuPercent) {
+  HostCpuTimes a, b;
+  ASSERT_TRUE(ParseHostCpu("cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 ...", &a));
+  ASSERT_TRUE(ParseHostCpu("cpu  250 0 150 800 100 0 0 0 0 0\n", &b));
+  EXPECT_DOUBLE_EQ(HostCpuPercent(a, b), 200.0 / 300.0 * 100.0);
+  EXPECT_EQ(HostCpuPercent(b, a), -1);
+  EXPECT_FALSE(ParseHostCpu("intr 1 2 3", &a));
+  ASSERT_TRUE(ReadHostCpu(&a));
+  EXPECT_GT(a.total, a.busy);
 }
 
 }  // namespace
