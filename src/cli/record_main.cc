@@ -1,6 +1,7 @@
 // framescope record: a CPU profile of running processes (or of a command it starts) in pprof
 // format, plus folded stacks. Sampling: cpu-clock at --frequency Hz, every thread (new ones
-// too), frame-pointer callchains; symbolization with libdwfl.
+// too), frame-pointer callchains or (--unwind dwarf) DWARF unwinding of a copy of each sample's
+// user stack; symbolization with libdwfl.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -69,12 +70,19 @@ int RecordMain(int argc, char** argv) {
   std::string pid_list, service, state_dir = kDefaultStateDir, out = "framescope.prof", folded;
   double duration = 10;
   int frequency = 99;
+  std::string unwind = "fp";
+  int stack_bytes = 8192;
   FlagSet flags(
       "framescope record",
       "Records a CPU profile of processes without changing them: perf_event_open\n"
       "cpu-clock samples with frame-pointer callchains for every thread (threads created\n"
       "while recording too), symbolized with libdwfl (demangled names, file:line and\n"
       "inlined frames where debug info is installed; module+0xoffset otherwise).\n"
+      "Code built without frame pointers (-fomit-frame-pointer, the -O2 default of most\n"
+      "distributions' libraries) loses its callers that way: --unwind dwarf copies the\n"
+      "registers and --stack-bytes of user stack at each sample and unwinds them with the\n"
+      "binaries' CFI (.eh_frame) instead, at the cost of ~--stack-bytes per sample of\n"
+      "kernel-to-user copying and some CPU to unwind.\n"
       "Writes pprof (gzip protobuf: `go tool pprof OUT.prof`) and folded stacks.\n"
       "Targets: --pid, --service (of the system `up` started), or `-- CMD ARGS...`.\n"
       "Ctrl-C stops early and keeps what was recorded.");
@@ -83,6 +91,12 @@ int RecordMain(int argc, char** argv) {
   flags.String("state-dir", &state_dir, "the state dir given to `up` (with --service)");
   flags.Double("duration", &duration, "seconds to record (0: until the targets exit / Ctrl-C)");
   flags.Int("frequency", &frequency, "samples per second per CPU");
+  flags.String("unwind", &unwind,
+               "how user stacks are walked: fp (frame pointers, the kernel's callchain) or "
+               "dwarf (CFI over a copy of each sample's user stack)");
+  flags.Int("stack-bytes", &stack_bytes,
+            "with --unwind dwarf: user stack bytes copied per sample, 512..65528, a multiple "
+            "of 8 (deeper stacks need more)");
   flags.String("out", &out, "pprof output");
   flags.ShortName('o', "out");
   flags.String("folded", &folded, "folded stacks output (default: OUT with .folded)");
@@ -101,10 +115,26 @@ int RecordMain(int argc, char** argv) {
     fprintf(stderr, "framescope record: --frequency must be 1..10000, --duration >= 0\n");
     return 2;
   }
+  if (unwind != "fp" && unwind != "dwarf") {
+    fprintf(stderr, "framescope record: --unwind must be fp or dwarf, not '%s'\n", unwind.c_str());
+    return 2;
+  }
+  if (flags.WasSet("stack-bytes") && unwind != "dwarf") {
+    fprintf(stderr, "framescope record: --stack-bytes needs --unwind dwarf\n");
+    return 2;
+  }
+  if (stack_bytes < static_cast<int>(profile::kMinStackBytes) ||
+      stack_bytes > static_cast<int>(profile::kMaxStackBytes) || stack_bytes % 8 != 0) {
+    fprintf(stderr, "framescope record: --stack-bytes must be a multiple of 8 in %u..%u, not %d\n",
+            profile::kMinStackBytes, profile::kMaxStackBytes, stack_bytes);
+    return 2;
+  }
 
   profile::RecordOptions opts;
   opts.frequency_hz = frequency;
   opts.duration_s = duration;
+  opts.unwind = unwind == "dwarf" ? profile::Unwind::kDwarf : profile::Unwind::kFramePointer;
+  opts.stack_bytes = static_cast<uint32_t>(stack_bytes);
   opts.stop = &g_stop;
   pid_t child = -1;
   int go_pipe[2] = {-1, -1};
@@ -204,6 +234,14 @@ int RecordMain(int argc, char** argv) {
          result->elapsed_s, static_cast<unsigned long long>(result->lost),
          result->kernel_frames ? "" : ", no kernel frames: the host refuses them",
          result->exited.empty() ? "" : ", a target exited while recording", result->symbolize_s);
+  if (opts.unwind == profile::Unwind::kDwarf) {
+    const uint64_t all = result->dwarf_unwound + result->dwarf_failed;
+    printf("DWARF-unwound %llu of %llu samples (%.1f%%, average depth %.1f) in %.2f s\n",
+           static_cast<unsigned long long>(result->dwarf_unwound),
+           static_cast<unsigned long long>(all),
+           all > 0 ? 100.0 * static_cast<double>(result->dwarf_unwound) / all : 0.0,
+           result->dwarf_avg_depth, result->unwind_s);
+  }
   printf("wrote %s (pprof) and %s (folded)\n", out.c_str(), folded.c_str());
   return 0;
 }

@@ -130,9 +130,12 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   if (options.frequency_hz < 1 || options.frequency_hz > 10000) {
     return Err("frequency must be 1..10000 Hz");
   }
+  const bool dwarf = options.unwind == Unwind::kDwarf;
   SamplerOptions so;
   so.pids = options.pids;
   so.frequency_hz = options.frequency_hz;
+  so.dwarf = dwarf;
+  so.stack_bytes = options.stack_bytes;
   ASSIGN_OR_RETURN(std::unique_ptr<Sampler> sampler, Sampler::Start(so));
   if (options.after_attach) options.after_attach();
   // Symbolizers now, while every target is alive: a process that exits mid-record is still
@@ -151,7 +154,48 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
     symbolizers[pid] = owned[pid].get();
   }
 
+  // One unwinder per target, made while it is alive (like the symbolizers). Without one (the
+  // target is gone, or the sample is from a child process of a target) a sample keeps the
+  // kernel's frame-pointer callchain.
+  std::map<pid_t, std::unique_ptr<Unwinder>> unwinders;
+  if (dwarf) {
+    for (pid_t pid : options.pids) {
+      auto unwinder = Unwinder::ForProcess(pid);
+      if (unwinder.ok()) unwinders[pid] = std::move(*unwinder);
+    }
+  }
+
   RecordResult result;
+  std::vector<RawSample> raw;
+  uint64_t dwarf_frames = 0;
+  int64_t unwind_ns = 0;
+  // Moves the sampler's new samples into `raw`; in DWARF mode unwinds them first and frees
+  // their stack copies (~stack_bytes each), which is what keeps memory bounded.
+  auto take = [&] {
+    std::vector<RawSample> fresh = sampler->TakeSamples();
+    if (dwarf) {
+      int64_t t0 = MonotonicNs();
+      for (RawSample& s : fresh) {
+        auto it = unwinders.find(static_cast<pid_t>(s.pid));
+        size_t depth = 0;
+        const bool has_regs = s.regs_abi != 0 && !s.user_regs.empty();
+        if (it != unwinders.end() && has_regs) {
+          depth = it->second->Unwind(&s);
+        } else {
+          ReleaseDwarfPayload(&s);
+        }
+        if (depth >= 2) {
+          result.dwarf_unwound++;
+          dwarf_frames += depth;
+        } else {
+          result.dwarf_failed++;
+        }
+      }
+      unwind_ns += MonotonicNs() - t0;
+    }
+    raw.reserve(raw.size() + fresh.size());
+    for (RawSample& s : fresh) raw.push_back(std::move(s));
+  };
   int64_t start = MonotonicNs();
   int64_t wall_start = WallNs();
   int64_t last_progress = start;
@@ -159,6 +203,7 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     polled += sampler->Poll();
+    take();
     double elapsed = static_cast<double>(MonotonicNs() - start) / 1e9;
     if (options.progress && MonotonicNs() - last_progress >= 1000000000) {
       options.progress(elapsed, polled);
@@ -175,8 +220,13 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   for (pid_t pid : options.pids) {
     if (!Alive(pid)) result.exited.push_back(pid);
   }
-  std::vector<RawSample> raw = sampler->TakeSamples();
+  take();
   result.samples = raw.size();
+  result.unwind_s = static_cast<double>(unwind_ns) / 1e9;
+  if (result.dwarf_unwound > 0) {
+    result.dwarf_avg_depth =
+        static_cast<double>(dwarf_frames) / static_cast<double>(result.dwarf_unwound);
+  }
   result.lost = sampler->lost();
   result.kernel_frames = sampler->kernel_frames();
   int64_t sym_start = MonotonicNs();
@@ -185,9 +235,11 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   result.symbolize_s = static_cast<double>(MonotonicNs() - sym_start) / 1e9;
   result.profile.time_nanos = wall_start;
   result.profile.duration_nanos = static_cast<int64_t>(result.elapsed_s * 1e9);
+  const std::string unwinding =
+      dwarf ? "DWARF unwinding (" + std::to_string(options.stack_bytes) + "-byte stack copies)"
+            : "frame-pointer callchains";
   result.profile.comments.push_back("framescope record: cpu-clock at " +
-                                    std::to_string(options.frequency_hz) +
-                                    " Hz, frame-pointer callchains" +
+                                    std::to_string(options.frequency_hz) + " Hz, " + unwinding +
                                     (result.kernel_frames ? "" : ", no kernel frames (refused)"));
   return result;
 }

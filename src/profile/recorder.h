@@ -1,9 +1,12 @@
-// Recording a CPU profile: the sampler (perf_event_open cpu-clock, frame-pointer callchains)
-// for a set of processes, then every sampled address symbolized (libdwfl) into a pprof model
-// with sample types samples/count and cpu/nanoseconds and labels thread, tid, pid, service.
+// Recording a CPU profile: the sampler (perf_event_open cpu-clock, frame-pointer callchains or
+// DWARF stack copies) for a set of processes, then every sampled address symbolized (libdwfl)
+// into a pprof model with sample types samples/count and cpu/nanoseconds and labels thread,
+// tid, pid, service.
 //
 //   Sampler ──RawSample{pid,tid,period,kernel_ips,user_ips}──▶ BuildProfile ──Profile──▶ pprof
-//                                        Symbolizer per pid ─┘
+//      └─ kDwarf: regs + stack ─▶ Unwinder per pid ─▶ user_ips ─┘  ▲ Symbolizer per pid
+// In DWARF mode each poll's samples are unwound at once and their stack copies freed, so memory
+// stays bounded by what one poll interval produces, not by the recording's length.
 #ifndef FRAMESCOPE_PROFILE_RECORDER_H_
 #define FRAMESCOPE_PROFILE_RECORDER_H_
 
@@ -21,6 +24,7 @@
 #include "src/profile/profile.h"
 #include "src/profile/sampler.h"
 #include "src/profile/symbolizer.h"
+#include "src/profile/unwinder.h"
 
 namespace fs::profile {
 
@@ -43,6 +47,9 @@ struct RecordOptions {
   std::function<void()> after_attach;
   // Called about once a second while recording.
   std::function<void(double elapsed_s, size_t samples)> progress;
+  // The overhead governor's hook, called about once a second with the current rate: a positive
+  // return value different from it changes the sampling frequency from then on.
+  std::function<int(double elapsed_s, int current_hz)> adjust_frequency;
 };
 
 struct RecordResult {
@@ -53,6 +60,15 @@ struct RecordResult {
   std::vector<pid_t> exited;   // targets that exited while recording (samples kept)
   double elapsed_s = 0;
   double symbolize_s = 0;  // post-processing time
+  // Unwind::kDwarf only. Samples whose user stack came from CFI (>= 2 frames), and those
+  // that did not: the walk stopped at the IP, the sample had no user registers (kernel
+  // thread), or its process had no unwinder (it exited first, or is a child of a target):
+  // those keep the IP or the kernel's frame-pointer callchain.
+  uint64_t dwarf_unwound = 0;
+  uint64_t dwarf_failed = 0;
+  double dwarf_avg_depth = 0;  // user frames per DWARF-unwound sample (IP included)
+  double unwind_s = 0;         // time spent unwinding, inside the recording loop
+  int final_frequency_hz = 0;  // After any adjust_frequency changes.
 };
 
 StatusOr<RecordResult> Record(const RecordOptions& options);

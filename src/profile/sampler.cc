@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,9 +20,9 @@ namespace fs::profile {
 namespace {
 
 // The record layout DrainRing parses is fixed by this sample_type (perf_event_open(2), "sample
-// records": fields appear in bit order). DWARF hook: adding PERF_SAMPLE_REGS_USER and
-// PERF_SAMPLE_STACK_USER appends {abi, regs[popcount(mask)]} and {size, data[size], dyn_size}
-// after the callchain; ParseSample reads them at its end.
+// records": fields appear in bit order). DWARF mode adds PERF_SAMPLE_REGS_USER and
+// PERF_SAMPLE_STACK_USER, which append {abi, regs[popcount(mask)] if abi != 0} and
+// {size, data[size], dyn_size if size != 0} after the callchain; ParseSample reads them last.
 constexpr uint64_t kSampleType =
     PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN;
 
@@ -37,6 +38,11 @@ class Cursor {
     off_ += sizeof(T);
     return true;
   }
+  bool Skip(size_t n) {
+    if (n_ - off_ < n) return false;
+    off_ += n;
+    return true;
+  }
   size_t remaining() const { return n_ - off_; }
   const uint8_t* here() const { return p_ + off_; }
 
@@ -46,7 +52,7 @@ class Cursor {
   size_t off_ = 0;
 };
 
-bool ParseSample(const uint8_t* rec, size_t size, RawSample* out) {
+bool ParseSample(const uint8_t* rec, size_t size, uint64_t regs_user_mask, RawSample* out) {
   Cursor c(rec + sizeof(perf_event_header), size - sizeof(perf_event_header));
   uint64_t nr = 0;
   if (!c.Read(&out->pid) || !c.Read(&out->tid) || !c.Read(&out->time_ns) || !c.Read(&out->period) ||
@@ -74,7 +80,27 @@ bool ParseSample(const uint8_t* rec, size_t size, RawSample* out) {
     if (ctx == kKernel) out->kernel_ips.push_back(ip);
     if (ctx == kUser) out->user_ips.push_back(ip);
   }
-  // DWARF hook: read REGS_USER / STACK_USER here (see kSampleType).
+  if (regs_user_mask == 0) return true;
+  // REGS_USER: registers follow only for a user context (abi != NONE).
+  if (!c.Read(&out->regs_abi)) return false;
+  if (out->regs_abi != PERF_SAMPLE_REGS_ABI_NONE) {
+    const size_t nregs = static_cast<size_t>(__builtin_popcountll(regs_user_mask));
+    if (nregs > c.remaining() / sizeof(uint64_t)) return false;
+    out->user_regs.resize(nregs);
+    for (uint64_t& r : out->user_regs) c.Read(&r);
+  }
+  // STACK_USER: size 0 (no user context, or no room left in the record) has no data and no
+  // dyn_size; otherwise `size` bytes (padded copy) then the bytes the kernel really copied.
+  uint64_t stack_size = 0;
+  if (!c.Read(&stack_size)) return false;
+  if (stack_size == 0) return true;
+  if (stack_size > c.remaining()) return false;
+  const uint8_t* stack = c.here();
+  uint64_t dyn_size = 0;
+  if (!c.Skip(static_cast<size_t>(stack_size)) || !c.Read(&dyn_size) || dyn_size > stack_size) {
+    return false;
+  }
+  out->user_stack.assign(stack, stack + dyn_size);
   return true;
 }
 
@@ -154,7 +180,8 @@ Status PermissionError(int err, pid_t pid, pid_t tid) {
 
 }  // namespace
 
-size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* sink) {
+size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* sink,
+                 uint64_t regs_user_mask) {
   auto* page = static_cast<perf_event_mmap_page*>(meta);
   // Acquire pairs with the kernel's store of data_head after writing the records (smp_wmb in
   // perf_output_put_handle); we are the only writer of data_tail.
@@ -181,7 +208,7 @@ size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* 
     switch (hdr.type) {
       case PERF_RECORD_SAMPLE: {
         RawSample s;
-        if (ParseSample(rec.data(), hdr.size, &s)) {
+        if (ParseSample(rec.data(), hdr.size, regs_user_mask, &s)) {
           sink->samples.push_back(std::move(s));
           sink->stats.samples++;
           drained++;
@@ -230,6 +257,18 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
   if (pages == 0 || (pages & (pages - 1)) != 0) {
     return Err("sampler: ring_pages must be a power of two, got " + std::to_string(pages));
   }
+  if (options.dwarf) {
+#if !defined(__x86_64__)
+    return Err("sampler: DWARF unwinding is only implemented for x86_64; use frame pointers");
+#endif
+    if (options.stack_bytes < kMinStackBytes || options.stack_bytes > kMaxStackBytes ||
+        options.stack_bytes % 8 != 0) {
+      return Err("sampler: stack_bytes must be a multiple of 8 in " +
+                 std::to_string(kMinStackBytes) + ".." + std::to_string(kMaxStackBytes) + ", got " +
+                 std::to_string(options.stack_bytes));
+    }
+    pages = std::max(pages, kDwarfRingPages);
+  }
   std::unique_ptr<Sampler> s(new Sampler());
   s->options_ = options;
   const size_t page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -241,8 +280,15 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
   attr.config = PERF_COUNT_SW_CPU_CLOCK;  // Works without hardware PMU access (VMs).
   attr.freq = 1;
   attr.sample_freq = static_cast<uint64_t>(options.frequency_hz);
-  attr.sample_type = kSampleType;  // DWARF hook: | REGS_USER | STACK_USER, sample_stack_user.
-  attr.inherit = 1;                // Follow threads/processes created after Start().
+  attr.sample_type = kSampleType;
+  if (options.dwarf) {
+    // The kernel copies min(stack_bytes, room left in the u16-sized record, bytes up to the
+    // top of the stack vma) from the user SP; the user callchain stays as a fallback.
+    attr.sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+    attr.sample_regs_user = kUserRegsMask;
+    attr.sample_stack_user = options.stack_bytes;
+  }
+  attr.inherit = 1;  // Follow threads/processes created after Start().
   attr.comm = 1;
   attr.task = 1;
   attr.exclude_hv = 1;
@@ -292,6 +338,14 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
       ring.fd = fd;
       ring.length = (pages + 1) * page_size;
       ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      // Unprivileged users may lock only perf_event_mlock_kb (516 KiB) per CPU: DWARF's larger
+      // rings shrink (still a power of two) down to what was asked for before giving up.
+      while (ring.base == MAP_FAILED && errno == EPERM && options.dwarf &&
+             pages > options.ring_pages) {
+        pages /= 2;
+        ring.length = (pages + 1) * page_size;
+        ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      }
       if (ring.base == MAP_FAILED) {
         int err = errno;
         return Err("mmap of the perf ring (" + std::to_string(ring.length) + " bytes) for pid " +
@@ -356,7 +410,8 @@ size_t Sampler::Poll() {
       offset = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
       size = ring.length - offset;
     }
-    n += DrainRing(ring.base, static_cast<const uint8_t*>(ring.base) + offset, size, &sink_);
+    n += DrainRing(ring.base, static_cast<const uint8_t*>(ring.base) + offset, size, &sink_,
+                   options_.dwarf ? kUserRegsMask : 0);
   }
   return n;
 }

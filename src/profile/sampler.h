@@ -10,9 +10,12 @@
 //    Budget: fds = threads x CPUs, rings = CPUs, memory = CPUs x (ring_pages + 1) pages.
 //    Start() refuses more than kMaxEvents fds rather than exhausting the fd limit.
 //  - comm = 1 and task = 1 give PERF_RECORD_COMM / FORK / EXIT for thread names and new threads.
-//  - Unwinding is frame-pointer only (PERF_SAMPLE_CALLCHAIN). DWARF unwinding would add
-//    PERF_SAMPLE_STACK_USER | PERF_SAMPLE_REGS_USER: see the "DWARF hook" comments in sampler.cc
-//    (attr setup and ParseSample) for where the extra fields go.
+//  - Callchains come from the kernel's frame-pointer walk (PERF_SAMPLE_CALLCHAIN). With
+//    SamplerOptions::dwarf the records also carry PERF_SAMPLE_REGS_USER (the x86_64 registers
+//    in kUserRegsMask) and PERF_SAMPLE_STACK_USER (a copy of `stack_bytes` of user stack from
+//    SP up) for unwinder.h to walk with DWARF CFI; each record then weighs ~stack_bytes, so the
+//    rings grow to kDwarfRingPages. The kernel caps a record at 64 KiB (u16 header.size) and
+//    shrinks the stack copy to fit; dyn_size says how much of the copy is real.
 #ifndef FRAMESCOPE_PROFILE_SAMPLER_H_
 #define FRAMESCOPE_PROFILE_SAMPLER_H_
 
@@ -38,14 +41,55 @@ struct RawSample {
   uint64_t period = 0;               // cpu-clock nanoseconds this sample stands for.
   std::vector<uint64_t> kernel_ips;  // Leaf first; empty when the kernel hides them.
   std::vector<uint64_t> user_ips;  // Leaf first; [0] is the sampled IP, the rest return addresses.
+  // DWARF mode only (released by the unwinder once used). regs_abi is PERF_SAMPLE_REGS_ABI_*
+  // (0: no user registers, e.g. the sample hit a kernel thread); user_regs holds the registers
+  // of kUserRegsMask in perf_regs bit order (index with UserReg), user_stack the copied bytes
+  // starting at user_regs[kRegSp], already cut to the kernel's dyn_size.
+  uint64_t regs_abi = 0;
+  std::vector<uint64_t> user_regs;
+  std::vector<uint8_t> user_stack;
 };
+
+// x86_64 user registers sampled in DWARF mode, in the order RawSample::user_regs holds them
+// (the bit order of enum perf_event_x86_regs: AX..IP are bits 0..8, R8..R15 bits 16..23). These
+// are the registers libdwfl's x86_64 backend unwinds with; FLAGS and the segment registers are
+// useless for that (and DS..GS are refused on x86_64 with EINVAL).
+enum UserReg : int {
+  kRegAx,
+  kRegBx,
+  kRegCx,
+  kRegDx,
+  kRegSi,
+  kRegDi,
+  kRegBp,
+  kRegSp,
+  kRegIp,
+  kRegR8,
+  kRegR9,
+  kRegR10,
+  kRegR11,
+  kRegR12,
+  kRegR13,
+  kRegR14,
+  kRegR15,
+  kNumUserRegs
+};
+constexpr uint64_t kUserRegsMask = 0x1ffULL | (0xffULL << 16);
+// Bounds of SamplerOptions::stack_bytes: a multiple of 8 (kernel requirement) that fits, with
+// the rest of the record, in the u16 record size (perf's own limit is 65528 too).
+constexpr uint32_t kMinStackBytes = 512;
+constexpr uint32_t kMaxStackBytes = 65528;
+// DWARF records are ~stack_bytes each: at 99 Hz x 8 KiB a 64-page ring would fill in ~0.3 s.
+constexpr size_t kDwarfRingPages = 512;
 
 struct SamplerOptions {
   std::vector<pid_t> pids;
   int frequency_hz = 99;
   size_t ring_pages = 64;  // Data pages per ring; must be a power of two.
   bool kernel = true;      // Ask for kernel frames; falls back to user-only if refused.
-  // DWARF unwinding: also copy user registers and `stack_bytes` of user stack per sample.
+  // DWARF unwinding: also copy user registers and `stack_bytes` of user stack per sample
+  // (kMinStackBytes..kMaxStackBytes, a multiple of 8). Rings get at least kDwarfRingPages
+  // (fewer if the locked-memory limit refuses them).
   bool dwarf = false;
   uint32_t stack_bytes = 8192;
 };
@@ -70,7 +114,9 @@ struct RingSink {
 // synthetic ring (wrap-around, malformed records) without a kernel.
 // Returns the number of samples drained. On a malformed record (size < header, larger than the
 // ring or than the unread bytes) it skips the rest of the unread data and counts it.
-size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* sink);
+// `regs_user_mask` != 0 says the samples carry REGS_USER (with that mask) and STACK_USER.
+size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* sink,
+                 uint64_t regs_user_mask = 0);
 
 class Sampler {
  public:
