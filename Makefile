@@ -2,12 +2,13 @@
 #   make deps   install every Debian package (scripts/install-deps.sh; idempotent)
 #   make build  release build into build/release
 #   make test   deps + dev build (-Werror) + ctest, plus the ring and parser tests under ASan/UBSan
-#   make run    deps + build + bring the system up, show status for ~30 s, bring it down
+#   make run    deps + build + bring the system up, profile every service for 60 s
+#               (profiles/index.html, docs/performance-baseline.md), bring it down
 #   make bench  deps + build + benchmarks (prints numbers; see docs/benchmarks.md)
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 STATE_DIR ?= $(CURDIR)/.framescope
-RUN_SECONDS ?= 30
+PROFILE_SECONDS ?= 60
 BENCH_SECONDS ?= 60
 
 .PHONY: all deps build test test-asan run bench clean format
@@ -32,7 +33,7 @@ test: deps
 test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test service_common_test base_test \
-	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test
+	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/service_common_test --gtest_brief=1
 	@./build/asan/bin/base_test --gtest_brief=1
@@ -42,20 +43,21 @@ test-asan: deps
 	@./build/asan/bin/pprof_test --gtest_brief=1
 	@./build/asan/bin/symbolizer_test --gtest_brief=1
 	@./build/asan/bin/sampler_test --gtest_brief=1
+	@./build/asan/bin/unwinder_test --gtest_brief=1
 
 run: build
 	@./build/release/bin/framescope down --state-dir $(STATE_DIR) >/dev/null 2>&1 || true
 	@./build/release/bin/framescope up --state-dir $(STATE_DIR)
 	@trap './build/release/bin/framescope down --state-dir $(STATE_DIR)' EXIT; \
-	for i in $$(seq 1 $$(( $(RUN_SECONDS) / 10 ))); do \
-	  sleep 10; echo; echo "--- status after $$(( i * 10 )) s ---"; \
-	  ./build/release/bin/framescope status --state-dir $(STATE_DIR) || true; \
-	done; \
-	echo; echo "--- loadgen delivered rates (last report) ---"; \
-	grep -E 'camera=cam[0-9]+ FPS: ' $(STATE_DIR)/logs/loadgen.log | tail -n 10; \
-	echo; echo "--- api clients (last report) ---"; \
-	grep -E 'apiclient: rate' $(STATE_DIR)/logs/apiclient.log | tail -n 2 || true; \
-	echo; echo "logs: $(STATE_DIR)/logs"
+	echo; echo "--- profiling every service for $(PROFILE_SECONDS) s ---"; \
+	./build/release/bin/framescope profile --state-dir $(STATE_DIR) \
+	  --duration $(PROFILE_SECONDS) --out $(CURDIR)/profiles \
+	  --baseline $(CURDIR)/docs/performance-baseline.md; rc=$$?; \
+	echo; echo "--- the system after profiling ---"; \
+	./build/release/bin/framescope status --state-dir $(STATE_DIR) || true; \
+	echo; echo "report: $(CURDIR)/profiles/index.html"; \
+	echo "baseline: $(CURDIR)/docs/performance-baseline.md; logs: $(STATE_DIR)/logs"; \
+	exit $$rc
 
 bench: build
 	@BENCH_SECONDS=$(BENCH_SECONDS) bash bench/system_bench.sh

@@ -8,6 +8,7 @@ namespace fs {
 int UpMain(int argc, char** argv);
 int DownMain(int argc, char** argv);
 int RecordMain(int argc, char** argv);
+int ProfileMain(int argc, char** argv);
 int FlamegraphMain(int argc, char** argv);
 int DiffMain(int argc, char** argv);
 int StatusMain(int argc, char** argv);

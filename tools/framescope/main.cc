@@ -17,6 +17,8 @@ constexpr Command kCommands[] = {
     {"status", fs::StatusMain, "show services, health, frames and FPS"},
     {"logs", fs::LogsMain, "print service logs"},
     {"down", fs::DownMain, "stop the reference system"},
+    {"profile", fs::ProfileMain,
+     "profile every service of the running system: flame graphs, summary, baseline"},
     {"record", fs::RecordMain, "CPU profile of processes or services (pprof + folded)"},
     {"flamegraph", fs::FlamegraphMain, "flame graph HTML (self-contained) from a pprof profile"},
     {"diff", fs::DiffMain, "differential flame graph of two profiles"},

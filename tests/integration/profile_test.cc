@@ -1,0 +1,224 @@
+// `framescope profile` end to end against a real (small) system: every deliverable is written
+// and readable, each service has samples, the sampled CPU agrees with /proc, Ctrl-C leaves
+// valid partial results, and bad setups fail with a clear error and a meaningful exit code.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <set>
+#include <string>
+
+#include "src/base/file_util.h"
+#include "src/base/json.h"
+#include "src/profile/folded.h"
+#include "src/profile/pprof.h"
+#include "tests/integration/test_util.h"
+
+namespace fs {
+namespace {
+
+using testing::RunShell;
+using testing::TempDir;
+
+std::string Fs() { return testing::BinDir() + "/framescope"; }
+
+// Runs `command` in the background and sends SIGINT after `after_ms`; returns the exit code.
+int RunAndInterrupt(const std::string& command, int after_ms, std::string* output_file) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + *output_file + " 2>&1").c_str(),
+          nullptr);
+    _exit(127);
+  }
+  usleep(after_ms * 1000);
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void CheckFullRun(const std::string& tmp, const std::string& state_);
+void CheckInterrupted(const std::string& tmp, const std::string& state_);
+
+// One system for every check (bringing it up is most of the cost).
+TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
+  TempDir tmp;
+  const std::string state = tmp.path() + "/state";
+  testing::SystemGuard guard(state);
+  auto up =
+      RunShell(Fs() + " up --cameras 2 --fps 10 --api-rate 20 --timeout 240 --state-dir " + state);
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  {
+    SCOPED_TRACE("full run");
+    CheckFullRun(tmp.path(), state);
+  }
+  {
+    SCOPED_TRACE("Ctrl-C");
+    CheckInterrupted(tmp.path(), state);
+  }
+}
+
+void CheckFullRun(const std::string& tmp, const std::string& state_) {
+  std::string out = tmp + "/profiles";
+  std::string baseline = tmp + "/docs/performance-baseline.md";
+  ASSERT_TRUE(MakeDirs(tmp + "/docs").ok());
+  // A hand-written section must survive the rewrite of the CPU section.
+  ASSERT_TRUE(WriteFileAtomic(baseline, "# Baseline\n\nNotes kept.\n").ok());
+  auto r = RunShell(Fs() + " profile --duration 8 --state-dir " + state_ + " --out " + out +
+                    " --baseline " + baseline + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("preflight: perf events: ok"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("preflight: NVML: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("preflight: loadgen: 2/2 cameras"), std::string::npos) << r.output;
+
+  auto summary_text = ReadFile(out + "/summary.json");
+  ASSERT_TRUE(summary_text.ok());
+  auto summary = Json::Parse(*summary_text);
+  ASSERT_TRUE(summary.ok()) << *summary_text;
+  EXPECT_FALSE(summary->Get("partial").AsBool(true));
+  const auto& services = summary->Get("services").AsArray();
+  std::set<std::string> names;
+  for (const Json& s : services) names.insert(s.Get("name").AsString());
+  for (const char* want : {"redis", "postgres", "loadgen", "capture", "detection", "aggregation",
+                           "api", "apiclient", "prometheus"}) {
+    EXPECT_EQ(names.count(want), 1u) << want << " missing from " << *summary_text;
+  }
+  auto index = ReadFile(out + "/index.html");
+  ASSERT_TRUE(index.ok());
+  for (const Json& s : services) {
+    const std::string name = s.Get("name").AsString();
+    EXPECT_EQ(s.Get("problem").AsString(), "") << name;
+    if (s.Get("samples").AsInt(0) == 0) {
+      EXPECT_NE(s.Get("note").AsString().find("idle"), std::string::npos) << name;
+      continue;
+    }
+    const std::string prof = out + "/cpu/" + name + "_profile.prof";
+    auto p = profile::ReadPprofFile(prof);
+    ASSERT_TRUE(p.ok()) << prof << ": " << p.status().message();
+    int64_t samples = 0;
+    for (const auto& sample : p->samples) {
+      EXPECT_EQ(sample.labels.at("service"), name);
+      samples += sample.values[0];
+    }
+    EXPECT_EQ(samples, s.Get("samples").AsInt(-1)) << name;
+    auto folded = ReadFile(out + "/cpu/" + name + "_profile.folded");
+    ASSERT_TRUE(folded.ok()) << name;
+    EXPECT_TRUE(profile::ParseFolded(*folded).ok()) << name;
+    auto flame = ReadFile(out + "/flamegraphs/" + name + "_flame.html");
+    ASSERT_TRUE(flame.ok()) << name;
+    EXPECT_NE(flame->find("<svg"), std::string::npos) << name;
+    EXPECT_NE(index->find("flamegraphs/" + name + "_flame.html"), std::string::npos) << name;
+  }
+
+  // Detection does most of the work; its sampled CPU agrees with utime+stime from /proc.
+  for (const Json& s : services) {
+    if (s.Get("name").AsString() != "detection") continue;
+    double sampled = s.Get("cpu_ns").AsDouble(0) / 1e9;
+    double proc = s.Get("proc_cpu_s").AsDouble(-1);
+    ASSERT_GT(proc, 1.0) << *summary_text;
+    EXPECT_NEAR(sampled / proc, 1.0, 0.2) << "sampled " << sampled << " s vs /proc " << proc;
+    EXPECT_GT(s.Get("samples").AsInt(0), 100);
+    EXPECT_FALSE(s.Get("top_self").AsArray().empty());
+    EXPECT_FALSE(s.Get("threads").AsArray().empty());
+  }
+
+  auto doc = ReadFile(baseline);
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->rfind("# Baseline\n\nNotes kept.\n", 0), 0u) << *doc;
+  EXPECT_NE(doc->find("## CPU"), std::string::npos);
+  EXPECT_NE(doc->find("| detection | "), std::string::npos) << *doc;
+  // A second run replaces the section instead of appending another.
+  auto again = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out +
+                        " --baseline " + baseline);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  auto doc2 = ReadFile(baseline);
+  ASSERT_TRUE(doc2.ok());
+  EXPECT_EQ(doc2->find("## CPU"), doc2->rfind("## CPU")) << *doc2;
+  EXPECT_NE(doc2->find("Notes kept."), std::string::npos);
+
+  if (access("/usr/bin/go", X_OK) == 0) {
+    auto top = RunShell("HOME=" + tmp + " GOCACHE=" + tmp + "/gocache go tool pprof -top " + out +
+                        "/cpu/detection_profile.prof");
+    EXPECT_EQ(top.exit_code, 0) << top.output;
+    EXPECT_NE(top.output.find("flat%"), std::string::npos) << top.output;
+  }
+}
+
+void CheckInterrupted(const std::string& tmp, const std::string& state_) {
+  std::string out = tmp + "/partial";
+  std::string log = tmp + "/partial.log";
+  int code = RunAndInterrupt(Fs() + " profile --duration 120 --state-dir " + state_ + " --out " +
+                                 out + " --baseline " + out + "/baseline.md",
+                             6000, &log);
+  auto output = ReadFile(log);
+  EXPECT_EQ(code, 130) << (output.ok() ? *output : "");
+  auto summary = ReadFile(out + "/summary.json");
+  ASSERT_TRUE(summary.ok()) << (output.ok() ? *output : "");
+  auto j = Json::Parse(*summary);
+  ASSERT_TRUE(j.ok());
+  EXPECT_TRUE(j->Get("partial").AsBool(false));
+  EXPECT_LT(j->Get("duration_s").AsDouble(999), 60);
+  EXPECT_TRUE(profile::ReadPprofFile(out + "/cpu/detection_profile.prof").ok());
+  // The services were left as they were: all still running.
+  auto status = RunShell(Fs() + " status --state-dir " + state_);
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+}
+
+TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
+  TempDir empty;
+  auto usage = RunShell(Fs() + " profile --duration 0 --state-dir " + empty.path());
+  EXPECT_EQ(usage.exit_code, 2) << usage.output;
+  auto unwind = RunShell(Fs() + " profile --unwind lbr --state-dir " + empty.path());
+  EXPECT_EQ(unwind.exit_code, 2) << unwind.output;
+  auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path());
+  EXPECT_EQ(none.exit_code, 1) << none.output;
+  EXPECT_NE(none.output.find("no running system"), std::string::npos) << none.output;
+  auto help = RunShell(Fs() + " profile --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("Exit codes"), std::string::npos);
+}
+
+// `framescope record --pid` of a process that exits while recorded keeps its samples.
+TEST(RecordExitTest, PidExitingMidRecordKeepsItsSamples) {
+  TempDir tmp;
+  std::string out = tmp.path() + "/exit.prof";
+  // The 3:1 workload burns 1.5 s of CPU once it reads its go byte, then exits; the recording
+  // asks for 10 s.
+  auto r = RunShell("(sleep 0.5; echo g) | " + testing::BinDir() +
+                    "/sampler_testprog 1500 200 & pid=$!; " + Fs() + " record --pid $pid " +
+                    "--duration 10 -o " + out + "; wait");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("a target exited while recording"), std::string::npos) << r.output;
+  auto p = profile::ReadPprofFile(out);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  int64_t samples = 0;
+  for (const auto& s : p->samples) samples += s.values[0];
+  EXPECT_GT(samples, 100) << r.output;  // ~1.5 s at 99 Hz (~150 samples).
+}
+
+// A truncated profile (a real one, cut in half) is refused by every reader with its name.
+TEST(CorruptProfileTest, TruncatedProfileIsAClearError) {
+  TempDir tmp;
+  std::string out = tmp.path() + "/ok.prof";
+  auto r = RunShell(Fs() + " record --duration 0 -o " + out +
+                    " -- sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto bytes = ReadFile(out);
+  ASSERT_TRUE(bytes.ok());
+  std::string cut = tmp.path() + "/cut.prof";
+  ASSERT_TRUE(WriteFileAtomic(cut, bytes->substr(0, bytes->size() / 2)).ok());
+  auto fg = RunShell(Fs() + " flamegraph " + cut + " -o " + tmp.path() + "/cut.html");
+  EXPECT_EQ(fg.exit_code, 1) << fg.output;
+  EXPECT_NE(fg.output.find("cut.prof"), std::string::npos) << fg.output;
+  EXPECT_FALSE(PathExists(tmp.path() + "/cut.html"));
+  auto diff = RunShell(Fs() + " diff " + out + " " + cut + " -o " + tmp.path() + "/d.html");
+  EXPECT_EQ(diff.exit_code, 1) << diff.output;
+  EXPECT_NE(diff.output.find("cut.prof"), std::string::npos) << diff.output;
+  EXPECT_FALSE(PathExists(tmp.path() + "/d.html"));
+}
+
+}  // namespace
+}  // namespace fs
