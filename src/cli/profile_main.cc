@@ -42,7 +42,8 @@ struct Target {
   pid_t pid = -1;
   double started_at = 0;
   std::vector<pid_t> pids;              // The service's process tree at start.
-  std::map<pid_t, double> cpu_start_s;  // utime+stime per pid at start.
+  std::map<pid_t, double> cpu_start_s;  // utime+stime per pid when sampling started.
+  std::map<pid_t, double> cpu_end_s;    // ... and when it stopped (absent: gone by then).
 };
 
 std::string IsoNow() {
@@ -171,7 +172,7 @@ int ProfileMain(int argc, char** argv) {
   std::string state_dir = kDefaultStateDir, out_dir = "profiles", unwind = "fp";
   std::string baseline = "docs/performance-baseline.md";
   double duration = 60, max_host_cpu = 80, fps_tolerance = 0.1, fps_wait = 20;
-  int frequency = 99, min_frequency = 19, top = 15;
+  int frequency = 99, min_frequency = 49, top = 15;
   bool json = false;
   FlagSet flags(
       "framescope profile",
@@ -284,13 +285,21 @@ int ProfileMain(int argc, char** argv) {
   for (Target& t : targets) {
     t.pids = ProcessTree(t.pid);
     for (pid_t p : t.pids) {
-      ProcStat st;
-      if (!ReadProcStat(p, &st)) continue;
-      t.cpu_start_s[p] = st.cpu_s;
       opts.pids.push_back(p);
       opts.services[p] = t.name;
     }
   }
+  // /proc CPU over exactly the sampling window, to cross-check the sampled CPU.
+  auto snapshot = [&targets](bool at_start) {
+    for (Target& t : targets) {
+      for (pid_t p : t.pids) {
+        ProcStat st;
+        if (ReadProcStat(p, &st)) (at_start ? t.cpu_start_s : t.cpu_end_s)[p] = st.cpu_s;
+      }
+    }
+  };
+  opts.after_attach = [&snapshot] { snapshot(true); };
+  opts.after_stop = [&snapshot] { snapshot(false); };
   ProcStat self_start;
   ReadProcStat(getpid(), &self_start);
   Governor governor(max_host_cpu, min_frequency);
@@ -299,7 +308,17 @@ int ProfileMain(int argc, char** argv) {
     current_hz = governor.Adjust(elapsed, hz);
     return current_hz;
   };
+  double first_tick_s = -1, first_tick_cpu = 0, last_tick_s = -1, last_tick_cpu = 0;
   opts.progress = [&](double elapsed, size_t samples) {
+    ProcStat self;
+    if (ReadProcStat(getpid(), &self)) {
+      if (first_tick_s < 0) {
+        first_tick_s = elapsed;
+        first_tick_cpu = self.cpu_s;
+      }
+      last_tick_s = elapsed;
+      last_tick_cpu = self.cpu_s;
+    }
     fprintf(stderr, "\rprofiling %zu services: %.0f/%.0f s, %zu samples, host CPU %.0f%%, %d Hz  ",
             targets.size(), elapsed, duration, samples, governor.last_pct(), current_hz);
     fflush(stderr);
@@ -332,6 +351,10 @@ int ProfileMain(int argc, char** argv) {
   report.host_cpu_pct = governor.MeanPct();
   report.governor = governor.events();
   report.profiler_cpu_s = self_end.cpu_s - self_start.cpu_s;
+  if (last_tick_s - first_tick_s >= 2) {
+    report.profiler_sampling_cpu_pct =
+        (last_tick_cpu - first_tick_cpu) / (last_tick_s - first_tick_s) * 100;
+  }
   report.preflight = preflight;
 
   for (const char* sub : {"", "/cpu", "/flamegraphs"}) {
@@ -352,9 +375,9 @@ int ProfileMain(int argc, char** argv) {
     double proc = 0;
     bool measured = false;
     for (const auto& [p, start] : t.cpu_start_s) {
-      ProcStat st;
-      if (ReadProcStat(p, &st)) {
-        proc += st.cpu_s - start;
+      auto end = t.cpu_end_s.find(p);
+      if (end != t.cpu_end_s.end()) {
+        proc += end->second - start;
         measured = true;
       }
     }
@@ -364,18 +387,21 @@ int ProfileMain(int argc, char** argv) {
       ++coverage_failures;
     }
     if (s.samples == 0) {
-      // An idle service legitimately gets no samples; one that used CPU must have some.
-      const double period_s = 1.0 / report.final_frequency_hz;
+      // An idle service legitimately gets no samples; one whose /proc CPU time should have
+      // produced >= 10 samples (P(0 | Poisson 10) < 1e-4) has a coverage gap.
+      const double expected = s.proc_cpu_s * report.final_frequency_hz;
       if (!s.problem.empty()) {
         // Already counted: it exited.
-      } else if (s.proc_cpu_s >= 2 * period_s || !measured) {
+      } else if (!measured || expected >= 10) {
         s.problem = measured ? "no samples although /proc shows " + Fixed(s.proc_cpu_s, 2) +
-                                   " s CPU: coverage gap"
+                                   " s CPU (~" + Fixed(expected, 0) +
+                                   " samples expected): "
+                                   "coverage gap"
                              : "no samples and the process is gone";
         ++coverage_failures;
       } else {
-        s.note = "idle: no samples; /proc shows " + Fixed(s.proc_cpu_s, 3) +
-                 " s CPU (less than two sample periods)";
+        s.note = "idle: no samples; /proc shows " + Fixed(s.proc_cpu_s, 2) + " s CPU (~" +
+                 Fixed(expected, 1) + " samples expected)";
       }
     } else if (Status st = WriteServiceFiles(out_dir, t.name, it->second, &s); !st.ok()) {
       fprintf(stderr, "framescope profile: %s\n", st.message().c_str());
@@ -428,11 +454,13 @@ int ProfileMain(int argc, char** argv) {
              s.proc_cpu_s >= 0 ? Fixed(s.proc_cpu_s, 2).c_str() : "n/a", what.c_str());
     }
     for (const std::string& g : report.governor) printf("governor: %s\n", g.c_str());
+    std::string sampling = report.profiler_sampling_cpu_pct >= 0
+                               ? Fixed(report.profiler_sampling_cpu_pct, 2) + "% of one core"
+                               : "n/a";
     printf(
-        "framescope itself: %.2f s CPU (%.2f%% of one core), peak RSS %.1f MiB; "
-        "post-processing %.2f s\n",
-        report.profiler_cpu_s,
-        report.duration_s > 0 ? report.profiler_cpu_s / report.duration_s * 100 : 0.0,
+        "framescope itself: %.2f s CPU from attach to files written (%s while sampling), "
+        "peak RSS %.1f MiB; post-processing %.2f s\n",
+        report.profiler_cpu_s, sampling.c_str(),
         static_cast<double>(report.profiler_peak_rss) / 1048576.0, report.postprocess_s);
     printf("report: %s/index.html (summary.json beside it)%s%s\n", out_dir.c_str(),
            baseline.empty() ? "" : "; baseline: ", baseline.c_str());

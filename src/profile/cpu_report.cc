@@ -246,6 +246,8 @@ Json CpuReportToJson(const CpuReport& r) {
   j["governor"] = std::move(gov);
   Json self = Json::MakeObject();
   self["cpu_s"] = r.profiler_cpu_s >= 0 ? Json(r.profiler_cpu_s) : Json(nullptr);
+  self["sampling_cpu_percent_of_one_core"] =
+      r.profiler_sampling_cpu_pct >= 0 ? Json(r.profiler_sampling_cpu_pct) : Json(nullptr);
   self["peak_rss_bytes"] = r.profiler_peak_rss;
   self["postprocess_s"] = r.postprocess_s;
   j["profiler"] = std::move(self);
@@ -335,9 +337,11 @@ std::string RenderIndexHtml(const CpuReport& r) {
   for (const std::string& p : r.preflight) h += "<li>" + HtmlText(p) + "</li>\n";
   h += "</ul>\n<h2>Profiler overhead</h2><ul>\n";
   if (r.profiler_cpu_s >= 0) {
-    h += "<li>framescope CPU while recording: " + Fixed(r.profiler_cpu_s, 2) + " s (" +
-         Fixed(r.duration_s > 0 ? r.profiler_cpu_s / r.duration_s * 100 : 0, 2) +
-         "% of one core)</li>\n";
+    h += "<li>framescope CPU, attach to files written: " + Fixed(r.profiler_cpu_s, 2) + " s</li>\n";
+  }
+  if (r.profiler_sampling_cpu_pct >= 0) {
+    h += "<li>framescope CPU while sampling: " + Fixed(r.profiler_sampling_cpu_pct, 2) +
+         "% of one core</li>\n";
   }
   h += "<li>framescope peak RSS: " + Mib(r.profiler_peak_rss) + " MiB</li>\n";
   for (const std::string& g : r.governor) h += "<li>" + HtmlText(g) + "</li>\n";
@@ -381,9 +385,12 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
     m += "\nHost CPU busy (all CPUs, /proc/stat): " + Fixed(r.host_cpu_pct, 1) + "%.";
   }
   if (r.profiler_cpu_s >= 0) {
-    m += " framescope itself: " + Fixed(r.profiler_cpu_s, 2) + " s CPU (" +
-         Fixed(r.duration_s > 0 ? r.profiler_cpu_s / r.duration_s * 100 : 0, 2) +
-         "% of one core), peak RSS " + Mib(r.profiler_peak_rss) + " MiB, post-processing " +
+    m +=
+        " framescope itself: " + Fixed(r.profiler_cpu_s, 2) + " s CPU from attach to files written";
+    if (r.profiler_sampling_cpu_pct >= 0) {
+      m += " (" + Fixed(r.profiler_sampling_cpu_pct, 2) + "% of one core while sampling)";
+    }
+    m += ", peak RSS " + Mib(r.profiler_peak_rss) + " MiB, post-processing " +
          Fixed(r.postprocess_s, 2) + " s.";
   }
   m += "\n";

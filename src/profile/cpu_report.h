@@ -80,9 +80,12 @@ struct CpuReport {
   bool kernel_frames = false;
   uint64_t lost = 0;  // PERF_RECORD_LOST total.
   int host_cpus = 0;
-  double host_cpu_pct = -1;            // Mean busy % of all CPUs over the window, /proc/stat.
-  std::vector<std::string> governor;   // What the overhead governor did, one line per action.
-  double profiler_cpu_s = -1;          // Our own utime+stime while recording.
+  double host_cpu_pct = -1;           // Mean busy % of all CPUs over the window, /proc/stat.
+  std::vector<std::string> governor;  // What the overhead governor did, one line per action.
+  double profiler_cpu_s = -1;         // Our own utime+stime, attach to files written.
+  // Our CPU while sampling (between the first and last progress tick: no attach/symbolize
+  // work), % of one core; -1 when the run was too short to tell.
+  double profiler_sampling_cpu_pct = -1;
   uint64_t profiler_peak_rss = 0;      // Our VmHWM, bytes.
   double postprocess_s = 0;            // Symbolize + write every file.
   std::vector<std::string> preflight;  // "perf events: ok (...)", "NVML: absent ...", ...

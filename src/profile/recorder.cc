@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -136,7 +137,11 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   so.frequency_hz = options.frequency_hz;
   so.dwarf = dwarf;
   so.stack_bytes = options.stack_bytes;
+  so.system_wide = options.system_wide;
   ASSIGN_OR_RETURN(std::unique_ptr<Sampler> sampler, Sampler::Start(so));
+  // The recording window starts here: samples flow from now on (also while symbolizers load).
+  const int64_t start = MonotonicNs();
+  const int64_t wall_start = WallNs();
   if (options.after_attach) options.after_attach();
   // Symbolizers now, while every target is alive: a process that exits mid-record is still
   // symbolized from the modules it had mapped.
@@ -165,14 +170,56 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
     }
   }
 
+  // Processes the targets fork while recording (system-wide mode: postgres backends, helper
+  // processes) get their own symbolizer and unwinder when first seen, else their parent's
+  // symbolizer (a fork shares its parent's mappings), and their parent's service label.
+  std::map<pid_t, std::string> services = options.services;
+  std::set<pid_t> tried(options.pids.begin(), options.pids.end());
+  auto adopt = [&](pid_t pid) {
+    if (!tried.insert(pid).second) return;
+    auto sym = Symbolizer::ForProcess(pid);
+    if (sym.ok()) {
+      owned[pid] = std::move(*sym);
+      symbolizers[pid] = owned[pid].get();
+    }
+    if (dwarf) {
+      auto unwinder = Unwinder::ForProcess(pid);
+      if (unwinder.ok()) unwinders[pid] = std::move(*unwinder);
+    }
+  };
+  // After recording: children that could not be read borrow from their nearest ancestor.
+  auto inherit_from_parents = [&](const std::map<uint32_t, uint32_t>& children) {
+    for (const auto& [child, first_parent] : children) {
+      pid_t c = static_cast<pid_t>(child);
+      for (uint32_t parent = first_parent, hops = 0; hops < 64; ++hops) {
+        pid_t p = static_cast<pid_t>(parent);
+        if (!symbolizers.count(c) && symbolizers.count(p)) symbolizers[c] = symbolizers[p];
+        if (!services.count(c) && services.count(p)) services[c] = services[p];
+        auto up = children.find(parent);
+        if (up == children.end()) break;
+        parent = up->second;
+      }
+    }
+  };
+
   RecordResult result;
   std::vector<RawSample> raw;
+  // After a rate change the kernel keeps reporting cpu-clock's original period in every sample
+  // (hw.last_period is set once, at event creation), so samples taken after it carry the new
+  // period from here.
+  uint64_t period_override_ns = 0;
   uint64_t dwarf_frames = 0;
   int64_t unwind_ns = 0;
   // Moves the sampler's new samples into `raw`; in DWARF mode unwinds them first and frees
   // their stack copies (~stack_bytes each), which is what keeps memory bounded.
   auto take = [&] {
     std::vector<RawSample> fresh = sampler->TakeSamples();
+    if (period_override_ns > 0) {
+      for (RawSample& s : fresh) s.period = period_override_ns;
+    }
+    if (sampler->system_wide()) {
+      for (const RawSample& s : fresh) adopt(static_cast<pid_t>(s.pid));
+    }
     if (dwarf) {
       int64_t t0 = MonotonicNs();
       for (RawSample& s : fresh) {
@@ -196,8 +243,6 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
     raw.reserve(raw.size() + fresh.size());
     for (RawSample& s : fresh) raw.push_back(std::move(s));
   };
-  int64_t start = MonotonicNs();
-  int64_t wall_start = WallNs();
   int64_t last_progress = start;
   size_t polled = 0;
   for (;;) {
@@ -205,8 +250,22 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
     polled += sampler->Poll();
     take();
     double elapsed = static_cast<double>(MonotonicNs() - start) / 1e9;
-    if (options.progress && MonotonicNs() - last_progress >= 1000000000) {
-      options.progress(elapsed, polled);
+    if (MonotonicNs() - last_progress >= 1000000000) {
+      // Per-thread mode cannot change the rate of inherited events: no governor there.
+      if (options.adjust_frequency && sampler->system_wide()) {
+        int want = options.adjust_frequency(elapsed, sampler->frequency_hz());
+        if (want > 0 && want != sampler->frequency_hz()) {
+          // Samples of the old rate still in the rings keep their period.
+          polled += sampler->Poll();
+          take();
+          if (Status st = sampler->SetFrequency(want); st.ok()) {
+            period_override_ns = 1000000000ULL / static_cast<uint64_t>(want);
+          } else {
+            result.warnings.push_back(st.message());
+          }
+        }
+      }
+      if (options.progress) options.progress(elapsed, polled);
       last_progress = MonotonicNs();
     }
     if (options.stop != nullptr && options.stop->load()) break;
@@ -216,6 +275,7 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
     if (!any_alive) break;
   }
   sampler->Stop();
+  if (options.after_stop) options.after_stop();
   result.elapsed_s = static_cast<double>(MonotonicNs() - start) / 1e9;
   for (pid_t pid : options.pids) {
     if (!Alive(pid)) result.exited.push_back(pid);
@@ -229,18 +289,29 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   }
   result.lost = sampler->lost();
   result.kernel_frames = sampler->kernel_frames();
+  result.system_wide = sampler->system_wide();
+  result.filtered = sampler->filtered();
+  result.final_frequency_hz = sampler->frequency_hz();
+  const std::map<uint32_t, uint32_t> children = sampler->ChildProcesses();
+  result.child_processes = children.size();
+  inherit_from_parents(children);
   int64_t sym_start = MonotonicNs();
-  result.profile = BuildProfile(raw, symbolizers, sampler->ThreadNames(), options.services,
-                                options.frequency_hz);
+  result.profile =
+      BuildProfile(raw, symbolizers, sampler->ThreadNames(), services, options.frequency_hz);
   result.symbolize_s = static_cast<double>(MonotonicNs() - sym_start) / 1e9;
   result.profile.time_nanos = wall_start;
   result.profile.duration_nanos = static_cast<int64_t>(result.elapsed_s * 1e9);
   const std::string unwinding =
       dwarf ? "DWARF unwinding (" + std::to_string(options.stack_bytes) + "-byte stack copies)"
             : "frame-pointer callchains";
-  result.profile.comments.push_back("framescope record: cpu-clock at " +
-                                    std::to_string(options.frequency_hz) + " Hz, " + unwinding +
-                                    (result.kernel_frames ? "" : ", no kernel frames (refused)"));
+  std::string rate = std::to_string(options.frequency_hz) + " Hz";
+  if (result.final_frequency_hz != options.frequency_hz) {
+    rate += " (lowered to " + std::to_string(result.final_frequency_hz) + " Hz while recording)";
+  }
+  result.profile.comments.push_back(
+      "framescope record: cpu-clock at " + rate + ", " +
+      (result.system_wide ? "system-wide per-CPU events" : "per-thread events") + ", " + unwinding +
+      (result.kernel_frames ? "" : ", no kernel frames (refused)"));
   return result;
 }
 

@@ -36,6 +36,9 @@ enum class Unwind { kFramePointer, kDwarf };
 struct RecordOptions {
   std::vector<pid_t> pids;
   Unwind unwind = Unwind::kFramePointer;
+  // Per-CPU events filtered to the targets and their new child processes (complete coverage of
+  // short-lived threads and processes), falling back to per-thread events where refused.
+  bool system_wide = true;
   uint32_t stack_bytes = 8192;  // kDwarf: user stack bytes copied per sample (multiple of 8).
   std::map<pid_t, std::string> services;  // pid -> service label (optional)
   int frequency_hz = 99;
@@ -45,10 +48,14 @@ struct RecordOptions {
   // Called once the sampler is attached and before the targets are symbolized (e.g. to let
   // a spawned command exec: its modules are read after this returns).
   std::function<void()> after_attach;
+  // Called right after the sampler detaches, before symbolization: with after_attach it brackets
+  // the recording window (e.g. to read other counters over exactly that window).
+  std::function<void()> after_stop;
   // Called about once a second while recording.
   std::function<void(double elapsed_s, size_t samples)> progress;
   // The overhead governor's hook, called about once a second with the current rate: a positive
-  // return value different from it changes the sampling frequency from then on.
+  // return value different from it changes the sampling frequency from then on. System-wide
+  // mode only (inherited per-thread events keep their rate): not called otherwise.
   std::function<int(double elapsed_s, int current_hz)> adjust_frequency;
 };
 
@@ -69,6 +76,10 @@ struct RecordResult {
   double dwarf_avg_depth = 0;  // user frames per DWARF-unwound sample (IP included)
   double unwind_s = 0;         // time spent unwinding, inside the recording loop
   int final_frequency_hz = 0;  // After any adjust_frequency changes.
+  bool system_wide = false;    // Per-CPU events for every task, filtered to the targets.
+  uint64_t filtered = 0;       // Samples of other processes dropped (system-wide mode).
+  size_t child_processes = 0;  // Processes the targets forked while recorded.
+  std::vector<std::string> warnings;
 };
 
 StatusOr<RecordResult> Record(const RecordOptions& options);

@@ -209,6 +209,10 @@ size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* 
       case PERF_RECORD_SAMPLE: {
         RawSample s;
         if (ParseSample(rec.data(), hdr.size, regs_user_mask, &s)) {
+          if (sink->filter_pids && sink->pids.count(s.pid) == 0) {
+            sink->filtered++;
+            break;
+          }
           sink->samples.push_back(std::move(s));
           sink->stats.samples++;
           drained++;
@@ -225,6 +229,7 @@ size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* 
       case PERF_RECORD_COMM: {
         uint32_t pid = 0, tid = 0;
         if (body.Read(&pid) && body.Read(&tid)) {
+          if (sink->filter_pids && sink->pids.count(pid) == 0) break;
           const char* p = reinterpret_cast<const char*>(body.here());
           sink->comms[tid] = std::string(p, strnlen(p, body.remaining()));
         }
@@ -233,6 +238,10 @@ size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* 
       case PERF_RECORD_FORK: {
         uint32_t pid = 0, ppid = 0, tid = 0, ptid = 0;
         if (body.Read(&pid) && body.Read(&ppid) && body.Read(&tid) && body.Read(&ptid)) {
+          if (sink->filter_pids) {
+            if (sink->pids.count(ppid) == 0 && sink->pids.count(pid) == 0) break;
+            if (pid != ppid && sink->pids.insert(pid).second) sink->children[pid] = ppid;
+          }
           sink->forked_tids.insert(tid);
           // A new thread starts with its creator's name; a later COMM record renames it.
           auto it = sink->comms.find(ptid);
@@ -360,6 +369,67 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
     return Status::Ok();
   };
 
+  s->frequency_hz_ = options.frequency_hz;
+  if (options.system_wide) {
+    for (pid_t pid : options.pids) {
+      if (pid <= 0 || ListTids(pid).empty()) {
+        return Err("no such process: pid " + std::to_string(pid) + " (" + PidPath(pid) +
+                   "/task is missing; did it exit?)");
+      }
+    }
+    // Per-CPU events for every task: no inherit (it needs a task), FORK records tell which new
+    // processes belong to the targets.
+    perf_event_attr wide = attr;
+    wide.inherit = 0;
+    bool refused = false;
+    for (int cpu : cpus) {
+      int fd =
+          static_cast<int>(syscall(SYS_perf_event_open, &wide, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+      if (fd < 0 && (errno == EACCES || errno == EPERM) && !wide.exclude_kernel) {
+        wide.exclude_kernel = 1;
+        s->kernel_frames_ = false;
+        fd = static_cast<int>(
+            syscall(SYS_perf_event_open, &wide, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+      }
+      if (fd < 0) {
+        refused = true;
+        break;
+      }
+      s->fds_.push_back(fd);
+      Ring ring;
+      ring.cpu = cpu;
+      ring.fd = fd;
+      ring.length = (pages + 1) * page_size;
+      ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (ring.base == MAP_FAILED) {
+        ring.base = nullptr;
+        refused = true;
+        break;
+      }
+      s->rings_.push_back(ring);
+    }
+    if (!refused) {
+      s->system_wide_ = true;
+      s->sink_.filter_pids = true;
+      for (pid_t pid : options.pids) {
+        s->sink_.pids.insert(static_cast<uint32_t>(pid));
+        for (pid_t tid : ListTids(pid)) {
+          auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
+          if (comm.ok()) s->sink_.comms[static_cast<uint32_t>(tid)] = Trim(*comm);
+        }
+      }
+      return s;
+    }
+    // Refused (unprivileged): undo and use per-thread events.
+    for (Ring& ring : s->rings_) {
+      if (ring.base != nullptr) munmap(ring.base, ring.length);
+    }
+    for (int fd : s->fds_) close(fd);
+    s->rings_.clear();
+    s->fds_.clear();
+    s->kernel_frames_ = options.kernel;
+  }
+
   std::set<pid_t> opened;
   for (pid_t pid : options.pids) {
     std::vector<pid_t> tids = ListTids(pid);
@@ -418,7 +488,9 @@ size_t Sampler::Poll() {
 
 void Sampler::RefreshNamesFromProc() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (pid_t pid : options_.pids) {
+  std::vector<pid_t> pids = options_.pids;
+  for (const auto& [child, parent] : sink_.children) pids.push_back(static_cast<pid_t>(child));
+  for (pid_t pid : pids) {
     for (pid_t tid : ListTids(pid)) {
       auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
       if (comm.ok()) sink_.comms[static_cast<uint32_t>(tid)] = Trim(*comm);
@@ -440,6 +512,30 @@ void Sampler::Stop() {
   rings_.clear();
   fds_.clear();
   stopped_ = true;
+}
+
+Status Sampler::SetFrequency(int hz) {
+  if (hz <= 0) return Err("sampler: frequency must be > 0 Hz");
+  // cpu-clock is hrtimer based: the kernel turns a frequency into a fixed period at creation
+  // (perf_swevent_init_hrtimer clears attr.freq), so IOC_PERIOD takes nanoseconds here.
+  uint64_t period_ns = 1000000000ULL / static_cast<uint64_t>(hz);
+  for (int fd : fds_) {
+    if (ioctl(fd, PERF_EVENT_IOC_PERIOD, &period_ns) != 0) {
+      return Err("PERF_EVENT_IOC_PERIOD(" + std::to_string(hz) + " Hz): " + std::strerror(errno));
+    }
+  }
+  frequency_hz_ = hz;
+  return Status::Ok();
+}
+
+std::map<uint32_t, uint32_t> Sampler::ChildProcesses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sink_.children;
+}
+
+uint64_t Sampler::filtered() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sink_.filtered;
 }
 
 std::vector<RawSample> Sampler::TakeSamples() {

@@ -92,6 +92,13 @@ struct SamplerOptions {
   // (fewer if the locked-memory limit refuses them).
   bool dwarf = false;
   uint32_t stack_bytes = 8192;
+  // System-wide mode: one event per CPU for every process (pid -1), samples kept only for the
+  // target pids and the processes they fork while recording (PERF_RECORD_FORK). Unlike
+  // per-thread events with inherit, this also counts threads that live shorter than one sample
+  // period (a thread per request), whose partial periods inherited events drop. Needs root,
+  // CAP_PERFMON or kernel.perf_event_paranoid <= 0; Start() falls back to per-thread events
+  // when refused (see system_wide()).
+  bool system_wide = false;
 };
 
 // Counters the ring reader keeps; exposed for tests and the overhead report.
@@ -107,6 +114,13 @@ struct RingSink {
   std::map<uint32_t, std::string> comms;  // tid -> comm from COMM and FORK records.
   std::set<uint32_t> forked_tids;         // Threads announced by PERF_RECORD_FORK.
   RingStats stats;
+  // System-wide mode: when filter_pids is set, samples and COMM/FORK records of processes not
+  // in `pids` are dropped (counted in `filtered`), and a process forked by one in `pids` joins
+  // it (recorded in `children`, child pid -> parent pid).
+  bool filter_pids = false;
+  std::set<uint32_t> pids;
+  std::map<uint32_t, uint32_t> children;
+  uint64_t filtered = 0;
 };
 
 // Reads records from one perf mmap ring. `meta` is the first (metadata) page; `data` points to
@@ -136,6 +150,17 @@ class Sampler {
   void Stop();
 
   std::vector<RawSample> TakeSamples();
+  // Changes the sampling frequency of every event from now on (PERF_EVENT_IOC_PERIOD with the
+  // period 1e9/hz ns: the kernel runs cpu-clock at a fixed period). In per-thread mode, threads
+  // created after Start() keep the rate they inherited.
+  Status SetFrequency(int hz);
+  int frequency_hz() const { return frequency_hz_; }
+  // True when Start() got system-wide per-CPU events (see SamplerOptions::system_wide).
+  bool system_wide() const { return system_wide_; }
+  // Processes forked by the targets while recording (system-wide mode): child -> parent.
+  std::map<uint32_t, uint32_t> ChildProcesses() const;
+  // Samples of other processes dropped in system-wide mode.
+  uint64_t filtered() const;
   // tid -> comm: /proc at start, COMM/FORK records, and /proc again at Stop().
   std::map<uint32_t, std::string> ThreadNames() const;
   uint64_t lost() const;
@@ -156,6 +181,8 @@ class Sampler {
 
   SamplerOptions options_;
   bool kernel_frames_ = true;
+  bool system_wide_ = false;
+  int frequency_hz_ = 0;
   bool stopped_ = false;
   std::vector<int> fds_;     // Every perf event fd (threads x CPUs).
   std::vector<Ring> rings_;  // One per online CPU.

@@ -3,10 +3,16 @@
 // prove that threads created after Sampler::Start are followed.
 //
 // Usage: sampler_testprog DURATION_MS LATE_DELAY_MS   (LATE_DELAY_MS < 0: no late thread)
+//        sampler_testprog DURATION_MS -1 SHORT_THREAD_MS
+// The second form (for system-wide sampling) burns in a sequence of short-lived threads, each
+// using SHORT_THREAD_MS of CPU and exiting, and forks a child process that burns for half the
+// duration; it prints "child <pid>".
 // Protocol on stdout: "A <hex addr>", "B <hex addr>", "ready"; then it waits for one byte on
 // stdin before burning; the late thread prints "late <tid>" once named.
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -43,11 +49,39 @@ void BurnUntil(std::chrono::steady_clock::time_point deadline) {
   }
 }
 
+double ThreadCpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+int ShortThreads(long duration_ms, long thread_ms) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::milliseconds(duration_ms);
+  pid_t child = fork();
+  if (child == 0) {
+    BurnUntil(start + std::chrono::milliseconds(duration_ms / 2));
+    _exit(0);
+  }
+  std::printf("child %d\n", static_cast<int>(child));
+  std::fflush(stdout);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::thread t([thread_ms] {
+      const double end = ThreadCpuMs() + static_cast<double>(thread_ms);
+      while (ThreadCpuMs() < end) BurnA(kChunk / 10);
+    });
+    t.join();
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s DURATION_MS LATE_DELAY_MS\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s DURATION_MS LATE_DELAY_MS [SHORT_THREAD_MS]\n", argv[0]);
     return 2;
   }
   const long duration_ms = std::atol(argv[1]);
@@ -57,6 +91,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   char go = 0;
   if (read(STDIN_FILENO, &go, 1) != 1) return 3;
+  if (argc == 4) return ShortThreads(duration_ms, std::atol(argv[3]));
 
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::milliseconds(duration_ms);
