@@ -29,11 +29,13 @@ test: deps
 	@ctest --preset dev -j 1 --timeout 600
 
 # The shared-memory ring and the parsers (config, RESP, Prometheus text, HTTP, COPY rows,
-# api parameters, stream entries, pprof, ELF/DWARF, the perf ring) under AddressSanitizer + UBSan.
+# api parameters, stream entries, pprof, ELF/DWARF, the perf ring, DWARF stack unwinding, kallsyms,
+# loadgen logs, the CPU report) under AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test service_common_test base_test \
-	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test
+	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test \
+	  kernel_symbols_test cpu_report_test preflight_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/service_common_test --gtest_brief=1
 	@./build/asan/bin/base_test --gtest_brief=1
@@ -44,6 +46,9 @@ test-asan: deps
 	@./build/asan/bin/symbolizer_test --gtest_brief=1
 	@./build/asan/bin/sampler_test --gtest_brief=1
 	@./build/asan/bin/unwinder_test --gtest_brief=1
+	@./build/asan/bin/kernel_symbols_test --gtest_brief=1
+	@./build/asan/bin/cpu_report_test --gtest_brief=1
+	@./build/asan/bin/preflight_test --gtest_brief=1
 
 run: build
 	@./build/release/bin/framescope down --state-dir $(STATE_DIR) >/dev/null 2>&1 || true

@@ -75,9 +75,10 @@ int RecordMain(int argc, char** argv) {
   FlagSet flags(
       "framescope record",
       "Records a CPU profile of processes without changing them: perf_event_open\n"
-      "cpu-clock samples with frame-pointer callchains for every thread (threads created\n"
-      "while recording too), symbolized with libdwfl (demangled names, file:line and\n"
-      "inlined frames where debug info is installed; module+0xoffset otherwise).\n"
+      "cpu-clock samples for every thread (threads and child processes created while\n"
+      "recording too; system-wide per-CPU events where allowed, else per-thread),\n"
+      "symbolized with libdwfl (demangled names, file:line and inlined frames where debug\n"
+      "info is installed; module+0xoffset otherwise; kernel frames from /proc/kallsyms).\n"
       "Code built without frame pointers (-fomit-frame-pointer, the -O2 default of most\n"
       "distributions' libraries) loses its callers that way: --unwind dwarf copies the\n"
       "registers and --stack-bytes of user stack at each sample and unwinds them with the\n"
@@ -234,6 +235,13 @@ int RecordMain(int argc, char** argv) {
          result->elapsed_s, static_cast<unsigned long long>(result->lost),
          result->kernel_frames ? "" : ", no kernel frames: the host refuses them",
          result->exited.empty() ? "" : ", a target exited while recording", result->symbolize_s);
+  printf("events: %s%s\n",
+         result->system_wide ? "system-wide (one per CPU, filtered to the targets)"
+                             : "per thread with inherit (system-wide refused: threads shorter "
+                               "than a sample period are missed)",
+         result->child_processes > 0
+             ? (", plus " + std::to_string(result->child_processes) + " child process(es)").c_str()
+             : "");
   if (opts.unwind == profile::Unwind::kDwarf) {
     const uint64_t all = result->dwarf_unwound + result->dwarf_failed;
     printf("DWARF-unwound %llu of %llu samples (%.1f%%, average depth %.1f) in %.2f s\n",

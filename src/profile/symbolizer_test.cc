@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "src/profile/kernel_symbols.h"
+
 namespace fs::profile {
 namespace {
 
@@ -229,8 +231,14 @@ TEST(Symbolizer, AddressesOutsideModulesAreNeverDropped) {
   EXPECT_EQ(low.module, "[unknown]");
   EXPECT_FALSE(low.resolved());
   EXPECT_EQ(symbolizer->Describe(0x10), "[unknown]+0x10");
+  // Named from /proc/kallsyms where the host shows kernel addresses, else just "[kernel]".
   Symbolized kernel = symbolizer->Lookup(0xffffffff81000010ULL);
-  EXPECT_EQ(kernel.module, "[kernel]");
+  if (KernelSymbols::System().available()) {
+    EXPECT_EQ(kernel.module, "[kernel.kallsyms]");
+    EXPECT_TRUE(kernel.resolved());
+  } else {
+    EXPECT_EQ(kernel.module, "[kernel]");
+  }
   EXPECT_FALSE(symbolizer->Describe(0xffffffff81000010ULL).empty());
   // The vDSO (clock_gettime lives there): named "[vdso]", whatever libdwfl calls it.
   if (uint64_t vdso = getauxval(AT_SYSINFO_EHDR); vdso != 0) {
