@@ -14,3 +14,8 @@ echo
   --json-out build/bench/storage.json
 echo
 echo "raw JSON: build/bench/storage.json"
+echo
+# framescope record vs perf record on the running system (overhead per phase, post-processing)
+# and the symbolizer's throughput (~3.5 min with 20 s phases; prints where its JSON went).
+"$BIN/profiler_benchmark" --phase-seconds "${BENCH_PROFILER_PHASE_SECONDS:-20}" \
+  --json-out build/bench/profiler.json
