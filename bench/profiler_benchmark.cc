@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "services/common/prom_text.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -55,6 +56,11 @@
 
 namespace fs {
 namespace {
+
+using bench::CpuSeconds;
+using bench::Fmt;
+using bench::MetricDelta;
+using bench::RunCommand;
 
 constexpr const char* kPerf = "/usr/bin/perf";
 
@@ -76,22 +82,6 @@ double Seconds(int64_t from_ns, int64_t to_ns) {
   return static_cast<double>(to_ns - from_ns) / 1e9;
 }
 
-// utime+stime of a live process, seconds (NaN once it is gone).
-double CpuSeconds(int pid) {
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return NAN;
-  const char* p = stat->c_str() + stat->rfind(')') + 2;
-  double utime = 0, stime = 0;
-  for (int field = 3; field <= 15 && *p; ++field) {
-    if (field == 14) utime = strtod(p, nullptr);
-    if (field == 15) stime = strtod(p, nullptr);
-    p = strchr(p, ' ');
-    if (!p) break;
-    ++p;
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // Busy (non-idle, non-iowait) CPU seconds of the whole machine, from /proc/stat.
 double MachineBusySeconds() {
   auto stat = ReadFile("/proc/stat");
@@ -102,17 +92,6 @@ double MachineBusySeconds() {
     return NAN;
   double busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
   return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-std::string Shell(const std::string& cmd, int* code) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int st = p ? pclose(p) : -1;
-  *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
 }
 
 std::string Tail(const std::string& s, size_t n) {
@@ -244,7 +223,7 @@ struct Cleanup {
     KillChildren();
     if (up) {
       int code = 0;
-      Shell(fsbin + " down --state-dir " + state_dir, &code);
+      RunCommand(fsbin + " down --state-dir " + state_dir, &code);
       if (code != 0) fprintf(stderr, "warning: framescope down exited %d\n", code);
     }
     if (!tmp_dir.empty() && !keep) {
@@ -281,25 +260,6 @@ Snapshot Take(const std::vector<Service>& services, int profiler_pid) {
   if (profiler_pid > 0) s.profiler_cpu_s = CpuSeconds(profiler_pid);
   s.machine_busy_s = MachineBusySeconds();
   return s;
-}
-
-// b - a for every sample present in b (counters and histogram buckets).
-std::vector<PromSample> Delta(const std::vector<PromSample>& a, const std::vector<PromSample>& b) {
-  auto key = [](const PromSample& s) {
-    std::string k = s.name;
-    for (const auto& [l, v] : s.labels) k += "|" + l + "=" + v;
-    return k;
-  };
-  std::map<std::string, double> before;
-  for (const auto& s : a) before[key(s)] = s.value;
-  std::vector<PromSample> out;
-  for (const auto& s : b) {
-    PromSample d = s;
-    auto it = before.find(key(s));
-    d.value = s.value - (it == before.end() ? 0 : it->second);
-    out.push_back(d);
-  }
-  return out;
 }
 
 // ---- phases --------------------------------------------------------------------------------
@@ -356,7 +316,7 @@ bool RunPhase(Phase* ph, const std::vector<Service>& services, double lead_s, do
   if (!SleepFor(phase_s)) return false;
   Snapshot b = Take(services, prof.pid);
   double dt = Seconds(a.t_ns, b.t_ns);
-  auto det = Delta(a.detection, b.detection);
+  auto det = MetricDelta(a.detection, b.detection);
   ph->window_s = dt;
   ph->fps = SumSamples(det, "framescope_frames_out_total") / dt;
   ph->p50_ms = HistogramQuantile(det, "framescope_end_to_end_latency_seconds", 0.5) * 1000;
@@ -582,13 +542,6 @@ Json SymbolizerBench(int pid, int count) {
   return o;
 }
 
-std::string Fmt(const char* fmt, double v) {
-  if (!std::isfinite(v)) return "-";
-  char buf[64];
-  snprintf(buf, sizeof(buf), fmt, v);
-  return buf;
-}
-
 }  // namespace
 
 int ProfilerBenchmarkMain(int argc, char** argv) {
@@ -644,14 +597,14 @@ int ProfilerBenchmarkMain(int argc, char** argv) {
   const std::string& state_dir = cleanup.state_dir;
 
   // What the tools can do here.
-  std::string help = Shell(fsbin + " record --help", &code);
+  std::string help = RunCommand(fsbin + " record --help", &code);
   if (code != 0) {
     fprintf(stderr, "profiler_benchmark: %s record --help failed:\n%s", fsbin.c_str(),
             help.c_str());
     return 1;
   }
   bool fs_dwarf = help.find("--unwind") != std::string::npos;
-  std::string perf_version = Shell(std::string(kPerf) + " --version", &code);
+  std::string perf_version = RunCommand(std::string(kPerf) + " --version", &code);
   bool have_perf = code == 0;
   while (!perf_version.empty() && perf_version.back() == '\n') perf_version.pop_back();
   if (!have_perf) printf("perf not usable (%s): perf phases not measured\n", perf_version.c_str());
@@ -661,10 +614,10 @@ int ProfilerBenchmarkMain(int argc, char** argv) {
   fflush(stdout);
   cleanup.up = true;
   std::string out =
-      Shell(fsbin + " up --state-dir " + state_dir + " --cameras " + std::to_string(cameras) +
-                " --fps " + std::to_string(fps) + " --resolution " + resolution + " --max-batch " +
-                std::to_string(max_batch),
-            &code);
+      RunCommand(fsbin + " up --state-dir " + state_dir + " --cameras " + std::to_string(cameras) +
+                     " --fps " + std::to_string(fps) + " --resolution " + resolution +
+                     " --max-batch " + std::to_string(max_batch),
+                 &code);
   if (code != 0 || g_stop.load()) {
     fprintf(stderr, "framescope up failed:\n%s", out.c_str());
     return 1;

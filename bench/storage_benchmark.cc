@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "services/common/pg_client.h"
 #include "services/common/prom_text.h"
 #include "services/common/redis_client.h"
@@ -55,6 +56,11 @@
 
 namespace fs {
 namespace {
+
+using bench::CpuSeconds;
+using bench::Fmt;
+using bench::MetricDelta;
+using bench::RunCommand;
 
 std::atomic<bool> g_interrupted{false};
 
@@ -104,11 +110,6 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
 
 double Ticks() { return static_cast<double>(sysconf(_SC_CLK_TCK)); }
 
-// utime+stime of every thread of `pid`, in seconds (NaN when gone).
-double CpuSeconds(pid_t pid) {
-  auto s = ReadProcStat(pid);
-  return s ? (s->utime + s->stime) / Ticks() : NAN;
-}
 
 // CPU of the whole PostgreSQL server: the postmaster, its live children (backends,
 // checkpointer, walwriter, ...) and, through the postmaster's cutime/cstime, the children
@@ -242,12 +243,6 @@ struct Det {
   int class_id;
   std::string score, x, y, w, h;
 };
-
-std::string Fmt(const char* fmt, double v) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), fmt, v);
-  return buf;
-}
 
 // `cameras` cameras at `fps`, `per_frame` detections per frame, frames interleaved across
 // cameras as detection would publish them; the newest frame is captured at `end_wall_ns`, so
@@ -620,21 +615,6 @@ WrkResult ParseWrk(const std::string& out) {
     }
   }
   return r;
-}
-
-std::string RunCommand(const std::string& cmd, int* code) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    *code = -1;
-    return "popen failed";
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
 }
 
 // Starts framescope-api on the stored data and runs wrk against each endpoint. Returns the

@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include "bench/bench_util.h"
 #include "services/common/prom_text.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -25,27 +26,17 @@
 namespace fs {
 namespace {
 
+using bench::CpuSeconds;
+using bench::Fmt;
+using bench::MetricDelta;
+using bench::RunCommand;
+
 struct Snapshot {
   int64_t t_ns = 0;
   std::map<std::string, double> cpu_s;   // service -> utime+stime seconds
   std::map<std::string, double> rss_mb;  // service -> VmRSS
   std::map<std::string, std::vector<PromSample>> metrics;
 };
-
-double CpuSeconds(int pid) {
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return NAN;
-  const char* p = stat->c_str() + stat->rfind(')') + 2;
-  double utime = 0, stime = 0;
-  for (int field = 3; field <= 15 && *p; ++field) {
-    if (field == 14) utime = strtod(p, nullptr);
-    if (field == 15) stime = strtod(p, nullptr);
-    p = strchr(p, ' ');
-    if (!p) break;
-    ++p;
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
 
 // Direct children of `pid` (from /proc/*/stat).
 std::vector<int> Children(int pid) {
@@ -128,35 +119,6 @@ Snapshot Take(const Json& state) {
 }
 
 // b - a for every sample present in both (counters and histogram buckets).
-std::vector<PromSample> Delta(const std::vector<PromSample>& a, const std::vector<PromSample>& b) {
-  std::map<std::string, double> before;
-  auto key = [](const PromSample& s) {
-    std::string k = s.name;
-    for (const auto& [l, v] : s.labels) k += "|" + l + "=" + v;
-    return k;
-  };
-  for (const auto& s : a) before[key(s)] = s.value;
-  std::vector<PromSample> out;
-  for (const auto& s : b) {
-    PromSample d = s;
-    auto it = before.find(key(s));
-    d.value = s.value - (it == before.end() ? 0 : it->second);
-    out.push_back(d);
-  }
-  return out;
-}
-
-std::string Run(const std::string& cmd, int* code) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int st = p ? pclose(p) : -1;
-  *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
 }  // namespace
 
 int SystemBenchmarkMain(int argc, char** argv) {
@@ -181,14 +143,14 @@ int SystemBenchmarkMain(int argc, char** argv) {
 
   std::string bin = SelfExeDir();
   std::string fsbin = bin + "/framescope";
-  Run(fsbin + " down --state-dir " + state_dir, &code);
+  RunCommand(fsbin + " down --state-dir " + state_dir, &code);
   printf("bringing up %d cameras x %.0f FPS x %s ...\n", cameras, fps, resolution.c_str());
   fflush(stdout);
   std::string out =
-      Run(fsbin + " up --state-dir " + state_dir + " --cameras " + std::to_string(cameras) +
-              " --fps " + std::to_string(fps) + " --resolution " + resolution + " --max-batch " +
-              std::to_string(max_batch),
-          &code);
+      RunCommand(fsbin + " up --state-dir " + state_dir + " --cameras " + std::to_string(cameras) +
+                     " --fps " + std::to_string(fps) + " --resolution " + resolution +
+                     " --max-batch " + std::to_string(max_batch),
+                 &code);
   if (code != 0) {
     fprintf(stderr, "framescope up failed:\n%s", out.c_str());
     return 1;
@@ -223,9 +185,9 @@ int SystemBenchmarkMain(int argc, char** argv) {
     o["rss_mb"] = b.rss_mb[name];
     services[name] = o;
   }
-  auto lg = Delta(a.metrics["loadgen"], b.metrics["loadgen"]);
-  auto cap = Delta(a.metrics["capture"], b.metrics["capture"]);
-  auto det = Delta(a.metrics["detection"], b.metrics["detection"]);
+  auto lg = MetricDelta(a.metrics["loadgen"], b.metrics["loadgen"]);
+  auto cap = MetricDelta(a.metrics["capture"], b.metrics["capture"]);
+  auto det = MetricDelta(a.metrics["detection"], b.metrics["detection"]);
   double sent = SumSamples(lg, "framescope_frames_out_total");
   double decoded = SumSamples(cap, "framescope_frames_in_total");
   double det_frames = SumSamples(det, "framescope_frames_out_total");
@@ -240,9 +202,9 @@ int SystemBenchmarkMain(int argc, char** argv) {
   result["latency_capture_to_published_p99_ms"] =
       HistogramQuantile(det, "framescope_end_to_end_latency_seconds", 0.99) * 1000;
   // The storage half over the same window.
-  auto agg = Delta(a.metrics["aggregation"], b.metrics["aggregation"]);
-  auto api = Delta(a.metrics["api"], b.metrics["api"]);
-  auto cli = Delta(a.metrics["apiclient"], b.metrics["apiclient"]);
+  auto agg = MetricDelta(a.metrics["aggregation"], b.metrics["aggregation"]);
+  auto api = MetricDelta(a.metrics["api"], b.metrics["api"]);
+  auto cli = MetricDelta(a.metrics["apiclient"], b.metrics["apiclient"]);
   result["aggregation_rows_per_s"] =
       SumSamples(agg, "framescope_aggregation_rows_inserted_total") / dt;
   result["aggregation_write_failures"] =
@@ -289,14 +251,15 @@ int SystemBenchmarkMain(int argc, char** argv) {
     Snapshot p0 = Take(*state);
     sleep(static_cast<unsigned>(pair_seconds));
     Snapshot p1 = Take(*state);
-    double pipe_fps = SumSamples(Delta(p0.metrics["detection"], p1.metrics["detection"]),
+    double pipe_fps = SumSamples(MetricDelta(p0.metrics["detection"], p1.metrics["detection"]),
                                  "framescope_frames_out_total") /
                       (static_cast<double>(p1.t_ns - p0.t_ns) / 1e9);
     kill(det_pid, SIGSTOP);
-    std::string raw = Run("(" + bin + "/framescope-modelbench --json --model " + model +
-                              " --cache-dir " + cache + " --batch " + std::to_string(max_batch) +
-                              " --seconds " + std::to_string(raw_seconds) + " 2>/dev/null)",
-                          &code);
+    std::string raw =
+        RunCommand("(" + bin + "/framescope-modelbench --json --model " + model + " --cache-dir " +
+                       cache + " --batch " + std::to_string(max_batch) + " --seconds " +
+                       std::to_string(raw_seconds) + " 2>/dev/null)",
+                   &code);
     kill(det_pid, SIGCONT);
     auto raw_json = Json::Parse(raw.substr(raw.find('{') == std::string::npos ? 0 : raw.find('{')));
     double raw_fps = raw_json.ok() ? raw_json->Get("images_per_s_sustained").AsDouble(NAN) : NAN;
@@ -319,7 +282,7 @@ int SystemBenchmarkMain(int argc, char** argv) {
   result["detection_vs_raw_ratio_min"] = ratios.empty() ? NAN : ratios.front();
   result["detection_vs_raw_ratio_max"] = ratios.empty() ? NAN : ratios.back();
   result["services"] = services;
-  Run(fsbin + " down --state-dir " + state_dir, &code);
+  RunCommand(fsbin + " down --state-dir " + state_dir, &code);
 
   printf("\n== reference system: %d cameras x %.0f FPS x %s, %.0f s window ==\n", cameras, fps,
          resolution.c_str(), dt);
