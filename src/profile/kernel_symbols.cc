@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <unordered_map>
 
 #include "src/base/file_util.h"
 
@@ -51,6 +52,7 @@ std::string_view NextField(std::string_view* s) {
 KernelSymbols KernelSymbols::Parse(std::string_view text) {
   KernelSymbols t;
   t.modules_.push_back("[kernel.kallsyms]");
+  std::unordered_map<std::string, uint32_t> module_ids;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
@@ -71,10 +73,10 @@ KernelSymbols KernelSymbols::Parse(std::string_view text) {
     if (address == 0) continue;  // Hidden by kptr_restrict.
     uint32_t module_index = 0;
     if (module.size() > 2 && module.front() == '[' && module.back() == ']') {
-      std::string m(module);
-      auto it = std::find(t.modules_.begin(), t.modules_.end(), m);
-      module_index = static_cast<uint32_t>(it - t.modules_.begin());
-      if (it == t.modules_.end()) t.modules_.push_back(std::move(m));
+      auto [it, inserted] =
+          module_ids.try_emplace(std::string(module), static_cast<uint32_t>(t.modules_.size()));
+      if (inserted) t.modules_.push_back(it->first);
+      module_index = it->second;
     }
     t.entries_.push_back({address, static_cast<uint32_t>(t.names_.size()), module_index});
     t.names_.append(name);

@@ -3,7 +3,18 @@
 //
 // Modules are taken from /proc/<pid>/maps when the Symbolizer is created, so a library the
 // process dlopen()s later is unknown to it (such addresses still come back as module+offset from
-// a fresh read of the maps, never dropped). Frames are cached twice:
+// a fresh read of the maps, never dropped).
+//
+// Each Symbolizer's own Dwfl only maps addresses to modules. The debug info of a module with a
+// build-id is read from one process-wide Dwfl that opens each (build-id, path) file once, so
+// libc's separate debug file (compressed DWARF) is read and inflated once per framescope run,
+// not once per process that maps libc.
+//
+// An address inside an ELF module that no symbol (nor DWARF) names is named after the function
+// that contains it, as the CFI (.eh_frame) describes it: "<module basename>+0x<FDE start>"
+// (Frame::from_cfi), so all samples of one stripped function merge into one frame.
+//
+// Frames are cached twice:
 //  - per address inside one Symbolizer (one process);
 //  - process-wide, keyed by (build-id, module path, module offset), so libc, OpenCV, ... mapped
 //    by every service are symbolized once per framescope run. The path is part of the key because
@@ -30,13 +41,16 @@ struct Dwfl_Module;
 
 namespace fs::profile {
 
-struct SymbolIndex;  // symbolizer.cc: a module's symbol table sorted for binary search.
+struct SymbolIndex;  // symbolizer.cc: a module's symbols and CFI FDE ranges, sorted.
 
 struct Frame {
   std::string function;  // Demangled; "" when only the file:line is known.
   std::string file;      // Source path as recorded in DWARF; "" without debug info.
   int line = 0;          // 0 without debug info.
   bool inlined = false;  // True: this frame's code was inlined into the next frame.
+  // True: no symbol names this code; `function` is "<module basename>+0x<start>" where start is
+  // the ELF virtual address of the CFI FDE (the function's start) that covers the address.
+  bool from_cfi = false;
 };
 
 struct Symbolized {
@@ -51,8 +65,13 @@ struct Symbolized {
   uint64_t module_offset = 0;
   std::vector<Frame> frames;  // Innermost (inlined) first; empty if unknown.
 
-  // False: only the module is known; show as module+0xoffset.
-  bool resolved() const { return !frames.empty() && !frames.front().function.empty(); }
+  // True: a symbol table or DWARF named the function. False: only the module is known (show as
+  // module+0xoffset), or only the CFI (frames.front().from_cfi: grouped by function start).
+  bool resolved() const {
+    return !frames.empty() && !frames.front().function.empty() && !frames.front().from_cfi;
+  }
+  // True: frames.front().function is the CFI-based "<module>+0x<function start>" name.
+  bool from_cfi() const { return !frames.empty() && frames.front().from_cfi; }
 };
 
 struct SymbolizerStats {
@@ -76,13 +95,15 @@ class Symbolizer {
   // they are looked up at address - 1; module_offset still describes `address` itself.
   Symbolized Lookup(uint64_t address, bool is_return_address = false);
 
-  // Innermost function name, or "<module basename>+0x<offset>"; never empty.
+  // Innermost function name (the CFI-based "<module basename>+0x<function start>" for stripped
+  // code), or "<module basename>+0x<offset>"; never empty.
   std::string Describe(uint64_t address, bool is_return_address = false);
 
   const SymbolizerStats& stats() const { return stats_; }
   pid_t pid() const { return pid_; }
 
-  // Empties the process-wide cache (benchmarks measure cold symbolization with it).
+  // Empties the process-wide caches, including the shared debug-info Dwfl (benchmarks measure
+  // cold symbolization with it).
   static void ClearSharedCache();
 
  private:
@@ -97,9 +118,11 @@ class Symbolizer {
   Symbolizer(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl, std::vector<Mapping> mappings);
   Symbolized LookupUncached(uint64_t address, bool is_return_address);
   void FillFromMaps(uint64_t address, bool is_return_address, Symbolized* out);
-  // The symbol index of `module`: built once per module, shared by build-id across processes.
-  std::shared_ptr<const SymbolIndex> SymbolsFor(::Dwfl_Module* module, uint64_t bias,
-                                                const Symbolized& where);
+  // The symbol index of `module` (this process's module; the cache key): built once per module
+  // from `source` (the same file, possibly in the shared Dwfl, load bias `bias`), shared by
+  // build-id across processes.
+  std::shared_ptr<const SymbolIndex> SymbolsFor(::Dwfl_Module* module, ::Dwfl_Module* source,
+                                                uint64_t bias, const Symbolized& where);
 
   pid_t pid_;
   std::unique_ptr<::Dwfl, DwflDeleter> dwfl_;

@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "src/profile/kernel_symbols.h"
@@ -188,6 +189,103 @@ TEST(Symbolizer, StrippedBinaryGivesModulePlusOffset) {
     snprintf(expected, sizeof(expected), "stripped_testprog+0x%llx",
              static_cast<unsigned long long>(s.module_offset));  // NOLINT(runtime/int)
     EXPECT_EQ(symbolizer->Describe(prog.Value("noinline")), expected);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Start and size of a function in `binary`'s symbol table (nm -S), as an ELF vaddr; {0, 0} if
+// absent. `mangled_suffix` ends the mangled name ("NoInlineWorkEi").
+std::pair<uint64_t, uint64_t> NmFunction(const std::string& binary,
+                                         const std::string& mangled_suffix) {
+  FILE* nm = popen(("nm -S --defined-only " + binary).c_str(), "r");
+  if (nm == nullptr) return {0, 0};
+  std::pair<uint64_t, uint64_t> found = {0, 0};
+  char buf[1024];
+  while (fgets(buf, sizeof(buf), nm) != nullptr) {
+    std::istringstream line(buf);
+    std::string start, size, type, name;
+    if (!(line >> start >> size >> type >> name)) continue;
+    if (name.size() >= mangled_suffix.size() &&
+        name.compare(name.size() - mangled_suffix.size(), mangled_suffix.size(), mangled_suffix) ==
+            0) {
+      found = {std::stoull(start, nullptr, 16), std::stoull(size, nullptr, 16)};
+    }
+  }
+  pclose(nm);
+  return found;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));  // NOLINT
+  return buf;
+}
+
+TEST(Symbolizer, StrippedCodeIsGroupedByCfiFunctionStart) {
+  // The unstripped build's symbol table gives the truth: each function's start and size.
+  const std::string original = FS_SYMBOLIZER_TESTPROG_FP;
+  auto [work_start, work_size] = NmFunction(original, "NoInlineWorkEi");
+  auto [caller_start, caller_size] = NmFunction(original, "InliningCallerEi");
+  ASSERT_NE(work_start, 0u);
+  ASSERT_NE(caller_start, 0u);
+  ASSERT_GE(work_size, 4u);
+  ASSERT_GE(caller_size, 4u);
+  ASSERT_NE(work_start, caller_start);
+
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("symbolizer_test_cfi." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string stripped = (dir / "stripped_testprog").string();
+  std::filesystem::copy_file(original, stripped, std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(std::system(("strip --strip-all " + stripped).c_str()), 0);
+  {
+    TestProg prog(stripped);
+    ASSERT_TRUE(prog.ready());
+    auto symbolizer = MustSymbolize(prog.pid());
+    ASSERT_NE(symbolizer, nullptr);
+    // The load bias of the main executable: runtime address - ELF vaddr of NoInlineWork.
+    const uint64_t bias = prog.Value("noinline") - work_start;
+    ASSERT_EQ(prog.Value("caller"), caller_start + bias);
+
+    const std::string work_name = "stripped_testprog+" + Hex(work_start);
+    const std::string caller_name = "stripped_testprog+" + Hex(caller_start);
+    // Two addresses inside NoInlineWork (not its start), one a leaf pc, one a return address.
+    const uint64_t work_a = bias + work_start + 1;
+    const uint64_t work_b = bias + work_start + work_size - 1;
+    Symbolized a = symbolizer->Lookup(work_a);
+    Symbolized b = symbolizer->Lookup(work_b, /*is_return_address=*/false);
+    for (const Symbolized* s : {&a, &b}) {
+      EXPECT_FALSE(s->resolved());
+      ASSERT_TRUE(s->from_cfi()) << s->module;
+      ASSERT_EQ(s->frames.size(), 1u);
+      EXPECT_EQ(s->frames[0].function, work_name);
+      EXPECT_TRUE(s->frames[0].file.empty());
+      EXPECT_EQ(Basename(s->module), "stripped_testprog");
+    }
+    // The pprof location stays exact: module_offset is the address's own ELF vaddr.
+    EXPECT_EQ(a.module_offset, work_start + 1);
+    EXPECT_EQ(b.module_offset, work_start + work_size - 1);
+    EXPECT_EQ(symbolizer->Describe(work_a), work_name);
+
+    // Another function: another name.
+    Symbolized c = symbolizer->Lookup(bias + caller_start + caller_size / 2);
+    ASSERT_TRUE(c.from_cfi());
+    EXPECT_EQ(c.frames[0].function, caller_name);
+    EXPECT_NE(c.frames[0].function, a.frames[0].function);
+    // A return address inside InliningCaller (its call to FsCaptureReturnAddress) is looked up
+    // at address - 1: the caller's function, even if it were the last instruction.
+    Symbolized ra = symbolizer->Lookup(prog.Value("inlined_ra"), /*is_return_address=*/true);
+    ASSERT_TRUE(ra.from_cfi());
+    EXPECT_EQ(ra.frames[0].function, caller_name);
+    EXPECT_EQ(ra.module_offset, prog.Value("inlined_ra") - bias);
+
+    // Outside any FDE (the ELF header at the module's start): module + exact offset, as before.
+    Symbolized header = symbolizer->Lookup(bias + 0x10);
+    if (Basename(header.module) == "stripped_testprog") {
+      EXPECT_FALSE(header.from_cfi());
+      EXPECT_FALSE(header.resolved());
+      EXPECT_EQ(symbolizer->Describe(bias + 0x10), "stripped_testprog+" + Hex(0x10));
+    }
   }
   std::filesystem::remove_all(dir);
 }
