@@ -60,8 +60,9 @@ run: build
 	  --baseline $(CURDIR)/docs/performance-baseline.md; rc=$$?; \
 	echo; echo "--- the system after profiling ---"; \
 	./build/release/bin/framescope status --state-dir $(STATE_DIR) || true; \
-	echo; echo "report: $(CURDIR)/profiles/index.html"; \
-	echo "baseline: $(CURDIR)/docs/performance-baseline.md; logs: $(STATE_DIR)/logs"; \
+	echo; if [ $$rc -eq 0 ]; then echo "report: $(CURDIR)/profiles/index.html"; \
+	  echo "baseline: $(CURDIR)/docs/performance-baseline.md; logs: $(STATE_DIR)/logs"; \
+	else echo "framescope profile failed (exit $$rc, see above); logs: $(STATE_DIR)/logs"; fi; \
 	exit $$rc
 
 bench: build

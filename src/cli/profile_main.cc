@@ -113,15 +113,18 @@ bool CheckLoadgen(const StateDir& dir, const Json& state, const Target& loadgen,
   std::map<std::string, profile::CameraFps> seen;
   int64_t deadline = MonotonicNs() + static_cast<int64_t>(wait_s * 1e9);
   bool waited = false;
+  // Waits until every camera's latest report meets the target: right after `up` the first
+  // report covers a window the stream started inside, so it reads low until the next one.
   for (;;) {
     auto log = ReadFile(dir.LogFile("loadgen"));
     if (log.ok()) seen = profile::ParseLoadgenFps(*log, loadgen.started_at);
-    if (static_cast<int>(seen.size()) >= cameras || MonotonicNs() > deadline || g_stop.load()) {
-      break;
-    }
+    bool all_ok = static_cast<int>(seen.size()) >= cameras;
+    for (const auto& [cam, f] : seen) all_ok &= f.fps >= fps * (1 - tolerance);
+    if (all_ok || MonotonicNs() > deadline || g_stop.load()) break;
     if (!waited) {
-      fprintf(stderr, "preflight: waiting up to %.0f s for the load generator's FPS report...\n",
-              wait_s);
+      fprintf(stderr,
+              "preflight: waiting up to %.0f s for every camera's FPS report to reach %.1f...\n",
+              wait_s, fps * (1 - tolerance));
       waited = true;
     }
     usleep(500000);
@@ -171,7 +174,7 @@ Status WriteServiceFiles(const std::string& out_dir, const std::string& name,
 int ProfileMain(int argc, char** argv) {
   std::string state_dir = kDefaultStateDir, out_dir = "profiles", unwind = "fp";
   std::string baseline = "docs/performance-baseline.md";
-  double duration = 60, max_host_cpu = 80, fps_tolerance = 0.1, fps_wait = 20;
+  double duration = 60, max_host_cpu = 80, fps_tolerance = 0.1, fps_wait = 30;
   int frequency = 99, min_frequency = 49, top = 15;
   bool json = false;
   FlagSet flags(
@@ -198,7 +201,8 @@ int ProfileMain(int argc, char** argv) {
   flags.Int("min-frequency", &min_frequency, "the governor's floor, Hz");
   flags.Double("fps-tolerance", &fps_tolerance,
                "allowed shortfall of loadgen FPS vs configured (0.1 = 10%)");
-  flags.Double("fps-wait", &fps_wait, "seconds to wait for the first loadgen FPS report");
+  flags.Double("fps-wait", &fps_wait,
+               "seconds to wait for loadgen's FPS reports to reach the configured rate");
   flags.Int("top", &top, "functions per service in the report tables");
   flags.Bool("json", &json, "print summary.json to stdout instead of the table");
   int code = 0;
@@ -319,8 +323,14 @@ int ProfileMain(int argc, char** argv) {
       last_tick_s = elapsed;
       last_tick_cpu = self.cpu_s;
     }
-    fprintf(stderr, "\rprofiling %zu services: %.0f/%.0f s, %zu samples, host CPU %.0f%%, %d Hz  ",
-            targets.size(), elapsed, duration, samples, governor.last_pct(), current_hz);
+    // A terminal gets one line redrawn every second; a log file a line every 10 s.
+    static const bool tty = isatty(STDERR_FILENO) != 0;
+    static int last_line = -1;
+    if (!tty && static_cast<int>(elapsed) / 10 == last_line) return;
+    last_line = static_cast<int>(elapsed) / 10;
+    fprintf(stderr, "%sprofiling %zu services: %.0f/%.0f s, %zu samples, host CPU %.0f%%, %d Hz%s",
+            tty ? "\r" : "", targets.size(), elapsed, duration, samples, governor.last_pct(),
+            current_hz, tty ? "  " : "\n");
     fflush(stderr);
   };
   const std::string started_at = IsoNow();

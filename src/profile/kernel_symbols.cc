@@ -71,6 +71,12 @@ KernelSymbols KernelSymbols::Parse(std::string_view text) {
     char ty = type[0];
     if (ty != 't' && ty != 'T' && ty != 'w' && ty != 'W') continue;
     if (address == 0) continue;  // Hidden by kptr_restrict.
+    // End-of-region markers are not functions: an address past the kernel text must not be
+    // "in _etext".
+    if (name == "_etext" || name == "_einittext" || name == "_end" || name == "_edata" ||
+        name == "__end_rodata" || name == "__bss_stop" || name == "__init_end") {
+      continue;
+    }
     uint32_t module_index = 0;
     if (module.size() > 2 && module.front() == '[' && module.back() == ']') {
       auto [it, inserted] =

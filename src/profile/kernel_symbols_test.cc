@@ -15,6 +15,7 @@ TEST(KernelSymbolsTest, ParsesTextSymbolsAndModules) {
       "ffffffff81000100 t helper_fn\n"
       "ffffffff81000200 D some_data\n"  // Data: not a frame, skipped.
       "ffffffff81000300 W weak_fn\n"
+      "ffffffff81000400 T _etext\n"  // End marker: not a function.
       "ffffffffc0001000 t ext4_read\t[ext4]\n"
       "not a line\n"
       "zzzz T bad_address\n"
@@ -33,6 +34,8 @@ TEST(KernelSymbolsTest, ParsesTextSymbolsAndModules) {
   EXPECT_EQ(s.name, "ext4_read");
   EXPECT_EQ(s.module, "[ext4]");
   EXPECT_FALSE(t.Lookup(0xffffffff80000000, &s));  // Below every symbol.
+  ASSERT_TRUE(t.Lookup(0xffffffff81000410, &s));
+  EXPECT_EQ(s.name, "weak_fn");                    // Not "_etext".
   EXPECT_FALSE(t.Lookup(0xffffffffc0301000, &s));  // > 1 MiB past the last symbol.
 }
 

@@ -27,6 +27,13 @@ bool Alive(pid_t pid) {
   return paren != nullptr && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
+constexpr const char* kTruncated = "[truncated stack]";
+
+// User-space code lives below the x86_64 canonical hole and above the null page.
+bool PlausibleReturnAddress(uint64_t address) {
+  return address >= 4096 && address < 0x0000800000000000ULL;
+}
+
 // Interns mappings per (pid, module start) and locations per (mapping, address).
 class StackInterner {
  public:
@@ -92,6 +99,7 @@ Profile BuildProfile(const std::vector<RawSample>& samples,
   p.period = frequency_hz > 0 ? 1000000000LL / frequency_hz : 0;
   p.default_sample_type = "cpu";
   StackInterner interner(&b, symbolizers);
+  uint64_t truncated = 0;  // The "[truncated stack]" location, made on first use.
   // Identical stacks of one thread are merged into one pprof sample.
   std::map<std::tuple<uint32_t, uint32_t, std::vector<uint64_t>>, size_t> merged;
   for (const RawSample& r : samples) {
@@ -101,6 +109,14 @@ Profile BuildProfile(const std::vector<RawSample>& samples,
       ids.push_back(interner.Location(pid, r.kernel_ips[i], i > 0));
     }
     for (size_t i = 0; i < r.user_ips.size(); ++i) {
+      // A frame-pointer walk through code built without frame pointers reads garbage "return
+      // addresses" (0, small numbers, kernel-range values): the stack is cut there, under one
+      // visible frame rather than a chain of junk.
+      if (i > 0 && !PlausibleReturnAddress(r.user_ips[i])) {
+        if (truncated == 0) truncated = b.InternLocation(0, 0, {{b.InternFunction(kTruncated), 0}});
+        ids.push_back(truncated);
+        break;
+      }
       ids.push_back(interner.Location(pid, r.user_ips[i], i > 0));
     }
     if (ids.empty()) continue;
