@@ -286,6 +286,7 @@ int ProfileMain(int argc, char** argv) {
   opts.duration_s = duration;
   opts.unwind = unwind == "dwarf" ? profile::Unwind::kDwarf : profile::Unwind::kFramePointer;
   opts.stop = &g_stop;
+  opts.allow_vanished = true;  // A PostgreSQL worker in the tree may exit before we attach.
   for (Target& t : targets) {
     t.pids = ProcessTree(t.pid);
     for (pid_t p : t.pids) {

@@ -154,6 +154,7 @@ StatusOr<RecordResult> Record(const RecordOptions& options) {
   so.dwarf = dwarf;
   so.stack_bytes = options.stack_bytes;
   so.system_wide = options.system_wide;
+  so.allow_vanished = options.allow_vanished;
   ASSIGN_OR_RETURN(std::unique_ptr<Sampler> sampler, Sampler::Start(so));
   // The recording window starts here: samples flow from now on (also while symbolizers load).
   const int64_t start = MonotonicNs();

@@ -39,6 +39,9 @@ struct RecordOptions {
   // Per-CPU events filtered to the targets and their new child processes (complete coverage of
   // short-lived threads and processes), falling back to per-thread events where refused.
   bool system_wide = true;
+  // Skip targets that exited before recording starts (fail only if none is left): for process
+  // trees listed ahead of time, whose short-lived members may be gone.
+  bool allow_vanished = false;
   uint32_t stack_bytes = 8192;  // kDwarf: user stack bytes copied per sample (multiple of 8).
   std::map<pid_t, std::string> services;  // pid -> service label (optional)
   int frequency_hz = 99;

@@ -370,9 +370,18 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
   };
 
   s->frequency_hz_ = options.frequency_hz;
-  if (options.system_wide) {
+  if (options.allow_vanished) {
+    std::vector<pid_t> alive;
     for (pid_t pid : options.pids) {
-      if (pid <= 0 || ListTids(pid).empty()) {
+      if (pid > 0 && !ListTids(pid).empty()) alive.push_back(pid);
+    }
+    if (alive.empty()) return Err("no such process: every target pid has exited");
+    s->options_.pids = alive;
+  }
+  const std::vector<pid_t>& pids = s->options_.pids;
+  if (options.system_wide) {
+    for (pid_t pid : pids) {
+      if (!options.allow_vanished && (pid <= 0 || ListTids(pid).empty())) {
         return Err("no such process: pid " + std::to_string(pid) + " (" + PidPath(pid) +
                    "/task is missing; did it exit?)");
       }
@@ -411,7 +420,7 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
     if (!refused) {
       s->system_wide_ = true;
       s->sink_.filter_pids = true;
-      for (pid_t pid : options.pids) {
+      for (pid_t pid : pids) {
         s->sink_.pids.insert(static_cast<uint32_t>(pid));
         for (pid_t tid : ListTids(pid)) {
           auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
@@ -431,8 +440,9 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
   }
 
   std::set<pid_t> opened;
-  for (pid_t pid : options.pids) {
+  for (pid_t pid : pids) {
     std::vector<pid_t> tids = ListTids(pid);
+    if (options.allow_vanished && tids.empty()) continue;
     if (pid <= 0 || tids.empty()) {
       return Err("no such process: pid " + std::to_string(pid) + " (" + PidPath(pid) +
                  "/task is missing; did it exit?)");
@@ -448,14 +458,16 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
         alive++;
       }
     }
-    if (alive == 0) return Err("no such process: pid " + std::to_string(pid) + " (exited)");
+    if (alive == 0 && !options.allow_vanished) {
+      return Err("no such process: pid " + std::to_string(pid) + " (exited)");
+    }
   }
 
   // A thread created between listing /proc and opening its creator's event has no event. Any
   // thread created after is covered by inherit and announced by a FORK record; drain those and
   // open events for the remaining strays (one pass; the window is microseconds).
   s->Poll();
-  for (pid_t pid : options.pids) {
+  for (pid_t pid : pids) {
     for (pid_t tid : ListTids(pid)) {
       if (opened.count(tid) || s->sink_.forked_tids.count(static_cast<uint32_t>(tid))) continue;
       bool vanished = false;

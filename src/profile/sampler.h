@@ -99,6 +99,9 @@ struct SamplerOptions {
   // CAP_PERFMON or kernel.perf_event_paranoid <= 0; Start() falls back to per-thread events
   // when refused (see system_wide()).
   bool system_wide = false;
+  // Skip pids that exited before Start() (e.g. a short-lived PostgreSQL worker listed with its
+  // service) instead of failing; Start() still fails when none is left.
+  bool allow_vanished = false;
 };
 
 // Counters the ring reader keeps; exposed for tests and the overhead report.

@@ -672,9 +672,10 @@ TEST(SamplerTest, SystemWideCountsShortThreadsAndChildProcesses) {
   // Per-thread events with inherit lose most of it: each thread ends before its first period.
   ShortThreadRun per_thread;
   RunShortThreads(/*system_wide=*/false, &per_thread);
-  printf("1-ms threads, 99 Hz: system-wide sampled %.2f s of %.2f s (/proc); per-thread "
-         "inherit sampled %.2f s of %.2f s\n",
-         wide.sampled_s, wide.proc_s, per_thread.sampled_s, per_thread.proc_s);
+  printf(
+      "1-ms threads, 99 Hz: system-wide sampled %.2f s of %.2f s (/proc); per-thread "
+      "inherit sampled %.2f s of %.2f s\n",
+      wide.sampled_s, wide.proc_s, per_thread.sampled_s, per_thread.proc_s);
   EXPECT_LT(per_thread.sampled_s / per_thread.proc_s, 0.5)
       << "sampled " << per_thread.sampled_s << " s vs /proc " << per_thread.proc_s << " s";
 }
@@ -709,6 +710,28 @@ TEST(SamplerTest, SetFrequencyChangesTheRate) {
   // One busy thread: ~400 then ~50 samples a second (8x), allowing for a loaded host.
   EXPECT_GT(fast, 4 * slow) << fast << " vs " << slow;
   EXPECT_GT(slow, 10u);
+}
+
+}  // namespace
+}  // namespace fs::profile
+
+namespace fs::profile {
+namespace {
+
+TEST(SamplerTest, AllowVanishedSkipsExitedPidsButNotAll) {
+  Child child;
+  ASSERT_TRUE(child.Spawn(1000, -1));
+  for (bool system_wide : {true, false}) {
+    SamplerOptions options;
+    options.pids = {child.pid, 999999999};
+    options.system_wide = system_wide;
+    EXPECT_FALSE(Sampler::Start(options).ok());  // Strict by default: a dead pid is an error.
+    options.allow_vanished = true;
+    auto sampler = Sampler::Start(options);
+    EXPECT_TRUE(sampler.ok()) << sampler.status().message();
+    options.pids = {999999999};
+    EXPECT_FALSE(Sampler::Start(options).ok());  // Nothing left at all.
+  }
 }
 
 }  // namespace
