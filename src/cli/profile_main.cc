@@ -329,9 +329,12 @@ int ProfileMain(int argc, char** argv) {
     static int last_line = -1;
     if (!tty && static_cast<int>(elapsed) / 10 == last_line) return;
     last_line = static_cast<int>(elapsed) / 10;
-    fprintf(stderr, "%sprofiling %zu services: %.0f/%.0f s, %zu samples, host CPU %.0f%%, %d Hz%s",
-            tty ? "\r" : "", targets.size(), elapsed, duration, samples, governor.last_pct(),
-            current_hz, tty ? "  " : "\n");
+    // The governor reads host CPU only in system-wide mode (per-thread events keep their rate).
+    const std::string host =
+        governor.last_pct() >= 0 ? ", host CPU " + Fixed(governor.last_pct(), 0) + "%" : "";
+    fprintf(stderr, "%sprofiling %zu services: %.0f/%.0f s, %zu samples%s, %d Hz%s",
+            tty ? "\r" : "", targets.size(), elapsed, duration, samples, host.c_str(), current_hz,
+            tty ? "  " : "\n");
     fflush(stderr);
   };
   const std::string started_at = IsoNow();
