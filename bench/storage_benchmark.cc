@@ -110,7 +110,6 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
 
 double Ticks() { return static_cast<double>(sysconf(_SC_CLK_TCK)); }
 
-
 // CPU of the whole PostgreSQL server: the postmaster, its live children (backends,
 // checkpointer, walwriter, ...) and, through the postmaster's cutime/cstime, the children
 // it already reaped (autovacuum workers, backends that disconnected).
