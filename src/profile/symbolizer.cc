@@ -632,8 +632,6 @@ std::string Demangle(const std::string& name) {
   return out;
 }
 
-void Symbolizer::DwflDeleter::operator()(::Dwfl* dwfl) const { dwfl_end(dwfl); }
-
 StatusOr<std::unique_ptr<Symbolizer>> Symbolizer::ForProcess(pid_t pid) {
   const std::string where = "symbolizing process " + std::to_string(pid);
   if (pid <= 0) return Err(where + ": invalid pid");
@@ -679,36 +677,11 @@ StatusOr<std::unique_ptr<Symbolizer>> Symbolizer::ForProcess(pid_t pid) {
   std::sort(mappings.begin(), mappings.end(),
             [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
 
-  // Static: libdwfl keeps a pointer to the callbacks for the Dwfl's lifetime.
-  static char* debuginfo_path = nullptr;
-  static const Dwfl_Callbacks kCallbacks = {
-      .find_elf = dwfl_linux_proc_find_elf,
-      .find_debuginfo = dwfl_standard_find_debuginfo,
-      .section_address = nullptr,
-      .debuginfo_path = &debuginfo_path,
-  };
-  std::unique_ptr<::Dwfl, DwflDeleter> dwfl(dwfl_begin(&kCallbacks));
-  if (dwfl == nullptr) return Err(where + ": dwfl_begin: " + dwfl_errmsg(-1));
-  dwfl_report_begin(dwfl.get());
-  int rc = dwfl_linux_proc_report(dwfl.get(), pid);
-  if (rc != 0) {
-    std::string why = rc > 0 ? strerror(rc) : dwfl_errmsg(-1);
-    if (rc == ENOENT || rc == ESRCH) {
-      return Err(where + ": the process exited while its mappings were read");
-    }
-    if (rc == EACCES || rc == EPERM) {
-      return Err(where + ": permission denied reading its mappings; run as the same user or root");
-    }
-    return Err(where + ": reading " + maps_path + ": " + why);
-  }
-  if (dwfl_report_end(dwfl.get(), nullptr, nullptr) != 0) {
-    return Err(where + ": dwfl_report_end: " + dwfl_errmsg(-1));
-  }
+  ASSIGN_OR_RETURN(DwflPtr dwfl, ReportProcessModules(pid, where));
   return std::unique_ptr<Symbolizer>(new Symbolizer(pid, std::move(dwfl), std::move(mappings)));
 }
 
-Symbolizer::Symbolizer(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl,
-                       std::vector<Mapping> mappings)
+Symbolizer::Symbolizer(pid_t pid, DwflPtr dwfl, std::vector<Mapping> mappings)
     : pid_(pid), dwfl_(std::move(dwfl)), mappings_(std::move(mappings)) {}
 
 Symbolizer::~Symbolizer() = default;

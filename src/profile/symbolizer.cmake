@@ -1,9 +1,14 @@
 # libdwfl symbolizer (milestone 4): addresses of a live process -> functions, file:line, inlines.
 pkg_check_modules(DW REQUIRED IMPORTED_TARGET libdw)
 
+# A libdwfl session over a live process's modules, shared by the symbolizer and the unwinder.
+add_library(fs_process_dwfl STATIC ${CMAKE_CURRENT_SOURCE_DIR}/process_dwfl.cc)
+target_include_directories(fs_process_dwfl PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(fs_process_dwfl PUBLIC fs_base PRIVATE PkgConfig::DW)
+
 add_library(fs_symbolizer STATIC ${CMAKE_CURRENT_SOURCE_DIR}/symbolizer.cc)
 target_include_directories(fs_symbolizer PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(fs_symbolizer PUBLIC fs_base fs_kernel_symbols PRIVATE PkgConfig::DW)
+target_link_libraries(fs_symbolizer PUBLIC fs_process_dwfl fs_base fs_kernel_symbols PRIVATE PkgConfig::DW)
 
 # The process the test symbolizes: known functions, an always_inline body, optimised with debug
 # info, once with and once without frame pointers (later flags win over the global

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "src/base/status.h"
+#include "src/profile/process_dwfl.h"
 
 // elfutils <elfutils/libdwfl.h>; kept out of this header.
 struct Dwfl;
@@ -111,11 +112,7 @@ class Symbolizer {
     uint64_t start = 0, end = 0, offset = 0;
     std::string path;
   };
-  struct DwflDeleter {
-    void operator()(::Dwfl* dwfl) const;
-  };
-
-  Symbolizer(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl, std::vector<Mapping> mappings);
+  Symbolizer(pid_t pid, DwflPtr dwfl, std::vector<Mapping> mappings);
   Symbolized LookupUncached(uint64_t address, bool is_return_address);
   void FillFromMaps(uint64_t address, bool is_return_address, Symbolized* out);
   // The symbol index of `module` (this process's module; the cache key): built once per module
@@ -125,7 +122,7 @@ class Symbolizer {
                                                 uint64_t bias, const Symbolized& where);
 
   pid_t pid_;
-  std::unique_ptr<::Dwfl, DwflDeleter> dwfl_;
+  DwflPtr dwfl_;
   std::vector<Mapping> mappings_;  // Sorted by start; fallback for non-ELF addresses.
   std::unordered_map<uint64_t, Symbolized> cache_[2];  // [is_return_address]
   std::unordered_map<const ::Dwfl_Module*, std::shared_ptr<const SymbolIndex>> symbols_;

@@ -80,10 +80,7 @@ const Dwfl_Thread_Callbacks Unwinder::Callbacks::kTable = {
     .thread_detach = nullptr,
 };
 
-void Unwinder::DwflDeleter::operator()(::Dwfl* dwfl) const { dwfl_end(dwfl); }
-
-Unwinder::Unwinder(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl)
-    : pid_(pid), dwfl_(std::move(dwfl)) {}
+Unwinder::Unwinder(pid_t pid, DwflPtr dwfl) : pid_(pid), dwfl_(std::move(dwfl)) {}
 
 Unwinder::~Unwinder() = default;
 
@@ -93,30 +90,7 @@ StatusOr<std::unique_ptr<Unwinder>> Unwinder::ForProcess(pid_t pid) {
   if (kill(pid, 0) != 0 && errno == ESRCH) {
     return Err(where + ": no such process (it is not running or has exited)");
   }
-  // Static: libdwfl keeps a pointer to the callbacks for the Dwfl's lifetime.
-  static char* debuginfo_path = nullptr;
-  static const Dwfl_Callbacks kCallbacks = {
-      .find_elf = dwfl_linux_proc_find_elf,
-      .find_debuginfo = dwfl_standard_find_debuginfo,
-      .section_address = nullptr,
-      .debuginfo_path = &debuginfo_path,
-  };
-  std::unique_ptr<::Dwfl, DwflDeleter> dwfl(dwfl_begin(&kCallbacks));
-  if (dwfl == nullptr) return Err(where + ": dwfl_begin: " + dwfl_errmsg(-1));
-  dwfl_report_begin(dwfl.get());
-  int rc = dwfl_linux_proc_report(dwfl.get(), pid);
-  if (rc != 0) {
-    std::string why = rc > 0 ? strerror(rc) : dwfl_errmsg(-1);
-    if (rc == EACCES || rc == EPERM) {
-      why +=
-          "; run framescope as the same user as the process, or as root / with "
-          "CAP_SYS_PTRACE";
-    }
-    return Err(where + ": reading /proc/" + std::to_string(pid) + "/maps: " + why);
-  }
-  if (dwfl_report_end(dwfl.get(), nullptr, nullptr) != 0) {
-    return Err(where + ": dwfl_report_end: " + dwfl_errmsg(-1));
-  }
+  ASSIGN_OR_RETURN(DwflPtr dwfl, ReportProcessModules(pid, where));
   std::unique_ptr<Unwinder> self(new Unwinder(pid, std::move(dwfl)));
   // elf == NULL: libdwfl takes the machine (ebl backend) from the first module it can open.
   if (!dwfl_attach_state(self->dwfl_.get(), nullptr, pid, &Callbacks::kTable, self.get())) {

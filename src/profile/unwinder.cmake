@@ -5,7 +5,7 @@ endif()
 
 add_library(fs_unwinder STATIC ${CMAKE_CURRENT_SOURCE_DIR}/unwinder.cc)
 target_include_directories(fs_unwinder PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(fs_unwinder PUBLIC fs_sampler fs_base PRIVATE PkgConfig::DW)
+target_link_libraries(fs_unwinder PUBLIC fs_process_dwfl fs_sampler fs_base PRIVATE PkgConfig::DW)
 
 # The workload: no frame pointers, so only CFI finds Burn's callers (later flags win over the
 # global -fno-omit-frame-pointer and the Debug -O0).

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "src/base/status.h"
+#include "src/profile/process_dwfl.h"
 #include "src/profile/sampler.h"
 
 struct Dwfl;
@@ -71,17 +72,14 @@ class Unwinder {
   pid_t pid() const { return pid_; }
 
  private:
-  struct DwflDeleter {
-    void operator()(::Dwfl* dwfl) const;
-  };
   struct Callbacks;  // unwinder.cc: the Dwfl_Thread_Callbacks, friends of this class.
   friend struct Callbacks;
 
-  Unwinder(pid_t pid, std::unique_ptr<::Dwfl, DwflDeleter> dwfl);
+  Unwinder(pid_t pid, DwflPtr dwfl);
   bool ReadMemory(uint64_t address, uint64_t* out) const;
 
   pid_t pid_;
-  std::unique_ptr<::Dwfl, DwflDeleter> dwfl_;
+  DwflPtr dwfl_;
   // The sample being unwound; only valid inside Unwind().
   const RawSample* current_ = nullptr;
   std::vector<uint64_t>* frames_ = nullptr;
