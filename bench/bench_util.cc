@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 
+#include "src/base/file_util.h"
 #include "src/base/procfs.h"
 
 namespace fs::bench {
@@ -47,6 +48,20 @@ std::string RunCommand(const std::string& cmd, int* code) {
   int st = pclose(p);
   *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return out;
+}
+
+StatusOr<Json> BringUpSystem(const std::string& framescope, const std::string& state_dir,
+                             int cameras, double fps, const std::string& resolution,
+                             int max_batch) {
+  int code = 0;
+  std::string out =
+      RunCommand(framescope + " up --state-dir " + state_dir + " --cameras " +
+                     std::to_string(cameras) + " --fps " + std::to_string(fps) + " --resolution " +
+                     resolution + " --max-batch " + std::to_string(max_batch),
+                 &code);
+  if (code != 0) return Err("framescope up failed:\n" + out);
+  ASSIGN_OR_RETURN(std::string state, ReadFile(state_dir + "/state.json"));
+  return Json::Parse(state);
 }
 
 std::string Fmt(const char* fmt, double v) {

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "services/common/prom_text.h"
+#include "src/base/json.h"
+#include "src/base/status.h"
 
 namespace fs::bench {
 
@@ -22,6 +24,11 @@ std::vector<PromSample> MetricDelta(const std::vector<PromSample>& a,
 // Runs `cmd` with /bin/sh, returns stdout + stderr; *code is the exit status (-1: killed or
 // popen failed).
 std::string RunCommand(const std::string& cmd, int* code);
+
+// `framescope up` of the standard load (cameras x fps x resolution, detection batches of up to
+// max_batch) in `state_dir`, then its parsed state.json. Errors carry up's output.
+StatusOr<Json> BringUpSystem(const std::string& framescope, const std::string& state_dir,
+                             int cameras, double fps, const std::string& resolution, int max_batch);
 
 // printf-formats one number; "-" for NaN/inf.
 std::string Fmt(const char* fmt, double v);

@@ -613,19 +613,9 @@ int ProfilerBenchmarkMain(int argc, char** argv) {
          resolution.c_str(), state_dir.c_str());
   fflush(stdout);
   cleanup.up = true;
-  std::string out =
-      RunCommand(fsbin + " up --state-dir " + state_dir + " --cameras " + std::to_string(cameras) +
-                     " --fps " + std::to_string(fps) + " --resolution " + resolution +
-                     " --max-batch " + std::to_string(max_batch),
-                 &code);
-  if (code != 0 || g_stop.load()) {
-    fprintf(stderr, "framescope up failed:\n%s", out.c_str());
-    return 1;
-  }
-  auto state_text = ReadFile(state_dir + "/state.json");
-  auto state = state_text.ok() ? Json::Parse(*state_text) : StatusOr<Json>(state_text.status());
-  if (!state.ok()) {
-    fprintf(stderr, "%s\n", state.status().message().c_str());
+  auto state = bench::BringUpSystem(fsbin, state_dir, cameras, fps, resolution, max_batch);
+  if (!state.ok() || g_stop.load()) {
+    fprintf(stderr, "%s\n", state.ok() ? "interrupted" : state.status().message().c_str());
     return 1;
   }
   std::vector<Service> services;

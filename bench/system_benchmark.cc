@@ -146,17 +146,7 @@ int SystemBenchmarkMain(int argc, char** argv) {
   RunCommand(fsbin + " down --state-dir " + state_dir, &code);
   printf("bringing up %d cameras x %.0f FPS x %s ...\n", cameras, fps, resolution.c_str());
   fflush(stdout);
-  std::string out =
-      RunCommand(fsbin + " up --state-dir " + state_dir + " --cameras " + std::to_string(cameras) +
-                     " --fps " + std::to_string(fps) + " --resolution " + resolution +
-                     " --max-batch " + std::to_string(max_batch),
-                 &code);
-  if (code != 0) {
-    fprintf(stderr, "framescope up failed:\n%s", out.c_str());
-    return 1;
-  }
-  auto state_text = ReadFile(state_dir + "/state.json");
-  auto state = state_text.ok() ? Json::Parse(*state_text) : StatusOr<Json>(state_text.status());
+  auto state = bench::BringUpSystem(fsbin, state_dir, cameras, fps, resolution, max_batch);
   if (!state.ok()) {
     fprintf(stderr, "%s\n", state.status().message().c_str());
     return 1;
