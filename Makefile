@@ -33,11 +33,12 @@ test: deps
 # loadgen logs, the CPU report) under AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test service_common_test base_test \
+	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test clients_test config_test base_test \
 	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test \
 	  kernel_symbols_test cpu_report_test preflight_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
-	@./build/asan/bin/service_common_test --gtest_brief=1
+	@./build/asan/bin/clients_test --gtest_brief=1
+	@./build/asan/bin/config_test --gtest_brief=1
 	@./build/asan/bin/base_test --gtest_brief=1
 	@./build/asan/bin/pg_client_test --gtest_brief=1
 	@./build/asan/bin/api_test --gtest_brief=1 --gtest_filter='ApiParamsTest.*:ApiClientTest.*'

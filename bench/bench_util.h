@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "services/common/prom_text.h"
+#include "src/clients/prom_text.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
 

@@ -41,9 +41,9 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "services/common/pg_client.h"
-#include "services/common/prom_text.h"
-#include "services/common/redis_client.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"

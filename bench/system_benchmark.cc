@@ -16,7 +16,7 @@
 #include <string>
 
 #include "bench/bench_util.h"
-#include "services/common/prom_text.h"
+#include "src/clients/prom_text.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "services/common/metrics.h"
-#include "services/common/pg_client.h"
-#include "services/common/redis_client.h"
+#include "src/clients/metrics.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/redis_client.h"
 #include "services/common/service.h"
 
 namespace fs {

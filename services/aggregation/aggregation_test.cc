@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "services/aggregation/detection_entry.h"
-#include "services/common/pg_client.h"
-#include "services/common/redis_client.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/redis_client.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "services/common/pg_client.h"
+#include "src/clients/pg_client.h"
 
 namespace fs {
 namespace {

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "services/common/redis_client.h"
+#include "src/clients/redis_client.h"
 #include "src/base/status.h"
 
 namespace fs {

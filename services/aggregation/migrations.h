@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "services/common/pg_client.h"
+#include "src/clients/pg_client.h"
 
 namespace fs {
 

@@ -14,8 +14,8 @@
 #include <map>
 #include <thread>
 
-#include "services/common/config.h"  // CameraName
-#include "services/common/metrics.h"
+#include "src/config/config.h"  // CameraName
+#include "src/clients/metrics.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "services/api/api_params.h"
-#include "services/common/config.h"  // RedactUrl
+#include "src/config/config.h"  // RedactUrl
 #include "src/base/clock.h"
 #include "src/base/json.h"
 #include "src/base/logging.h"

@@ -20,7 +20,7 @@
 
 #include "services/api/pg_pool.h"
 #include "services/api/redis_pool.h"
-#include "services/common/metrics.h"
+#include "src/clients/metrics.h"
 #include "services/common/service.h"
 #include "src/base/http.h"
 #include "src/base/status.h"

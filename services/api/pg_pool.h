@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "services/common/pg_client.h"
+#include "src/clients/pg_client.h"
 #include "src/base/status.h"
 
 namespace fs::api {

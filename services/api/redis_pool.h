@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "services/common/redis_client.h"
+#include "src/clients/redis_client.h"
 #include "src/base/status.h"
 
 namespace fs::api {

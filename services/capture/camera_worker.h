@@ -14,7 +14,7 @@
 
 #include "services/capture/capture_options.h"
 #include "services/common/frame_ring.h"
-#include "services/common/metrics.h"
+#include "src/clients/metrics.h"
 #include "src/base/status.h"
 
 struct AVFrame;

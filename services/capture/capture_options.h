@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "services/common/config.h"  // RedactUrl, CameraName
+#include "src/config/config.h"  // RedactUrl, CameraName
 #include "src/base/flags.h"
 #include "src/base/status.h"
 

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "services/common/metrics.h"
+#include "src/clients/metrics.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/logging.h"

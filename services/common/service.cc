@@ -5,7 +5,7 @@
 
 #include <atomic>
 
-#include "services/common/metrics.h"
+#include "src/clients/metrics.h"
 #include "src/base/file_util.h"
 #include "src/base/logging.h"
 

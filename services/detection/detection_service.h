@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "services/common/frame_ring.h"
-#include "services/common/metrics.h"
-#include "services/common/redis_client.h"
+#include "src/clients/metrics.h"
+#include "src/clients/redis_client.h"
 #include "services/common/service.h"
 #include "services/detection/batching_policy.h"
 #include "services/detection/detector.h"

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "services/common/metrics.h"
+#include "src/clients/metrics.h"
 #include "services/loadgen/encoder.h"
 #include "services/loadgen/rtsp_server.h"
 #include "services/loadgen/scene.h"

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "services/common/config.h"  // CameraName
+#include "src/config/config.h"  // CameraName
 #include "services/common/service.h"
 #include "src/base/flags.h"
 #include "src/base/status.h"

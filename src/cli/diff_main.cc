@@ -7,7 +7,7 @@
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
-#include "src/profile/flamegraph.h"
+#include "src/report/flamegraph.h"
 #include "src/profile/pprof.h"
 
 namespace fs {

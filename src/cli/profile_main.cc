@@ -17,12 +17,12 @@
 #include "src/base/flags.h"
 #include "src/base/procfs.h"
 #include "src/cli/cli.h"
-#include "src/profile/cpu_report.h"
-#include "src/profile/flamegraph.h"
+#include "src/report/cpu_report.h"
+#include "src/report/flamegraph.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
-#include "src/profile/preflight.h"
-#include "src/profile/recorder.h"
+#include "src/collect/preflight.h"
+#include "src/record/recorder.h"
 #include "src/system/state.h"
 
 namespace fs {

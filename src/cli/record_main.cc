@@ -18,7 +18,7 @@
 #include "src/cli/cli_util.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
-#include "src/profile/recorder.h"
+#include "src/record/recorder.h"
 #include "src/system/state.h"
 
 namespace fs {

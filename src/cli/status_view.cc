@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "services/common/pg_client.h"
-#include "services/common/prom_text.h"
-#include "services/common/redis_client.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/base/http.h"
 #include "src/system/process.h"
 

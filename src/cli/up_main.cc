@@ -7,9 +7,9 @@
 
 #include <cstdio>
 
-#include "services/common/config.h"
-#include "services/common/pg_client.h"
-#include "services/common/redis_client.h"
+#include "src/config/config.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"

@@ -10,7 +10,7 @@
 #include <functional>
 #include <thread>
 
-#include "services/common/pg_client.h"
+#include "src/clients/pg_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/system/process.h"

@@ -11,7 +11,7 @@
 
 #include <string>
 
-#include "services/common/config.h"
+#include "src/config/config.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "services/common/config.h"
+#include "src/config/config.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
 #include "src/system/postgres_cluster.h"

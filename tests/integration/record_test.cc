@@ -1,5 +1,5 @@
 // `framescope record` end to end: a workload burning CPU in two functions in a known ratio
-// (src/profile/sampler_testprog.cc, 3:1), recorded from its first instruction, symbolized, and
+// (src/collect/sampler_testprog.cc, 3:1), recorded from its first instruction, symbolized, and
 // written as pprof + folded; `go tool pprof` reads the result.
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -13,9 +13,9 @@
 #include <string>
 #include <tuple>
 
-#include "services/common/pg_client.h"
-#include "services/common/prom_text.h"
-#include "services/common/redis_client.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"

@@ -9,8 +9,8 @@
 #include <map>
 #include <regex>
 
-#include "services/common/prom_text.h"
-#include "services/common/redis_client.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"

@@ -1,0 +1,34 @@
+// Parser for the Prometheus text format, used by `framescope status`, tests and benchmarks
+// to read what the services export; plus quantile estimates from histogram buckets.
+#ifndef FRAMESCOPE_CLIENTS_PROM_TEXT_H_
+#define FRAMESCOPE_CLIENTS_PROM_TEXT_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "src/base/status.h"
+
+namespace fs {
+
+struct PromSample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+// Strict enough to reject garbage: every non-comment line must be `name{labels} value`.
+StatusOr<std::vector<PromSample>> ParsePromText(const std::string& text);
+
+// Sum of all samples named `name` whose labels include every pair in `match`.
+double SumSamples(const std::vector<PromSample>& samples, const std::string& name,
+                  const std::map<std::string, std::string>& match = {});
+
+// Quantile q (0..1) of histogram `name` (summed over series matching `match`), linear
+// interpolation within the bucket as Prometheus' histogram_quantile does. NaN if empty.
+double HistogramQuantile(const std::vector<PromSample>& samples, const std::string& name, double q,
+                         const std::map<std::string, std::string>& match = {});
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_CLIENTS_PROM_TEXT_H_

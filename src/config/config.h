@@ -1,0 +1,108 @@
+// System configuration: what `framescope up` starts. Read from a TOML file (a documented
+// subset: tables, arrays of tables, strings, integers, floats, booleans, arrays of scalars)
+// and overridden by command-line flags. Unknown keys are errors so typos never pass silently.
+//
+//   cameras = 10            # simulated cameras when no [[camera]] is listed
+//   fps = 30
+//   resolution = "640x360"
+//   [[camera]]              # real cameras: replaces the simulated ones
+//   name = "lobby"
+//   url = "rtsp://10.0.0.5:554/stream1"
+//   [detection]
+//   model = "/usr/share/darknet/cfg/yolov3-tiny.cfg"
+//   weights = ""            # empty: synthesised (detections meaningless)
+//   max_batch = 4
+//   max_wait_ms = 10
+//   input_size = 416
+//   conf_threshold = 0.25
+//   [redis]
+//   url = ""                # empty: framescope starts a private redis-server
+//   [postgres]
+//   url = ""                # empty: a private PostgreSQL 15 cluster in the state dir
+//   [aggregation]
+//   processes = 1           # consumers sharing the stream (scale-out)
+//   batch = 500
+//   [api]
+//   port = 0                # 0: any free port (loopback)
+//   client_rate = 50        # API clients' requests/s (0: no clients)
+//   [prometheus]
+//   enabled = true
+//   [ports]
+//   rtsp = 0                # 0: any free port
+#ifndef FRAMESCOPE_CONFIG_CONFIG_H_
+#define FRAMESCOPE_CONFIG_CONFIG_H_
+
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "src/base/status.h"
+
+namespace fs {
+
+// ---- TOML subset ---------------------------------------------------------------------------
+struct TomlValue;
+using TomlArray = std::vector<TomlValue>;
+struct TomlValue {
+  std::variant<std::string, int64_t, double, bool, TomlArray> v;
+  int line = 0;
+};
+struct TomlTable {
+  std::map<std::string, TomlValue> values;
+  int line = 0;
+};
+struct TomlDocument {
+  TomlTable root;
+  std::map<std::string, TomlTable> tables;                     // [name]
+  std::map<std::string, std::vector<TomlTable>> table_arrays;  // [[name]]
+};
+
+// `origin` names the source in error messages (a path, or "<string>").
+// "rtsp://user:secret@host/x" -> "rtsp://user:***@host/x": for logs and state files.
+std::string RedactUrl(const std::string& url);
+// "cam03": the name of simulated camera `index` (also the loadgen mount path).
+std::string CameraName(int index);
+
+StatusOr<TomlDocument> ParseToml(const std::string& text, const std::string& origin);
+
+// ---- System config -------------------------------------------------------------------------
+struct CameraConfig {
+  std::string name;  // camNN for simulated cameras
+  std::string url;   // rtsp://...
+};
+
+struct SystemConfig {
+  int cameras = 10;
+  double fps = 30;
+  int width = 640;
+  int height = 360;
+  std::vector<CameraConfig> real_cameras;  // non-empty: use these, start no loadgen
+
+  std::string model = "/usr/share/darknet/cfg/yolov3-tiny.cfg";
+  std::string weights;
+  int max_batch = 4;
+  int max_wait_ms = 10;
+  int input_size = 416;
+  double conf_threshold = 0.25;
+
+  std::string redis_url;     // empty: private redis-server
+  std::string postgres_url;  // empty: private PostgreSQL cluster
+  int rtsp_port = 0;
+
+  int aggregation_processes = 1;
+  int aggregation_batch = 500;
+  int api_port = 0;
+  double api_client_rate = 50;
+  bool prometheus = true;
+};
+
+// Applies a TOML document onto `config` (fields it does not mention keep their values).
+Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, SystemConfig* config);
+Status LoadConfigFile(const std::string& path, SystemConfig* config);
+// Range and consistency checks shared by the file and the flags.
+Status ValidateConfig(const SystemConfig& config);
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_CONFIG_CONFIG_H_

@@ -1,0 +1,119 @@
+#include "src/config/config.h"
+
+#include <gtest/gtest.h>
+
+namespace fs {
+namespace {
+
+StatusOr<SystemConfig> Load(const std::string& text) {
+  auto doc = ParseToml(text, "test.toml");
+  if (!doc.ok()) return doc.status();
+  SystemConfig c;
+  RETURN_IF_ERROR(ApplyConfigToml(*doc, "test.toml", &c));
+  RETURN_IF_ERROR(ValidateConfig(c));
+  return c;
+}
+
+TEST(ConfigTest, ParsesFullExample) {
+  auto c = Load(R"(# comment
+cameras = 4
+fps = 15.5
+resolution = "1280x720"
+[detection]
+max_batch = 8   # trailing comment
+conf_threshold = 0.4
+[[camera]]
+name = "lobby"
+url = "rtsp://10.0.0.5:554/s1"
+[[camera]]
+url = 'rtsp://10.0.0.6/s1'
+[ports]
+rtsp = 8554
+[postgres]
+url = "postgresql://db.local/fs"
+[aggregation]
+processes = 3
+batch = 250
+[api]
+port = 8080
+client_rate = 12.5
+[prometheus]
+enabled = false
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->cameras, 4);
+  EXPECT_DOUBLE_EQ(c->fps, 15.5);
+  EXPECT_EQ(c->width, 1280);
+  EXPECT_EQ(c->max_batch, 8);
+  EXPECT_DOUBLE_EQ(c->conf_threshold, 0.4);
+  ASSERT_EQ(c->real_cameras.size(), 2u);
+  EXPECT_EQ(c->real_cameras[0].name, "lobby");
+  EXPECT_EQ(c->real_cameras[1].name, "cam01");
+  EXPECT_EQ(c->real_cameras[1].url, "rtsp://10.0.0.6/s1");
+  EXPECT_EQ(c->rtsp_port, 8554);
+  EXPECT_EQ(c->postgres_url, "postgresql://db.local/fs");
+  EXPECT_EQ(c->aggregation_processes, 3);
+  EXPECT_EQ(c->aggregation_batch, 250);
+  EXPECT_EQ(c->api_port, 8080);
+  EXPECT_DOUBLE_EQ(c->api_client_rate, 12.5);
+  EXPECT_FALSE(c->prometheus);
+}
+
+TEST(ConfigTest, ErrorsNameTheLine) {
+  struct Case {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"cameras = 4\nfsp = 30\n", "test.toml:2: unknown key \"fsp\""},
+      {"cameras = \"ten\"\n", "test.toml:1: cameras must be an integer"},
+      {"[detection]\nmax_batch = \n", "test.toml:2: missing value"},
+      {"resolution = \"640\"\n", "test.toml:1: resolution"},
+      {"[nope]\n", "unknown table [nope]"},
+      {"[[camera]]\nurl = \"http://x\"\n", "needs url = \"rtsp://...\""},
+      {"name = unquoted\n", "strings need quotes"},
+      {"[detection\n", "unterminated table header"},
+      {"cameras = 0\n", "cameras must be between 1 and 64"},
+      {"cameras = 4294967297\n", "test.toml:1: cameras is out of range"},
+      {"cameras = 99999999999999999999\n", "test.toml:1: integer out of range"},
+      {"[detection]\ninput_size = 100\n", "input_size must be a multiple of 32"},
+      {"[prometheus]\nenabled = 1\n", "test.toml:2: prometheus.enabled must be true or false"},
+      {"[aggregation]\nprocesses = 0\n", "aggregation.processes must be between 1 and 16"},
+      {"[api]\nclient_rate = -1\n", "api.client_rate must be between 0 and 10000"},
+      {"[api]\nport = 70000\n", "api.port must be 0..65535"},
+      {"[postgres]\nurl = 5\n", "test.toml:2: postgres.url must be a string"},
+      {"[[camera]]\nname=\"a\"\nurl=\"rtsp://x\"\n[[camera]]\nname=\"a\"\nurl=\"rtsp://y\"\n",
+       "used twice"},
+  };
+  for (const auto& c : cases) {
+    auto r = Load(c.text);
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << "got: " << r.status().message() << "\nwant: " << c.expect;
+  }
+}
+
+TEST(ConfigTest, MissingFile) {
+  SystemConfig c;
+  Status st = LoadConfigFile("/nonexistent/framescope.toml", &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("/nonexistent/framescope.toml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fs
+
+namespace fs {
+namespace {
+
+TEST(RedactUrlTest, HidesEveryPasswordForm) {
+  EXPECT_EQ(RedactUrl("postgresql://u:pw@h:5432/db"), "postgresql://u:***@h:5432/db");
+  EXPECT_EQ(RedactUrl("postgresql://u@h/db?password=pw&sslmode=off"),
+            "postgresql://u@h/db?password=***&sslmode=off");
+  EXPECT_EQ(RedactUrl("host=h password=pw user=u"), "host=h password=*** user=u");
+  EXPECT_EQ(RedactUrl("password='p w\\'x' host=h"), "password=*** host=h");
+  EXPECT_EQ(RedactUrl("host=h user=u"), "host=h user=u");
+  EXPECT_EQ(RedactUrl("host=h mypassword=x"), "host=h mypassword=x");  // not the keyword
+}
+
+}  // namespace
+}  // namespace fs

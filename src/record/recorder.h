@@ -1,0 +1,100 @@
+// Recording a CPU profile: the sampler (perf_event_open cpu-clock, frame-pointer callchains or
+// DWARF stack copies) for a set of processes, then every sampled address symbolized (libdwfl)
+// into a pprof model with sample types samples/count and cpu/nanoseconds and labels thread,
+// tid, pid, service.
+//
+//   Sampler ──RawSample{pid,tid,period,kernel_ips,user_ips}──▶ BuildProfile ──Profile──▶ pprof
+//      └─ kDwarf: regs + stack ─▶ Unwinder per pid ─▶ user_ips ─┘  ▲ Symbolizer per pid
+// In DWARF mode each poll's samples are unwound at once and their stack copies freed, so memory
+// stays bounded by what one poll interval produces, not by the recording's length.
+#ifndef FRAMESCOPE_RECORD_RECORDER_H_
+#define FRAMESCOPE_RECORD_RECORDER_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/base/status.h"
+#include "src/profile/profile.h"
+#include "src/collect/sampler.h"
+#include "src/symbolize/symbolizer.h"
+#include "src/symbolize/unwinder.h"
+
+namespace fs::profile {
+
+// How user stacks are walked: frame pointers (the kernel's callchain) or DWARF CFI over a
+// copy of the user stack taken at each sample (PERF_SAMPLE_STACK_USER + REGS_USER, unwound
+// with libdwfl), which also finds the callers of code built without frame pointers.
+enum class Unwind { kFramePointer, kDwarf };
+
+struct RecordOptions {
+  std::vector<pid_t> pids;
+  Unwind unwind = Unwind::kFramePointer;
+  // Per-CPU events filtered to the targets and their new child processes (complete coverage of
+  // short-lived threads and processes), falling back to per-thread events where refused.
+  bool system_wide = true;
+  // Skip targets that exited before recording starts (fail only if none is left): for process
+  // trees listed ahead of time, whose short-lived members may be gone.
+  bool allow_vanished = false;
+  uint32_t stack_bytes = 8192;  // kDwarf: user stack bytes copied per sample (multiple of 8).
+  std::map<pid_t, std::string> services;  // pid -> service label (optional)
+  int frequency_hz = 99;
+  double duration_s = 10;  // <= 0: until *stop or every target exited
+  // Set from a signal handler (Ctrl-C): recording ends early and the partial result is kept.
+  const std::atomic<bool>* stop = nullptr;
+  // Called once the sampler is attached and before the targets are symbolized (e.g. to let
+  // a spawned command exec: its modules are read after this returns).
+  std::function<void()> after_attach;
+  // Called right after the sampler detaches, before symbolization: with after_attach it brackets
+  // the recording window (e.g. to read other counters over exactly that window).
+  std::function<void()> after_stop;
+  // Called about once a second while recording.
+  std::function<void(double elapsed_s, size_t samples)> progress;
+  // The overhead governor's hook, called about once a second with the current rate: a positive
+  // return value different from it changes the sampling frequency from then on. System-wide
+  // mode only (inherited per-thread events keep their rate): not called otherwise.
+  std::function<int(double elapsed_s, int current_hz)> adjust_frequency;
+};
+
+struct RecordResult {
+  Profile profile;
+  size_t samples = 0;
+  uint64_t lost = 0;
+  bool kernel_frames = false;  // false: the host hides kernel callchains
+  std::vector<pid_t> exited;   // targets that exited while recording (samples kept)
+  double elapsed_s = 0;
+  double symbolize_s = 0;  // post-processing time
+  // Unwind::kDwarf only. Samples whose user stack came from CFI (>= 2 frames), and those
+  // that did not: the walk stopped at the IP, the sample had no user registers (kernel
+  // thread), or its process had no unwinder (it exited first, or is a child of a target):
+  // those keep the IP or the kernel's frame-pointer callchain.
+  uint64_t dwarf_unwound = 0;
+  uint64_t dwarf_failed = 0;
+  double dwarf_avg_depth = 0;  // user frames per DWARF-unwound sample (IP included)
+  double unwind_s = 0;         // time spent unwinding, inside the recording loop
+  int final_frequency_hz = 0;  // After any adjust_frequency changes.
+  bool system_wide = false;    // Per-CPU events for every task, filtered to the targets.
+  uint64_t filtered = 0;       // Samples of other processes dropped (system-wide mode).
+  size_t child_processes = 0;  // Processes the targets forked while recorded.
+  std::vector<std::string> warnings;
+};
+
+StatusOr<RecordResult> Record(const RecordOptions& options);
+
+// The pure half of Record (tests feed it synthetic samples): symbolizes each stack with the
+// symbolizer of its pid (absent: addresses stay module-less) and builds the profile. The
+// user leaf is the sampled IP; every other user frame is a return address (looked up at -1).
+Profile BuildProfile(const std::vector<RawSample>& samples,
+                     const std::map<pid_t, Symbolizer*>& symbolizers,
+                     const std::map<uint32_t, std::string>& thread_names,
+                     const std::map<pid_t, std::string>& services, int frequency_hz);
+
+}  // namespace fs::profile
+
+#endif  // FRAMESCOPE_RECORD_RECORDER_H_

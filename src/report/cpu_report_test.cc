@@ -1,0 +1,137 @@
+#include "src/report/cpu_report.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace fs::profile {
+namespace {
+
+// Two services; stacks given root-first as function names; each sample is `n` samples of
+// 10 ms each.
+Profile TwoServices() {
+  ProfileBuilder b;
+  Profile& p = b.profile();
+  p.sample_types = {{"samples", "count"}, {"cpu", "nanoseconds"}};
+  p.period_type = {"cpu", "nanoseconds"};
+  p.period = 10000000;
+  uint64_t exe = b.AddMapping({0, 0x1000, 0x9000, 0, "/usr/bin/detect", "abcd"});
+  uint64_t other = b.AddMapping({0, 0x1000, 0x9000, 0, "/usr/bin/unused", ""});
+  (void)other;
+  uint64_t address = 0x1000;
+  auto add = [&](const std::string& service, const std::string& thread, int64_t tid,
+                 std::vector<std::string> root_first, int64_t n) {
+    Sample s;
+    for (auto it = root_first.rbegin(); it != root_first.rend(); ++it) {
+      uint64_t fn = b.InternFunction(*it);
+      s.location_ids.push_back(b.InternLocation(exe, address++, {{fn, 1}}));
+    }
+    s.values = {n, n * 10000000};
+    s.labels["service"] = service;
+    s.labels["thread"] = thread;
+    s.num_labels["tid"] = tid;
+    b.AddSample(std::move(s));
+  };
+  add("detection", "infer", 11, {"main", "Run", "Conv"}, 60);
+  add("detection", "infer", 12, {"main", "Run", "Pool"}, 20);
+  // Recursion: Walk appears twice on one path; cum must count it once.
+  add("detection", "decode", 13, {"main", "Walk", "Walk", "Leaf"}, 20);
+  add("capture", "rx", 21, {"main", "Decode"}, 5);
+  return std::move(b).Build();
+}
+
+TEST(CpuReportTest, SplitKeepsOnlyWhatEachServiceUses) {
+  Profile p = TwoServices();
+  auto parts = SplitByService(p);
+  ASSERT_EQ(parts.size(), 2u);
+  const Profile& cap = parts.at("capture");
+  EXPECT_EQ(cap.samples.size(), 1u);
+  EXPECT_EQ(cap.locations.size(), 2u);
+  EXPECT_EQ(cap.functions.size(), 2u);  // main, Decode
+  EXPECT_EQ(cap.mappings.size(), 1u);   // The unused mapping is dropped.
+  EXPECT_EQ(cap.sample_types, p.sample_types);
+  EXPECT_EQ(parts.at("detection").samples.size(), 3u);
+}
+
+TEST(CpuReportTest, SummaryCountsThreadsSelfAndCumulative) {
+  auto parts = SplitByService(TwoServices());
+  ServiceCpu s = SummarizeCpu("detection", parts.at("detection"), 3);
+  EXPECT_EQ(s.samples, 100);
+  EXPECT_EQ(s.cpu_ns, 1000000000);
+  ASSERT_EQ(s.threads.size(), 2u);
+  EXPECT_EQ(s.threads[0].name, "infer");
+  EXPECT_EQ(s.threads[0].samples, 80);
+  EXPECT_EQ(s.threads[0].tids, (std::vector<int64_t>{11, 12}));
+  ASSERT_EQ(s.top_self.size(), 3u);
+  EXPECT_EQ(s.top_self[0].name, "Conv");
+  EXPECT_EQ(s.top_self[0].self_samples, 60);
+  EXPECT_EQ(s.top_self[0].module, "detect");
+  ASSERT_FALSE(s.top_cum.empty());
+  EXPECT_EQ(s.top_cum[0].name, "main");
+  EXPECT_EQ(s.top_cum[0].cum_ns, 1000000000);
+  ServiceCpu all = SummarizeCpu("detection", parts.at("detection"), 100);
+  for (const FunctionCost& f : all.top_cum) {
+    if (f.name == "Walk") {
+      EXPECT_EQ(f.cum_samples, 20);  // Not 40: recursion counted once.
+    }
+  }
+}
+
+TEST(CpuReportTest, SamplingErrorShrinksWithSamples) {
+  EXPECT_EQ(SharePointsError95(0, 0), 0);
+  EXPECT_NEAR(SharePointsError95(50, 100), 9.8, 0.01);
+  EXPECT_NEAR(SharePointsError95(5000, 10000), 0.98, 0.001);
+  EXPECT_EQ(SharePointsError95(100, 100), 0);
+}
+
+TEST(CpuReportTest, ReportsNameTheirCountersAndLinkEveryFile) {
+  CpuReport r;
+  r.started_at = "2026-11-24T20:00:00Z";
+  r.duration_s = 10;
+  r.frequency_hz = 99;
+  r.final_frequency_hz = 49;
+  r.unwind = "fp";
+  r.host_cpus = 2;
+  r.governor = {"at 5 s host CPU 93% > 80%: 99 -> 49 Hz"};
+  auto parts = SplitByService(TwoServices());
+  ServiceCpu d = SummarizeCpu("detection", parts.at("detection"), 5);
+  d.flame_file = "flamegraphs/detection_flame.html";
+  d.prof_file = "cpu/detection_profile.prof";
+  d.folded_file = "cpu/detection_profile.folded";
+  d.proc_cpu_s = 1.02;
+  ServiceCpu idle;
+  idle.name = "prometheus";
+  idle.problem = "no samples although /proc shows 0.50 s CPU";
+  r.services = {d, idle};
+  std::string md = RenderBaselineCpuSection(r);
+  EXPECT_NE(md.find("cpu-clock"), std::string::npos);
+  EXPECT_NE(md.find("| detection | 10.0 ± 2.0 | 100 | 1.00 | 1.02 | `Conv` 60.0% |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("**no samples although"), std::string::npos);
+  EXPECT_NE(md.find("lowered to 49 Hz"), std::string::npos);
+  EXPECT_NE(md.find("| `Conv` | 60.0 ± 9.6 | 60.0 |"), std::string::npos) << md;
+  std::string html = RenderIndexHtml(r);
+  EXPECT_NE(html.find("href=\"flamegraphs/detection_flame.html\""), std::string::npos);
+  EXPECT_NE(html.find("href=\"cpu/detection_profile.prof\""), std::string::npos);
+  EXPECT_NE(html.find("href=\"summary.json\""), std::string::npos);
+  Json j = CpuReportToJson(r);
+  EXPECT_EQ(j.Get("services").AsArray().size(), 2u);
+  EXPECT_EQ(j.Get("services").AsArray()[0].Get("samples").AsInt(-1), 100);
+  EXPECT_EQ(j.Get("final_frequency_hz").AsInt(-1), 49);
+}
+
+TEST(CpuReportTest, ReplaceSectionKeepsEverythingElse) {
+  std::string section = std::string(kCpuSectionBegin) + "\nNEW\n" + kCpuSectionEnd + "\n";
+  EXPECT_EQ(ReplaceSection("", kCpuSectionBegin, kCpuSectionEnd, section),
+            "# Performance baseline\n\n" + section);
+  std::string doc = "# Title\n\nintro\n" + std::string(kCpuSectionBegin) + "\nOLD\n" +
+                    kCpuSectionEnd + "\n## Memory\nkept\n";
+  EXPECT_EQ(ReplaceSection(doc, kCpuSectionBegin, kCpuSectionEnd, section),
+            "# Title\n\nintro\n" + section + "## Memory\nkept\n");
+  EXPECT_EQ(ReplaceSection("# Mine\nnotes", kCpuSectionBegin, kCpuSectionEnd, section),
+            "# Mine\nnotes\n\n" + section);
+}
+
+}  // namespace
+}  // namespace fs::profile

@@ -1,0 +1,432 @@
+#include "src/symbolize/symbolizer.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/symbolize/kernel_symbols.h"
+
+namespace fs::profile {
+namespace {
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// A running symbolizer_testprog: what it printed ("key 0xaddr line..."), killed on destruction.
+class TestProg {
+ public:
+  explicit TestProg(const std::string& path) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      execl(path.c_str(), path.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    FILE* in = fdopen(fds[0], "r");
+    char buf[512];
+    while (in != nullptr && fgets(buf, sizeof(buf), in) != nullptr) {
+      std::istringstream line(buf);
+      std::string key;
+      line >> key;
+      if (key == "ready") {
+        ready_ = true;
+        break;
+      }
+      std::string hex;
+      line >> hex;
+      std::vector<uint64_t> values = {std::stoull(hex, nullptr, 16)};
+      for (uint64_t v; line >> v;) values.push_back(v);
+      values_[key] = values;
+    }
+    if (in != nullptr) fclose(in);
+  }
+  ~TestProg() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  TestProg(const TestProg&) = delete;
+  TestProg& operator=(const TestProg&) = delete;
+
+  bool ready() const { return ready_; }
+  pid_t pid() const { return pid_; }
+  uint64_t Value(const std::string& key, size_t i = 0) const {
+    auto it = values_.find(key);
+    return it == values_.end() || i >= it->second.size() ? 0 : it->second[i];
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  std::map<std::string, std::vector<uint64_t>> values_;
+};
+
+std::unique_ptr<Symbolizer> MustSymbolize(pid_t pid) {
+  auto symbolizer = Symbolizer::ForProcess(pid);
+  EXPECT_TRUE(symbolizer.ok()) << symbolizer.status().message();
+  return symbolizer.ok() ? std::move(symbolizer).value() : nullptr;
+}
+
+class SymbolizerTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SymbolizerTest, NoInlineFunctionHasDemangledNameFileAndLine) {
+  TestProg prog(GetParam());
+  ASSERT_TRUE(prog.ready());
+  auto symbolizer = MustSymbolize(prog.pid());
+  ASSERT_NE(symbolizer, nullptr);
+
+  Symbolized s = symbolizer->Lookup(prog.Value("noinline"));
+  ASSERT_TRUE(s.resolved()) << s.module;
+  ASSERT_EQ(s.frames.size(), 1u);
+  EXPECT_EQ(s.frames[0].function, "framescope_testprog::NoInlineWork(int)");
+  EXPECT_EQ(Basename(s.frames[0].file), "symbolizer_testprog.cc");
+  // The entry address maps to the line of the signature or, once the prologue is scheduled into
+  // the body (-O2), to the first statement right below it.
+  const int decl_line = static_cast<int>(prog.Value("noinline", 1));
+  EXPECT_GE(s.frames[0].line, decl_line);
+  EXPECT_LE(s.frames[0].line, decl_line + 1);
+  EXPECT_FALSE(s.frames[0].inlined);
+  EXPECT_EQ(Basename(s.module), Basename(GetParam()));
+  EXPECT_FALSE(s.build_id.empty());
+  EXPECT_LE(s.module_start, prog.Value("noinline"));
+  EXPECT_LT(prog.Value("noinline"), s.module_end);
+  EXPECT_EQ(symbolizer->Describe(prog.Value("noinline")), "framescope_testprog::NoInlineWork(int)");
+
+  Symbolized caller = symbolizer->Lookup(prog.Value("caller"));
+  ASSERT_FALSE(caller.frames.empty());
+  EXPECT_EQ(caller.frames.back().function, "framescope_testprog::InliningCaller(int)");
+}
+
+TEST_P(SymbolizerTest, ReturnAddressInsideInlinedBodyGivesInlinedFrame) {
+  TestProg prog(GetParam());
+  ASSERT_TRUE(prog.ready());
+  auto symbolizer = MustSymbolize(prog.pid());
+  ASSERT_NE(symbolizer, nullptr);
+
+  // The return address of a call made from the always_inline body of InlinedHelper.
+  Symbolized s = symbolizer->Lookup(prog.Value("inlined_ra"), /*is_return_address=*/true);
+  ASSERT_EQ(s.frames.size(), 2u) << symbolizer->Describe(prog.Value("inlined_ra"), true);
+  EXPECT_NE(s.frames[0].function.find("InlinedHelper"), std::string::npos) << s.frames[0].function;
+  EXPECT_TRUE(s.frames[0].inlined);
+  EXPECT_EQ(Basename(s.frames[0].file), "symbolizer_testprog.cc");
+  EXPECT_EQ(s.frames[0].line, static_cast<int>(prog.Value("inlined_ra", 1)));
+  EXPECT_EQ(s.frames[1].function, "framescope_testprog::InliningCaller(int)");
+  EXPECT_FALSE(s.frames[1].inlined);
+  EXPECT_EQ(Basename(s.frames[1].file), "symbolizer_testprog.cc");
+  EXPECT_EQ(s.frames[1].line, static_cast<int>(prog.Value("inlined_ra", 2)));
+  EXPECT_NE(symbolizer->Describe(prog.Value("inlined_ra"), true).find("InlinedHelper"),
+            std::string::npos);
+  // module_offset describes the address given, not address - 1.
+  EXPECT_EQ(s.module_offset, symbolizer->Lookup(prog.Value("inlined_ra")).module_offset);
+}
+
+TEST_P(SymbolizerTest, LibcFunctionResolvesInLibcModule) {
+  TestProg prog(GetParam());
+  ASSERT_TRUE(prog.ready());
+  auto symbolizer = MustSymbolize(prog.pid());
+  ASSERT_NE(symbolizer, nullptr);
+
+  Symbolized s = symbolizer->Lookup(prog.Value("libc_getpid"));
+  EXPECT_NE(Basename(s.module).find("libc"), std::string::npos) << s.module;
+  ASSERT_TRUE(s.resolved()) << s.module;
+  EXPECT_NE(s.frames[0].function.find("getpid"), std::string::npos) << s.frames[0].function;
+  EXPECT_FALSE(s.build_id.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(FramePointers, SymbolizerTest,
+                         ::testing::Values(FS_SYMBOLIZER_TESTPROG_FP, FS_SYMBOLIZER_TESTPROG_NOFP),
+                         [](const auto& info) {
+                           return std::string(info.index == 0 ? "WithFramePointers"
+                                                              : "WithoutFramePointers");
+                         });
+
+TEST(Symbolizer, StrippedBinaryGivesModulePlusOffset) {
+  // Offsets of the unstripped build, to compare with.
+  TestProg original(FS_SYMBOLIZER_TESTPROG_FP);
+  ASSERT_TRUE(original.ready());
+  auto original_symbolizer = MustSymbolize(original.pid());
+  ASSERT_NE(original_symbolizer, nullptr);
+  Symbolized unstripped = original_symbolizer->Lookup(original.Value("noinline"));
+  ASSERT_TRUE(unstripped.resolved());
+
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("symbolizer_test." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string stripped = (dir / "stripped_testprog").string();
+  std::filesystem::copy_file(FS_SYMBOLIZER_TESTPROG_FP, stripped,
+                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(std::system(("strip --strip-all " + stripped).c_str()), 0);
+  {
+    TestProg prog(stripped);
+    ASSERT_TRUE(prog.ready());
+    auto symbolizer = MustSymbolize(prog.pid());
+    ASSERT_NE(symbolizer, nullptr);
+    Symbolized s = symbolizer->Lookup(prog.Value("noinline"));
+    EXPECT_FALSE(s.resolved()) << s.frames[0].function;
+    EXPECT_EQ(Basename(s.module), "stripped_testprog");
+    EXPECT_EQ(s.module_offset, unstripped.module_offset);
+    EXPECT_EQ(s.build_id, unstripped.build_id);  // strip keeps the build-id note.
+    char expected[64];
+    snprintf(expected, sizeof(expected), "stripped_testprog+0x%llx",
+             static_cast<unsigned long long>(s.module_offset));  // NOLINT(runtime/int)
+    EXPECT_EQ(symbolizer->Describe(prog.Value("noinline")), expected);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Start and size of a function in `binary`'s symbol table (nm -S), as an ELF vaddr; {0, 0} if
+// absent. `mangled_suffix` ends the mangled name ("NoInlineWorkEi").
+std::pair<uint64_t, uint64_t> NmFunction(const std::string& binary,
+                                         const std::string& mangled_suffix) {
+  FILE* nm = popen(("nm -S --defined-only " + binary).c_str(), "r");
+  if (nm == nullptr) return {0, 0};
+  std::pair<uint64_t, uint64_t> found = {0, 0};
+  char buf[1024];
+  while (fgets(buf, sizeof(buf), nm) != nullptr) {
+    std::istringstream line(buf);
+    std::string start, size, type, name;
+    if (!(line >> start >> size >> type >> name)) continue;
+    if (name.size() >= mangled_suffix.size() &&
+        name.compare(name.size() - mangled_suffix.size(), mangled_suffix.size(), mangled_suffix) ==
+            0) {
+      found = {std::stoull(start, nullptr, 16), std::stoull(size, nullptr, 16)};
+    }
+  }
+  pclose(nm);
+  return found;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));  // NOLINT
+  return buf;
+}
+
+TEST(Symbolizer, StrippedCodeIsGroupedByCfiFunctionStart) {
+  // The unstripped build's symbol table gives the truth: each function's start and size.
+  const std::string original = FS_SYMBOLIZER_TESTPROG_FP;
+  auto [work_start, work_size] = NmFunction(original, "NoInlineWorkEi");
+  auto [caller_start, caller_size] = NmFunction(original, "InliningCallerEi");
+  ASSERT_NE(work_start, 0u);
+  ASSERT_NE(caller_start, 0u);
+  ASSERT_GE(work_size, 4u);
+  ASSERT_GE(caller_size, 4u);
+  ASSERT_NE(work_start, caller_start);
+
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("symbolizer_test_cfi." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string stripped = (dir / "stripped_testprog").string();
+  std::filesystem::copy_file(original, stripped, std::filesystem::copy_options::overwrite_existing);
+  ASSERT_EQ(std::system(("strip --strip-all " + stripped).c_str()), 0);
+  {
+    TestProg prog(stripped);
+    ASSERT_TRUE(prog.ready());
+    auto symbolizer = MustSymbolize(prog.pid());
+    ASSERT_NE(symbolizer, nullptr);
+    // The load bias of the main executable: runtime address - ELF vaddr of NoInlineWork.
+    const uint64_t bias = prog.Value("noinline") - work_start;
+    ASSERT_EQ(prog.Value("caller"), caller_start + bias);
+
+    const std::string work_name = "stripped_testprog+" + Hex(work_start);
+    const std::string caller_name = "stripped_testprog+" + Hex(caller_start);
+    // Two addresses inside NoInlineWork (not its start), one a leaf pc, one a return address.
+    const uint64_t work_a = bias + work_start + 1;
+    const uint64_t work_b = bias + work_start + work_size - 1;
+    Symbolized a = symbolizer->Lookup(work_a);
+    Symbolized b = symbolizer->Lookup(work_b, /*is_return_address=*/false);
+    for (const Symbolized* s : {&a, &b}) {
+      EXPECT_FALSE(s->resolved());
+      ASSERT_TRUE(s->from_cfi()) << s->module;
+      ASSERT_EQ(s->frames.size(), 1u);
+      EXPECT_EQ(s->frames[0].function, work_name);
+      EXPECT_TRUE(s->frames[0].file.empty());
+      EXPECT_EQ(Basename(s->module), "stripped_testprog");
+    }
+    // The pprof location stays exact: module_offset is the address's own ELF vaddr.
+    EXPECT_EQ(a.module_offset, work_start + 1);
+    EXPECT_EQ(b.module_offset, work_start + work_size - 1);
+    EXPECT_EQ(symbolizer->Describe(work_a), work_name);
+
+    // Another function: another name.
+    Symbolized c = symbolizer->Lookup(bias + caller_start + caller_size / 2);
+    ASSERT_TRUE(c.from_cfi());
+    EXPECT_EQ(c.frames[0].function, caller_name);
+    EXPECT_NE(c.frames[0].function, a.frames[0].function);
+    // A return address inside InliningCaller (its call to FsCaptureReturnAddress) is looked up
+    // at address - 1: the caller's function, even if it were the last instruction.
+    Symbolized ra = symbolizer->Lookup(prog.Value("inlined_ra"), /*is_return_address=*/true);
+    ASSERT_TRUE(ra.from_cfi());
+    EXPECT_EQ(ra.frames[0].function, caller_name);
+    EXPECT_EQ(ra.module_offset, prog.Value("inlined_ra") - bias);
+
+    // Outside any FDE (the ELF header at the module's start): module + exact offset, as before.
+    Symbolized header = symbolizer->Lookup(bias + 0x10);
+    if (Basename(header.module) == "stripped_testprog") {
+      EXPECT_FALSE(header.from_cfi());
+      EXPECT_FALSE(header.resolved());
+      EXPECT_EQ(symbolizer->Describe(bias + 0x10), "stripped_testprog+" + Hex(0x10));
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Symbolizer, DeadPidIsAClearError) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
+  auto symbolizer = Symbolizer::ForProcess(pid);
+  ASSERT_FALSE(symbolizer.ok());
+  EXPECT_NE(symbolizer.status().message().find("no such process"), std::string::npos)
+      << symbolizer.status().message();
+  EXPECT_NE(symbolizer.status().message().find(std::to_string(pid)), std::string::npos);
+  EXPECT_FALSE(Symbolizer::ForProcess(-1).ok());
+}
+
+TEST(Symbolizer, PermissionDeniedIsAClearError) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to nobody";
+  TestProg prog(FS_SYMBOLIZER_TESTPROG_FP);
+  ASSERT_TRUE(prog.ready());
+  // A child that becomes `nobody` and tries to symbolize root's process.
+  pid_t child = fork();
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    auto symbolizer = Symbolizer::ForProcess(prog.pid());
+    if (symbolizer.ok()) _exit(1);
+    _exit(symbolizer.status().message().find("permission denied") != std::string::npos ? 0 : 2);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 3) GTEST_SKIP() << "cannot setuid(nobody) here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: allowed, 2: other error";
+}
+
+TEST(Symbolizer, AddressesOutsideModulesAreNeverDropped) {
+  auto symbolizer = MustSymbolize(getpid());
+  ASSERT_NE(symbolizer, nullptr);
+  Symbolized low = symbolizer->Lookup(0x10);
+  EXPECT_EQ(low.module, "[unknown]");
+  EXPECT_FALSE(low.resolved());
+  EXPECT_EQ(symbolizer->Describe(0x10), "[unknown]+0x10");
+  // Named from /proc/kallsyms where the host shows kernel addresses, else just "[kernel]".
+  Symbolized kernel = symbolizer->Lookup(0xffffffff81000010ULL);
+  if (KernelSymbols::System().available()) {
+    EXPECT_EQ(kernel.module, "[kernel.kallsyms]");
+    EXPECT_TRUE(kernel.resolved());
+  } else {
+    EXPECT_EQ(kernel.module, "[kernel]");
+  }
+  EXPECT_FALSE(symbolizer->Describe(0xffffffff81000010ULL).empty());
+  // The vDSO (clock_gettime lives there): named "[vdso]", whatever libdwfl calls it.
+  if (uint64_t vdso = getauxval(AT_SYSINFO_EHDR); vdso != 0) {
+    Symbolized s = symbolizer->Lookup(vdso + 0x10);
+    EXPECT_EQ(s.module, "[vdso]");
+    EXPECT_FALSE(symbolizer->Describe(vdso + 0x10).empty());
+  }
+  // A heap address: an anonymous mapping (or [heap]), with its offset.
+  auto heap = std::make_unique<char[]>(1 << 20);
+  Symbolized anon = symbolizer->Lookup(reinterpret_cast<uintptr_t>(heap.get()));
+  EXPECT_FALSE(anon.module.empty());
+  EXPECT_FALSE(anon.resolved());
+}
+
+TEST(Symbolizer, CachesPerAddressAndAcrossProcessesByBuildId) {
+  Symbolizer::ClearSharedCache();
+  TestProg first(FS_SYMBOLIZER_TESTPROG_NOFP);
+  TestProg second(FS_SYMBOLIZER_TESTPROG_NOFP);
+  ASSERT_TRUE(first.ready());
+  ASSERT_TRUE(second.ready());
+  auto a = MustSymbolize(first.pid());
+  auto b = MustSymbolize(second.pid());
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+
+  Symbolized s1 = a->Lookup(first.Value("noinline"));
+  Symbolized s2 = a->Lookup(first.Value("noinline"));
+  EXPECT_EQ(a->stats().lookups, 2u);
+  EXPECT_EQ(a->stats().cache_hits, 1u);
+  EXPECT_EQ(a->stats().shared_cache_hits, 0u);
+  EXPECT_EQ(s1.frames[0].function, s2.frames[0].function);
+
+  // Same binary in another process (ASLR: another address): found by (build-id, offset).
+  Symbolized s3 = b->Lookup(second.Value("noinline"));
+  EXPECT_EQ(b->stats().shared_cache_hits, 1u);
+  ASSERT_TRUE(s3.resolved());
+  EXPECT_EQ(s3.frames[0].function, s1.frames[0].function);
+  EXPECT_EQ(s3.module_offset, s1.module_offset);
+}
+
+// Not a benchmark with a limit: prints frames/s so the milestone report can quote it.
+TEST(Symbolizer, Throughput) {
+  TestProg prog(FS_SYMBOLIZER_TESTPROG_FP);
+  ASSERT_TRUE(prog.ready());
+  auto probe = MustSymbolize(prog.pid());
+  ASSERT_NE(probe, nullptr);
+  Symbolized libc = probe->Lookup(prog.Value("libc_getpid"));
+  ASSERT_LT(libc.module_start, libc.module_end);
+  constexpr int kN = 20000;
+  std::vector<uint64_t> addresses;
+  const uint64_t stride = std::max<uint64_t>(1, (libc.module_end - libc.module_start) / kN);
+  for (int i = 0; i < kN; ++i) addresses.push_back(libc.module_start + i * stride);
+
+  using Clock = std::chrono::steady_clock;
+  auto rate = [](Clock::time_point start, int n) {
+    return n / std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  Symbolizer::ClearSharedCache();
+  auto t0 = Clock::now();
+  auto cold = MustSymbolize(prog.pid());
+  ASSERT_NE(cold, nullptr);
+  double open_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  int resolved = 0;
+  auto t1 = Clock::now();
+  for (uint64_t a : addresses) resolved += cold->Lookup(a).resolved() ? 1 : 0;
+  double cold_rate = rate(t1, kN);
+
+  auto other = MustSymbolize(prog.pid());  // Another process mapping the same libc.
+  auto t2 = Clock::now();
+  for (uint64_t a : addresses) other->Lookup(a);
+  double shared_rate = rate(t2, kN);
+
+  auto t3 = Clock::now();
+  for (uint64_t a : addresses) cold->Lookup(a);
+  double warm_rate = rate(t3, kN);
+  EXPECT_EQ(cold->stats().cache_hits, static_cast<uint64_t>(kN));
+
+  printf(
+      "[throughput] %d distinct libc addresses (%d resolved): ForProcess %.1f ms; "
+      "cold %.0f frames/s; new Symbolizer + shared build-id cache %.0f frames/s; "
+      "warm per-address cache %.0f frames/s\n",
+      kN, resolved, open_ms, cold_rate, shared_rate, warm_rate);
+  EXPECT_GT(resolved, kN / 2);
+}
+
+TEST(Demangle, ItaniumNamesOnly) {
+  EXPECT_EQ(Demangle("_ZN2fs3FooEv"), "fs::Foo()");
+  EXPECT_EQ(Demangle("main"), "main");
+  EXPECT_EQ(Demangle("_Znot_valid"), "_Znot_valid");
+}
+
+}  // namespace
+}  // namespace fs::profile
