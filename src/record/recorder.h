@@ -62,6 +62,16 @@ struct RecordOptions {
   std::function<int(double elapsed_s, int current_hz)> adjust_frequency;
 };
 
+// How the user stacks of one service's samples were unwound. kDwarf: `full` when CFI walked
+// past the leaf, `fp_fallback` when CFI stopped at the leaf and the frame-pointer chain read
+// from the same sample's stack copy was kept instead, `truncated` when neither got past the
+// leaf or the stack was cut at a junk frame. kFramePointer: `full` or `truncated` only.
+struct UnwindCounts {
+  uint64_t full = 0;
+  uint64_t fp_fallback = 0;
+  uint64_t truncated = 0;
+};
+
 struct RecordResult {
   Profile profile;
   size_t samples = 0;
@@ -82,6 +92,9 @@ struct RecordResult {
   bool system_wide = false;    // Per-CPU events for every task, filtered to the targets.
   uint64_t filtered = 0;       // Samples of other processes dropped (system-wide mode).
   size_t child_processes = 0;  // Processes the targets forked while recorded.
+  // Per service label (RecordOptions::services; "pid N" for unlabelled targets), children
+  // counted with the target that forked them.
+  std::map<std::string, UnwindCounts> unwind_by_service;
   std::vector<std::string> warnings;
 };
 
