@@ -19,3 +19,7 @@ echo
 # and the symbolizer's throughput (~3.5 min with 20 s phases; prints where its JSON went).
 "$BIN/profiler_benchmark" --phase-seconds "${BENCH_PROFILER_PHASE_SECONDS:-20}" \
   --json-out build/bench/profiler.json
+echo
+# A fixed amount of work timed bare and under framescope record (fp, dwarf) and perf record
+# (-g, dwarf), 7 interleaved repetitions: median slowdown ratio with its range (~6 min).
+"$BIN/overhead_benchmark" --reps "${BENCH_OVERHEAD_REPS:-7}" --json-out build/bench/overhead.json
