@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fails when an #include points against the layering in docs/ARCHITECTURE.md: nothing under
+# src/ includes services/, and each profiler stage includes only the stages before it.
+#   base → clients, config → system → cli;  base → profile → collect → symbolize → record → report → cli
+set -uo pipefail
+root="${1:-$(dirname "$0")/../..}"
+cd "$root" || exit 2
+# folder: the src/ folders it must not include (besides services/, forbidden for all of src/)
+declare -A forbidden=(
+  [base]="clients config profile collect symbolize record report system cli"
+  [clients]="config profile collect symbolize record report system cli"
+  [config]="clients profile collect symbolize record report system cli"
+  [profile]="clients config collect symbolize record report system cli"
+  [collect]="clients config symbolize record report system cli"
+  [symbolize]="clients config record report system cli"
+  [record]="clients config report system cli"
+  [report]="clients config system cli"
+  [system]="profile collect symbolize record report cli"
+)
+bad=0
+while IFS= read -r line; do
+  file="${line%%:*}"
+  inc="$(sed -E 's/.*#include "([^"]+)".*/\1/' <<<"$line")"
+  folder="$(cut -d/ -f2 <<<"$file")"
+  if [[ "$inc" == services/* ]]; then
+    echo "layering: $file includes $inc (nothing under src/ may include services/)"
+    bad=1
+    continue
+  fi
+  [[ "$inc" == src/* ]] || continue
+  [[ "$file" == *_test.cc || "$file" == *_testprog.cc ]] && continue  # tests may use fixtures
+  target="$(cut -d/ -f2 <<<"$inc")"
+  for f in ${forbidden[$folder]:-}; do
+    if [[ "$target" == "$f" ]]; then
+      echo "layering: $file includes $inc (src/$folder must not depend on src/$f)"
+      bad=1
+    fi
+  done
+done < <(grep -rHn --include='*.h' --include='*.cc' '^#include "' src | sed -E 's/^([^:]+):[0-9]+:/\1:/')
+[[ $bad -eq 0 ]] && echo "layering: ok"
+exit $bad
