@@ -357,6 +357,13 @@ TEST(FlamegraphTest, BigProfileStaysSmallAndFast) {
   for (const CallNode& n : tree.nodes) parents.insert(n.parent);
   parents.erase(-1);
   EXPECT_LE(parents.size(), rects.size());
+  // The page was drawn from such a tree too: its frame ids are node indexes of the tree built.
+  int64_t max_id = -1;
+  for (size_t pos = 0; (pos = html.find(" id=\"f", pos)) != std::string::npos; ++pos) {
+    max_id = std::max<int64_t>(max_id, std::atoll(html.c_str() + pos + 6));
+  }
+  EXPECT_GE(max_id, 0);
+  EXPECT_LT(max_id, static_cast<int64_t>(tree.nodes.size()));
   EXPECT_LT(html.size(), 5u << 20);
 #if defined(__SANITIZE_ADDRESS__)
   const double kLimit = 15;  // asan+ubsan builds run several times slower
