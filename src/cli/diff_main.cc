@@ -7,14 +7,15 @@
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
-#include "src/report/flamegraph.h"
 #include "src/profile/pprof.h"
+#include "src/report/flamegraph.h"
 
 namespace fs {
 
 int DiffMain(int argc, char** argv) {
   std::string out, title;
   double min_width = 0.5;
+  int max_depth = profile::FlamegraphOptions{}.max_depth;
   FlagSet flags("framescope diff",
                 "Compares two CPU profiles (pprof, as `framescope record` writes them) as a\n"
                 "differential flame graph: the layout is NEW's, and each frame is coloured by\n"
@@ -25,6 +26,8 @@ int DiffMain(int argc, char** argv) {
   flags.String("out", &out, "HTML output (default: NEW with .diff.html)");
   flags.ShortName('o', "out");
   flags.Double("min-width-px", &min_width, "omit frames narrower than this many pixels");
+  flags.Int("max-depth", &max_depth,
+            "draw at most this many levels below the root; deeper callees become one marker");
   flags.String("title", &title, "page title (default: Diff: BASE -> NEW)");
   flags.AllowPositional("BASE.prof NEW.prof");
   int code = 0;
@@ -36,6 +39,10 @@ int DiffMain(int argc, char** argv) {
   }
   if (!(min_width >= 0 && min_width <= 1200)) {
     fprintf(stderr, "framescope diff: --min-width-px must be between 0 and 1200\n");
+    return 2;
+  }
+  if (max_depth < 1) {
+    fprintf(stderr, "framescope diff: --max-depth must be at least 1\n");
     return 2;
   }
   const std::string base_path = flags.positional()[0];
@@ -62,6 +69,7 @@ int DiffMain(int argc, char** argv) {
   profile::FlamegraphOptions options;
   options.title = title;
   options.min_width_px = min_width;
+  options.max_depth = max_depth;
   if (Status st = profile::WriteDiffFlamegraphFile(out, profiles[0], profiles[1], options);
       !st.ok()) {
     fprintf(stderr, "framescope diff: %s\n", st.message().c_str());

@@ -1,5 +1,5 @@
-// framescope flamegraph: a pprof profile as one self-contained HTML flame graph (root at the
-// bottom), zoomable and searchable in any browser without network access.
+// framescope flamegraph: a pprof profile as one self-contained HTML flame graph (root on top),
+// zoomable and searchable in any browser without network access.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -7,25 +7,31 @@
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
-#include "src/report/flamegraph.h"
 #include "src/profile/pprof.h"
+#include "src/report/flamegraph.h"
 
 namespace fs {
 
 int FlamegraphMain(int argc, char** argv) {
   std::string out, title;
   double min_width = 0.5;
+  int max_depth = profile::FlamegraphOptions{}.max_depth;
   FlagSet flags(
       "framescope flamegraph",
       "Renders a CPU profile (pprof, as `framescope record` writes it) as a flame graph:\n"
       "one HTML file with inline SVG and script, nothing fetched from the network.\n"
-      "Root at the bottom; width is each frame's share of the samples (the \"cpu\"\n"
-      "value when present). Click a frame to zoom, search by substring or regex.\n"
-      "Frames narrower than --min-width-px (of 1200 px) are left out so large\n"
-      "profiles open fast.");
+      "Drawn icicle-style, root on top, so the page opens on the root and the widest\n"
+      "paths however deep the stacks; levels beyond --max-depth become one marker.\n"
+      "Width is each frame's share of the \"cpu\" value (CPU time) when present;\n"
+      "tooltips give samples, CPU time and share. Click a frame to zoom. Search is\n"
+      "literal (\"operator()\", \"[unknown]\" match as typed); /regex/ for a regular\n"
+      "expression. Frames narrower than --min-width-px (of 1200 px) are left out so\n"
+      "large profiles open fast.");
   flags.String("out", &out, "HTML output (default: IN with .html)");
   flags.ShortName('o', "out");
   flags.Double("min-width-px", &min_width, "omit frames narrower than this many pixels");
+  flags.Int("max-depth", &max_depth,
+            "draw at most this many levels below the root; deeper callees become one marker");
   flags.String("title", &title, "page title (default: Flame Graph: IN)");
   flags.AllowPositional("IN.prof");
   int code = 0;
@@ -37,6 +43,10 @@ int FlamegraphMain(int argc, char** argv) {
   }
   if (!(min_width >= 0 && min_width <= 1200)) {
     fprintf(stderr, "framescope flamegraph: --min-width-px must be between 0 and 1200\n");
+    return 2;
+  }
+  if (max_depth < 1) {
+    fprintf(stderr, "framescope flamegraph: --max-depth must be at least 1\n");
     return 2;
   }
   const std::string in = flags.positional()[0];
@@ -56,6 +66,7 @@ int FlamegraphMain(int argc, char** argv) {
   profile::FlamegraphOptions options;
   options.title = title;
   options.min_width_px = min_width;
+  options.max_depth = max_depth;
   if (Status st = profile::WriteFlamegraphFile(out, *profile, options); !st.ok()) {
     fprintf(stderr, "framescope flamegraph: %s\n", st.message().c_str());
     return 1;

@@ -30,7 +30,7 @@ struct Costs {
 
 // Self and cumulative value per function name over the full call tree. A name that recurs on
 // one path counts once for cum (only its outermost occurrence).
-std::map<std::string, Costs> CostsByName(const FlameTree& tree) {
+std::map<std::string, Costs> CostsByName(const CallTree& tree) {
   std::map<std::string, Costs> out;
   const size_t n = tree.nodes.size();
   std::vector<int64_t> self(n);
@@ -38,7 +38,7 @@ std::map<std::string, Costs> CostsByName(const FlameTree& tree) {
   for (size_t i = 1; i < n; ++i)
     self[static_cast<size_t>(tree.nodes[i].parent)] -= tree.nodes[i].value;
   for (size_t i = 1; i < n; ++i) {
-    const FlameFrame& f = tree.frames[static_cast<size_t>(tree.nodes[i].frame)];
+    const CallFrame& f = tree.frames[static_cast<size_t>(tree.nodes[i].frame)];
     Costs& c = out[f.name];
     if (c.module.empty()) c.module = f.module;
     c.self += self[i];
@@ -169,7 +169,7 @@ double SharePointsError95(int64_t part, int64_t total) {
 ServiceCpu SummarizeCpu(const std::string& name, const Profile& profile, size_t top_n) {
   ServiceCpu out;
   out.name = name;
-  const int cpu = FlameValueIndex(profile);
+  const int cpu = DisplayValueIndex(profile);
   const int count = SamplesIndex(profile);
   std::map<std::string, ThreadCost> threads;
   for (const Sample& s : profile.samples) {
@@ -197,9 +197,9 @@ ServiceCpu SummarizeCpu(const std::string& name, const Profile& profile, size_t 
     return a.cpu_ns != b.cpu_ns ? a.cpu_ns > b.cpu_ns : a.name < b.name;
   });
 
-  std::map<std::string, Costs> by_ns = CostsByName(BuildFlameTree(profile, cpu, 0));
+  std::map<std::string, Costs> by_ns = CostsByName(BuildCallTree(profile, cpu, 0));
   std::map<std::string, Costs> by_count;
-  if (count >= 0) by_count = CostsByName(BuildFlameTree(profile, count, 0));
+  if (count >= 0) by_count = CostsByName(BuildCallTree(profile, count, 0));
   std::vector<FunctionCost> all;
   for (const auto& [fn, c] : by_ns) {
     FunctionCost f;

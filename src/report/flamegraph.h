@@ -1,12 +1,21 @@
 // Flame graph HTML (milestone 4): one self-contained file (inline SVG + inline script, nothing
-// fetched) rendering a Profile as a flame graph with the root at the bottom, as flamegraph.pl
-// draws it. Layout happens here in C++ so the page opens fast however large the profile is:
-// frames narrower than a pixel threshold are pruned, and the script only rescales what was
-// emitted (click to zoom, reset, search with "matched: X%", tooltips).
+// fetched) rendering a Profile's call tree (src/profile/call_tree.h) icicle-style: the root on
+// top and callees below it, as pprof's and Chrome's flame views draw it. The root is then where
+// the page opens, whatever the depth: a deep (e.g. junk-cyclic, several hundred frames) stack
+// only lengthens the page below the part worth reading, and frames deeper than
+// FlamegraphOptions::max_depth are replaced by one marker saying how many levels were cut.
+// Layout happens here in C++ so the page opens fast however large the profile is: frames
+// narrower than a pixel threshold are pruned, and the script only rescales what was emitted
+// (click to zoom, reset, search, tooltips).
+//
+// Counts are labelled as what they are: "samples" is the number of samples (the sum of the
+// "samples" values), a frame's width is its share of the profile's value (CPU time for a CPU
+// profile). Search is literal; `/regex/` (optionally `/regex/i`) searches by regular expression.
 //
 // The page also applies a URL fragment on load, e.g. `file:///x.html#search=Burn&zoom=f12`, and
-// records what it computed in <div id="fs-status" data-matched="75.0" data-zoomed="f12">, so a
-// headless browser run (`chromium --headless --dump-dom`) can check the script really ran.
+// records what it computed in <div id="fs-status" data-matched-samples="120" ...
+// data-zoomed="f12">, so a headless browser run (`chromium --headless --dump-dom`) can check
+// the script really ran.
 #ifndef FRAMESCOPE_REPORT_FLAMEGRAPH_H_
 #define FRAMESCOPE_REPORT_FLAMEGRAPH_H_
 
@@ -16,45 +25,10 @@
 #include <vector>
 
 #include "src/base/status.h"
+#include "src/profile/call_tree.h"
 #include "src/profile/profile.h"
 
 namespace fs::profile {
-
-// The call tree of a profile: node 0 is the synthetic root "all"; a node's children are the
-// distinct frames called from it (frames with the same name and module merged). Node indexes
-// are deterministic for a given profile; the HTML names each frame's element "f<index>".
-struct FlameNode {
-  int32_t frame = -1;   // index into FlameTree::frames; -1 for the root
-  int32_t parent = -1;  // node index; -1 for the root
-  int32_t depth = 0;    // root 0
-  int64_t value = 0;    // inclusive weight (sample values at the chosen index)
-  int64_t samples = 0;  // inclusive number of samples
-};
-
-struct FlameFrame {
-  std::string name;    // function name, or `module+0xoffset` when unsymbolized
-  std::string module;  // basename of the mapping's file; "" when unknown
-  bool symbolized = false;
-};
-
-struct FlameTree {
-  std::vector<FlameFrame> frames;
-  std::vector<FlameNode> nodes;  // nodes[0] is the root; parents precede their children
-  std::string value_type;        // e.g. "cpu"
-  std::string value_unit;        // e.g. "nanoseconds"
-  int64_t total() const { return nodes.empty() ? 0 : nodes[0].value; }
-};
-
-// The sample_types index a flame graph shows: the "cpu" type if present, else 0.
-int FlameValueIndex(const Profile& profile);
-
-// Builds the call tree from `profile`'s samples at `value_index`. Frames per location follow
-// ToFolded: lines expanded outermost → innermost (inlined frames become their own frames), a
-// location without lines is `module+0xoffset`. Samples with a value <= 0 are skipped.
-// Nodes below `min_fraction` of the total are kept but their callees are not built: with
-// min_fraction = min width / width, the tree holds exactly what a layout can draw, however
-// many distinct stacks the profile has. 0 builds the full tree.
-FlameTree BuildFlameTree(const Profile& profile, int value_index, double min_fraction = 0);
 
 struct FlamegraphOptions {
   std::string title = "Flame Graph";
@@ -65,6 +39,9 @@ struct FlamegraphOptions {
   // Hard cap on emitted frames, widest first, so the file stays bounded even for deep,
   // bushy profiles where pruning by width alone would still leave too much.
   size_t max_frames = 20000;
+  // Deepest level drawn (the root is level 0). A frame at this level whose callees go deeper
+  // gets a marker below it instead of them, so no stack makes the page arbitrarily tall.
+  int max_depth = 100;
 };
 
 // One laid-out frame: the node it draws, its place in value units (start is the sum of the
@@ -75,11 +52,13 @@ struct FlameRect {
   int64_t start = 0;
   double x_px = 0;
   double width_px = 0;
+  // Levels of callees below this frame left out by FlamegraphOptions::max_depth; 0 when none.
+  int32_t levels_cut = 0;
 };
 
 // Lays out `tree`: children sorted by name left to right, each as wide as its value's share of
 // the total. Pruned per FlamegraphOptions. Parents precede children in the result.
-std::vector<FlameRect> LayoutFlameGraph(const FlameTree& tree, const FlamegraphOptions& options);
+std::vector<FlameRect> LayoutFlameGraph(const CallTree& tree, const FlamegraphOptions& options);
 
 // Escapes &, <, >, " and ' for HTML text and attribute values.
 std::string HtmlEscape(std::string_view text);
@@ -92,21 +71,11 @@ Status WriteFlamegraphFile(const std::string& path, const Profile& profile,
                            const FlamegraphOptions& options);
 
 // ---- Differential flame graph (`framescope diff BASE NEW`). ----
-// Layout is NEW's tree; each frame is coloured by how its call path's share changed, each profile
-// normalised to its own total (share_new - share_base in percentage points): red = more, blue =
-// less, white = unchanged, saturating at the largest change drawn. Each <g> carries
-// data-delta="+12.50". Paths only in BASE cannot be drawn; the table below the graph (self
-// shares per function, see DiffTable) lists them as decreases.
-
-struct DiffRow {
-  std::string function;
-  double base_self_pct = 0;  // self value / BASE total * 100
-  double new_self_pct = 0;
-  double delta_points = 0;  // new_self_pct - base_self_pct
-};
-
-// Functions (by name) ordered by |delta| descending, then name; at most `limit` rows.
-std::vector<DiffRow> DiffTable(const Profile& base, const Profile& now, size_t limit = 20);
+// Layout is NEW's tree; each frame is coloured by how its call path's share changed
+// (DiffCallTrees: share_new - share_base in percentage points): red = more, blue = less, white =
+// unchanged, saturating at the largest change drawn. Each <g> carries data-delta="+12.50".
+// Paths only in BASE cannot be drawn; the table below the graph (DiffSelfShares) lists them as
+// decreases.
 
 // The complete differential page. Fails when the two profiles hold different value types (e.g.
 // cpu vs alloc bytes), which cannot be meaningfully compared.
