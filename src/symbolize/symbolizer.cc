@@ -726,9 +726,17 @@ Dwfl_Module* Symbolizer::ModuleAt(uint64_t pc) const {
 }
 
 bool Symbolizer::IsExecutable(uint64_t address) {
+  // The frames of a stack mostly fall in a few mappings (the program, libc, one library): the
+  // last one found answers most checks without a search.
+  if (last_found_ < mappings_.size()) {
+    const Mapping& last = mappings_[last_found_];
+    if (last.start <= address && address < last.end) return last.executable;
+  }
   const Mapping* m = FindMapping(address);
   if (m == nullptr && RereadMappings()) m = FindMapping(address);
-  return m != nullptr && m->executable;
+  if (m == nullptr) return false;
+  last_found_ = static_cast<size_t>(m - mappings_.data());
+  return m->executable;
 }
 
 const Symbolizer::Mapping* Symbolizer::FindMapping(uint64_t address) const {

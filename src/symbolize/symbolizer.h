@@ -100,7 +100,8 @@ class Symbolizer {
 
   // True if `address` is in an executable mapping of the process: code, never data (the heap,
   // anonymous memory, the stack). Outside every known mapping, the maps are read again first
-  // (rate-limited, as in Lookup). A binary search over the mappings: cheap enough per frame.
+  // (rate-limited, as in Lookup). Cheap enough per frame: the last mapping found, else a binary
+  // search.
   bool IsExecutable(uint64_t address);
 
   // Innermost function name (the CFI-based "<module basename>+0x<function start>" for stripped
@@ -147,6 +148,7 @@ class Symbolizer {
   pid_t pid_;
   DwflPtr dwfl_;
   std::vector<Mapping> mappings_;  // Sorted by start; fallback for non-ELF addresses.
+  size_t last_found_ = 0;          // Index in mappings_ of IsExecutable's last answer.
   int64_t last_reread_ns_ = 0;     // MonotonicNs of the last re-read; 0: none yet.
   std::unordered_map<uint64_t, Symbolized> cache_[2];  // [is_return_address]
   std::unordered_map<const ::Dwfl_Module*, std::shared_ptr<const SymbolIndex>> symbols_;
