@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "src/base/status.h"
-#include "src/collect/sampler.h"
 #include "src/symbolize/process_dwfl.h"
+#include "src/collect/sampler.h"
 
 struct Dwfl;
 
