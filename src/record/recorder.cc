@@ -34,34 +34,103 @@ bool PlausibleReturnAddress(uint64_t address) {
   return address >= 4096 && address < 0x0000800000000000ULL;
 }
 
-// Interns mappings per (pid, module start) and locations per (mapping, address).
+// How long `ips[0, n)` stays once a repeating tail is cut after its first period. A frame-pointer
+// chain that loops (frameless code left a stack address in the frame-pointer register) repeats
+// the same frames until the kernel's depth limit (perf_event_max_stack) ends it. Recursion
+// repeats too, but below the repeats come its callers (main, the thread's start): only a tail
+// repeating to the very end is cut. A recursion deeper than the walk is cut the same way: its
+// callers were lost already.
+size_t WithoutCyclicTail(const std::vector<uint64_t>& ips, size_t n) {
+  constexpr size_t kMaxPeriod = 16;  // Frames in one loop.
+  constexpr size_t kMinRepeats = 4;  // Loops before the end, so short coincidences stay.
+  for (size_t period = 1; period <= kMaxPeriod && period * kMinRepeats <= n; ++period) {
+    size_t start = n - period;  // The tail ips[start, n) has ips[i] == ips[i + period].
+    while (start > 0 && ips[start - 1] == ips[start - 1 + period]) --start;
+    if ((n - start) / period >= kMinRepeats) return start + period;
+  }
+  return n;
+}
+
+// How many of a sample's user frames (leaf first) are real. A frame-pointer walk through code
+// built without frame pointers reads junk "return addresses": values no code can have (0, small
+// numbers, kernel addresses), addresses in data (the heap, anonymous memory: not in an executable
+// mapping of the process, so never a return address while no JIT runs there), or a loop. The
+// leaf is the sampled pc itself and always kept.
+size_t RealUserFrames(const std::vector<uint64_t>& ips, Symbolizer* symbolizer) {
+  size_t n = ips.size();
+  for (size_t i = 1; i < n; ++i) {
+    // The call is at address - 1: a call ending its mapping returns just past it.
+    if (!PlausibleReturnAddress(ips[i]) ||
+        (symbolizer != nullptr && !symbolizer->IsExecutable(ips[i] - 1))) {
+      n = i;
+      break;
+    }
+  }
+  return WithoutCyclicTail(ips, n);
+}
+
+// Interns mappings per (pid, module start) and locations per (pid, pc), where pc is a leaf's
+// address and a return address - 1. A return address is the instruction after a call, which may
+// begin the next line or function; the call itself is at address - 1, inside the call
+// instruction, where no sampled pc can be. So callers are looked up and interned there (perf's
+// DWARF unwinder steps back the same byte): a leaf and a caller at one address are two
+// locations, each with its own function, in whichever order they come.
 class StackInterner {
  public:
   StackInterner(ProfileBuilder* b, const std::map<pid_t, Symbolizer*>& symbolizers)
       : b_(b), symbolizers_(symbolizers) {}
 
-  uint64_t Location(pid_t pid, uint64_t address, bool is_return_address) {
-    auto key = std::make_tuple(pid, address, is_return_address);
+  // Location ids of `r`'s frames, leaf first: kernel, then user frames up to the first junk one
+  // (see RealUserFrames), where one "[truncated stack]" frame ends the stack.
+  std::vector<uint64_t> Stack(const RawSample& r) {
+    const pid_t pid = static_cast<pid_t>(r.pid);
+    Symbolizer* symbolizer = SymbolizerFor(pid);
+    std::vector<uint64_t> ids;
+    ids.reserve(r.kernel_ips.size() + r.user_ips.size());
+    for (size_t i = 0; i < r.kernel_ips.size(); ++i) {
+      ids.push_back(Location(symbolizer, pid, r.kernel_ips[i], i > 0));
+    }
+    const size_t real = RealUserFrames(r.user_ips, symbolizer);
+    for (size_t i = 0; i < real; ++i) {
+      ids.push_back(Location(symbolizer, pid, r.user_ips[i], i > 0));
+    }
+    if (real < r.user_ips.size()) ids.push_back(Truncated());
+    return ids;
+  }
+
+ private:
+  Symbolizer* SymbolizerFor(pid_t pid) const {
+    auto it = symbolizers_.find(pid);
+    return it == symbolizers_.end() ? nullptr : it->second;
+  }
+
+  uint64_t Location(Symbolizer* symbolizer, pid_t pid, uint64_t address, bool is_return_address) {
+    const uint64_t pc = is_return_address && address > 0 ? address - 1 : address;
+    auto key = std::make_pair(pid, pc);
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
-    auto sym_it = symbolizers_.find(pid);
     uint64_t id;
-    if (sym_it == symbolizers_.end() || sym_it->second == nullptr) {
-      id = b_->InternLocation(0, address);
+    if (symbolizer == nullptr) {
+      id = b_->InternLocation(0, pc);
     } else {
-      Symbolized s = sym_it->second->Lookup(address, is_return_address);
+      Symbolized s = symbolizer->Lookup(pc);
       uint64_t mapping = MappingFor(pid, s);
       std::vector<Line> lines;
       for (const Frame& f : s.frames) {
         if (f.function.empty()) continue;
         lines.push_back({b_->InternFunction(f.function, f.file), f.line});
       }
-      id = b_->InternLocation(mapping, address, std::move(lines));
+      id = b_->InternLocation(mapping, pc, std::move(lines));
     }
     cache_[key] = id;
     return id;
   }
 
- private:
+  uint64_t Truncated() {
+    if (truncated_ == 0)
+      truncated_ = b_->InternLocation(0, 0, {{b_->InternFunction(kTruncated), 0}});
+    return truncated_;
+  }
+
   uint64_t MappingFor(pid_t pid, const Symbolized& s) {
     auto key = std::make_pair(pid, s.module + "@" + std::to_string(s.module_start));
     if (auto it = mappings_.find(key); it != mappings_.end()) {
@@ -83,7 +152,8 @@ class StackInterner {
   ProfileBuilder* b_;
   const std::map<pid_t, Symbolizer*>& symbolizers_;
   std::map<std::pair<pid_t, std::string>, uint64_t> mappings_;
-  std::map<std::tuple<pid_t, uint64_t, bool>, uint64_t> cache_;
+  std::map<std::pair<pid_t, uint64_t>, uint64_t> cache_;  // (pid, pc) -> location id.
+  uint64_t truncated_ = 0;  // The "[truncated stack]" location, made on first use.
 };
 
 }  // namespace
@@ -99,26 +169,11 @@ Profile BuildProfile(const std::vector<RawSample>& samples,
   p.period = frequency_hz > 0 ? 1000000000LL / frequency_hz : 0;
   p.default_sample_type = "cpu";
   StackInterner interner(&b, symbolizers);
-  uint64_t truncated = 0;  // The "[truncated stack]" location, made on first use.
   // Identical stacks of one thread are merged into one pprof sample.
   std::map<std::tuple<uint32_t, uint32_t, std::vector<uint64_t>>, size_t> merged;
   for (const RawSample& r : samples) {
-    std::vector<uint64_t> ids;
+    std::vector<uint64_t> ids = interner.Stack(r);
     pid_t pid = static_cast<pid_t>(r.pid);
-    for (size_t i = 0; i < r.kernel_ips.size(); ++i) {
-      ids.push_back(interner.Location(pid, r.kernel_ips[i], i > 0));
-    }
-    for (size_t i = 0; i < r.user_ips.size(); ++i) {
-      // A frame-pointer walk through code built without frame pointers reads garbage "return
-      // addresses" (0, small numbers, kernel-range values): the stack is cut there, under one
-      // visible frame rather than a chain of junk.
-      if (i > 0 && !PlausibleReturnAddress(r.user_ips[i])) {
-        if (truncated == 0) truncated = b.InternLocation(0, 0, {{b.InternFunction(kTruncated), 0}});
-        ids.push_back(truncated);
-        break;
-      }
-      ids.push_back(interner.Location(pid, r.user_ips[i], i > 0));
-    }
     if (ids.empty()) continue;
     int64_t period = r.period > 0 ? static_cast<int64_t>(r.period) : p.period;
     auto key = std::make_tuple(r.pid, r.tid, ids);

@@ -1,15 +1,19 @@
-// BuildProfile on synthetic samples (no kernel, no symbolizer): merging, labels, periods and the
-// cut at implausible return addresses.
+// BuildProfile on synthetic samples: merging, labels, periods and the cuts at junk frames
+// (implausible return addresses, cycles) without a symbolizer; with the symbolizer of a live
+// symbolizer_testprog, the locations of leaves and return addresses, and the cut at data.
 #include "src/record/recorder.h"
 
 #include <gtest/gtest.h>
 
+#include "src/symbolize/test_program.h"
+
 namespace fs::profile {
 namespace {
 
-RawSample Sample(uint32_t tid, std::vector<uint64_t> user, uint64_t period = 10000000) {
+RawSample Sample(uint32_t tid, std::vector<uint64_t> user, uint64_t period = 10000000,
+                 uint32_t pid = 100) {
   RawSample s;
-  s.pid = 100;
+  s.pid = pid;
   s.tid = tid;
   s.period = period;
   s.user_ips = std::move(user);
@@ -31,6 +35,13 @@ TEST(BuildProfileTest, MergesIdenticalStacksPerThreadWithLabels) {
   EXPECT_EQ(p.samples[0].location_ids.size(), 2u);
 }
 
+// The outermost (non-inlined) function of a location; "" if it has none.
+std::string FunctionOf(const Profile& p, uint64_t location_id) {
+  const Location* l = p.FindLocation(location_id);
+  if (l == nullptr || l->lines.empty()) return "";
+  return p.FindFunction(l->lines.back().function_id)->name;
+}
+
 TEST(BuildProfileTest, GarbageReturnAddressesCutTheStackVisibly) {
   // Leaf, one good caller, then junk a frame-pointer walk read from a frameless function.
   std::vector<RawSample> raw = {Sample(101, {0x401000, 0x402000, 0x0, 0x403000}),
@@ -38,17 +49,113 @@ TEST(BuildProfileTest, GarbageReturnAddressesCutTheStackVisibly) {
                                 Sample(101, {0x10, 0x401000})};  // A bad leaf is kept.
   Profile p = BuildProfile(raw, {}, {}, {}, 99);
   ASSERT_EQ(p.samples.size(), 3u);
-  auto function_of = [&p](uint64_t location_id) -> std::string {
-    const Location* l = p.FindLocation(location_id);
-    if (l == nullptr || l->lines.empty()) return "";
-    return p.FindFunction(l->lines[0].function_id)->name;
-  };
+  auto function_of = [&p](uint64_t location_id) { return FunctionOf(p, location_id); };
   ASSERT_EQ(p.samples[0].location_ids.size(), 3u);
   EXPECT_EQ(function_of(p.samples[0].location_ids[2]), "[truncated stack]");
   ASSERT_EQ(p.samples[1].location_ids.size(), 2u);
   EXPECT_EQ(function_of(p.samples[1].location_ids[1]), "[truncated stack]");
   EXPECT_EQ(p.samples[1].location_ids[1], p.samples[0].location_ids[2]);  // One location.
   EXPECT_EQ(p.samples[2].location_ids.size(), 2u);
+}
+
+TEST(BuildProfileTest, StackEndingInACycleIsCutAfterOnePeriod) {
+  // A frame-pointer chain that loops repeats the same frames until the kernel's depth limit.
+  std::vector<uint64_t> loop = {0x401000, 0x402000, 0x403000};
+  for (int i = 0; i < 20; ++i) {
+    loop.push_back(0x404000);
+    loop.push_back(0x405000);
+  }
+  std::vector<uint64_t> one_frame_loop = {0x401000, 0x402000};
+  one_frame_loop.resize(60, 0x406000);
+  // Recursion repeats too, but reaches its callers below the repeats: kept whole.
+  std::vector<uint64_t> recursion = {0x401000};
+  recursion.resize(40, 0x406000);
+  recursion.push_back(0x407000);
+  recursion.push_back(0x408000);
+  Profile p = BuildProfile({Sample(101, loop), Sample(101, one_frame_loop), Sample(101, recursion)},
+                           {}, {}, {}, 99);
+  ASSERT_EQ(p.samples.size(), 3u);
+  ASSERT_EQ(p.samples[0].location_ids.size(), 6u);  // Leaf, 0x402000, 0x403000, one period, cut.
+  EXPECT_EQ(FunctionOf(p, p.samples[0].location_ids[5]), "[truncated stack]");
+  EXPECT_EQ(p.FindLocation(p.samples[0].location_ids[4])->address, 0x405000u - 1);
+  ASSERT_EQ(p.samples[1].location_ids.size(), 4u);
+  EXPECT_EQ(FunctionOf(p, p.samples[1].location_ids[3]), "[truncated stack]");
+  EXPECT_EQ(p.samples[2].location_ids.size(), recursion.size());
+}
+
+// BuildProfile over the symbolizer of a live symbolizer_testprog (frame pointers).
+class SymbolizedBuildProfileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(prog_.ready());
+    auto symbolizer = Symbolizer::ForProcess(prog_.pid());
+    ASSERT_TRUE(symbolizer.ok()) << symbolizer.status().message();
+    symbolizer_ = std::move(symbolizer).value();
+  }
+  uint64_t Address(const std::string& key) const { return prog_.Value(key); }
+  Profile Build(const std::vector<std::vector<uint64_t>>& stacks) const {
+    std::vector<RawSample> raw;
+    for (const auto& stack : stacks) {  // One thread each: no two samples merge.
+      raw.push_back(Sample(101 + static_cast<uint32_t>(raw.size()), stack, 10000000, prog_.pid()));
+    }
+    Profile p = BuildProfile(raw, {{prog_.pid(), symbolizer_.get()}}, {}, {}, 99);
+    EXPECT_EQ(p.samples.size(), stacks.size());
+    return p;
+  }
+  static std::vector<std::string> Functions(const Profile& p, const profile::Sample& s) {
+    std::vector<std::string> names;
+    for (uint64_t id : s.location_ids) names.push_back(FunctionOf(p, id));
+    return names;
+  }
+
+  TestProgram prog_{FS_SYMBOLIZER_TESTPROG_FP};
+  std::unique_ptr<Symbolizer> symbolizer_;
+};
+
+// The return address of the call that ends EndsInNoReturnCall is the first instruction of
+// FollowsNoReturnCall: a leaf there is FollowsNoReturnCall, a caller there EndsInNoReturnCall,
+// whichever BuildProfile sees first.
+TEST_F(SymbolizedBuildProfileTest, LeafAndCallerAtOneAddressKeepTheirOwnFunctions) {
+  const uint64_t ra = Address("call_ra");
+  ASSERT_EQ(ra, Address("next_function")) << "the test program's layout changed";
+  const std::vector<uint64_t> as_leaf = {ra, Address("inlined_ra")};
+  const std::vector<uint64_t> as_caller = {Address("noinline"), ra};
+  const std::string follows = "framescope_testprog::FollowsNoReturnCall(int)";
+  const std::string ends = "framescope_testprog::EndsInNoReturnCall(int)";
+  for (bool leaf_first : {true, false}) {
+    SCOPED_TRACE(leaf_first ? "leaf first" : "caller first");
+    Profile p = leaf_first ? Build({as_leaf, as_caller}) : Build({as_caller, as_leaf});
+    if (p.samples.size() != 2) return;
+    const profile::Sample& leaf = p.samples[leaf_first ? 0 : 1];
+    const profile::Sample& caller = p.samples[leaf_first ? 1 : 0];
+    EXPECT_EQ(Functions(p, leaf),
+              (std::vector<std::string>{follows, "framescope_testprog::InliningCaller(int)"}));
+    EXPECT_EQ(Functions(p, caller),
+              (std::vector<std::string>{"framescope_testprog::NoInlineWork(int)", ends}));
+    EXPECT_NE(leaf.location_ids[0], caller.location_ids[1]);
+    // A return address is interned at address - 1, inside the call instruction.
+    EXPECT_EQ(p.FindLocation(leaf.location_ids[0])->address, ra);
+    EXPECT_EQ(p.FindLocation(caller.location_ids[1])->address, ra - 1);
+  }
+}
+
+// Frame-pointer walks through frameless code read "return addresses" in data (heap, anonymous
+// memory): the stack ends there under one "[truncated stack]" frame.
+TEST_F(SymbolizedBuildProfileTest, FramesInDataEndTheStack) {
+  const uint64_t anon = Address("anon");
+  ASSERT_NE(anon, 0u);
+  const std::string work = "framescope_testprog::NoInlineWork(int)";
+  const std::string caller = "framescope_testprog::InliningCaller(int)";
+  const std::string cut = "[truncated stack]";
+  Profile p = Build({
+      {Address("noinline"), Address("inlined_ra"), anon + 0x300, anon + 0xa00, anon + 0x300},
+      {Address("noinline"), Address("inlined_ra"), Address("data"), Address("call_ra")},
+      {anon + 0x10, Address("inlined_ra")},  // A leaf is the sampled pc: never cut.
+  });
+  if (p.samples.size() != 3) return;
+  EXPECT_EQ(Functions(p, p.samples[0]), (std::vector<std::string>{work, caller, cut}));
+  EXPECT_EQ(Functions(p, p.samples[1]), (std::vector<std::string>{work, caller, cut}));
+  EXPECT_EQ(Functions(p, p.samples[2]), (std::vector<std::string>{"", caller}));
 }
 
 }  // namespace

@@ -23,6 +23,10 @@ using DwflPtr = std::unique_ptr<::Dwfl, DwflDeleter>;
 // `where` and say whether the process exited or permission was denied (with the fix).
 StatusOr<DwflPtr> ReportProcessModules(pid_t pid, const std::string& where);
 
+// Reports the modules `pid` maps now to `dwfl` (made by ReportProcessModules) in addition to
+// those it has: modules already reported are kept, so Dwfl_Module pointers stay valid.
+Status ReportNewModules(::Dwfl* dwfl, pid_t pid, const std::string& where);
+
 }  // namespace fs::profile
 
 #endif  // FRAMESCOPE_SYMBOLIZE_PROCESS_DWFL_H_

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "src/base/clock.h"
 #include "src/symbolize/kernel_symbols.h"
 
 namespace fs::profile {
@@ -638,6 +639,13 @@ StatusOr<std::unique_ptr<Symbolizer>> Symbolizer::ForProcess(pid_t pid) {
   if (kill(pid, 0) != 0 && errno == ESRCH) {
     return Err(where + ": no such process (it is not running or has exited)");
   }
+  ASSIGN_OR_RETURN(std::vector<Mapping> mappings, ReadMappings(pid, where));
+  ASSIGN_OR_RETURN(DwflPtr dwfl, ReportProcessModules(pid, where));
+  return std::unique_ptr<Symbolizer>(new Symbolizer(pid, std::move(dwfl), std::move(mappings)));
+}
+
+StatusOr<std::vector<Symbolizer::Mapping>> Symbolizer::ReadMappings(pid_t pid,
+                                                                    const std::string& where) {
   const std::string maps_path = "/proc/" + std::to_string(pid) + "/maps";
   std::string maps;
   if (int err = ReadProcFile(maps_path, &maps); err != 0) {
@@ -668,6 +676,7 @@ StatusOr<std::unique_ptr<Symbolizer>> Symbolizer::ForProcess(pid_t pid) {
     m.start = start;
     m.end = end;
     m.offset = offset;
+    m.executable = perms[2] == 'x';
     if (path_pos > 0 && static_cast<size_t>(path_pos) < text.size()) m.path = text.substr(path_pos);
     mappings.push_back(std::move(m));
   }
@@ -676,9 +685,7 @@ StatusOr<std::unique_ptr<Symbolizer>> Symbolizer::ForProcess(pid_t pid) {
   }
   std::sort(mappings.begin(), mappings.end(),
             [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
-
-  ASSIGN_OR_RETURN(DwflPtr dwfl, ReportProcessModules(pid, where));
-  return std::unique_ptr<Symbolizer>(new Symbolizer(pid, std::move(dwfl), std::move(mappings)));
+  return mappings;
 }
 
 Symbolizer::Symbolizer(pid_t pid, DwflPtr dwfl, std::vector<Mapping> mappings)
@@ -704,8 +711,65 @@ Symbolized Symbolizer::Lookup(uint64_t address, bool is_return_address) {
     return it->second;
   }
   Symbolized result = LookupUncached(address, is_return_address);
-  cache.emplace(address, result);
+  if (result.module != "[unknown]") cache.emplace(address, result);
   return result;
+}
+
+Dwfl_Module* Symbolizer::ModuleAt(uint64_t pc) const {
+  Dwfl_Module* module = dwfl_addrmodule(dwfl_.get(), pc);
+  Dwarf_Addr start = 0, end = 0;
+  if (module == nullptr || dwfl_module_info(module, nullptr, &start, &end, nullptr, nullptr,
+                                            nullptr, nullptr) == nullptr) {
+    return nullptr;
+  }
+  return start <= pc && pc < end ? module : nullptr;
+}
+
+bool Symbolizer::IsExecutable(uint64_t address) {
+  // The frames of a stack mostly fall in a few mappings (the program, libc, one library): the
+  // last one found answers most checks without a search.
+  if (last_found_ < mappings_.size()) {
+    const Mapping& last = mappings_[last_found_];
+    if (last.start <= address && address < last.end) return last.executable;
+  }
+  const Mapping* m = FindMapping(address);
+  if (m == nullptr && RereadMappings()) m = FindMapping(address);
+  if (m == nullptr) return false;
+  last_found_ = static_cast<size_t>(m - mappings_.data());
+  return m->executable;
+}
+
+const Symbolizer::Mapping* Symbolizer::FindMapping(uint64_t address) const {
+  auto it = std::upper_bound(mappings_.begin(), mappings_.end(), address,
+                             [](uint64_t a, const Mapping& m) { return a < m.start; });
+  if (it == mappings_.begin() || address >= std::prev(it)->end) return nullptr;
+  return &*std::prev(it);
+}
+
+bool Symbolizer::RereadMappings() {
+  const int64_t now = MonotonicNs();
+  if (last_reread_ns_ != 0 && now - last_reread_ns_ < kMapsRereadIntervalNs) return false;
+  last_reread_ns_ = now;
+  ++stats_.maps_rereads;
+  const std::string where = "re-reading the maps of process " + std::to_string(pid_);
+  StatusOr<std::vector<Mapping>> mappings = ReadMappings(pid_, where);
+  // Gone (exited while or before its samples are symbolized): what was read before stays.
+  if (!mappings.ok()) return false;
+  // Mappings read before that nothing now overlaps stay too: samples taken before a library was
+  // unloaded (dlclose) are in its code still, not in data.
+  std::vector<Mapping> merged = std::move(mappings).value();
+  const size_t current = merged.size();
+  for (const Mapping& old : mappings_) {
+    auto next = std::lower_bound(merged.begin(), merged.begin() + current, old.end,
+                                 [](const Mapping& m, uint64_t end) { return m.start < end; });
+    if (next == merged.begin() || std::prev(next)->end <= old.start) merged.push_back(old);
+  }
+  std::sort(merged.begin(), merged.end(),
+            [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
+  mappings_ = std::move(merged);
+  // On failure, addresses of new modules still get module + offset from the maps.
+  (void)ReportNewModules(dwfl_.get(), pid_, where);
+  return true;
 }
 
 std::string Symbolizer::Describe(uint64_t address, bool is_return_address) {
@@ -731,14 +795,11 @@ void Symbolizer::FillFromMaps(uint64_t address, bool is_return_address, Symboliz
     out->module_offset = address;
     return;
   }
-  auto it = std::upper_bound(mappings_.begin(), mappings_.end(), address,
-                             [](uint64_t a, const Mapping& m) { return a < m.start; });
-  if (it != mappings_.begin() && address < std::prev(it)->end) {
-    const Mapping& m = *std::prev(it);
-    out->module = m.path.empty() ? "[anon]" : m.path;
-    out->module_start = m.start;
-    out->module_end = m.end;
-    out->module_offset = address - m.start + m.offset;
+  if (const Mapping* m = FindMapping(address); m != nullptr) {
+    out->module = m->path.empty() ? "[anon]" : m->path;
+    out->module_start = m->start;
+    out->module_end = m->end;
+    out->module_offset = address - m->start + m->offset;
     return;
   }
   out->module = "[unknown]";
@@ -772,7 +833,12 @@ Symbolized Symbolizer::LookupUncached(uint64_t address, bool is_return_address) 
   Symbolized out;
   // A return address is the instruction after the call; the call itself is at address - 1.
   const uint64_t pc = is_return_address && address > 0 ? address - 1 : address;
-  Dwfl_Module* module = address < kKernelStart ? dwfl_addrmodule(dwfl_.get(), pc) : nullptr;
+  Dwfl_Module* module = address < kKernelStart ? ModuleAt(pc) : nullptr;
+  // Outside every mapping known: mapped since (dlopen)?
+  if (module == nullptr && address < kKernelStart && FindMapping(pc) == nullptr &&
+      RereadMappings()) {
+    module = ModuleAt(pc);
+  }
   if (module == nullptr) {
     FillFromMaps(address, is_return_address, &out);
     return out;

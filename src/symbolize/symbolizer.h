@@ -1,9 +1,9 @@
 // Symbolizer: turns instruction addresses sampled from a live process into frames (function,
 // file:line, inlined callers) with elfutils' libdwfl.
 //
-// Modules are taken from /proc/<pid>/maps when the Symbolizer is created, so a library the
-// process dlopen()s later is unknown to it (such addresses still come back as module+offset from
-// a fresh read of the maps, never dropped).
+// Modules are taken from /proc/<pid>/maps when the Symbolizer is created. An address outside
+// every mapping known then (a library the process dlopen()ed since) makes it read the maps again,
+// at most once per 200 ms (kMapsRereadIntervalNs), and report the new modules to libdwfl.
 //
 // Each Symbolizer's own Dwfl only maps addresses to modules. The debug info of a module with a
 // build-id is read from one process-wide Dwfl that opens each (build-id, path) file once, so
@@ -79,6 +79,7 @@ struct SymbolizerStats {
   uint64_t lookups = 0;            // Calls to Lookup().
   uint64_t cache_hits = 0;         // Answered from this Symbolizer's per-address cache.
   uint64_t shared_cache_hits = 0;  // Answered from the process-wide (build-id) cache.
+  uint64_t maps_rereads = 0;       // Reads of /proc/<pid>/maps after the first.
 };
 
 class Symbolizer {
@@ -91,10 +92,17 @@ class Symbolizer {
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
 
-  // Cached per (address, is_return_address). Return addresses (every frame of a callchain but
-  // the leaf) point after the call instruction, possibly into the next line or function, so
-  // they are looked up at address - 1; module_offset still describes `address` itself.
+  // Cached per (address, is_return_address), except addresses outside every mapping (a later
+  // re-read of the maps may find them). Return addresses (every frame of a callchain but the
+  // leaf) point after the call instruction, possibly into the next line or function, so they are
+  // looked up at address - 1; module_offset still describes `address` itself.
   Symbolized Lookup(uint64_t address, bool is_return_address = false);
+
+  // True if `address` is in an executable mapping of the process: code, never data (the heap,
+  // anonymous memory, the stack). Outside every known mapping, the maps are read again first
+  // (rate-limited, as in Lookup). Cheap enough per frame: the last mapping found, else a binary
+  // search.
+  bool IsExecutable(uint64_t address);
 
   // Innermost function name (the CFI-based "<module basename>+0x<function start>" for stripped
   // code), or "<module basename>+0x<offset>"; never empty.
@@ -110,9 +118,25 @@ class Symbolizer {
  private:
   struct Mapping {
     uint64_t start = 0, end = 0, offset = 0;
+    bool executable = false;  // 'x' in the permissions.
     std::string path;
   };
+  // A library mapped since the maps were read is found by the next lookup that misses them, or
+  // after this interval: bounds the cost of junk addresses that are in no mapping at all.
+  static constexpr int64_t kMapsRereadIntervalNs = 200'000'000;
+
   Symbolizer(pid_t pid, DwflPtr dwfl, std::vector<Mapping> mappings);
+  // /proc/<pid>/maps, sorted by start; errors start with `where`.
+  static StatusOr<std::vector<Mapping>> ReadMappings(pid_t pid, const std::string& where);
+  // The module containing `pc`, nullptr if none. dwfl_addrmodule alone can answer a module for
+  // an address past its end (seen: a library dlopen()ed in the gap above libasan was named
+  // libasan's "_fini").
+  ::Dwfl_Module* ModuleAt(uint64_t pc) const;
+  // The mapping containing `address`, nullptr if none.
+  const Mapping* FindMapping(uint64_t address) const;
+  // Reads the maps again and reports modules mapped since to libdwfl, unless that was done less
+  // than kMapsRereadIntervalNs ago. True if the mappings were read.
+  bool RereadMappings();
   Symbolized LookupUncached(uint64_t address, bool is_return_address);
   void FillFromMaps(uint64_t address, bool is_return_address, Symbolized* out);
   // The symbol index of `module` (this process's module; the cache key): built once per module
@@ -124,6 +148,8 @@ class Symbolizer {
   pid_t pid_;
   DwflPtr dwfl_;
   std::vector<Mapping> mappings_;  // Sorted by start; fallback for non-ELF addresses.
+  size_t last_found_ = 0;          // Index in mappings_ of IsExecutable's last answer.
+  int64_t last_reread_ns_ = 0;     // MonotonicNs of the last re-read; 0: none yet.
   std::unordered_map<uint64_t, Symbolized> cache_[2];  // [is_return_address]
   std::unordered_map<const ::Dwfl_Module*, std::shared_ptr<const SymbolIndex>> symbols_;
   SymbolizerStats stats_;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,13 +12,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "src/symbolize/kernel_symbols.h"
+#include "src/symbolize/test_program.h"
 
 namespace fs::profile {
 namespace {
@@ -27,58 +32,10 @@ std::string Basename(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// A running symbolizer_testprog: what it printed ("key 0xaddr line..."), killed on destruction.
-class TestProg {
- public:
-  explicit TestProg(const std::string& path) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      execl(path.c_str(), path.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[1]);
-    FILE* in = fdopen(fds[0], "r");
-    char buf[512];
-    while (in != nullptr && fgets(buf, sizeof(buf), in) != nullptr) {
-      std::istringstream line(buf);
-      std::string key;
-      line >> key;
-      if (key == "ready") {
-        ready_ = true;
-        break;
-      }
-      std::string hex;
-      line >> hex;
-      std::vector<uint64_t> values = {std::stoull(hex, nullptr, 16)};
-      for (uint64_t v; line >> v;) values.push_back(v);
-      values_[key] = values;
-    }
-    if (in != nullptr) fclose(in);
-  }
-  ~TestProg() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  TestProg(const TestProg&) = delete;
-  TestProg& operator=(const TestProg&) = delete;
-
-  bool ready() const { return ready_; }
-  pid_t pid() const { return pid_; }
-  uint64_t Value(const std::string& key, size_t i = 0) const {
-    auto it = values_.find(key);
-    return it == values_.end() || i >= it->second.size() ? 0 : it->second[i];
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool ready_ = false;
-  std::map<std::string, std::vector<uint64_t>> values_;
-};
+std::string Maps(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 std::unique_ptr<Symbolizer> MustSymbolize(pid_t pid) {
   auto symbolizer = Symbolizer::ForProcess(pid);
@@ -89,7 +46,7 @@ std::unique_ptr<Symbolizer> MustSymbolize(pid_t pid) {
 class SymbolizerTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(SymbolizerTest, NoInlineFunctionHasDemangledNameFileAndLine) {
-  TestProg prog(GetParam());
+  TestProgram prog(GetParam());
   ASSERT_TRUE(prog.ready());
   auto symbolizer = MustSymbolize(prog.pid());
   ASSERT_NE(symbolizer, nullptr);
@@ -117,7 +74,7 @@ TEST_P(SymbolizerTest, NoInlineFunctionHasDemangledNameFileAndLine) {
 }
 
 TEST_P(SymbolizerTest, ReturnAddressInsideInlinedBodyGivesInlinedFrame) {
-  TestProg prog(GetParam());
+  TestProgram prog(GetParam());
   ASSERT_TRUE(prog.ready());
   auto symbolizer = MustSymbolize(prog.pid());
   ASSERT_NE(symbolizer, nullptr);
@@ -140,7 +97,7 @@ TEST_P(SymbolizerTest, ReturnAddressInsideInlinedBodyGivesInlinedFrame) {
 }
 
 TEST_P(SymbolizerTest, LibcFunctionResolvesInLibcModule) {
-  TestProg prog(GetParam());
+  TestProgram prog(GetParam());
   ASSERT_TRUE(prog.ready());
   auto symbolizer = MustSymbolize(prog.pid());
   ASSERT_NE(symbolizer, nullptr);
@@ -161,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(FramePointers, SymbolizerTest,
 
 TEST(Symbolizer, StrippedBinaryGivesModulePlusOffset) {
   // Offsets of the unstripped build, to compare with.
-  TestProg original(FS_SYMBOLIZER_TESTPROG_FP);
+  TestProgram original(FS_SYMBOLIZER_TESTPROG_FP);
   ASSERT_TRUE(original.ready());
   auto original_symbolizer = MustSymbolize(original.pid());
   ASSERT_NE(original_symbolizer, nullptr);
@@ -176,7 +133,7 @@ TEST(Symbolizer, StrippedBinaryGivesModulePlusOffset) {
                              std::filesystem::copy_options::overwrite_existing);
   ASSERT_EQ(std::system(("strip --strip-all " + stripped).c_str()), 0);
   {
-    TestProg prog(stripped);
+    TestProgram prog(stripped);
     ASSERT_TRUE(prog.ready());
     auto symbolizer = MustSymbolize(prog.pid());
     ASSERT_NE(symbolizer, nullptr);
@@ -239,7 +196,7 @@ TEST(Symbolizer, StrippedCodeIsGroupedByCfiFunctionStart) {
   std::filesystem::copy_file(original, stripped, std::filesystem::copy_options::overwrite_existing);
   ASSERT_EQ(std::system(("strip --strip-all " + stripped).c_str()), 0);
   {
-    TestProg prog(stripped);
+    TestProgram prog(stripped);
     ASSERT_TRUE(prog.ready());
     auto symbolizer = MustSymbolize(prog.pid());
     ASSERT_NE(symbolizer, nullptr);
@@ -249,11 +206,12 @@ TEST(Symbolizer, StrippedCodeIsGroupedByCfiFunctionStart) {
 
     const std::string work_name = "stripped_testprog+" + Hex(work_start);
     const std::string caller_name = "stripped_testprog+" + Hex(caller_start);
-    // Two addresses inside NoInlineWork (not its start), one a leaf pc, one a return address.
+    // A leaf pc inside NoInlineWork (not its start), and a return address just past its end
+    // (a call that ends the function returns there): looked up at address - 1, inside it.
     const uint64_t work_a = bias + work_start + 1;
-    const uint64_t work_b = bias + work_start + work_size - 1;
+    const uint64_t work_b = bias + work_start + work_size;
     Symbolized a = symbolizer->Lookup(work_a);
-    Symbolized b = symbolizer->Lookup(work_b, /*is_return_address=*/false);
+    Symbolized b = symbolizer->Lookup(work_b, /*is_return_address=*/true);
     for (const Symbolized* s : {&a, &b}) {
       EXPECT_FALSE(s->resolved());
       ASSERT_TRUE(s->from_cfi()) << s->module;
@@ -264,7 +222,7 @@ TEST(Symbolizer, StrippedCodeIsGroupedByCfiFunctionStart) {
     }
     // The pprof location stays exact: module_offset is the address's own ELF vaddr.
     EXPECT_EQ(a.module_offset, work_start + 1);
-    EXPECT_EQ(b.module_offset, work_start + work_size - 1);
+    EXPECT_EQ(b.module_offset, work_start + work_size);
     EXPECT_EQ(symbolizer->Describe(work_a), work_name);
 
     // Another function: another name.
@@ -281,11 +239,10 @@ TEST(Symbolizer, StrippedCodeIsGroupedByCfiFunctionStart) {
 
     // Outside any FDE (the ELF header at the module's start): module + exact offset, as before.
     Symbolized header = symbolizer->Lookup(bias + 0x10);
-    if (Basename(header.module) == "stripped_testprog") {
-      EXPECT_FALSE(header.from_cfi());
-      EXPECT_FALSE(header.resolved());
-      EXPECT_EQ(symbolizer->Describe(bias + 0x10), "stripped_testprog+" + Hex(0x10));
-    }
+    ASSERT_EQ(Basename(header.module), "stripped_testprog");
+    EXPECT_FALSE(header.from_cfi());
+    EXPECT_FALSE(header.resolved());
+    EXPECT_EQ(symbolizer->Describe(bias + 0x10), "stripped_testprog+" + Hex(0x10));
   }
   std::filesystem::remove_all(dir);
 }
@@ -305,7 +262,7 @@ TEST(Symbolizer, DeadPidIsAClearError) {
 
 TEST(Symbolizer, PermissionDeniedIsAClearError) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to nobody";
-  TestProg prog(FS_SYMBOLIZER_TESTPROG_FP);
+  TestProgram prog(FS_SYMBOLIZER_TESTPROG_FP);
   ASSERT_TRUE(prog.ready());
   // A child that becomes `nobody` and tries to symbolize root's process.
   pid_t child = fork();
@@ -339,22 +296,99 @@ TEST(Symbolizer, AddressesOutsideModulesAreNeverDropped) {
   }
   EXPECT_FALSE(symbolizer->Describe(0xffffffff81000010ULL).empty());
   // The vDSO (clock_gettime lives there): named "[vdso]", whatever libdwfl calls it.
-  if (uint64_t vdso = getauxval(AT_SYSINFO_EHDR); vdso != 0) {
-    Symbolized s = symbolizer->Lookup(vdso + 0x10);
-    EXPECT_EQ(s.module, "[vdso]");
-    EXPECT_FALSE(symbolizer->Describe(vdso + 0x10).empty());
-  }
-  // A heap address: an anonymous mapping (or [heap]), with its offset.
-  auto heap = std::make_unique<char[]>(1 << 20);
-  Symbolized anon = symbolizer->Lookup(reinterpret_cast<uintptr_t>(heap.get()));
-  EXPECT_FALSE(anon.module.empty());
+  const uint64_t vdso = getauxval(AT_SYSINFO_EHDR);
+  ASSERT_NE(vdso, 0u) << "this process has no vDSO";
+  EXPECT_EQ(symbolizer->Lookup(vdso + 0x10).module, "[vdso]");
+  EXPECT_FALSE(symbolizer->Describe(vdso + 0x10).empty());
+  // Anonymous memory mapped after the symbolizer read the maps: "[anon]" (the maps are read
+  // again), with the offset into the mapping.
+  const size_t size = 1 << 20;
+  void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(block, MAP_FAILED);
+  const uint64_t inside = reinterpret_cast<uintptr_t>(block) + 0x10;
+  Symbolized anon = symbolizer->Lookup(inside);
+  EXPECT_EQ(anon.module, "[anon]");
   EXPECT_FALSE(anon.resolved());
+  EXPECT_LE(anon.module_start, inside);
+  EXPECT_LT(inside, anon.module_end);
+  EXPECT_EQ(anon.module_offset, inside - anon.module_start);
+  munmap(block, size);
+}
+
+// What BuildProfile cuts junk frames with: only addresses in executable mappings are code.
+TEST(Symbolizer, OnlyAddressesInExecutableMappingsAreExecutable) {
+  TestProgram prog(FS_SYMBOLIZER_TESTPROG_FP);
+  ASSERT_TRUE(prog.ready());
+  auto symbolizer = MustSymbolize(prog.pid());
+  ASSERT_NE(symbolizer, nullptr);
+  EXPECT_TRUE(symbolizer->IsExecutable(prog.Value("noinline")));
+  EXPECT_TRUE(symbolizer->IsExecutable(prog.Value("libc_getpid")));
+  ASSERT_NE(prog.Value("anon"), 0u);
+  EXPECT_EQ(symbolizer->Lookup(prog.Value("anon") + 0x300).module, "[anon]");
+  EXPECT_FALSE(symbolizer->IsExecutable(prog.Value("anon") + 0x300));
+  EXPECT_FALSE(symbolizer->IsExecutable(prog.Value("data")));  // The program's own .data.
+  EXPECT_FALSE(symbolizer->IsExecutable(0x10));
+}
+
+// A library dlopen()ed after the Symbolizer read the maps: the first address outside every known
+// mapping (looked up or checked) re-reads them and reports the new module to libdwfl.
+TEST(Symbolizer, LibraryLoadedAfterStartIsSymbolized) {
+  TestProgram prog(FS_SYMBOLIZER_DLOPEN_TESTPROG, {FS_SYMBOLIZER_TESTLIB});
+  ASSERT_TRUE(prog.ready());
+  auto looked_up = MustSymbolize(prog.pid());
+  auto checked = MustSymbolize(prog.pid());
+  ASSERT_NE(looked_up, nullptr);
+  ASSERT_NE(checked, nullptr);
+  const std::string lib = Basename(FS_SYMBOLIZER_TESTLIB);
+  ASSERT_EQ(Maps(prog.pid()).find(lib), std::string::npos) << "mapped before the dlopen";
+
+  ASSERT_TRUE(prog.Ask("dlopen", "done"));
+  const uint64_t work = prog.Value("testlib_work");
+  ASSERT_NE(work, 0u);
+  Symbolized s = looked_up->Lookup(work);
+  EXPECT_EQ(looked_up->stats().maps_rereads, 1u);
+  // Re-reads are rate-limited: another unknown address right after does not read the maps.
+  EXPECT_EQ(looked_up->Lookup(0x10).module, "[unknown]");
+  EXPECT_EQ(looked_up->stats().maps_rereads, 1u);
+  ASSERT_TRUE(s.resolved()) << s.module;
+  EXPECT_EQ(s.frames[0].function, "FsTestlibWork");
+  EXPECT_EQ(Basename(s.frames[0].file), "symbolizer_testlib.cc");
+  const int line = static_cast<int>(prog.Value("testlib_work", 1));
+  EXPECT_GE(s.frames[0].line, line);
+  EXPECT_LE(s.frames[0].line, line + 1);
+  EXPECT_EQ(Basename(s.module), lib);
+  EXPECT_FALSE(s.build_id.empty());
+  // Modules reported before the re-read are still found.
+  EXPECT_EQ(looked_up->Describe(prog.Value("main")), "main");
+
+  EXPECT_TRUE(checked->IsExecutable(work));
+  EXPECT_EQ(checked->stats().maps_rereads, 1u);
+  EXPECT_EQ(checked->Describe(work), "FsTestlibWork");
+}
+
+// Samples taken before a library was unloaded are still in its code after a later re-read.
+TEST(Symbolizer, UnloadedLibraryStaysKnownAfterAnotherReread) {
+  TestProgram prog(FS_SYMBOLIZER_DLOPEN_TESTPROG, {FS_SYMBOLIZER_TESTLIB});
+  ASSERT_TRUE(prog.ready());
+  auto symbolizer = MustSymbolize(prog.pid());
+  ASSERT_NE(symbolizer, nullptr);
+  ASSERT_TRUE(prog.Ask("dlopen", "done"));
+  const uint64_t work = prog.Value("testlib_work");
+  ASSERT_TRUE(symbolizer->IsExecutable(work));
+  ASSERT_TRUE(prog.Ask("dlclose", "done"));
+  ASSERT_EQ(Maps(prog.pid()).find(Basename(FS_SYMBOLIZER_TESTLIB)), std::string::npos)
+      << "still mapped after dlclose";
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // Past the re-read interval.
+  EXPECT_EQ(symbolizer->Lookup(0x10).module, "[unknown]");
+  ASSERT_EQ(symbolizer->stats().maps_rereads, 2u);
+  EXPECT_TRUE(symbolizer->IsExecutable(work));
+  EXPECT_EQ(symbolizer->Describe(work), "FsTestlibWork");
 }
 
 TEST(Symbolizer, CachesPerAddressAndAcrossProcessesByBuildId) {
   Symbolizer::ClearSharedCache();
-  TestProg first(FS_SYMBOLIZER_TESTPROG_NOFP);
-  TestProg second(FS_SYMBOLIZER_TESTPROG_NOFP);
+  TestProgram first(FS_SYMBOLIZER_TESTPROG_NOFP);
+  TestProgram second(FS_SYMBOLIZER_TESTPROG_NOFP);
   ASSERT_TRUE(first.ready());
   ASSERT_TRUE(second.ready());
   auto a = MustSymbolize(first.pid());
@@ -379,7 +413,7 @@ TEST(Symbolizer, CachesPerAddressAndAcrossProcessesByBuildId) {
 
 // Not a benchmark with a limit: prints frames/s so the milestone report can quote it.
 TEST(Symbolizer, Throughput) {
-  TestProg prog(FS_SYMBOLIZER_TESTPROG_FP);
+  TestProgram prog(FS_SYMBOLIZER_TESTPROG_FP);
   ASSERT_TRUE(prog.ready());
   auto probe = MustSymbolize(prog.pid());
   ASSERT_NE(probe, nullptr);
@@ -414,12 +448,22 @@ TEST(Symbolizer, Throughput) {
   double warm_rate = rate(t3, kN);
   EXPECT_EQ(cold->stats().cache_hits, static_cast<uint64_t>(kN));
 
+  // BuildProfile's junk-frame check, once per return address.
+  int executable = 0;
+  auto t4 = Clock::now();
+  for (int round = 0; round < 10; ++round) {
+    for (uint64_t a : addresses) executable += cold->IsExecutable(a) ? 1 : 0;
+  }
+  double executable_rate = rate(t4, 10 * kN);
+
   printf(
       "[throughput] %d distinct libc addresses (%d resolved): ForProcess %.1f ms; "
       "cold %.0f frames/s; new Symbolizer + shared build-id cache %.0f frames/s; "
-      "warm per-address cache %.0f frames/s\n",
-      kN, resolved, open_ms, cold_rate, shared_rate, warm_rate);
+      "warm per-address cache %.0f frames/s; IsExecutable %.0f checks/s\n",
+      kN, resolved, open_ms, cold_rate, shared_rate, warm_rate, executable_rate);
   EXPECT_GT(resolved, kN / 2);
+  EXPECT_GT(executable, 0);
+  EXPECT_EQ(cold->stats().maps_rereads, 0u);  // Every address was in a mapping.
 }
 
 TEST(Demangle, ItaniumNamesOnly) {
