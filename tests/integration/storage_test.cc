@@ -242,7 +242,9 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
   for (const char* table : {"detection_rollup_1s", "detection_rollup_1m"}) {
     auto sum = (*pg2)->Exec(std::string("SELECT coalesce(sum(count), 0) FROM ") + table);
     EXPECT_TRUE(sum.ok()) << sum.status().message();
-    if (sum.ok()) EXPECT_EQ(atoll(sum->rows[0][0]->c_str()), rows) << table;
+    if (sum.ok()) {
+      EXPECT_EQ(atoll(sum->rows[0][0]->c_str()), rows) << table;
+    }
   }
   // Live counters are exact through all three (the increments are committed with the rows
   // and applied once, services/aggregation/live_counters.h): the Redis restart is a clean
