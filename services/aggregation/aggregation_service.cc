@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "services/aggregation/detection_entry.h"
+#include "services/aggregation/live_counters.h"
 #include "services/aggregation/migrations.h"
 #include "src/base/clock.h"
 #include "src/base/logging.h"
@@ -28,12 +29,15 @@ CREATE TEMP TABLE IF NOT EXISTS aggregation_staging (
   class_id integer, score real, x real, y real, w real, h real, stream_id text
 ) ON COMMIT DELETE ROWS)sql";
 
-// One statement per batch, inside the batch's transaction:
+// One statement per batch, inside the batch's transaction ($1 consumer, $2 its highest batch
+// id known applied to Redis):
 //  * `staged` drops duplicates within the batch (the same detection re-added twice);
 //  * `ins` inserts, skipping keys already stored, and RETURNs only the rows it added;
 //  * the rollups are fed from `ins` alone, so a redelivered batch adds 0 to them;
-//  * the result (camera, class, capture_ts_ns, n) drives the live counters and the
-//    capture-to-stored latency, again only for new rows.
+//  * `outbox` records the live-counter increments of the new rows under a new batch id, and
+//    `applied` deletes this consumer's outbox rows already applied (live_counters.h);
+//  * the result (camera, class, capture_ts_ns, n, batch id) drives the live counters and
+//    the capture-to-stored latency, again only for new rows.
 // Rows go in key order so concurrent consumers lock rollup rows in the same order (fewer
 // deadlocks; one that happens anyway fails the batch, which is retried).
 // Buckets are truncated in UTC: date_trunc on timestamptz otherwise uses the session zone.
@@ -66,8 +70,16 @@ WITH staged AS (
   FROM ins GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
   ON CONFLICT (camera, class, bucket) DO UPDATE
     SET count = r.count + EXCLUDED.count, score_sum = r.score_sum + EXCLUDED.score_sum
+), batch AS (
+  SELECT nextval('live_counter_batch_id') AS id
+), applied AS (
+  DELETE FROM live_counter_outbox WHERE consumer = $1::text AND batch_id <= $2::bigint
+), outbox AS (
+  INSERT INTO live_counter_outbox (consumer, batch_id, camera, class, count, last_ts_ns)
+  SELECT $1::text, batch.id, camera, class, count(*), max(capture_ts_ns)
+  FROM ins CROSS JOIN batch GROUP BY batch.id, camera, class
 )
-SELECT camera, class, capture_ts_ns, count(*) FROM ins GROUP BY 1, 2, 3)sql";
+SELECT camera, class, capture_ts_ns, count(*), (SELECT id FROM batch) FROM ins GROUP BY 1, 2, 3)sql";
 
 // XREADGROUP reply [[stream, [[id, fields], ...]]] -> the entries array; null when none.
 const RedisReply* StreamEntries(const RedisReply& reply) {
@@ -82,7 +94,74 @@ double SecondsSince(int64_t start_ns) {
   return static_cast<double>(MonotonicNs() - start_ns) / 1e9;
 }
 
+// One array of stream entries, split by what happens to each.
+struct ParsedEntries {
+  std::vector<std::string> good_ids, bad_ids, lines;
+  size_t malformed = 0, trimmed = 0;
+  std::string first_error;
+};
+
+ParsedEntries ParseEntries(const RedisReply& entries) {
+  ParsedEntries p;
+  for (const RedisReply& e : entries.elements) {
+    if (e.type != RedisReply::Type::kArray || e.elements.empty() ||
+        e.elements[0].type != RedisReply::Type::kString) {
+      continue;  // not an entry at all: nothing to acknowledge
+    }
+    const std::string& id = e.elements[0].str;
+    if (e.elements.size() < 2 || e.elements[1].type == RedisReply::Type::kNil) {
+      // Pending, but trimmed from the stream by MAXLEN before we stored it: lost.
+      ++p.trimmed;
+      p.bad_ids.push_back(id);
+      continue;
+    }
+    auto row = ParseDetectionFields(id, e.elements[1]);
+    if (!row.ok()) {
+      if (p.malformed++ == 0) p.first_error = row.status().message();
+      p.bad_ids.push_back(id);
+      continue;
+    }
+    p.good_ids.push_back(id);
+    p.lines.push_back(ToCopyLine(*row));
+  }
+  return p;
+}
+
+const char* FaultPointName(AggregationFault::Point p) {
+  return p == AggregationFault::Point::kAfterCommit ? "after_commit" : "after_counters";
+}
+
 }  // namespace
+
+StatusOr<AggregationFault> ParseAggregationFault(const std::string& spec) {
+  auto bad = [&spec] {
+    return Err("FRAMESCOPE_AGGREGATION_FAULT='" + spec +
+               "': expected <after_commit|after_counters>:<exit|drop_redis>:<n >= 1>");
+  };
+  size_t c1 = spec.find(':');
+  size_t c2 = c1 == std::string::npos ? c1 : spec.find(':', c1 + 1);
+  if (c2 == std::string::npos) return bad();
+  AggregationFault f;
+  std::string point = spec.substr(0, c1), action = spec.substr(c1 + 1, c2 - c1 - 1);
+  if (point == "after_commit") {
+    f.point = AggregationFault::Point::kAfterCommit;
+  } else if (point == "after_counters") {
+    f.point = AggregationFault::Point::kAfterCounters;
+  } else {
+    return bad();
+  }
+  if (action == "exit") {
+    f.action = AggregationFault::Action::kExit;
+  } else if (action == "drop_redis") {
+    f.action = AggregationFault::Action::kDropRedis;
+  } else {
+    return bad();
+  }
+  char* end = nullptr;
+  f.batch = std::strtoll(spec.c_str() + c2 + 1, &end, 10);
+  if (c2 + 1 == spec.size() || *end != '\0' || f.batch < 1) return bad();
+  return f;
+}
 
 std::string DefaultConsumerName() {
   char host[256] = {};
@@ -110,6 +189,9 @@ AggregationService::AggregationService(AggregationOptions options) : options_(st
                      "Entries taken over from idle consumers with XAUTOCLAIM");
   write_failures_ = counter("framescope_aggregation_write_failures_total",
                             "Batches whose transaction failed; left pending and retried");
+  live_recovered_ = counter("framescope_aggregation_live_batches_recovered_total",
+                            "Committed batches whose live counters were applied from "
+                            "live_counter_outbox (after a failure or another consumer's crash)");
   auto stage = [&m](const char* s) {
     return m.GetHistogram("framescope_stage_latency_seconds", "Per-stage latency",
                           {{"service", "aggregation"}, {"stage", s}}, LatencyBucketsSeconds());
@@ -202,7 +284,6 @@ void AggregationService::RedisFailed(const std::string& error) {
 }
 
 void AggregationService::PostgresFailed(const std::string& error) {
-  write_failures_->Inc();
   replay_pending_ = true;  // the batch is still in our pending list
   bool connection_lost = !pg_ || !pg_->healthy();
   if (!connection_lost) {
@@ -218,7 +299,7 @@ void AggregationService::PostgresFailed(const std::string& error) {
   // Back off before the retry either way: a failing statement must not spin.
   pg_link_.next_attempt_ns = MonotonicNs() + pg_link_.backoff_ns;
   pause_until_ns_ = pg_link_.next_attempt_ns;
-  LOG(WARNING) << "batch not stored (left pending): " << error << "; retrying in "
+  LOG(WARNING) << "postgres: " << error << "; pending entries retried in "
                << pg_link_.backoff_ns / 1000000 << " ms";
   pg_link_.backoff_ns = std::min(pg_link_.backoff_ns * 2, kMaxBackoffNs);
 }
@@ -334,146 +415,174 @@ bool AggregationService::ReadNew() {
 
 bool AggregationService::ProcessEntries(const RedisReply& entries, size_t trimmed_ids) {
   if (trimmed_ids > 0) trimmed_->Inc(static_cast<double>(trimmed_ids));
-  std::vector<std::string> good_ids, bad_ids, lines;
-  size_t malformed = 0, trimmed = 0;
-  std::string first_error;
-  for (const RedisReply& e : entries.elements) {
-    if (e.type != RedisReply::Type::kArray || e.elements.empty() ||
-        e.elements[0].type != RedisReply::Type::kString) {
-      continue;  // not an entry at all: nothing to acknowledge
-    }
-    const std::string& id = e.elements[0].str;
-    if (e.elements.size() < 2 || e.elements[1].type == RedisReply::Type::kNil) {
-      // Pending, but trimmed from the stream by MAXLEN before we stored it: lost.
-      ++trimmed;
-      bad_ids.push_back(id);
-      continue;
-    }
-    auto row = ParseDetectionFields(id, e.elements[1]);
-    if (!row.ok()) {
-      if (malformed++ == 0) first_error = row.status().message();
-      bad_ids.push_back(id);
-      continue;
-    }
-    good_ids.push_back(id);
-    lines.push_back(ToCopyLine(*row));
-  }
+  ParsedEntries p = ParseEntries(entries);
   entries_read_->Inc(static_cast<double>(entries.elements.size()));
   rate_.Add(entries.elements.size());
   fps_->Set(rate_.Rate());
 
-  auto ack_bad_only = [&] {
-    // The good entries stay pending; the bad ones never will store, so release them now.
-    if (bad_ids.empty() || !redis_) return;
-    std::vector<std::string> xack = {"XACK", options_.stream, options_.group};
-    xack.insert(xack.end(), bad_ids.begin(), bad_ids.end());
-    if (RedisCommand(xack)) {
-      malformed_->Inc(static_cast<double>(malformed));
-      trimmed_->Inc(static_cast<double>(trimmed));
-    }
-  };
-
-  // Write: one transaction.
-  struct Added {
-    std::string camera, class_name;
-    int64_t capture_ts_ns;
-    int64_t n;
-  };
-  std::vector<Added> added;
+  LiveBatch live;
   int64_t inserted = 0;
-  if (!lines.empty()) {
-    int64_t t0 = MonotonicNs();
-    Status st = pg_->Begin();
-    if (st.ok()) {
-      static const std::string kTable =
-          std::string("aggregation_staging (") + kStagingColumns + ")";
-      auto copied = pg_->CopyIn(kTable, lines);
-      if (!copied.ok()) st = copied.status().Annotate("COPY into aggregation_staging");
-    }
-    if (st.ok()) {
-      auto res = pg_->ExecPrepared("aggregation_write", {});
-      if (!res.ok()) {
-        st = res.status().Annotate("inserting detections and rollups");
-      } else {
-        for (const auto& row : res->rows) {
-          if (row.size() < 4 || !row[0] || !row[1] || !row[2] || !row[3]) continue;
-          Added a{*row[0], *row[1], std::strtoll(row[2]->c_str(), nullptr, 10),
-                  std::strtoll(row[3]->c_str(), nullptr, 10)};
-          inserted += a.n;
-          added.push_back(std::move(a));
-        }
-      }
-    }
-    if (st.ok()) st = pg_->Commit().Annotate("COMMIT");
+  if (!p.lines.empty()) {
+    Status st = WriteBatch(p.lines, &live, &inserted);
     if (!st.ok()) {
+      write_failures_->Inc();
       PostgresFailed(st.message());
-      ack_bad_only();
-      return false;
-    }
-    write_latency_->Observe(SecondsSince(t0));
-    int64_t stored_wall = WallNs();
-    std::set<std::pair<std::string, int64_t>> frames;
-    for (const Added& a : added) {
-      if (frames.emplace(a.camera, a.capture_ts_ns).second) {
-        end_to_end_->Observe(static_cast<double>(stored_wall - a.capture_ts_ns) / 1e9);
+      // The good entries stay pending; the bad ones never will store, so release them now.
+      std::vector<std::string> xack = {"XACK", options_.stream, options_.group};
+      xack.insert(xack.end(), p.bad_ids.begin(), p.bad_ids.end());
+      if (!p.bad_ids.empty() && redis_ && RedisCommand(xack)) {
+        malformed_->Inc(static_cast<double>(p.malformed));
+        trimmed_->Inc(static_cast<double>(p.trimmed));
       }
-    }
-  }
-
-  // Committed (or nothing to commit): acknowledge everything, and bump the live counters
-  // for the rows the commit added, in one pipelined round trip.
-  if (good_ids.empty() && bad_ids.empty()) return true;
-  int64_t t1 = MonotonicNs();
-  std::vector<std::string> xack = {"XACK", options_.stream, options_.group};
-  xack.insert(xack.end(), good_ids.begin(), good_ids.end());
-  xack.insert(xack.end(), bad_ids.begin(), bad_ids.end());
-  redis_->Append(xack);
-  std::map<std::string, int64_t> last_ts;
-  std::map<std::pair<std::string, std::string>, int64_t> per_class;
-  for (const Added& a : added) {
-    per_class[{a.camera, a.class_name}] += a.n;
-    int64_t& t = last_ts[a.camera];
-    t = std::max(t, a.capture_ts_ns);
-  }
-  for (const auto& [key, n] : per_class) {
-    redis_->Append({"HINCRBY", "live:camera:" + key.first, key.second, std::to_string(n)});
-  }
-  for (const auto& [camera, ts] : last_ts) {
-    redis_->Append({"HSET", "live:camera:" + camera, "last_ts", std::to_string(ts)});
-  }
-  auto replies = redis_->Flush("XACK");
-  if (!replies.ok()) {
-    // Stored but not acknowledged: redelivered later, then a no-op by key.
-    RedisFailed(replies.status().message());
-    replay_pending_ = true;
-    return false;
-  }
-  for (const RedisReply& r : *replies) {
-    if (r.is_error()) {
-      RedisFailed("XACK/live counters: " + r.str);
-      replay_pending_ = true;
       return false;
     }
+    if (inserted > 0) ++stored_batches_;
+    if (!InjectFault(AggregationFault::Point::kAfterCommit)) return false;
   }
-  ack_latency_->Observe(SecondsSince(t1));
 
-  if (malformed > 0) {
-    LOG(WARNING) << malformed << " malformed entr" << (malformed == 1 ? "y" : "ies")
-                 << " acknowledged and skipped; first: " << first_error;
+  // Committed (or nothing to commit): acknowledge everything, and apply the live counters.
+  if (p.good_ids.empty() && p.bad_ids.empty()) return true;
+  std::vector<std::string> ids = std::move(p.good_ids);
+  ids.insert(ids.end(), p.bad_ids.begin(), p.bad_ids.end());
+  if (!ApplyAndAck(live, ids)) return false;
+
+  if (p.malformed > 0) {
+    LOG(WARNING) << p.malformed << " malformed entr" << (p.malformed == 1 ? "y" : "ies")
+                 << " acknowledged and skipped; first: " << p.first_error;
   }
-  if (trimmed > 0) {
-    LOG(WARNING) << trimmed << " pending entries were trimmed from " << options_.stream
+  if (p.trimmed > 0) {
+    LOG(WARNING) << p.trimmed << " pending entries were trimmed from " << options_.stream
                  << " (MAXLEN) before they were stored: lost";
   }
-  malformed_->Inc(static_cast<double>(malformed));
-  trimmed_->Inc(static_cast<double>(trimmed));
+  malformed_->Inc(static_cast<double>(p.malformed));
+  trimmed_->Inc(static_cast<double>(p.trimmed));
   rows_inserted_->Inc(static_cast<double>(inserted));
-  duplicates_->Inc(static_cast<double>(static_cast<int64_t>(lines.size()) - inserted));
+  duplicates_->Inc(static_cast<double>(static_cast<int64_t>(p.lines.size()) - inserted));
   batches_->Inc();
   std::lock_guard<std::mutex> lock(health_mu_);
   pg_link_.backoff_ns = kInitialBackoffNs;
   last_batch_error_.clear();
   return true;
+}
+
+Status AggregationService::WriteBatch(const std::vector<std::string>& lines, LiveBatch* live,
+                                      int64_t* inserted) {
+  // Rule 3 of live_counters.h: never commit while a batch of ours may be unapplied.
+  CHECK(!drain_live_);
+  int64_t t0 = MonotonicNs();
+  RETURN_IF_ERROR(pg_->Begin());
+  static const std::string kTable = std::string("aggregation_staging (") + kStagingColumns + ")";
+  RETURN_IF_ERROR(pg_->CopyIn(kTable, lines).status().Annotate("COPY into aggregation_staging"));
+  auto res =
+      pg_->ExecPrepared("aggregation_write", {options_.consumer, std::to_string(applied_through_)});
+  if (!res.ok()) return res.status().Annotate("inserting detections and rollups");
+  live->consumer = options_.consumer;
+  std::set<std::pair<std::string, int64_t>> frames;  // (camera, capture_ts_ns) added
+  for (const auto& row : res->rows) {
+    if (row.size() < 5 || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) continue;
+    int64_t ts = std::strtoll(row[2]->c_str(), nullptr, 10);
+    int64_t n = std::strtoll(row[3]->c_str(), nullptr, 10);
+    live->Add(*row[0], *row[1], n, ts);
+    live->id = std::strtoll(row[4]->c_str(), nullptr, 10);
+    frames.emplace(*row[0], ts);
+    *inserted += n;
+  }
+  // From here until the script answered, the batch may be committed and not applied (the
+  // COMMIT's reply can be lost with the connection).
+  drain_live_ = true;
+  RETURN_IF_ERROR(pg_->Commit().Annotate("COMMIT"));
+  write_latency_->Observe(SecondsSince(t0));
+  int64_t stored_wall = WallNs();
+  for (const auto& [camera, ts] : frames) {
+    end_to_end_->Observe(static_cast<double>(stored_wall - ts) / 1e9);
+  }
+  return Status::Ok();
+}
+
+bool AggregationService::ApplyAndAck(const LiveBatch& live, const std::vector<std::string>& ids) {
+  int64_t t0 = MonotonicNs();
+  if (!live.empty()) redis_->Append(LiveCounterEval(live));
+  if (!InjectFault(AggregationFault::Point::kAfterCounters)) return false;
+  std::vector<std::string> xack = {"XACK", options_.stream, options_.group};
+  xack.insert(xack.end(), ids.begin(), ids.end());
+  redis_->Append(xack);
+  auto replies = redis_->Flush("XACK");
+  std::string error = !replies.ok() ? replies.status().message() : "";
+  for (size_t i = 0; replies.ok() && i < replies->size() && error.empty(); ++i) {
+    if ((*replies)[i].is_error()) error = "live counters/XACK: " + (*replies)[i].str;
+  }
+  if (!error.empty()) {
+    // Stored but not acknowledged: redelivered later, then a no-op by key. The counters
+    // (applied or not) are settled by the drain before the next batch.
+    RedisFailed(error);
+    replay_pending_ = true;
+    return false;
+  }
+  if (!live.empty()) applied_through_ = live.id;
+  drain_live_ = false;
+  ack_latency_->Observe(SecondsSince(t0));
+  return true;
+}
+
+bool AggregationService::DrainLiveOutbox() {
+  auto batches = ReadLiveOutbox(pg_.get());
+  if (!batches.ok()) {
+    PostgresFailed(batches.status().message());
+    return false;
+  }
+  if (batches->empty()) return true;
+  for (const LiveBatch& b : *batches) redis_->Append(LiveCounterEval(b));
+  auto replies = redis_->Flush("EVAL");
+  if (!replies.ok()) {
+    RedisFailed("applying live counters: " + replies.status().message());
+    return false;
+  }
+  int64_t applied_now = 0;
+  std::map<std::string, int64_t> through;  // consumer -> highest batch id applied
+  for (size_t i = 0; i < batches->size() && i < replies->size(); ++i) {
+    const RedisReply& r = (*replies)[i];
+    if (r.is_error()) {
+      RedisFailed("applying live counters from live_counter_outbox: " + r.str);
+      return false;
+    }
+    applied_now += r.type == RedisReply::Type::kInteger && r.integer == 1;
+    int64_t& t = through[(*batches)[i].consumer];
+    t = std::max(t, (*batches)[i].id);
+  }
+  for (const auto& [consumer, id] : through) {
+    if (Status st = DeleteAppliedOutbox(pg_.get(), consumer, id); !st.ok()) {
+      PostgresFailed(st.message());
+      return false;
+    }
+    if (consumer == options_.consumer) applied_through_ = std::max(applied_through_, id);
+  }
+  if (applied_now > 0) {
+    LOG(INFO) << "applied the live counters of " << applied_now
+              << " committed batch(es) from live_counter_outbox";
+  }
+  live_recovered_->Inc(static_cast<double>(applied_now));
+  return true;
+}
+
+bool AggregationService::InjectFault(AggregationFault::Point point) {
+  const AggregationFault& f = options_.fault;
+  if (fault_fired_ || f.point != point || stored_batches_ != f.batch) return true;
+  fault_fired_ = true;
+  // after_counters: Redis must have run the script (and answered) before the fault.
+  if (redis_->pending() > 0) {
+    if (auto r = redis_->Flush("fault"); !r.ok()) {
+      RedisFailed(r.status().message());
+      replay_pending_ = true;
+      return false;
+    }
+  }
+  if (f.action == AggregationFault::Action::kExit) {
+    LOG(ERROR) << "fault injection: exiting " << FaultPointName(point) << " of batch " << f.batch;
+    _exit(kFaultExitCode);
+  }
+  RedisFailed(std::string("fault injection: connection dropped ") + FaultPointName(point));
+  replay_pending_ = true;
+  return false;
 }
 
 // ---- loop and health -----------------------------------------------------------------
@@ -498,12 +607,20 @@ void AggregationService::Run() {
       ServiceRuntime::SleepOrStop(50);
       continue;
     }
+    // Before any batch: settle the live counters of a batch of ours that may be committed
+    // and not applied (at start, after a failure past COMMIT).
+    if (drain_live_) {
+      if (!DrainLiveOutbox()) continue;
+      drain_live_ = false;
+    }
     if (replay_pending_) {
       if (!ReplayOwnPending()) continue;
       replay_pending_ = false;
     }
     if (MonotonicNs() >= next_claim_ns_) {
-      if (!ClaimIdle()) continue;
+      // Dead consumers leave pending entries (claimed) and maybe a committed batch whose
+      // counters they never applied (drained).
+      if (!ClaimIdle() || !DrainLiveOutbox()) continue;
       // Other consumers may die at any time: look again every claim-idle period (1..30 s).
       next_claim_ns_ =
           MonotonicNs() + int64_t{std::clamp(options_.claim_idle_ms, 1000, 30000)} * 1000000;

@@ -10,9 +10,9 @@
 //  * XACK only after COMMIT returned; anything not acked stays in the group's pending list
 //    and is read again (own list with XREADGROUP 0 after a reconnect or a failed write,
 //    dead consumers' lists with XAUTOCLAIM).
-// The Redis live counters (live:camera:<cam>) are updated after the commit from the rows the
-// commit added: they never double count, but a crash between COMMIT and that round trip
-// loses those increments (they are "live", the database is the record).
+// The Redis live counters (live:camera:<cam>) count each stored detection exactly once, also
+// across a crash between COMMIT and the Redis writes: the batch's increments are committed
+// with its rows into live_counter_outbox and applied idempotently (live_counters.h).
 #ifndef FRAMESCOPE_SERVICES_AGGREGATION_AGGREGATION_SERVICE_H_
 #define FRAMESCOPE_SERVICES_AGGREGATION_AGGREGATION_SERVICE_H_
 
@@ -23,12 +23,30 @@
 #include <string>
 #include <vector>
 
+#include "services/common/service.h"
 #include "src/clients/metrics.h"
 #include "src/clients/pg_client.h"
 #include "src/clients/redis_client.h"
-#include "services/common/service.h"
 
 namespace fs {
+
+struct LiveBatch;
+
+// Test-only fault injection, from FRAMESCOPE_AGGREGATION_FAULT=<point>:<action>:<n> (never
+// set in production): at <point> of the n-th batch that stored new rows (from 1), the
+// process exits with kFaultExitCode (as a kill -9 there would leave things) or drops its
+// Redis connection and carries on (as a Redis restart there would). Points:
+//   after_commit    COMMIT returned, nothing sent to Redis yet;
+//   after_counters  the live-counter script ran and answered, XACK not sent yet.
+struct AggregationFault {
+  enum class Point { kNone, kAfterCommit, kAfterCounters };
+  enum class Action { kExit, kDropRedis };
+  Point point = Point::kNone;
+  Action action = Action::kExit;
+  int64_t batch = 0;
+};
+inline constexpr int kFaultExitCode = 86;
+StatusOr<AggregationFault> ParseAggregationFault(const std::string& spec);
 
 struct AggregationOptions {
   std::string redis_url = "redis://127.0.0.1:6379";
@@ -42,6 +60,7 @@ struct AggregationOptions {
   // Must exceed the longest time a live consumer holds a batch, or a slow consumer's batch
   // is processed twice (harmless for the database, wasted work).
   int claim_idle_ms = 30000;
+  AggregationFault fault;  // tests only
 };
 
 // "<hostname>-<pid>": unique per process on one host and stable for its lifetime.
@@ -79,6 +98,15 @@ class AggregationService {
   // `trimmed_ids`: entries XAUTOCLAIM reported as deleted (counted, nothing to ack).
   // False when the batch stays pending (it is re-read after the reconnect / backoff).
   bool ProcessEntries(const RedisReply& entries, size_t trimmed_ids);
+  // The batch's transaction: rows, rollups and live-counter outbox. Fills what it added.
+  Status WriteBatch(const std::vector<std::string>& lines, LiveBatch* live, int64_t* inserted);
+  // One round trip: the live-counter script for `live` (if any rows were added) and XACK.
+  bool ApplyAndAck(const LiveBatch& live, const std::vector<std::string>& ids);
+  // Applies every batch in live_counter_outbox (idempotent), then deletes them. False on
+  // failure (the connection is reset and the drain is retried before any new batch).
+  bool DrainLiveOutbox();
+  // False when the injected fault dropped the Redis connection; exits for kExit.
+  bool InjectFault(AggregationFault::Point point);
   // Returns the reply, or nullopt after recording a connection failure / group loss.
   std::optional<RedisReply> RedisCommand(const std::vector<std::string>& args);
 
@@ -88,6 +116,12 @@ class AggregationService {
   bool migrated_ = false;
   bool group_ready_ = false;
   bool replay_pending_ = true;  // own pending list must be re-read before new entries
+  // A batch of ours may be committed without its live counters applied (at start, and from
+  // COMMIT until the script answered): drain the outbox before the next batch.
+  bool drain_live_ = true;
+  int64_t applied_through_ = 0;  // our highest batch id known applied (outbox rows deletable)
+  int64_t stored_batches_ = 0;   // batches that added rows (for the fault injection)
+  bool fault_fired_ = false;
   int64_t next_claim_ns_ = 0;
 
   mutable std::mutex health_mu_;  // guards the fields below (read by the HTTP thread)
@@ -107,6 +141,7 @@ class AggregationService {
   Counter* trimmed_;
   Counter* claimed_;
   Counter* write_failures_;
+  Counter* live_recovered_;
   Histogram* read_latency_;
   Histogram* write_latency_;
   Histogram* ack_latency_;

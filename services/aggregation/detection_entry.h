@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <string>
 
-#include "src/clients/redis_client.h"
 #include "src/base/status.h"
+#include "src/clients/redis_client.h"
 
 namespace fs {
 

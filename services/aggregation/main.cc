@@ -1,6 +1,7 @@
 // framescope-aggregation: Redis Stream `detections` -> PostgreSQL (detections + rollups),
 // exactly once per detection; live counters in Redis. See aggregation_service.h.
 #include <cstdio>
+#include <cstdlib>
 
 #include "services/aggregation/aggregation_service.h"
 #include "services/common/service.h"
@@ -41,6 +42,17 @@ int main(int argc, char** argv) {
             "block forever), --claim-idle-ms >= 1; --redis-url, --postgres-url, --stream and "
             "--group must not be empty\n");
     return 2;
+  }
+
+  // Test-only: crash or drop Redis at a chosen point (see AggregationFault).
+  if (const char* spec = getenv("FRAMESCOPE_AGGREGATION_FAULT"); spec != nullptr) {
+    auto fault = fs::ParseAggregationFault(spec);
+    if (!fault.ok()) {
+      fprintf(stderr, "framescope-aggregation: %s\n", fault.status().message().c_str());
+      return 2;
+    }
+    opts.fault = *fault;
+    LOG(WARNING) << "fault injection armed: " << spec;
   }
 
   fs::AggregationService service(opts);

@@ -58,6 +58,21 @@ CREATE TABLE detection_rollup_1m (
 );
 CREATE INDEX detection_rollup_1m_camera_bucket ON detection_rollup_1m (camera, bucket DESC);
 )sql"},
+      {3, "live_counter_outbox", R"sql(
+-- Live-counter increments of committed batches, written in the batch's transaction and
+-- deleted once applied to Redis (protocol in live_counters.h). Holds about one batch per
+-- consumer: each batch's statement deletes its consumer's rows already applied.
+CREATE SEQUENCE live_counter_batch_id;
+CREATE TABLE live_counter_outbox (
+  consumer   text   NOT NULL,
+  batch_id   bigint NOT NULL,
+  camera     text   NOT NULL,
+  class      text   NOT NULL,
+  count      bigint NOT NULL,
+  last_ts_ns bigint NOT NULL,
+  PRIMARY KEY (consumer, batch_id, camera, class)
+);
+)sql"},
   };
   return kMigrations;
 }

@@ -226,6 +226,14 @@ Status CheckAllowedParams(const std::map<std::string, std::string>& query,
   return Status::Ok();
 }
 
+Status CheckRepeatedParams(const std::set<std::string>& repeated) {
+  if (repeated.empty()) return Status::Ok();
+  std::string list;
+  for (const auto& key : repeated) list += (list.empty() ? "'" : ", '") + Echo(key) + "'";
+  return Err((repeated.size() == 1 ? "parameter " + list + " is" : "parameters " + list + " are") +
+             " given more than once; give each parameter at most once");
+}
+
 StatusOr<DetectionsQuery> ParseDetectionsQuery(const std::map<std::string, std::string>& query) {
   RETURN_IF_ERROR(CheckAllowedParams(query, {"camera", "class", "since", "until", "limit"}));
   DetectionsQuery q;

@@ -54,6 +54,10 @@ StatusOr<StatsWindow> ParseWindow(const std::string& text);
 Status CheckAllowedParams(const std::map<std::string, std::string>& query,
                           const std::set<std::string>& allowed);
 
+// Rejects any parameter given more than once (`repeated`: HttpRequest::repeated_query_keys):
+// "?limit=abc&limit=5" has no single meaning, and taking the last value would hide the bad one.
+Status CheckRepeatedParams(const std::set<std::string>& repeated);
+
 // Validated /detections query.
 struct DetectionsQuery {
   std::optional<std::string> camera;

@@ -6,11 +6,11 @@
 #include <vector>
 
 #include "services/api/api_params.h"
-#include "src/config/config.h"  // RedactUrl
 #include "src/base/clock.h"
 #include "src/base/json.h"
 #include "src/base/logging.h"
 #include "src/base/net.h"
+#include "src/config/config.h"  // RedactUrl
 
 namespace fs::api {
 namespace {
@@ -290,6 +290,11 @@ HttpResponse ApiServer::Answer(const Route& route, const HttpRequest& request) {
     }
     if (!BearerTokenMatches(it->second, options_.token)) {
       return JsonError(401, "invalid bearer token");
+    }
+  }
+  if (route.kind != RouteKind::kUnknown) {
+    if (Status st = CheckRepeatedParams(request.repeated_query_keys); !st.ok()) {
+      return JsonError(400, st.message());
     }
   }
   switch (route.kind) {

@@ -23,13 +23,13 @@
 #include "services/api/api_client.h"
 #include "services/api/api_params.h"
 #include "services/api/pg_pool.h"
-#include "src/clients/pg_client.h"
-#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
 #include "src/base/net.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/redis_client.h"
 #include "tests/testing/postgres_fixture.h"
 #include "tests/testing/redis_fixture.h"
 
@@ -129,6 +129,16 @@ TEST(ApiParamsTest, LimitWindowAndUnknownParams) {
   ASSERT_TRUE(q.ok()) << q.status().message();
   EXPECT_EQ(*q->since_us, *q->until_us);
   EXPECT_EQ(q->limit, kDefaultLimit);
+}
+
+TEST(ApiParamsTest, RepeatedParams) {
+  EXPECT_TRUE(CheckRepeatedParams({}).ok());
+  EXPECT_EQ(CheckRepeatedParams({"limit"}).message(),
+            "parameter 'limit' is given more than once; give each parameter at most once");
+  EXPECT_EQ(CheckRepeatedParams({"camera", "limit"}).message(),
+            "parameters 'camera', 'limit' are given more than once; give each parameter at most "
+            "once");
+  EXPECT_EQ(CheckRepeatedParams({"\xff\n"}).message().substr(0, 15), "parameter '?\?' ");
 }
 
 TEST(ApiParamsTest, Formatting) {
@@ -652,6 +662,40 @@ TEST_F(ApiTest, BadParametersAre400WithAJsonError) {
       << r.body;
   // Still healthy afterwards: nothing above reached PostgreSQL as anything but data.
   EXPECT_EQ(Get(api_port_, "/health").status, 200);
+}
+
+// A parameter given twice has no single meaning: 400 naming it, whichever value is valid and
+// whatever the path (the HTTP layer used to keep the last value silently).
+TEST_F(ApiTest, RepeatedParametersAre400NamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"/detections?limit=abc&limit=5", "limit"},
+      {"/detections?limit=5&limit=abc", "limit"},
+      {"/detections?limit=5&limit=5", "limit"},
+      {"/detections?a=1&a=1", "a"},
+      {"/detections?camera=x&camera=y", "camera"},
+      {"/detections?camera=cam01&class=car&camera=cam01", "camera"},
+      {"/detections?limit=5&%6cimit=6", "limit"},  // the same key once decoded
+      {"/detections?since&since", "since"},
+      {"/cameras/cam01/stats?window=1m&window=1h", "window"},
+      {"/cameras?x=1&x=2", "x"},
+      {"/health?a=&a=", "a"},
+  };
+  for (const auto& [path, key] : cases) {
+    Response r = Get(api_port_, path);
+    EXPECT_EQ(r.status, 400) << path << " -> " << r.body;
+    EXPECT_EQ(r.json.Get("error").AsString(),
+              std::string("parameter '") + key +
+                  "' is given more than once; give each parameter at most once")
+        << path << " -> " << r.body;
+  }
+  Response two = Get(api_port_, "/detections?limit=1&camera=a&limit=2&camera=b");
+  EXPECT_EQ(two.status, 400);
+  EXPECT_NE(two.json.Get("error").AsString().find("parameters 'camera', 'limit' are"),
+            std::string::npos)
+      << two.body;
+  // Distinct keys, and the same value under different keys, are fine.
+  Response ok = Get(api_port_, "/detections?camera=cam01&class=cam01&limit=5");
+  EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
 TEST_F(ApiTest, SqlInjectionIsTreatedAsData) {

@@ -198,8 +198,9 @@ void HttpServer::Serve(int fd) {
           std::string kv = qs.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
           if (!kv.empty()) {
             auto eq = kv.find('=');
-            req.query[UrlDecode(kv.substr(0, eq))] =
-                eq == std::string::npos ? "" : UrlDecode(kv.substr(eq + 1));
+            std::string key = UrlDecode(kv.substr(0, eq));
+            if (req.query.count(key) != 0) req.repeated_query_keys.insert(key);
+            req.query[key] = eq == std::string::npos ? "" : UrlDecode(kv.substr(eq + 1));
           }
           if (amp == std::string::npos) break;
           pos = amp + 1;

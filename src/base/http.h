@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,7 +21,8 @@ namespace fs {
 struct HttpRequest {
   std::string method;
   std::string path;                            // without the query string
-  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> query;    // decoded; a repeated key keeps its last value
+  std::set<std::string> repeated_query_keys;   // decoded keys given more than once
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string body;
 };

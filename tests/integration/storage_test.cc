@@ -230,7 +230,6 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
       },
       60);
   EXPECT_EQ(Scrape(det_port, "framescope_detections_total"), published) << "still producing";
-  kill(cap_pid, SIGCONT);
   EXPECT_TRUE(drained) << "stream " << stream_keys.size() << " keys, PostgreSQL "
                        << row_keys.size();
   // Every detection Redis acknowledged is in the stream (no trimming in a run this short) and
@@ -242,21 +241,30 @@ TEST(StorageSystemTest, FullStackLosesNothingThroughCrashesAndRestarts) {
   // Double counting would show in the rollups, maintained in the same transactions.
   for (const char* table : {"detection_rollup_1s", "detection_rollup_1m"}) {
     auto sum = (*pg2)->Exec(std::string("SELECT coalesce(sum(count), 0) FROM ") + table);
-    ASSERT_TRUE(sum.ok()) << sum.status().message();
-    EXPECT_EQ(atoll(sum->rows[0][0]->c_str()), rows) << table;
-  }
-  // Live counters are bumped after the commit: a kill -9 between the two loses increments,
-  // never adds any.
-  int64_t live = 0;
-  for (const char* cam : {"cam00", "cam01"}) {
-    auto h = redis->Command({"HGETALL", std::string("live:camera:") + cam});
-    ASSERT_TRUE(h.ok());
-    for (size_t i = 0; i + 1 < h->elements.size(); i += 2) {
-      if (h->elements[i].str != "last_ts") live += atoll(h->elements[i + 1].str.c_str());
+    EXPECT_TRUE(sum.ok()) << sum.status().message();
+    if (sum.ok()) {
+      EXPECT_EQ(atoll(sum->rows[0][0]->c_str()), rows) << table;
     }
   }
-  EXPECT_GT(live, 0);
-  EXPECT_LE(live, rows);
+  // Live counters are exact through all three (the increments are committed with the rows
+  // and applied once, services/aggregation/live_counters.h): the Redis restart is a clean
+  // SIGTERM, which flushes the append-only file. They are applied just after each COMMIT, a
+  // killed consumer's last batch when it restarts, so wait a little.
+  // The producer stays frozen until this is checked: new rows would move the target.
+  auto live_total = [&] {
+    int64_t live = 0;
+    for (const char* cam : {"cam00", "cam01"}) {
+      auto h = redis->Command({"HGETALL", std::string("live:camera:") + cam});
+      if (!h.ok()) return int64_t{-1};
+      for (size_t i = 0; i + 1 < h->elements.size(); i += 2) {
+        if (h->elements[i].str != "last_ts") live += atoll(h->elements[i + 1].str.c_str());
+      }
+    }
+    return live;
+  };
+  EXPECT_TRUE(WaitFor([&] { return live_total() == rows; }, 40))
+      << "live " << live_total() << ", rows " << rows;
+  kill(cap_pid, SIGCONT);
 
   // Down keeps the data; the next up finds it; down --purge removes it.
   auto down = RunShell(Fs() + " down --state-dir " + sd);
