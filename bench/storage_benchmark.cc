@@ -439,7 +439,7 @@ StatusOr<PairResult> RunPair(const Context& ctx, int round, PgClient* pg, RedisC
   ASSIGN_OR_RETURN(PgResult exists, pg->Exec("SELECT to_regclass('detections') IS NOT NULL"));
   if (!exists.rows.empty() && exists.rows[0][0] && *exists.rows[0][0] == "t") {
     RETURN_IF_ERROR(
-        pg->Exec("TRUNCATE detections, detection_rollup_1s, detection_rollup_1m").status());
+        pg->Exec("TRUNCATE detections, detection_rollup_1s, detection_rollup_1m, live_counter_outbox").status());
   }
 
   Progress("round %d: loading %d entries into the Redis Stream detections...", round, n);
