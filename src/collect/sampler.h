@@ -53,7 +53,9 @@ struct RawSample {
   uint64_t time_ns = 0;              // CLOCK_MONOTONIC-like perf clock (perf_clock()).
   uint64_t period = 0;               // cpu-clock nanoseconds this sample stands for.
   std::vector<uint64_t> kernel_ips;  // Leaf first; empty when the kernel hides them.
-  std::vector<uint64_t> user_ips;  // Leaf first; [0] is the sampled IP, the rest return addresses.
+  // Leaf first; [0] is the sampled IP, the rest return addresses. Empty from the kernel in
+  // DWARF mode (exclude_callchain_user): the unwinder fills it.
+  std::vector<uint64_t> user_ips;
   // DWARF mode only (released by the unwinder once used). regs_abi is PERF_SAMPLE_REGS_ABI_*
   // (0: no user registers, e.g. the sample hit a kernel thread); user_regs holds the registers
   // of kUserRegsMask in perf_regs bit order (index with UserReg), user_stack the copied bytes

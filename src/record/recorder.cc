@@ -418,8 +418,15 @@ Profile BuildWindowProfile(State& st, std::vector<RawSample> samples) {
 // exits mid-record is still symbolized from the modules it had mapped.
 Status MakeTargetTools(State& st) {
   for (pid_t pid : st.options.pids) {
-    const uint64_t made_ns = static_cast<uint64_t>(MonotonicNs());
+    uint64_t made_ns = static_cast<uint64_t>(MonotonicNs());
     auto sym = Symbolizer::ForProcess(pid);
+    // A process in the middle of an exec (a command just started) can fail to read for a
+    // moment (seen: ENOEXEC from /proc/PID/maps on a loaded host): retry briefly.
+    for (int retry = 0; retry < 10 && !sym.ok() && Alive(pid); ++retry) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      made_ns = static_cast<uint64_t>(MonotonicNs());
+      sym = Symbolizer::ForProcess(pid);
+    }
     if (!sym.ok()) {
       // Gone already (a short command): its samples stay as raw addresses. Otherwise (e.g.
       // permission denied) the profile would be useless: fail.

@@ -78,7 +78,7 @@ struct UnwindCounts {
 
 struct RecordResult {
   Profile profile;
-  size_t samples = 0;
+  size_t samples = 0;  // In `profile` (with Recording: those no TakeWindow took).
   // Losses, none silent. `lost`: records the kernel dropped because a ring was full (any
   // process's in system-wide mode: the kernel does not say whose). `malformed`: records that
   // failed to parse and were skipped; `discarded_bytes`: ring bytes dropped after a header

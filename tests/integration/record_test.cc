@@ -29,6 +29,10 @@ TEST(RecordTest, AttributesAKnownRatioAndGoPprofReadsIt) {
                     testing::BinDir() + "/sampler_testprog 3000 500");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("wrote " + out), std::string::npos) << r.output;
+  // Every loss is shown, and how the stacks were unwound (frame pointers: full or truncated).
+  EXPECT_NE(r.output.find("losses: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("samples without frames"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("% full, "), std::string::npos) << r.output;
 
   auto text = ReadFile(tmp.path() + "/burn.folded");
   ASSERT_TRUE(text.ok()) << r.output;
@@ -118,6 +122,8 @@ TEST(RecordTest, DwarfUnwindingFindsCallersOfCodeWithoutFramePointers) {
                     "499 -o " + out + " -- " + testing::BinDir() + "/unwinder_testprog 3000");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("DWARF-unwound"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("full (CFI)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("by frame-pointer fallback"), std::string::npos) << r.output;
   auto text = ReadFile(tmp.path() + "/dwarf.folded");
   ASSERT_TRUE(text.ok()) << r.output;
   auto stacks = profile::ParseFolded(*text);
