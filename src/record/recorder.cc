@@ -31,9 +31,7 @@ bool Alive(pid_t pid) {
 constexpr const char* kTruncated = "[truncated stack]";
 
 // User-space code lives below the x86_64 canonical hole and above the null page.
-bool PlausibleReturnAddress(uint64_t address) {
-  return address >= 4096 && address < 0x0000800000000000ULL;
-}
+bool PlausibleReturnAddress(uint64_t address) { return PlausibleUserAddress(address); }
 
 // Interns mappings per (pid, module start) and locations per (mapping, address).
 class StackInterner {
