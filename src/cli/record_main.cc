@@ -64,6 +64,26 @@ Status ServicePids(const std::string& state_dir, const std::string& names, std::
   return Status::Ok();
 }
 
+// One line per service: how its samples' user stacks were unwound.
+void PrintUnwinding(const profile::RecordResult& r, profile::Unwind unwind) {
+  for (const auto& [service, c] : r.unwind_by_service) {
+    const double all = static_cast<double>(c.full + c.fp_fallback + c.truncated);
+    if (all == 0) continue;
+    auto pct = [all](uint64_t n) { return 100.0 * static_cast<double>(n) / all; };
+    if (unwind == profile::Unwind::kDwarf) {
+      printf(
+          "unwinding %s: %.1f%% full (CFI), %.1f%% by frame-pointer fallback, %.1f%% "
+          "truncated, of %.0f samples with user frames\n",
+          service.c_str(), pct(c.full), pct(c.fp_fallback), pct(c.truncated), all);
+    } else {
+      printf(
+          "unwinding %s: %.1f%% full, %.1f%% truncated (no caller, or cut at a junk "
+          "return address), of %.0f samples with user frames\n",
+          service.c_str(), pct(c.full), pct(c.truncated), all);
+    }
+  }
+}
+
 }  // namespace
 
 int RecordMain(int argc, char** argv) {
@@ -250,6 +270,16 @@ int RecordMain(int argc, char** argv) {
            all > 0 ? 100.0 * static_cast<double>(result->dwarf_unwound) / all : 0.0,
            result->dwarf_avg_depth, result->unwind_s);
   }
+  PrintUnwinding(*result, opts.unwind);
+  printf(
+      "losses: %llu records lost (ring full%s), %llu malformed records skipped (%llu bytes "
+      "discarded), %llu samples without frames\n",
+      static_cast<unsigned long long>(result->lost),
+      result->system_wide ? "; system-wide, so not only the targets'" : "",
+      static_cast<unsigned long long>(result->malformed),
+      static_cast<unsigned long long>(result->discarded_bytes),
+      static_cast<unsigned long long>(result->samples_without_frames));
+  for (const std::string& w : result->warnings) printf("warning: %s\n", w.c_str());
   printf("wrote %s (pprof) and %s (folded)\n", out.c_str(), folded.c_str());
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "src/base/clock.h"
 #include "src/base/file_util.h"
 
 namespace fs::profile {
@@ -104,6 +105,25 @@ bool ParseSample(const uint8_t* rec, size_t size, uint64_t regs_user_mask, RawSa
   return true;
 }
 
+// sample_id_all's trailer on non-sample records: the sample_type fields among TID, TIME, ID,
+// STREAM_ID, CPU, IDENTIFIER, in that order; with kSampleType that is {u32 pid, u32 tid, u64
+// time}, so the time is the record's last 8 bytes.
+constexpr size_t kSampleIdBytes = 16;
+
+// Parses the body of a COMM / FORK / EXIT record (after the header); false if too short.
+bool ParseTaskRecord(const perf_event_header& hdr, const uint8_t* rec, RingEvent* ev) {
+  if (hdr.size < sizeof(hdr) + kSampleIdBytes) return false;
+  std::memcpy(&ev->time_ns, rec + hdr.size - sizeof(uint64_t), sizeof(uint64_t));
+  Cursor body(rec + sizeof(hdr), hdr.size - sizeof(hdr) - kSampleIdBytes);
+  if (hdr.type == PERF_RECORD_COMM) {
+    if (!body.Read(&ev->pid) || !body.Read(&ev->tid) || body.remaining() == 0) return false;
+    const char* p = reinterpret_cast<const char*>(body.here());
+    ev->comm.assign(p, strnlen(p, body.remaining()));
+    return true;
+  }
+  return body.Read(&ev->pid) && body.Read(&ev->ppid) && body.Read(&ev->tid) && body.Read(&ev->ptid);
+}
+
 // Copies `n` bytes starting at ring offset `pos` (mod size), handling the wrap at the end.
 void CopyFromRing(const uint8_t* data, uint64_t size, uint64_t pos, size_t n, uint8_t* out) {
   uint64_t off = pos & (size - 1);
@@ -180,6 +200,13 @@ Status PermissionError(int err, pid_t pid, pid_t tid) {
 
 }  // namespace
 
+void AddTarget(RingSink* sink, uint32_t pid) {
+  const uint32_t id = static_cast<uint32_t>(sink->images.size()) + 1;
+  sink->images[id] = {.pid = pid};
+  sink->image_of_pid[pid] = id;
+  if (sink->filter_pids) sink->pids.insert(pid);
+}
+
 size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* sink,
                  uint64_t regs_user_mask) {
   auto* page = static_cast<perf_event_mmap_page*>(meta);
@@ -187,84 +214,163 @@ size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* 
   // perf_output_put_handle); we are the only writer of data_tail.
   uint64_t head = __atomic_load_n(&page->data_head, __ATOMIC_ACQUIRE);
   uint64_t tail = page->data_tail;
-  size_t drained = 0;
-  if (head - tail > data_size) {  // Impossible for a sane ring: drop everything.
+  size_t parsed = 0;
+  if (head - tail > data_size) {  // Impossible for a sane ring: nothing in it can be trusted.
     sink->stats.malformed++;
+    sink->stats.discarded_bytes += head - tail;
     tail = head;
   }
   std::vector<uint8_t> rec;
   while (head - tail >= sizeof(perf_event_header)) {
     perf_event_header hdr;
     CopyFromRing(data, data_size, tail, sizeof(hdr), reinterpret_cast<uint8_t*>(&hdr));
-    if (hdr.size < sizeof(hdr) || hdr.size > data_size || hdr.size > head - tail) {
-      // Size 0 would loop forever, larger sizes would read garbage: abandon this drain.
+    if (hdr.size < sizeof(hdr) || hdr.size > data_size) {
+      // Size 0 would loop forever, a larger one points past the ring: no way to find the next
+      // record, so the rest of this drain is dropped (and counted).
       sink->stats.malformed++;
+      sink->stats.discarded_bytes += head - tail;
       tail = head;
       break;
     }
+    if (hdr.size > head - tail) break;  // Not fully published yet: the next drain reads it.
     rec.resize(hdr.size);
     CopyFromRing(data, data_size, tail, hdr.size, rec.data());
-    Cursor body(rec.data() + sizeof(hdr), hdr.size - sizeof(hdr));
-    switch (hdr.type) {
-      case PERF_RECORD_SAMPLE: {
-        RawSample s;
-        if (ParseSample(rec.data(), hdr.size, regs_user_mask, &s)) {
-          if (sink->filter_pids && sink->pids.count(s.pid) == 0) {
-            sink->filtered++;
-            break;
-          }
-          sink->samples.push_back(std::move(s));
-          sink->stats.samples++;
-          drained++;
-        } else {
-          sink->stats.malformed++;
-        }
-        break;
-      }
-      case PERF_RECORD_LOST: {
-        uint64_t id = 0, lost = 0;
-        if (body.Read(&id) && body.Read(&lost)) sink->stats.lost += lost;
-        break;
-      }
-      case PERF_RECORD_COMM: {
-        uint32_t pid = 0, tid = 0;
-        if (body.Read(&pid) && body.Read(&tid)) {
-          if (sink->filter_pids && sink->pids.count(pid) == 0) break;
-          const char* p = reinterpret_cast<const char*>(body.here());
-          sink->comms[tid] = std::string(p, strnlen(p, body.remaining()));
-        }
-        break;
-      }
-      case PERF_RECORD_FORK: {
-        uint32_t pid = 0, ppid = 0, tid = 0, ptid = 0;
-        if (body.Read(&pid) && body.Read(&ppid) && body.Read(&tid) && body.Read(&ptid)) {
-          if (sink->filter_pids) {
-            if (sink->pids.count(ppid) == 0 && sink->pids.count(pid) == 0) break;
-            if (pid != ppid && sink->pids.insert(pid).second) sink->children[pid] = ppid;
-          }
-          sink->forked_tids.insert(tid);
-          // A new thread starts with its creator's name; a later COMM record renames it.
-          auto it = sink->comms.find(ptid);
-          if (it != sink->comms.end() && !sink->comms.count(tid)) sink->comms[tid] = it->second;
-        }
-        break;
-      }
-      default:  // EXIT, THROTTLE, UNTHROTTLE, ...: nothing to keep.
-        break;
-    }
     tail += hdr.size;
+    RingEvent ev;
+    ev.type = hdr.type;
+    ev.misc = hdr.misc;
+    bool ok = true;
+    switch (hdr.type) {
+      case PERF_RECORD_SAMPLE:
+        ok = ParseSample(rec.data(), hdr.size, regs_user_mask, &ev.sample);
+        ev.time_ns = ev.sample.time_ns;
+        break;
+      case PERF_RECORD_LOST: {
+        Cursor body(rec.data() + sizeof(hdr), hdr.size - sizeof(hdr));
+        uint64_t id = 0, lost = 0;
+        ok = body.Read(&id) && body.Read(&lost);
+        if (ok) sink->stats.lost += lost;
+        continue;
+      }
+      case PERF_RECORD_COMM:
+      case PERF_RECORD_FORK:
+      case PERF_RECORD_EXIT:
+        ok = ParseTaskRecord(hdr, rec.data(), &ev);
+        // Known at once (not in time order): Start() uses it to skip threads that inherit.
+        if (ok && hdr.type == PERF_RECORD_FORK) sink->forked_tids.insert(ev.tid);
+        break;
+      default:  // THROTTLE, UNTHROTTLE, ...: nothing to keep.
+        continue;
+    }
+    if (!ok) {
+      sink->stats.malformed++;
+      continue;
+    }
+    sink->pending.push_back(std::move(ev));
+    parsed++;
   }
   // Release: our reads of the records happen before the kernel may overwrite them.
   __atomic_store_n(&page->data_tail, tail, __ATOMIC_RELEASE);
-  return drained;
+  return parsed;
 }
 
-StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options) {
+namespace {
+
+uint32_t NewImage(RingSink* sink, uint32_t pid, uint32_t parent, bool exec, uint64_t time_ns) {
+  const uint32_t id = static_cast<uint32_t>(sink->images.size()) + 1;
+  sink->images[id] = {.pid = pid, .parent = parent, .exec = exec, .time_ns = time_ns};
+  sink->image_of_pid[pid] = id;
+  return id;
+}
+
+uint32_t ImageOf(RingSink* sink, uint32_t pid) {
+  auto it = sink->image_of_pid.find(pid);
+  return it != sink->image_of_pid.end() ? it->second : NewImage(sink, pid, 0, false, 0);
+}
+
+bool Tracked(const RingSink& sink, uint32_t pid) {
+  return !sink.filter_pids || sink.pids.count(pid) > 0;
+}
+
+// Returns whether the sample was kept.
+bool ApplySample(RingSink* sink, RawSample* s) {
+  if (!Tracked(*sink, s->pid)) {
+    sink->filtered++;
+    return false;
+  }
+  if (auto it = sink->comms.find(s->tid); it != sink->comms.end()) s->thread_name = it->second;
+  s->image = ImageOf(sink, s->pid);
+  if (sink->all_events_own || sink->own_event_tids.count(s->tid)) {
+    for (const RingSink::PeriodChange& c : sink->period_changes) {
+      if (s->time_ns >= c.time_ns) s->period = c.period_ns;
+    }
+  }
+  sink->samples.push_back(std::move(*s));
+  sink->stats.samples++;
+  return true;
+}
+
+void ApplyTaskRecord(RingSink* sink, const RingEvent& ev) {
+  switch (ev.type) {
+    case PERF_RECORD_COMM:
+      if (!Tracked(*sink, ev.pid)) return;
+      sink->comms[ev.tid] = ev.comm;
+      // The new program's image: samples from here on are symbolized with it.
+      if (ev.misc & PERF_RECORD_MISC_COMM_EXEC) NewImage(sink, ev.pid, 0, true, ev.time_ns);
+      return;
+    case PERF_RECORD_FORK:
+      if (!Tracked(*sink, ev.ppid) && !Tracked(*sink, ev.pid)) return;
+      if (ev.pid != ev.ppid) {  // A new process (not a thread): it joins its parent's set.
+        if (sink->filter_pids) sink->pids.insert(ev.pid);
+        sink->children[ev.pid] = ev.ppid;
+        NewImage(sink, ev.pid, ImageOf(sink, ev.ppid), false, ev.time_ns);
+      }
+      // A new thread starts with its creator's name (a reused tid loses its old one); a later
+      // COMM record renames it.
+      if (auto it = sink->comms.find(ev.ptid); it != sink->comms.end()) {
+        sink->comms[ev.tid] = it->second;
+      }
+      return;
+    case PERF_RECORD_EXIT:
+      // A process's exit (its main thread, pid == tid) ends it: a later process with the same
+      // pid is someone else's unless a target forks it. (If a main thread exits before its
+      // other threads, as with pthread_exit in main, their later samples are dropped.)
+      if (ev.pid != ev.tid || !Tracked(*sink, ev.pid)) return;
+      if (sink->filter_pids) sink->pids.erase(ev.pid);
+      sink->image_of_pid.erase(ev.pid);
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+size_t ApplyRingEvents(RingSink* sink, uint64_t up_to_ns) {
+  std::vector<RingEvent>& q = sink->pending;
+  // Each ring's records are already in time order; stable keeps a ring's equal stamps in order.
+  std::stable_sort(q.begin(), q.end(),
+                   [](const RingEvent& a, const RingEvent& b) { return a.time_ns < b.time_ns; });
+  size_t n = 0;
+  while (n < q.size() && q[n].time_ns <= up_to_ns) ++n;
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (q[i].type == PERF_RECORD_SAMPLE) {
+      kept += ApplySample(sink, &q[i].sample);
+    } else {
+      ApplyTaskRecord(sink, q[i]);
+    }
+  }
+  q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
+  return kept;
+}
+
+Status Sampler::Configure(const SamplerOptions& options) {
   if (options.pids.empty()) return Err("sampler: no pids to sample");
   if (options.frequency_hz <= 0) return Err("sampler: frequency must be > 0 Hz");
-  size_t pages = options.ring_pages;
-  if (pages == 0 || (pages & (pages - 1)) != 0) {
-    return Err("sampler: ring_pages must be a power of two, got " + std::to_string(pages));
+  pages_ = options.ring_pages;
+  if (pages_ == 0 || (pages_ & (pages_ - 1)) != 0) {
+    return Err("sampler: ring_pages must be a power of two, got " + std::to_string(pages_));
   }
   if (options.dwarf) {
 #if !defined(__x86_64__)
@@ -276,215 +382,219 @@ StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options)
                  std::to_string(kMinStackBytes) + ".." + std::to_string(kMaxStackBytes) + ", got " +
                  std::to_string(options.stack_bytes));
     }
-    pages = std::max(pages, kDwarfRingPages);
+    pages_ = std::max(pages_, kDwarfRingPages);
   }
-  std::unique_ptr<Sampler> s(new Sampler());
-  s->options_ = options;
-  const size_t page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-
-  perf_event_attr attr;
-  std::memset(&attr, 0, sizeof(attr));
-  attr.size = sizeof(attr);
-  attr.type = PERF_TYPE_SOFTWARE;
-  attr.config = PERF_COUNT_SW_CPU_CLOCK;  // Works without hardware PMU access (VMs).
-  attr.freq = 1;
-  attr.sample_freq = static_cast<uint64_t>(options.frequency_hz);
-  attr.sample_type = kSampleType;
-  if (options.dwarf) {
-    // The kernel copies min(stack_bytes, room left in the u16-sized record, bytes up to the
-    // top of the stack vma) from the user SP; the user callchain stays as a fallback.
-    attr.sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
-    attr.sample_regs_user = kUserRegsMask;
-    attr.sample_stack_user = options.stack_bytes;
-  }
-  attr.inherit = 1;  // Follow threads/processes created after Start().
-  attr.comm = 1;
-  attr.task = 1;
-  attr.exclude_hv = 1;
-  attr.exclude_kernel = options.kernel ? 0 : 1;
-  s->kernel_frames_ = options.kernel;
-
-  const std::vector<int> cpus = OnlineCpus();
-  // Opens one event per CPU on `tid`. The first event on a CPU owns that CPU's ring (mmap);
-  // later ones are redirected into it with SET_OUTPUT. Sets *vanished when the thread is gone.
-  auto open_one = [&](pid_t pid, pid_t tid, bool* vanished) -> Status {
-    *vanished = false;
-    for (size_t i = 0; i < cpus.size(); ++i) {
-      if (s->fds_.size() >= kMaxEvents) {
-        return Err("sampler: targets need more than " + std::to_string(kMaxEvents) +
-                   " perf fds (threads x CPUs); sample fewer processes");
-      }
-      int fd = static_cast<int>(
-          syscall(SYS_perf_event_open, &attr, tid, cpus[i], -1, PERF_FLAG_FD_CLOEXEC));
-      if (fd < 0) {
-        int err = errno;
-        if (err == ESRCH) {
-          *vanished = true;
-          return Status::Ok();
-        }
-        if ((err == EACCES || err == EPERM) && !attr.exclude_kernel) {
-          // paranoid >= 2 refuses kernel samples to unprivileged users: retry user-only.
-          attr.exclude_kernel = 1;
-          s->kernel_frames_ = false;
-          --i;
-          continue;
-        }
-        if (err == EACCES || err == EPERM) return PermissionError(err, pid, tid);
-        return Err("perf_event_open(cpu-clock) on pid " + std::to_string(pid) + " thread " +
-                   std::to_string(tid) + " cpu " + std::to_string(cpus[i]) + ": " +
-                   std::strerror(err));
-      }
-      s->fds_.push_back(fd);
-      if (i < s->rings_.size()) {
-        if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, s->rings_[i].fd) != 0) {
-          return Err("PERF_EVENT_IOC_SET_OUTPUT on cpu " + std::to_string(cpus[i]) + ": " +
-                     std::strerror(errno));
-        }
-        continue;
-      }
-      Ring ring;
-      ring.cpu = cpus[i];
-      ring.fd = fd;
-      ring.length = (pages + 1) * page_size;
-      ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      // Unprivileged users may lock only perf_event_mlock_kb (516 KiB) per CPU: DWARF's larger
-      // rings shrink (still a power of two) down to what was asked for before giving up.
-      while (ring.base == MAP_FAILED && errno == EPERM && options.dwarf &&
-             pages > options.ring_pages) {
-        pages /= 2;
-        ring.length = (pages + 1) * page_size;
-        ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      }
-      if (ring.base == MAP_FAILED) {
-        int err = errno;
-        return Err("mmap of the perf ring (" + std::to_string(ring.length) + " bytes) for pid " +
-                   std::to_string(pid) + " cpu " + std::to_string(cpus[i]) + ": " +
-                   std::strerror(err) +
-                   (err == EPERM ? ". Fix: run as root, raise sysctl kernel.perf_event_mlock_kb, "
-                                   "or use fewer ring_pages"
-                                 : ""));
-      }
-      s->rings_.push_back(ring);
-    }
-    return Status::Ok();
-  };
-
-  s->frequency_hz_ = options.frequency_hz;
+  options_ = options;
   if (options.allow_vanished) {
     std::vector<pid_t> alive;
     for (pid_t pid : options.pids) {
       if (pid > 0 && !ListTids(pid).empty()) alive.push_back(pid);
     }
     if (alive.empty()) return Err("no such process: every target pid has exited");
-    s->options_.pids = alive;
+    options_.pids = alive;
   }
-  const std::vector<pid_t>& pids = s->options_.pids;
+
+  std::memset(&attr_, 0, sizeof(attr_));
+  attr_.size = sizeof(attr_);
+  attr_.type = PERF_TYPE_SOFTWARE;
+  attr_.config = PERF_COUNT_SW_CPU_CLOCK;  // Works without hardware PMU access (VMs).
+  attr_.freq = 1;
+  attr_.sample_freq = static_cast<uint64_t>(options.frequency_hz);
+  attr_.sample_type = kSampleType;
+  attr_.sample_id_all = 1;  // Time-stamps COMM/FORK/EXIT too: they are ordered with samples.
+  attr_.use_clockid = 1;    // ... on the clock Poll() compares them with.
+  attr_.clockid = CLOCK_MONOTONIC;
+  if (options.dwarf) {
+    // The kernel copies min(stack_bytes, room left in the u16-sized record, bytes up to the
+    // top of the stack vma) from the user SP; its own user frame-pointer walk would be wasted.
+    attr_.sample_type |= PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+    attr_.sample_regs_user = kUserRegsMask;
+    attr_.sample_stack_user = options.stack_bytes;
+    attr_.exclude_callchain_user = 1;
+  }
+  attr_.inherit = 1;  // Follow threads/processes created after Start().
+  attr_.comm = 1;
+  attr_.task = 1;
+  attr_.exclude_hv = 1;
+  attr_.exclude_kernel = options.kernel ? 0 : 1;
+  kernel_frames_ = options.kernel;
+  cpus_ = OnlineCpus();
+  start_hz_ = frequency_hz_ = options.frequency_hz;
+  return Status::Ok();
+}
+
+int Sampler::OpenEvent(pid_t tid, size_t cpu_index) {
+  for (;;) {
+    int fd = static_cast<int>(
+        syscall(SYS_perf_event_open, &attr_, tid, cpus_[cpu_index], -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd >= 0) return fd;
+    const int err = errno;
+    if ((err != EACCES && err != EPERM) || attr_.exclude_kernel) return -err;
+    // paranoid >= 2 refuses kernel samples to unprivileged users: retry user-only.
+    attr_.exclude_kernel = 1;
+    kernel_frames_ = false;
+  }
+}
+
+Status Sampler::AttachToRing(int fd, size_t cpu_index, pid_t pid) {
+  if (cpu_index < rings_.size()) {
+    if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, rings_[cpu_index].fd) != 0) {
+      return Err("PERF_EVENT_IOC_SET_OUTPUT on cpu " + std::to_string(cpus_[cpu_index]) + ": " +
+                 std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+  const size_t page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  Ring ring;
+  ring.cpu = cpus_[cpu_index];
+  ring.fd = fd;
+  for (;;) {
+    ring.length = (pages_ + 1) * page_size;
+    ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    // Unprivileged users may lock only perf_event_mlock_kb (516 KiB) per CPU: DWARF's larger
+    // rings shrink (still a power of two) down to what was asked for before giving up. The
+    // first ring settles pages_ for the others.
+    if (ring.base != MAP_FAILED || errno != EPERM || !options_.dwarf ||
+        pages_ <= options_.ring_pages) {
+      break;
+    }
+    pages_ /= 2;
+  }
+  if (ring.base == MAP_FAILED) {
+    const int err = errno;
+    return Err("mmap of the perf ring (" + std::to_string(ring.length) + " bytes) for pid " +
+               std::to_string(pid) + " cpu " + std::to_string(ring.cpu) + ": " +
+               std::strerror(err) +
+               (err == EPERM ? ". Fix: run as root, raise sysctl kernel.perf_event_mlock_kb, "
+                               "or use fewer ring_pages"
+                             : ""));
+  }
+  rings_.push_back(ring);
+  return Status::Ok();
+}
+
+void Sampler::CloseAll() {
+  for (Ring& ring : rings_) {
+    if (ring.base != nullptr) munmap(ring.base, ring.length);
+  }
+  for (int fd : fds_) close(fd);
+  rings_.clear();
+  fds_.clear();
+}
+
+void Sampler::ReadNamesFromProc(pid_t pid) {
+  for (pid_t tid : ListTids(pid)) {
+    auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
+    if (comm.ok()) sink_.comms[static_cast<uint32_t>(tid)] = Trim(*comm);
+  }
+}
+
+// Per-CPU events for every task: no inherit (it needs a task); FORK records tell which new
+// processes belong to the targets. False when refused (unprivileged): nothing is left open.
+bool Sampler::StartSystemWide() {
+  const perf_event_attr per_thread = attr_;
+  attr_.inherit = 0;
+  for (size_t i = 0; i < cpus_.size(); ++i) {
+    const int fd = OpenEvent(-1, i);
+    if (fd >= 0) fds_.push_back(fd);
+    if (fd < 0 || !AttachToRing(fd, i, -1).ok()) {
+      CloseAll();
+      attr_ = per_thread;
+      kernel_frames_ = options_.kernel;
+      return false;
+    }
+  }
+  system_wide_ = true;
+  sink_.filter_pids = true;
+  for (pid_t pid : options_.pids) {
+    AddTarget(&sink_, static_cast<uint32_t>(pid));
+    ReadNamesFromProc(pid);
+  }
+  return true;
+}
+
+// Opens one event per CPU on `tid`. Sets *vanished when the thread is gone.
+Status Sampler::OpenThread(pid_t pid, pid_t tid, bool* vanished) {
+  *vanished = false;
+  for (size_t i = 0; i < cpus_.size(); ++i) {
+    if (fds_.size() >= kMaxEvents) {
+      return Err("sampler: targets need more than " + std::to_string(kMaxEvents) +
+                 " perf fds (threads x CPUs); sample fewer processes");
+    }
+    const int fd = OpenEvent(tid, i);
+    if (fd == -ESRCH) {
+      *vanished = true;
+      return Status::Ok();
+    }
+    if (fd == -EACCES || fd == -EPERM) return PermissionError(-fd, pid, tid);
+    if (fd < 0) {
+      return Err("perf_event_open(cpu-clock) on pid " + std::to_string(pid) + " thread " +
+                 std::to_string(tid) + " cpu " + std::to_string(cpus_[i]) + ": " +
+                 std::strerror(-fd));
+    }
+    fds_.push_back(fd);
+    RETURN_IF_ERROR(AttachToRing(fd, i, pid));
+  }
+  sink_.own_event_tids.insert(static_cast<uint32_t>(tid));
+  return Status::Ok();
+}
+
+Status Sampler::StartPerThread() {
+  sink_.all_events_own = false;
+  for (pid_t pid : options_.pids) {
+    std::vector<pid_t> tids = ListTids(pid);
+    if (options_.allow_vanished && tids.empty()) continue;
+    if (pid <= 0 || tids.empty()) {
+      return Err("no such process: pid " + std::to_string(pid) + " (" + PidPath(pid) +
+                 "/task is missing; did it exit?)");
+    }
+    AddTarget(&sink_, static_cast<uint32_t>(pid));
+    ReadNamesFromProc(pid);
+    size_t alive = 0;
+    for (pid_t tid : tids) {
+      bool vanished = false;
+      RETURN_IF_ERROR(OpenThread(pid, tid, &vanished));
+      alive += !vanished;
+    }
+    if (alive == 0 && !options_.allow_vanished) {
+      return Err("no such process: pid " + std::to_string(pid) + " (exited)");
+    }
+  }
+  // A thread created between listing /proc and opening its creator's event has no event. Any
+  // thread created after is covered by inherit and announced by a FORK record; drain those and
+  // open events for the remaining strays (one pass; the window is microseconds).
+  Poll();
+  for (pid_t pid : options_.pids) {
+    for (pid_t tid : ListTids(pid)) {
+      const uint32_t t = static_cast<uint32_t>(tid);
+      if (sink_.own_event_tids.count(t) || sink_.forked_tids.count(t)) continue;
+      bool vanished = false;
+      RETURN_IF_ERROR(OpenThread(pid, tid, &vanished));
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Sampler>> Sampler::Start(const SamplerOptions& options) {
+  std::unique_ptr<Sampler> s(new Sampler());
+  RETURN_IF_ERROR(s->Configure(options));
   if (options.system_wide) {
-    for (pid_t pid : pids) {
+    for (pid_t pid : s->options_.pids) {
       if (!options.allow_vanished && (pid <= 0 || ListTids(pid).empty())) {
         return Err("no such process: pid " + std::to_string(pid) + " (" + PidPath(pid) +
                    "/task is missing; did it exit?)");
       }
     }
-    // Per-CPU events for every task: no inherit (it needs a task), FORK records tell which new
-    // processes belong to the targets.
-    perf_event_attr wide = attr;
-    wide.inherit = 0;
-    bool refused = false;
-    for (int cpu : cpus) {
-      int fd =
-          static_cast<int>(syscall(SYS_perf_event_open, &wide, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
-      if (fd < 0 && (errno == EACCES || errno == EPERM) && !wide.exclude_kernel) {
-        wide.exclude_kernel = 1;
-        s->kernel_frames_ = false;
-        fd = static_cast<int>(
-            syscall(SYS_perf_event_open, &wide, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
-      }
-      if (fd < 0) {
-        refused = true;
-        break;
-      }
-      s->fds_.push_back(fd);
-      Ring ring;
-      ring.cpu = cpu;
-      ring.fd = fd;
-      ring.length = (pages + 1) * page_size;
-      ring.base = mmap(nullptr, ring.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      if (ring.base == MAP_FAILED) {
-        ring.base = nullptr;
-        refused = true;
-        break;
-      }
-      s->rings_.push_back(ring);
-    }
-    if (!refused) {
-      s->system_wide_ = true;
-      s->sink_.filter_pids = true;
-      for (pid_t pid : pids) {
-        s->sink_.pids.insert(static_cast<uint32_t>(pid));
-        for (pid_t tid : ListTids(pid)) {
-          auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
-          if (comm.ok()) s->sink_.comms[static_cast<uint32_t>(tid)] = Trim(*comm);
-        }
-      }
-      return s;
-    }
-    // Refused (unprivileged): undo and use per-thread events.
-    for (Ring& ring : s->rings_) {
-      if (ring.base != nullptr) munmap(ring.base, ring.length);
-    }
-    for (int fd : s->fds_) close(fd);
-    s->rings_.clear();
-    s->fds_.clear();
-    s->kernel_frames_ = options.kernel;
+    if (s->StartSystemWide()) return s;
   }
-
-  std::set<pid_t> opened;
-  for (pid_t pid : pids) {
-    std::vector<pid_t> tids = ListTids(pid);
-    if (options.allow_vanished && tids.empty()) continue;
-    if (pid <= 0 || tids.empty()) {
-      return Err("no such process: pid " + std::to_string(pid) + " (" + PidPath(pid) +
-                 "/task is missing; did it exit?)");
-    }
-    size_t alive = 0;
-    for (pid_t tid : tids) {
-      auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
-      if (comm.ok()) s->sink_.comms[static_cast<uint32_t>(tid)] = Trim(*comm);
-      bool vanished = false;
-      RETURN_IF_ERROR(open_one(pid, tid, &vanished));
-      if (!vanished) {
-        opened.insert(tid);
-        alive++;
-      }
-    }
-    if (alive == 0 && !options.allow_vanished) {
-      return Err("no such process: pid " + std::to_string(pid) + " (exited)");
-    }
-  }
-
-  // A thread created between listing /proc and opening its creator's event has no event. Any
-  // thread created after is covered by inherit and announced by a FORK record; drain those and
-  // open events for the remaining strays (one pass; the window is microseconds).
-  s->Poll();
-  for (pid_t pid : pids) {
-    for (pid_t tid : ListTids(pid)) {
-      if (opened.count(tid) || s->sink_.forked_tids.count(static_cast<uint32_t>(tid))) continue;
-      bool vanished = false;
-      RETURN_IF_ERROR(open_one(pid, tid, &vanished));
-      if (!vanished) opened.insert(tid);
-    }
-  }
+  RETURN_IF_ERROR(s->StartPerThread());
   return s;
 }
 
 Sampler::~Sampler() { Stop(); }
 
-size_t Sampler::Poll() {
-  std::lock_guard<std::mutex> lock(mu_);
-  size_t n = 0;
+void Sampler::DrainAll() {
   for (const Ring& ring : rings_) {
-    if (ring.base == nullptr) continue;
     auto* page = static_cast<perf_event_mmap_page*>(ring.base);
     uint64_t offset = page->data_offset;  // Kernels before 4.1 leave these zero.
     uint64_t size = page->data_size;
@@ -492,50 +602,54 @@ size_t Sampler::Poll() {
       offset = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
       size = ring.length - offset;
     }
-    n += DrainRing(ring.base, static_cast<const uint8_t*>(ring.base) + offset, size, &sink_,
-                   options_.dwarf ? kUserRegsMask : 0);
+    DrainRing(ring.base, static_cast<const uint8_t*>(ring.base) + offset, size, &sink_,
+              options_.dwarf ? kUserRegsMask : 0);
   }
-  return n;
+}
+
+size_t Sampler::Poll() {
+  // The horizon is read before any ring: a record stamped before it is in its ring by then.
+  const uint64_t now = static_cast<uint64_t>(MonotonicNs());
+  std::lock_guard<std::mutex> lock(mu_);
+  DrainAll();
+  return ApplyRingEvents(&sink_, now > kReorderWindowNs ? now - kReorderWindowNs : 0);
 }
 
 void Sampler::RefreshNamesFromProc() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<pid_t> pids = options_.pids;
   for (const auto& [child, parent] : sink_.children) pids.push_back(static_cast<pid_t>(child));
-  for (pid_t pid : pids) {
-    for (pid_t tid : ListTids(pid)) {
-      auto comm = ReadFile(PidPath(pid) + "/task/" + std::to_string(tid) + "/comm");
-      if (comm.ok()) sink_.comms[static_cast<uint32_t>(tid)] = Trim(*comm);
-    }
-  }
+  for (pid_t pid : pids) ReadNamesFromProc(pid);
 }
 
 void Sampler::Stop() {
   if (stopped_) return;
   // Disable first (also disables inherited children) so the final drain is complete.
   for (int fd : fds_) ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-  Poll();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    DrainAll();
+    ApplyRingEvents(&sink_, UINT64_MAX);
+  }
   RefreshNamesFromProc();
   std::lock_guard<std::mutex> lock(mu_);
-  for (Ring& ring : rings_) {
-    if (ring.base != nullptr) munmap(ring.base, ring.length);
-  }
-  for (int fd : fds_) close(fd);
-  rings_.clear();
-  fds_.clear();
+  CloseAll();
   stopped_ = true;
 }
 
 Status Sampler::SetFrequency(int hz) {
   if (hz <= 0) return Err("sampler: frequency must be > 0 Hz");
   // cpu-clock is hrtimer based: the kernel turns a frequency into a fixed period at creation
-  // (perf_swevent_init_hrtimer clears attr.freq), so IOC_PERIOD takes nanoseconds here.
+  // (perf_swevent_init_hrtimer clears attr.freq), so IOC_PERIOD takes nanoseconds here. It
+  // keeps hw.last_period, which samples report, at the first period: ApplySample corrects it.
   uint64_t period_ns = 1000000000ULL / static_cast<uint64_t>(hz);
   for (int fd : fds_) {
     if (ioctl(fd, PERF_EVENT_IOC_PERIOD, &period_ns) != 0) {
       return Err("PERF_EVENT_IOC_PERIOD(" + std::to_string(hz) + " Hz): " + std::strerror(errno));
     }
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  sink_.period_changes.push_back({static_cast<uint64_t>(MonotonicNs()), period_ns});
   frequency_hz_ = hz;
   return Status::Ok();
 }
@@ -560,14 +674,24 @@ std::map<uint32_t, std::string> Sampler::ThreadNames() const {
   return sink_.comms;
 }
 
-uint64_t Sampler::lost() const {
+uint64_t Sampler::lost() const { return stats().lost; }
+
+uint64_t Sampler::malformed() const { return stats().malformed; }
+
+RingStats Sampler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return sink_.stats.lost;
+  return sink_.stats;
 }
 
-uint64_t Sampler::malformed() const {
+std::map<uint32_t, ProcessImage> Sampler::Images() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return sink_.stats.malformed;
+  return sink_.images;
+}
+
+uint32_t Sampler::CurrentImage(uint32_t pid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sink_.image_of_pid.find(pid);
+  return it != sink_.image_of_pid.end() ? it->second : 0;
 }
 
 }  // namespace fs::profile

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "src/base/clock.h"
+#include "src/base/logging.h"
 
 namespace fs::profile {
 namespace {
@@ -30,9 +31,7 @@ bool Alive(pid_t pid) {
 constexpr const char* kTruncated = "[truncated stack]";
 
 // User-space code lives below the x86_64 canonical hole and above the null page.
-bool PlausibleReturnAddress(uint64_t address) {
-  return address >= 4096 && address < 0x0000800000000000ULL;
-}
+bool PlausibleReturnAddress(uint64_t address) { return PlausibleUserAddress(address); }
 
 // How long `ips[0, n)` stays once a repeating tail is cut after its first period. A frame-pointer
 // chain that loops (frameless code left a stack address in the frame-pointer register) repeats
@@ -170,13 +169,19 @@ Profile BuildProfile(const std::vector<RawSample>& samples,
   p.default_sample_type = "cpu";
   StackInterner interner(&b, symbolizers);
   // Identical stacks of one thread are merged into one pprof sample.
-  std::map<std::tuple<uint32_t, uint32_t, std::vector<uint64_t>>, size_t> merged;
+  std::map<std::tuple<uint32_t, uint32_t, std::string, std::vector<uint64_t>>, size_t> merged;
   for (const RawSample& r : samples) {
     std::vector<uint64_t> ids = interner.Stack(r);
     pid_t pid = static_cast<pid_t>(r.pid);
     if (ids.empty()) continue;
     int64_t period = r.period > 0 ? static_cast<int64_t>(r.period) : p.period;
-    auto key = std::make_tuple(r.pid, r.tid, ids);
+    // A thread renamed while recorded gives one sample per name it had when sampled.
+    const std::string* thread = &r.thread_name;
+    if (thread->empty()) {
+      auto name = thread_names.find(r.tid);
+      if (name != thread_names.end()) thread = &name->second;
+    }
+    auto key = std::make_tuple(r.pid, r.tid, *thread, ids);
     if (auto it = merged.find(key); it != merged.end()) {
       Sample& s = p.samples[it->second];
       s.values[0] += 1;
@@ -186,8 +191,7 @@ Profile BuildProfile(const std::vector<RawSample>& samples,
     Sample s;
     s.location_ids = std::move(ids);
     s.values = {1, period};
-    auto name = thread_names.find(r.tid);
-    if (name != thread_names.end() && !name->second.empty()) s.labels["thread"] = name->second;
+    if (!thread->empty()) s.labels["thread"] = *thread;
     if (auto svc = services.find(pid); svc != services.end()) s.labels["service"] = svc->second;
     s.num_labels["tid"] = r.tid;
     s.num_labels["pid"] = r.pid;
@@ -197,194 +201,412 @@ Profile BuildProfile(const std::vector<RawSample>& samples,
   return std::move(b).Build();
 }
 
-StatusOr<RecordResult> Record(const RecordOptions& options) {
-  if (options.pids.empty()) return Err("no process to record");
-  if (options.frequency_hz < 1 || options.frequency_hz > 10000) {
-    return Err("frequency must be 1..10000 Hz");
+namespace {
+
+// Symbolizers or unwinders per process image (sampler.h's ProcessImage), made on first use.
+template <typename T>
+class PerImage {
+ public:
+  using Factory = StatusOr<std::unique_ptr<T>> (*)(pid_t);
+  explicit PerImage(Factory make) : make_(make) {}
+
+  // One made for target `pid` at made_ns (CLOCK_MONOTONIC, the samples' clock, taken before
+  // /proc was read): it serves the image the target ran then.
+  void AddForTarget(pid_t pid, std::unique_ptr<T> t, uint64_t made_ns) {
+    targets_[static_cast<uint32_t>(pid)] = {t.get(), made_ns};
+    owned_.push_back(std::move(t));
   }
-  const bool dwarf = options.unwind == Unwind::kDwarf;
-  SamplerOptions so;
-  so.pids = options.pids;
-  so.frequency_hz = options.frequency_hz;
-  so.dwarf = dwarf;
-  so.stack_bytes = options.stack_bytes;
-  so.system_wide = options.system_wide;
-  so.allow_vanished = options.allow_vanished;
-  ASSIGN_OR_RETURN(std::unique_ptr<Sampler> sampler, Sampler::Start(so));
-  // The recording window starts here: samples flow from now on (also while symbolizers load).
-  const int64_t start = MonotonicNs();
-  const int64_t wall_start = WallNs();
-  if (options.after_attach) options.after_attach();
-  // Symbolizers now, while every target is alive: a process that exits mid-record is still
-  // symbolized from the modules it had mapped.
-  std::map<pid_t, std::unique_ptr<Symbolizer>> owned;
-  std::map<pid_t, Symbolizer*> symbolizers;
-  for (pid_t pid : options.pids) {
+
+  // The target's if it was made during this image's life; else one made now if the image is
+  // still its process's current one; else its forking parent's (a fork shares its parent's
+  // mappings until it execs); else none.
+  T* Get(uint32_t image, const Sampler& sampler) {
+    if (auto it = cache_.find(image); it != cache_.end()) return it->second;
+    T* t = Resolve(image, sampler);
+    cache_[image] = t;
+    return t;
+  }
+
+ private:
+  struct Made {
+    T* t = nullptr;
+    uint64_t made_ns = 0;
+  };
+
+  T* Resolve(uint32_t image, const Sampler& sampler) {
+    const std::map<uint32_t, ProcessImage> images = sampler.Images();  // Only on a cache miss.
+    auto it = images.find(image);
+    if (it == images.end()) return nullptr;
+    const ProcessImage& img = it->second;
+    if (auto t = targets_.find(img.pid); t != targets_.end() && Covers(images, image, t->second)) {
+      return t->second.t;
+    }
+    if (sampler.CurrentImage(img.pid) == image) {
+      if (auto made = make_(static_cast<pid_t>(img.pid)); made.ok()) {
+        owned_.push_back(std::move(*made));
+        return owned_.back().get();
+      }
+    }
+    return img.parent != 0 ? Get(img.parent, sampler) : nullptr;
+  }
+
+  // Whether `made` was taken while `image` was its process's image.
+  static bool Covers(const std::map<uint32_t, ProcessImage>& images, uint32_t image,
+                     const Made& made) {
+    const ProcessImage& img = images.at(image);
+    if (img.time_ns > made.made_ns) return false;
+    for (auto it = images.upper_bound(image); it != images.end(); ++it) {
+      if (it->second.pid == img.pid && it->second.time_ns <= made.made_ns) return false;
+    }
+    return true;
+  }
+
+  Factory make_;
+  std::map<uint32_t, Made> targets_;
+  std::vector<std::unique_ptr<T>> owned_;
+  std::map<uint32_t, T*> cache_;
+};
+
+// Appends `src` to `dst`, renumbering its mappings, functions and locations (functions with
+// the same name and file are shared).
+void MergeInto(Profile* dst, const Profile& src) {
+  std::map<uint64_t, uint64_t> mapping_ids, function_ids, location_ids;
+  for (Mapping m : src.mappings) {
+    const uint64_t old = m.id;
+    m.id = dst->mappings.size() + 1;
+    mapping_ids[old] = m.id;
+    dst->mappings.push_back(std::move(m));
+  }
+  std::map<std::pair<std::string, std::string>, uint64_t> by_name;
+  for (const Function& f : dst->functions) by_name[{f.name, f.filename}] = f.id;
+  for (Function f : src.functions) {
+    auto [it, added] = by_name.try_emplace({f.name, f.filename}, dst->functions.size() + 1);
+    function_ids[f.id] = it->second;
+    if (!added) continue;
+    f.id = it->second;
+    dst->functions.push_back(std::move(f));
+  }
+  for (Location l : src.locations) {
+    const uint64_t old = l.id;
+    l.id = dst->locations.size() + 1;
+    l.mapping_id = l.mapping_id != 0 ? mapping_ids[l.mapping_id] : 0;
+    for (Line& line : l.lines) line.function_id = function_ids[line.function_id];
+    location_ids[old] = l.id;
+    dst->locations.push_back(std::move(l));
+  }
+  for (Sample s : src.samples) {
+    for (uint64_t& id : s.location_ids) id = location_ids[id];
+    dst->samples.push_back(std::move(s));
+  }
+}
+
+StatusOr<std::unique_ptr<Symbolizer>> MakeSymbolizer(pid_t pid) {
+  return Symbolizer::ForProcess(pid);
+}
+
+StatusOr<std::unique_ptr<Unwinder>> MakeUnwinder(pid_t pid) { return Unwinder::ForProcess(pid); }
+
+}  // namespace
+
+struct Recording::State {
+  RecordOptions options;
+  bool dwarf = false;
+  std::unique_ptr<Sampler> sampler;
+  int64_t start_ns = 0;
+  int64_t wall_start_ns = 0;
+  int64_t window_start_wall_ns = 0;
+  int64_t last_tick_ns = 0;
+  PerImage<Symbolizer> symbolizers{&MakeSymbolizer};
+  PerImage<Unwinder> unwinders{&MakeUnwinder};
+  std::vector<RawSample> window;  // Polled since the last TakeWindow.
+  RecordResult result;            // Counters accumulate here from Start on.
+  uint64_t dwarf_frames = 0;
+  int64_t unwind_ns = 0;
+  size_t polled = 0;
+  bool warned_inherited_rate = false;
+  bool finished = false;
+  // pid -> its service label (RecordOptions::services of it or the target that forked it) and
+  // the key it counts under in unwind_by_service ("pid N" of that target when unlabelled).
+  struct Service {
+    std::string label;
+    std::string key;
+  };
+  std::map<uint32_t, Service> service_of;
+};
+
+namespace {
+
+using State = Recording::State;
+
+const State::Service& ServiceOf(State& st, uint32_t pid) {
+  if (auto it = st.service_of.find(pid); it != st.service_of.end()) return it->second;
+  const std::map<uint32_t, uint32_t> children = st.sampler->ChildProcesses();  // On a miss.
+  uint32_t root = pid;
+  for (int hops = 0; hops < 64; ++hops) {
+    if (st.options.services.count(static_cast<pid_t>(root))) break;
+    auto up = children.find(root);
+    if (up == children.end()) break;
+    root = up->second;
+  }
+  State::Service s;
+  if (auto it = st.options.services.find(static_cast<pid_t>(root));
+      it != st.options.services.end()) {
+    s.label = it->second;
+  }
+  s.key = s.label.empty() ? "pid " + std::to_string(root) : s.label;
+  return st.service_of[pid] = std::move(s);
+}
+
+// Frame pointers: full when the kernel's chain reached past the leaf without a junk return
+// address (BuildProfile cuts the stack at the first one).
+UnwindMethod FramePointerOutcome(const RawSample& s) {
+  if (s.user_ips.size() < 2) return UnwindMethod::kLeafOnly;
+  for (size_t i = 1; i < s.user_ips.size(); ++i) {
+    if (!PlausibleReturnAddress(s.user_ips[i])) return UnwindMethod::kLeafOnly;
+  }
+  return UnwindMethod::kCfi;
+}
+
+// Unwinds a DWARF sample with its image's unwinder, or by frame pointers when it has none.
+UnwindMethod UnwindDwarf(State& st, RawSample* s) {
+  UnwindMethod method = UnwindMethod::kLeafOnly;
+  const int64_t t0 = MonotonicNs();
+  Unwinder* unwinder = st.unwinders.Get(s->image, *st.sampler);
+  const size_t depth =
+      unwinder != nullptr ? unwinder->Unwind(s, &method) : UnwindByFramePointers(s, &method);
+  st.unwind_ns += MonotonicNs() - t0;
+  if (method == UnwindMethod::kCfi) {
+    st.result.dwarf_unwound++;
+    st.dwarf_frames += depth;
+  } else {
+    st.result.dwarf_failed++;
+  }
+  return method;
+}
+
+void CountUnwind(State& st, const RawSample& s, UnwindMethod method) {
+  UnwindCounts& c = st.result.unwind_by_service[ServiceOf(st, s.pid).key];
+  switch (method) {
+    case UnwindMethod::kCfi:
+      c.full++;
+      break;
+    case UnwindMethod::kFramePointer:
+      c.fp_fallback++;
+      break;
+    case UnwindMethod::kLeafOnly:
+      c.truncated++;
+      break;
+  }
+}
+
+// Moves the sampler's new samples into the window. Their images' symbolizers are made now,
+// while the processes run; in DWARF mode the samples are unwound and their stack copies freed
+// (~stack_bytes each), which is what keeps memory bounded.
+void TakeNew(State& st) {
+  std::vector<RawSample> fresh = st.sampler->TakeSamples();
+  st.window.reserve(st.window.size() + fresh.size());
+  for (RawSample& s : fresh) {
+    st.symbolizers.Get(s.image, *st.sampler);
+    const UnwindMethod method = st.dwarf ? UnwindDwarf(st, &s) : FramePointerOutcome(s);
+    if (!s.user_ips.empty()) {
+      CountUnwind(st, s, method);
+    } else if (s.kernel_ips.empty()) {
+      st.result.samples_without_frames++;
+    }
+    st.window.push_back(std::move(s));
+  }
+}
+
+// The overhead governor's hook. Per-thread events: see RecordOptions::adjust_frequency.
+void Govern(State& st, double elapsed_s) {
+  const int hz = st.sampler->frequency_hz();
+  const int want = st.options.adjust_frequency(elapsed_s, hz);
+  if (want <= 0 || want == hz) return;
+  if (Status s = st.sampler->SetFrequency(want); !s.ok()) {
+    st.result.warnings.push_back(s.message());
+    return;
+  }
+  if (st.sampler->inherited_rate_kept() && !st.warned_inherited_rate) {
+    st.warned_inherited_rate = true;
+    st.result.warnings.push_back(
+        "per-thread events: a rate change reaches the threads that existed at the start and "
+        "those created after the change; threads created in between keep the rate they "
+        "inherited (PERF_EVENT_IOC_PERIOD does not reach inherited events, a kernel limit). "
+        "System-wide events (root or CAP_PERFMON) change for every thread");
+  }
+}
+
+// BuildProfile symbolizes by pid; a process that exec'd needs two symbolizers, so the samples
+// are split into groups in which every pid has one, and the groups' profiles are merged.
+Profile BuildWindowProfile(State& st, std::vector<RawSample> samples) {
+  std::vector<std::map<pid_t, Symbolizer*>> maps;
+  std::vector<std::vector<RawSample>> groups;
+  std::map<pid_t, std::string> services;
+  for (RawSample& s : samples) {
+    const pid_t pid = static_cast<pid_t>(s.pid);
+    Symbolizer* sym = st.symbolizers.Get(s.image, *st.sampler);
+    if (const std::string& label = ServiceOf(st, s.pid).label; !label.empty()) {
+      services[pid] = label;
+    }
+    size_t g = 0;
+    while (g < maps.size() && maps[g].count(pid) && maps[g][pid] != sym) ++g;
+    if (g == maps.size()) {
+      maps.emplace_back();
+      groups.emplace_back();
+    }
+    maps[g][pid] = sym;
+    groups[g].push_back(std::move(s));
+  }
+  const std::map<uint32_t, std::string> names = st.sampler->ThreadNames();
+  Profile p = BuildProfile(groups.empty() ? std::vector<RawSample>{} : groups[0],
+                           maps.empty() ? std::map<pid_t, Symbolizer*>{} : maps[0], names, services,
+                           st.options.frequency_hz);
+  for (size_t g = 1; g < groups.size(); ++g) {
+    MergeInto(&p, BuildProfile(groups[g], maps[g], names, services, st.options.frequency_hz));
+  }
+  return p;
+}
+
+// Symbolizers (and unwinders) of the targets now, while every target is alive: a process that
+// exits mid-record is still symbolized from the modules it had mapped.
+Status MakeTargetTools(State& st) {
+  for (pid_t pid : st.options.pids) {
+    uint64_t made_ns = static_cast<uint64_t>(MonotonicNs());
     auto sym = Symbolizer::ForProcess(pid);
+    // A process in the middle of an exec (a command just started) can fail to read for a
+    // moment (seen: ENOEXEC from /proc/PID/maps on a loaded host): retry briefly.
+    for (int retry = 0; retry < 10 && !sym.ok() && Alive(pid); ++retry) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      made_ns = static_cast<uint64_t>(MonotonicNs());
+      sym = Symbolizer::ForProcess(pid);
+    }
     if (!sym.ok()) {
       // Gone already (a short command): its samples stay as raw addresses. Otherwise (e.g.
       // permission denied) the profile would be useless: fail.
       if (!Alive(pid)) continue;
       return sym.status();
     }
-    owned[pid] = std::move(*sym);
-    symbolizers[pid] = owned[pid].get();
-  }
-
-  // One unwinder per target, made while it is alive (like the symbolizers). Without one (the
-  // target is gone, or the sample is from a child process of a target) a sample keeps the
-  // kernel's frame-pointer callchain.
-  std::map<pid_t, std::unique_ptr<Unwinder>> unwinders;
-  if (dwarf) {
-    for (pid_t pid : options.pids) {
-      auto unwinder = Unwinder::ForProcess(pid);
-      if (unwinder.ok()) unwinders[pid] = std::move(*unwinder);
+    st.symbolizers.AddForTarget(pid, std::move(*sym), made_ns);
+    if (!st.dwarf) continue;
+    if (auto unwinder = Unwinder::ForProcess(pid); unwinder.ok()) {
+      st.unwinders.AddForTarget(pid, std::move(*unwinder), made_ns);
     }
   }
+  return Status::Ok();
+}
 
-  // Processes the targets fork while recording (system-wide mode: postgres backends, helper
-  // processes) get their own symbolizer and unwinder when first seen, else their parent's
-  // symbolizer (a fork shares its parent's mappings), and their parent's service label.
-  std::map<pid_t, std::string> services = options.services;
-  std::set<pid_t> tried(options.pids.begin(), options.pids.end());
-  auto adopt = [&](pid_t pid) {
-    if (!tried.insert(pid).second) return;
-    auto sym = Symbolizer::ForProcess(pid);
-    if (sym.ok()) {
-      owned[pid] = std::move(*sym);
-      symbolizers[pid] = owned[pid].get();
-    }
-    if (dwarf) {
-      auto unwinder = Unwinder::ForProcess(pid);
-      if (unwinder.ok()) unwinders[pid] = std::move(*unwinder);
-    }
-  };
-  // After recording: children that could not be read borrow from their nearest ancestor.
-  auto inherit_from_parents = [&](const std::map<uint32_t, uint32_t>& children) {
-    for (const auto& [child, first_parent] : children) {
-      pid_t c = static_cast<pid_t>(child);
-      for (uint32_t parent = first_parent, hops = 0; hops < 64; ++hops) {
-        pid_t p = static_cast<pid_t>(parent);
-        if (!symbolizers.count(c) && symbolizers.count(p)) symbolizers[c] = symbolizers[p];
-        if (!services.count(c) && services.count(p)) services[c] = services[p];
-        auto up = children.find(parent);
-        if (up == children.end()) break;
-        parent = up->second;
-      }
-    }
-  };
+}  // namespace
 
-  RecordResult result;
-  std::vector<RawSample> raw;
-  // After a rate change the kernel keeps reporting cpu-clock's original period in every sample
-  // (hw.last_period is set once, at event creation), so samples taken after it carry the new
-  // period from here.
-  uint64_t period_override_ns = 0;
-  uint64_t dwarf_frames = 0;
-  int64_t unwind_ns = 0;
-  // Moves the sampler's new samples into `raw`; in DWARF mode unwinds them first and frees
-  // their stack copies (~stack_bytes each), which is what keeps memory bounded.
-  auto take = [&] {
-    std::vector<RawSample> fresh = sampler->TakeSamples();
-    if (period_override_ns > 0) {
-      for (RawSample& s : fresh) s.period = period_override_ns;
-    }
-    if (sampler->system_wide()) {
-      for (const RawSample& s : fresh) adopt(static_cast<pid_t>(s.pid));
-    }
-    if (dwarf) {
-      int64_t t0 = MonotonicNs();
-      for (RawSample& s : fresh) {
-        auto it = unwinders.find(static_cast<pid_t>(s.pid));
-        size_t depth = 0;
-        const bool has_regs = s.regs_abi != 0 && !s.user_regs.empty();
-        if (it != unwinders.end() && has_regs) {
-          depth = it->second->Unwind(&s);
-        } else {
-          ReleaseDwarfPayload(&s);
-        }
-        if (depth >= 2) {
-          result.dwarf_unwound++;
-          dwarf_frames += depth;
-        } else {
-          result.dwarf_failed++;
-        }
-      }
-      unwind_ns += MonotonicNs() - t0;
-    }
-    raw.reserve(raw.size() + fresh.size());
-    for (RawSample& s : fresh) raw.push_back(std::move(s));
-  };
-  int64_t last_progress = start;
-  size_t polled = 0;
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    polled += sampler->Poll();
-    take();
-    double elapsed = static_cast<double>(MonotonicNs() - start) / 1e9;
-    if (MonotonicNs() - last_progress >= 1000000000) {
-      // Per-thread mode cannot change the rate of inherited events: no governor there.
-      if (options.adjust_frequency && sampler->system_wide()) {
-        int want = options.adjust_frequency(elapsed, sampler->frequency_hz());
-        if (want > 0 && want != sampler->frequency_hz()) {
-          // Samples of the old rate still in the rings keep their period.
-          polled += sampler->Poll();
-          take();
-          if (Status st = sampler->SetFrequency(want); st.ok()) {
-            period_override_ns = 1000000000ULL / static_cast<uint64_t>(want);
-          } else {
-            result.warnings.push_back(st.message());
-          }
-        }
-      }
-      if (options.progress) options.progress(elapsed, polled);
-      last_progress = MonotonicNs();
-    }
-    if (options.stop != nullptr && options.stop->load()) break;
-    if (options.duration_s > 0 && elapsed >= options.duration_s) break;
-    bool any_alive = false;
-    for (pid_t pid : options.pids) any_alive |= Alive(pid);
-    if (!any_alive) break;
+Recording::Recording(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Recording::~Recording() = default;
+
+StatusOr<std::unique_ptr<Recording>> Recording::Start(const RecordOptions& options) {
+  if (options.pids.empty()) return Err("no process to record");
+  if (options.frequency_hz < 1 || options.frequency_hz > 10000) {
+    return Err("frequency must be 1..10000 Hz");
   }
-  sampler->Stop();
-  if (options.after_stop) options.after_stop();
-  result.elapsed_s = static_cast<double>(MonotonicNs() - start) / 1e9;
-  for (pid_t pid : options.pids) {
+  auto st = std::make_unique<State>();
+  st->options = options;
+  st->dwarf = options.unwind == Unwind::kDwarf;
+  SamplerOptions so;
+  so.pids = options.pids;
+  so.frequency_hz = options.frequency_hz;
+  so.dwarf = st->dwarf;
+  so.stack_bytes = options.stack_bytes;
+  so.system_wide = options.system_wide;
+  so.allow_vanished = options.allow_vanished;
+  ASSIGN_OR_RETURN(st->sampler, Sampler::Start(so));
+  // The recording window starts here: samples flow from now on (also while symbolizers load).
+  st->start_ns = st->last_tick_ns = MonotonicNs();
+  st->wall_start_ns = st->window_start_wall_ns = WallNs();
+  if (options.after_attach) options.after_attach();
+  RETURN_IF_ERROR(MakeTargetTools(*st));
+  return std::unique_ptr<Recording>(new Recording(std::move(st)));
+}
+
+bool Recording::Poll() {
+  State& st = *state_;
+  st.polled += st.sampler->Poll();
+  TakeNew(st);
+  const double elapsed = static_cast<double>(MonotonicNs() - st.start_ns) / 1e9;
+  if (MonotonicNs() - st.last_tick_ns >= 1000000000) {
+    if (st.options.adjust_frequency) Govern(st, elapsed);
+    if (st.options.progress) st.options.progress(elapsed, st.polled);
+    st.last_tick_ns = MonotonicNs();
+  }
+  if (st.options.stop != nullptr && st.options.stop->load()) return false;
+  if (st.options.duration_s > 0 && elapsed >= st.options.duration_s) return false;
+  for (pid_t pid : st.options.pids) {
+    if (Alive(pid)) return true;
+  }
+  return false;
+}
+
+Profile Recording::TakeWindow() {
+  State& st = *state_;
+  const int64_t now = WallNs();
+  Profile p = BuildWindowProfile(st, std::exchange(st.window, {}));
+  p.time_nanos = st.window_start_wall_ns;
+  p.duration_nanos = now - st.window_start_wall_ns;
+  st.window_start_wall_ns = now;
+  return p;
+}
+
+RecordResult Recording::Finish() {
+  State& st = *state_;
+  CHECK(!st.finished);
+  st.finished = true;
+  st.sampler->Stop();
+  const int64_t stop_wall_ns = WallNs();
+  if (st.options.after_stop) st.options.after_stop();
+  RecordResult& result = st.result;
+  result.elapsed_s = static_cast<double>(MonotonicNs() - st.start_ns) / 1e9;
+  for (pid_t pid : st.options.pids) {
     if (!Alive(pid)) result.exited.push_back(pid);
   }
-  take();
-  result.samples = raw.size();
-  result.unwind_s = static_cast<double>(unwind_ns) / 1e9;
+  TakeNew(st);
+  result.samples = st.window.size();
+  result.unwind_s = static_cast<double>(st.unwind_ns) / 1e9;
   if (result.dwarf_unwound > 0) {
     result.dwarf_avg_depth =
-        static_cast<double>(dwarf_frames) / static_cast<double>(result.dwarf_unwound);
+        static_cast<double>(st.dwarf_frames) / static_cast<double>(result.dwarf_unwound);
   }
-  result.lost = sampler->lost();
-  result.kernel_frames = sampler->kernel_frames();
-  result.system_wide = sampler->system_wide();
-  result.filtered = sampler->filtered();
-  result.final_frequency_hz = sampler->frequency_hz();
-  const std::map<uint32_t, uint32_t> children = sampler->ChildProcesses();
-  result.child_processes = children.size();
-  inherit_from_parents(children);
-  int64_t sym_start = MonotonicNs();
-  result.profile =
-      BuildProfile(raw, symbolizers, sampler->ThreadNames(), services, options.frequency_hz);
+  const RingStats stats = st.sampler->stats();
+  result.lost = stats.lost;
+  result.malformed = stats.malformed;
+  result.discarded_bytes = stats.discarded_bytes;
+  result.kernel_frames = st.sampler->kernel_frames();
+  result.system_wide = st.sampler->system_wide();
+  result.filtered = st.sampler->filtered();
+  result.final_frequency_hz = st.sampler->frequency_hz();
+  result.child_processes = st.sampler->ChildProcesses().size();
+  const int64_t sym_start = MonotonicNs();
+  result.profile = BuildWindowProfile(st, std::exchange(st.window, {}));
   result.symbolize_s = static_cast<double>(MonotonicNs() - sym_start) / 1e9;
-  result.profile.time_nanos = wall_start;
-  result.profile.duration_nanos = static_cast<int64_t>(result.elapsed_s * 1e9);
+  result.profile.time_nanos = st.window_start_wall_ns;
+  result.profile.duration_nanos = stop_wall_ns - st.window_start_wall_ns;
   const std::string unwinding =
-      dwarf ? "DWARF unwinding (" + std::to_string(options.stack_bytes) + "-byte stack copies)"
-            : "frame-pointer callchains";
-  std::string rate = std::to_string(options.frequency_hz) + " Hz";
-  if (result.final_frequency_hz != options.frequency_hz) {
+      st.dwarf
+          ? "DWARF unwinding (" + std::to_string(st.options.stack_bytes) + "-byte stack copies)"
+          : "frame-pointer callchains";
+  std::string rate = std::to_string(st.options.frequency_hz) + " Hz";
+  if (result.final_frequency_hz != st.options.frequency_hz) {
     rate += " (lowered to " + std::to_string(result.final_frequency_hz) + " Hz while recording)";
   }
   result.profile.comments.push_back(
       "framescope record: cpu-clock at " + rate + ", " +
       (result.system_wide ? "system-wide per-CPU events" : "per-thread events") + ", " + unwinding +
       (result.kernel_frames ? "" : ", no kernel frames (refused)"));
-  return result;
+  return std::move(result);
+}
+
+StatusOr<RecordResult> Record(const RecordOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Recording> recording, Recording::Start(options));
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (recording->Poll());
+  return recording->Finish();
 }
 
 }  // namespace fs::profile

@@ -7,6 +7,9 @@
 //      └─ kDwarf: regs + stack ─▶ Unwinder per pid ─▶ user_ips ─┘  ▲ Symbolizer per pid
 // In DWARF mode each poll's samples are unwound at once and their stack copies freed, so memory
 // stays bounded by what one poll interval produces, not by the recording's length.
+// Symbolizers and unwinders are kept per process image (sampler.h's ProcessImage): one per
+// target, per process a target forks (else its parent's: a fork shares its mappings) and per
+// exec, so samples after an exec are symbolized with the new binary.
 #ifndef FRAMESCOPE_RECORD_RECORDER_H_
 #define FRAMESCOPE_RECORD_RECORDER_H_
 
@@ -21,8 +24,8 @@
 #include <vector>
 
 #include "src/base/status.h"
-#include "src/profile/profile.h"
 #include "src/collect/sampler.h"
+#include "src/profile/profile.h"
 #include "src/symbolize/symbolizer.h"
 #include "src/symbolize/unwinder.h"
 
@@ -57,8 +60,9 @@ struct RecordOptions {
   // Called about once a second while recording.
   std::function<void(double elapsed_s, size_t samples)> progress;
   // The overhead governor's hook, called about once a second with the current rate: a positive
-  // return value different from it changes the sampling frequency from then on. System-wide
-  // mode only (inherited per-thread events keep their rate): not called otherwise.
+  // return value different from it changes the sampling frequency from then on. In per-thread
+  // mode threads created since the start keep the rate they inherited (a kernel limit, see
+  // Sampler::SetFrequency): RecordResult::warnings says so when the rate changed there.
   std::function<int(double elapsed_s, int current_hz)> adjust_frequency;
 };
 
@@ -74,16 +78,22 @@ struct UnwindCounts {
 
 struct RecordResult {
   Profile profile;
-  size_t samples = 0;
+  size_t samples = 0;  // In `profile` (with Recording: those no TakeWindow took).
+  // Losses, none silent. `lost`: records the kernel dropped because a ring was full (any
+  // process's in system-wide mode: the kernel does not say whose). `malformed`: records that
+  // failed to parse and were skipped; `discarded_bytes`: ring bytes dropped after a header
+  // that made the next record unfindable. `samples_without_frames`: samples with neither a
+  // kernel nor a user frame (left out of the profile).
   uint64_t lost = 0;
+  uint64_t malformed = 0;
+  uint64_t discarded_bytes = 0;
+  uint64_t samples_without_frames = 0;
   bool kernel_frames = false;  // false: the host hides kernel callchains
   std::vector<pid_t> exited;   // targets that exited while recording (samples kept)
   double elapsed_s = 0;
   double symbolize_s = 0;  // post-processing time
   // Unwind::kDwarf only. Samples whose user stack came from CFI (>= 2 frames), and those
-  // that did not: the walk stopped at the IP, the sample had no user registers (kernel
-  // thread), or its process had no unwinder (it exited first, or is a child of a target):
-  // those keep the IP or the kernel's frame-pointer callchain.
+  // that did not (frame-pointer fallback, the IP only, or no user registers).
   uint64_t dwarf_unwound = 0;
   uint64_t dwarf_failed = 0;
   double dwarf_avg_depth = 0;  // user frames per DWARF-unwound sample (IP included)
@@ -96,6 +106,34 @@ struct RecordResult {
   // counted with the target that forked them.
   std::map<std::string, UnwindCounts> unwind_by_service;
   std::vector<std::string> warnings;
+};
+
+// A recording in progress, for callers that want its samples as they come (continuous
+// profiling, other event sources): Start, then Poll about every 100 ms, TakeWindow whenever a
+// window of samples is wanted, and Finish once. Record() below is Start + Poll until done +
+// Finish.
+class Recording {
+ public:
+  static StatusOr<std::unique_ptr<Recording>> Start(const RecordOptions& options);
+  ~Recording();
+  Recording(const Recording&) = delete;
+  Recording& operator=(const Recording&) = delete;
+
+  // Drains the sampler, unwinds the new samples (DWARF), counts how they were unwound, and
+  // about once a second runs the adjust_frequency and progress hooks. Returns false once the
+  // recording should end: duration reached, *stop set, or every target exited.
+  bool Poll();
+  // The samples polled since the last TakeWindow (or Start), as a profile with the same
+  // labels and symbols Finish gives; they are not in Finish's profile.
+  Profile TakeWindow();
+  // Stops sampling and returns the result; its profile holds the samples no TakeWindow took.
+  RecordResult Finish();
+
+  struct State;  // Defined in recorder.cc (public only so its helpers there can name it).
+
+ private:
+  explicit Recording(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
 };
 
 StatusOr<RecordResult> Record(const RecordOptions& options);

@@ -4,6 +4,12 @@
 #include "src/record/recorder.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include "src/symbolize/test_program.h"
 
@@ -125,7 +131,7 @@ TEST_F(SymbolizedBuildProfileTest, LeafAndCallerAtOneAddressKeepTheirOwnFunction
   for (bool leaf_first : {true, false}) {
     SCOPED_TRACE(leaf_first ? "leaf first" : "caller first");
     Profile p = leaf_first ? Build({as_leaf, as_caller}) : Build({as_caller, as_leaf});
-    if (p.samples.size() != 2) return;
+    ASSERT_EQ(p.samples.size(), 2u);
     const profile::Sample& leaf = p.samples[leaf_first ? 0 : 1];
     const profile::Sample& caller = p.samples[leaf_first ? 1 : 0];
     EXPECT_EQ(Functions(p, leaf),
@@ -152,10 +158,110 @@ TEST_F(SymbolizedBuildProfileTest, FramesInDataEndTheStack) {
       {Address("noinline"), Address("inlined_ra"), Address("data"), Address("call_ra")},
       {anon + 0x10, Address("inlined_ra")},  // A leaf is the sampled pc: never cut.
   });
-  if (p.samples.size() != 3) return;
+  ASSERT_EQ(p.samples.size(), 3u);
   EXPECT_EQ(Functions(p, p.samples[0]), (std::vector<std::string>{work, caller, cut}));
   EXPECT_EQ(Functions(p, p.samples[1]), (std::vector<std::string>{work, caller, cut}));
   EXPECT_EQ(Functions(p, p.samples[2]), (std::vector<std::string>{"", caller}));
+}
+
+// A thread renamed while recorded: each sample is labelled with the name it had when taken
+// (RawSample::thread_name, from COMM records in time order), not the name at the end; the
+// end-of-run names only fill in samples taken when no name was known.
+TEST(BuildProfileTest, ThreadNamesAsTheyWereWhenSampled) {
+  RawSample early = Sample(101, {0x401000});
+  early.thread_name = "starting";
+  RawSample late = Sample(101, {0x401000});
+  late.thread_name = "serving";
+  RawSample unknown = Sample(102, {0x401000});
+  Profile p =
+      BuildProfile({early, late, late, unknown}, {}, {{101, "serving"}, {102, "io"}}, {}, 99);
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_EQ(p.samples[0].labels.at("thread"), "starting");
+  EXPECT_EQ(p.samples[0].values[0], 1);
+  EXPECT_EQ(p.samples[1].labels.at("thread"), "serving");
+  EXPECT_EQ(p.samples[1].values[0], 2);
+  EXPECT_EQ(p.samples[2].labels.at("thread"), "io");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record / Recording against the real kernel (cpu-clock), with a busy child of this process.
+
+class BusyChild {
+ public:
+  BusyChild() : pid_(fork()) {
+    if (pid_ == 0) {
+      volatile uint64_t i = 0;
+      for (;;) i = i + 1;
+    }
+  }
+  ~BusyChild() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_;
+};
+
+int64_t SampleCount(const Profile& p) {
+  int64_t n = 0;
+  for (const auto& s : p.samples) n += s.values[0];
+  return n;
+}
+
+// Per-thread events: the governor's hook is called there too, the rate changes, and the result
+// says what a change cannot reach.
+TEST(RecordTest, GovernorWorksWithPerThreadEvents) {
+  BusyChild child;
+  RecordOptions o;
+  o.pids = {child.pid()};
+  o.system_wide = false;
+  o.frequency_hz = 200;
+  o.duration_s = 2.5;
+  int calls = 0;
+  o.adjust_frequency = [&calls](double elapsed_s, int hz) {
+    calls++;
+    return elapsed_s >= 1 ? 50 : hz;
+  };
+  auto r = Record(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FALSE(r->system_wide);
+  EXPECT_GE(calls, 1);
+  EXPECT_EQ(r->final_frequency_hz, 50);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("inherited"), std::string::npos) << r->warnings[0];
+  const std::string key = "pid " + std::to_string(child.pid());
+  ASSERT_TRUE(r->unwind_by_service.count(key)) << "no unwind counts for " << key;
+  EXPECT_GT(r->unwind_by_service.at(key).full + r->unwind_by_service.at(key).truncated, 10u);
+}
+
+// TakeWindow hands out the samples polled so far; Finish has only the rest.
+TEST(RecordingTest, WindowsSplitTheSamples) {
+  BusyChild child;
+  RecordOptions o;
+  o.pids = {child.pid()};
+  o.frequency_hz = 200;
+  o.duration_s = 2;
+  auto rec = Recording::Start(o);
+  ASSERT_TRUE(rec.ok()) << rec.status().message();
+  Profile first;
+  const auto start = std::chrono::steady_clock::now();
+  bool taken = false;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!taken && std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) {
+      first = (*rec)->TakeWindow();
+      taken = true;
+    }
+  } while ((*rec)->Poll());
+  RecordResult r = (*rec)->Finish();
+  ASSERT_TRUE(taken);
+  EXPECT_GT(SampleCount(first), 5);
+  EXPECT_GT(SampleCount(r.profile), 5);
+  EXPECT_EQ(static_cast<int64_t>(r.samples), SampleCount(r.profile));
+  EXPECT_GT(first.duration_nanos, 900'000'000);
+  EXPECT_EQ(r.profile.time_nanos, first.time_nanos + first.duration_nanos);
 }
 
 }  // namespace

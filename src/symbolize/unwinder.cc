@@ -136,8 +136,11 @@ bool Unwinder::ReadMemory(uint64_t address, uint64_t* out) const {
   return false;
 }
 
-size_t Unwinder::Unwind(RawSample* sample) {
+size_t Unwinder::Unwind(RawSample* sample, UnwindMethod* method) {
   stats_.samples++;
+  UnwindMethod ignored;
+  if (method == nullptr) method = &ignored;
+  *method = UnwindMethod::kLeafOnly;
   if (sample->regs_abi != PERF_SAMPLE_REGS_ABI_64 || sample->user_regs.size() != kNumUserRegs) {
     stats_.no_regs++;
     ReleaseDwarfPayload(sample);
@@ -161,6 +164,11 @@ size_t Unwinder::Unwind(RawSample* sample) {
   }
   if (frames.size() >= 2) {
     stats_.unwound++;
+    *method = UnwindMethod::kCfi;
+  } else if (std::vector<uint64_t> fp = FramePointerWalk(*sample, kMaxFrames); fp.size() >= 2) {
+    stats_.fp_fallback++;
+    *method = UnwindMethod::kFramePointer;
+    frames = std::move(fp);
   } else {
     stats_.ip_only++;
   }
@@ -173,6 +181,43 @@ size_t Unwinder::Unwind(RawSample* sample) {
 void ReleaseDwarfPayload(RawSample* sample) {
   std::vector<uint64_t>().swap(sample->user_regs);
   std::vector<uint8_t>().swap(sample->user_stack);
+}
+
+std::vector<uint64_t> FramePointerWalk(const RawSample& sample, size_t max_frames) {
+  std::vector<uint64_t> frames;
+  if (sample.regs_abi != PERF_SAMPLE_REGS_ABI_64 || sample.user_regs.size() != kNumUserRegs) {
+    return frames;
+  }
+  frames.push_back(sample.user_regs[kRegIp]);
+  const uint64_t sp = sample.user_regs[kRegSp];
+  const uint64_t size = sample.user_stack.size();
+  // Reads the u64 at `address` from the copy, which starts at SP.
+  auto read = [&](uint64_t address, uint64_t* out) {
+    if (address < sp || address - sp > size || size - (address - sp) < sizeof(*out)) return false;
+    std::memcpy(out, sample.user_stack.data() + (address - sp), sizeof(*out));
+    return true;
+  };
+  uint64_t bp = sample.user_regs[kRegBp];
+  while (frames.size() < max_frames) {
+    uint64_t next_bp = 0, ret = 0;
+    if (bp % 8 != 0 || !read(bp, &next_bp) || !read(bp + 8, &ret) || !PlausibleUserAddress(ret)) {
+      break;
+    }
+    frames.push_back(ret);
+    if (next_bp <= bp) break;  // Frames live at rising addresses; anything else is not a chain.
+    bp = next_bp;
+  }
+  return frames;
+}
+
+size_t UnwindByFramePointers(RawSample* sample, UnwindMethod* method) {
+  std::vector<uint64_t> fp = FramePointerWalk(*sample, Unwinder::kMaxFrames);
+  if (!fp.empty()) sample->user_ips = std::move(fp);
+  if (method != nullptr) {
+    *method = sample->user_ips.size() >= 2 ? UnwindMethod::kFramePointer : UnwindMethod::kLeafOnly;
+  }
+  ReleaseDwarfPayload(sample);
+  return sample->user_ips.size();
 }
 
 }  // namespace fs::profile

@@ -255,6 +255,65 @@ TEST(UnwinderTest, BadSamplesKeepWhatTheyHave) {
   EXPECT_EQ(nowhere.user_ips[0], 0x10u);
 }
 
+// The entry point of a function of this binary: its CFI there says "the return address is at
+// [rsp]", whatever the compiler did with frame pointers in the body.
+extern "C" __attribute__((noinline)) void FpFallbackLeaf() { asm volatile(""); }
+
+// A synthetic sample at FpFallbackLeaf's entry whose [rsp] holds 0 (CFI ends the walk at the
+// leaf) but whose rbp chain in the same stack copy leads through two plausible frames.
+RawSample CfiStopsAtLeafSample() {
+  constexpr uint64_t kSp = 0x7ffd00000000ULL;
+  std::vector<uint64_t> words(16, 0);
+  words[4] = kSp + 64;  // rbp = kSp + 32: {caller's rbp, return address}
+  words[5] = 0x401000;
+  words[8] = 0;  // The outermost frame: rbp 0.
+  words[9] = 0x402000;
+  RawSample s;
+  s.pid = static_cast<uint32_t>(getpid());
+  s.tid = static_cast<uint32_t>(gettid());
+  s.regs_abi = PERF_SAMPLE_REGS_ABI_64;
+  s.user_regs.assign(kNumUserRegs, 0);
+  s.user_regs[kRegIp] = reinterpret_cast<uint64_t>(&FpFallbackLeaf);
+  s.user_regs[kRegSp] = kSp;
+  s.user_regs[kRegBp] = kSp + 32;
+  s.user_stack.resize(words.size() * sizeof(uint64_t));
+  std::memcpy(s.user_stack.data(), words.data(), s.user_stack.size());
+  return s;
+}
+
+TEST(UnwinderTest, FramePointerChainIsKeptWhenCfiStopsAtTheLeaf) {
+  auto unwinder = Unwinder::ForProcess(getpid());
+  ASSERT_TRUE(unwinder.ok()) << unwinder.status().message();
+  RawSample s = CfiStopsAtLeafSample();
+  const uint64_t ip = s.user_regs[kRegIp];
+  UnwindMethod method = UnwindMethod::kCfi;
+  EXPECT_EQ((*unwinder)->Unwind(&s, &method), 3u);
+  EXPECT_EQ(s.user_ips, (std::vector<uint64_t>{ip, 0x401000, 0x402000}));
+  EXPECT_EQ(method, UnwindMethod::kFramePointer);
+  EXPECT_EQ((*unwinder)->stats().fp_fallback, 1u);
+  EXPECT_TRUE(s.user_stack.empty());
+
+  // Without an Unwinder (the process is gone) the same walk is all there is.
+  RawSample orphan = CfiStopsAtLeafSample();
+  EXPECT_EQ(UnwindByFramePointers(&orphan, &method), 3u);
+  EXPECT_EQ(orphan.user_ips, (std::vector<uint64_t>{ip, 0x401000, 0x402000}));
+  EXPECT_EQ(method, UnwindMethod::kFramePointer);
+}
+
+TEST(UnwinderTest, FramePointerWalkStopsAtJunk) {
+  RawSample s = CfiStopsAtLeafSample();
+  const uint64_t ip = s.user_regs[kRegIp];
+  auto set_word = [&s](size_t i, uint64_t v) { std::memcpy(&s.user_stack[i * 8], &v, 8); };
+  set_word(9, 0xffffffff81000000ULL);  // A kernel-range "return address" ends the chain.
+  EXPECT_EQ(FramePointerWalk(s, 127), (std::vector<uint64_t>{ip, 0x401000}));
+  set_word(4, 0x7ffd00000000ULL);  // A caller frame below this one: not a chain.
+  EXPECT_EQ(FramePointerWalk(s, 127), (std::vector<uint64_t>{ip, 0x401000}));
+  s.user_regs[kRegBp] = 0x7ffd00000000ULL + 4096;  // Outside the copy: the IP only.
+  EXPECT_EQ(FramePointerWalk(s, 127), (std::vector<uint64_t>{ip}));
+  s.regs_abi = PERF_SAMPLE_REGS_ABI_NONE;
+  EXPECT_TRUE(FramePointerWalk(s, 127).empty());
+}
+
 TEST(UnwinderTest, DeadPidIsAClearError) {
   pid_t child = fork();
   if (child == 0) _exit(0);

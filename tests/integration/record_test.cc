@@ -2,6 +2,7 @@
 // (src/collect/sampler_testprog.cc, 3:1), recorded from its first instruction, symbolized, and
 // written as pprof + folded; `go tool pprof` reads the result.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <map>
@@ -28,6 +29,10 @@ TEST(RecordTest, AttributesAKnownRatioAndGoPprofReadsIt) {
                     testing::BinDir() + "/sampler_testprog 3000 500");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("wrote " + out), std::string::npos) << r.output;
+  // Every loss is shown, and how the stacks were unwound (frame pointers: full or truncated).
+  EXPECT_NE(r.output.find("losses: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("samples without frames"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("% full, "), std::string::npos) << r.output;
 
   auto text = ReadFile(tmp.path() + "/burn.folded");
   ASSERT_TRUE(text.ok()) << r.output;
@@ -117,6 +122,8 @@ TEST(RecordTest, DwarfUnwindingFindsCallersOfCodeWithoutFramePointers) {
                     "499 -o " + out + " -- " + testing::BinDir() + "/unwinder_testprog 3000");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("DWARF-unwound"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("full (CFI)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("by frame-pointer fallback"), std::string::npos) << r.output;
   auto text = ReadFile(tmp.path() + "/dwarf.folded");
   ASSERT_TRUE(text.ok()) << r.output;
   auto stacks = profile::ParseFolded(*text);
@@ -187,15 +194,59 @@ TEST(RecordTest, BadTargetsFailClearly) {
   EXPECT_NE(none.output.find("no running system"), std::string::npos) << none.output;
   auto both = RunShell(Fs() + " record --pid 1 --service x -o " + out);
   EXPECT_EQ(both.exit_code, 2) << both.output;
-  // As `nobody` (only where nobody can reach the binary: a checkout under /root cannot).
-  bool nobody_can_run =
-      getuid() == 0 && RunShell("runuser -u nobody -- test -x " + Fs()).exit_code == 0;
-  auto perm = RunShell("runuser -u nobody -- " + Fs() + " record --pid 1 --duration 1 -o /tmp/x");
-  if (nobody_can_run) {
-    EXPECT_EQ(perm.exit_code, 1) << perm.output;
-    EXPECT_NE(perm.output.find("perf_event_paranoid"), std::string::npos) << perm.output;
-  }
   EXPECT_FALSE(PathExists(out));
+}
+
+// As `nobody`, from a copy of the binary in a world-readable directory (the checkout may sit
+// under a 0700 home that nobody cannot enter): refused, with the fix in the message.
+TEST(RecordTest, PermissionDeniedAsNobodySaysHowToFix) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run a command as nobody";
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/bin";
+  ASSERT_EQ(chmod(tmp.path().c_str(), 0711), 0);
+  auto copy = RunShell("install -d -m 755 " + dir + " && install -m 755 " + Fs() + " " + dir);
+  ASSERT_EQ(copy.exit_code, 0) << copy.output;
+  auto perm = RunShell("runuser -u nobody -- " + dir +
+                       "/framescope record --pid 1 --duration 1 -o " + dir + "/x.prof");
+  EXPECT_EQ(perm.exit_code, 1) << perm.output;
+  EXPECT_NE(perm.output.find("perf_event_paranoid"), std::string::npos) << perm.output;
+  EXPECT_NE(perm.output.find("CAP_PERFMON"), std::string::npos) << perm.output;
+  EXPECT_FALSE(PathExists(dir + "/x.prof"));
+}
+
+// Leaf function -> samples, over the user frames of folded stacks.
+std::map<std::string, double> LeafCounts(const std::vector<profile::FoldedStack>& stacks) {
+  std::map<std::string, double> leaf;
+  for (const auto& s : stacks) {
+    std::string frame;
+    for (const auto& f : s.frames) {
+      if (f.rfind("[kernel]", 0) != 0) frame = f;
+    }
+    leaf[frame] += static_cast<double>(s.count);
+  }
+  return leaf;
+}
+
+// The workload forks a child that burns 0.5 s in BurnChild (fork_testprog) and then execs
+// exec_testprog, which burns 1 s in ExecHotLoop. The child is sampled (and its symbolizer
+// made) before the exec: the samples after it must be symbolized with exec_testprog.
+TEST(RecordTest, ExecdChildIsSymbolizedWithItsOwnBinary) {
+  TempDir tmp;
+  std::string out = tmp.path() + "/exec.prof";
+  const std::string bin = testing::BinDir();
+  auto r = RunShell("echo g | " + Fs() + " record --frequency 499 -o " + out + " -- " + bin +
+                    "/fork_testprog 1 500 " + bin + "/exec_testprog 1000");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto text = ReadFile(tmp.path() + "/exec.folded");
+  ASSERT_TRUE(text.ok()) << r.output;
+  auto stacks = profile::ParseFolded(*text);
+  ASSERT_TRUE(stacks.ok()) << stacks.status().message();
+  std::map<std::string, double> leaf = LeafCounts(*stacks);
+  const double before = leaf["BurnChild"], after = leaf["ExecHotLoop"];
+  ASSERT_GT(before + after, 300) << *text;
+  // 1 s of 1.5 s of the child's CPU after the exec (with margin for a loaded host).
+  EXPECT_NEAR(after / (before + after) * 100, 66.7, 10) << *text;
+  EXPECT_NE(text->find("main;ExecHotLoop"), std::string::npos) << *text;
 }
 
 }  // namespace
