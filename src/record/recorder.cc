@@ -357,14 +357,13 @@ const State::Service& ServiceOf(State& st, uint32_t pid) {
   return st.service_of[pid] = std::move(s);
 }
 
-// Frame pointers: full when the kernel's chain reached past the leaf without a junk return
-// address (BuildProfile cuts the stack at the first one).
-UnwindMethod FramePointerOutcome(const RawSample& s) {
+// Whether the user stack got past the leaf with real frames only: the same cut BuildProfile
+// makes (RealUserFrames: junk addresses, data, cyclic tails) decides, so the report's shares
+// match the stacks drawn. `walked` is how the stack was obtained when it is whole.
+UnwindMethod Outcome(const RawSample& s, Symbolizer* symbolizer, UnwindMethod walked) {
   if (s.user_ips.size() < 2) return UnwindMethod::kLeafOnly;
-  for (size_t i = 1; i < s.user_ips.size(); ++i) {
-    if (!PlausibleReturnAddress(s.user_ips[i])) return UnwindMethod::kLeafOnly;
-  }
-  return UnwindMethod::kCfi;
+  return RealUserFrames(s.user_ips, symbolizer) == s.user_ips.size() ? walked
+                                                                     : UnwindMethod::kLeafOnly;
 }
 
 // Unwinds a DWARF sample with its image's unwinder, or by frame pointers when it has none.
@@ -406,8 +405,10 @@ void TakeNew(State& st) {
   std::vector<RawSample> fresh = st.sampler->TakeSamples();
   st.window.reserve(st.window.size() + fresh.size());
   for (RawSample& s : fresh) {
-    st.symbolizers.Get(s.image, *st.sampler);
-    const UnwindMethod method = st.dwarf ? UnwindDwarf(st, &s) : FramePointerOutcome(s);
+    Symbolizer* symbolizer = st.symbolizers.Get(s.image, *st.sampler);
+    // Frame pointers: a whole kernel chain counts as full (kCfi maps to UnwindCounts::full).
+    const UnwindMethod walked = st.dwarf ? UnwindDwarf(st, &s) : UnwindMethod::kCfi;
+    const UnwindMethod method = Outcome(s, symbolizer, walked);
     if (!s.user_ips.empty()) {
       CountUnwind(st, s, method);
     } else if (s.kernel_ips.empty()) {
