@@ -41,6 +41,7 @@ int RunAndInterrupt(const std::string& command, int after_ms, std::string* outpu
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_);
+void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_);
 void CheckInterrupted(const std::string& tmp, const std::string& state_);
 
 // One system for every check (bringing it up is most of the cost).
@@ -56,9 +57,56 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
     CheckFullRun(tmp.path(), state);
   }
   {
+    SCOPED_TRACE("no docs/ folder");
+    CheckWithoutDocsFolder(tmp.path(), state);
+  }
+  {
     SCOPED_TRACE("Ctrl-C");
     CheckInterrupted(tmp.path(), state);
   }
+}
+
+// With DWARF unwinding (the default), most of detection's samples have one of our own
+// DetectionService functions on their stack: the OpenCV code it calls (built without frame
+// pointers) no longer cuts the stack below it. Its unwind counts say how each stack was walked.
+void CheckDetectionReachesOurCode(const Json& detection) {
+  const int64_t samples = detection.Get("samples").AsInt(0);
+  int64_t best = 0;
+  std::string best_name;
+  for (const Json& f : detection.Get("top_cumulative").AsArray()) {
+    const std::string name = f.Get("name").AsString();
+    if (name.find("fs::DetectionService::") == std::string::npos) continue;
+    if (f.Get("cum_samples").AsInt(0) > best) {
+      best = f.Get("cum_samples").AsInt(0);
+      best_name = name;
+    }
+  }
+  EXPECT_GT(static_cast<double>(best), 0.5 * static_cast<double>(samples))
+      << "widest fs::DetectionService:: function '" << best_name << "': " << best << " of "
+      << samples << " samples\n"
+      << detection.Get("top_cumulative").Dump(2);
+  const Json& unwind = detection.Get("unwind");
+  ASSERT_TRUE(unwind.is_object()) << detection.Dump(2);
+  EXPECT_NE(unwind.Get("source").AsString().find("unwind_by_service"), std::string::npos);
+  EXPECT_EQ(unwind.Get("full").AsInt(0) + unwind.Get("fp_fallback").AsInt(0) +
+                unwind.Get("truncated").AsInt(0),
+            samples);
+}
+
+// The governor budgets framescope's own cost: a busy host (this 2-core machine, with the
+// system on it) never lowers the rate by itself, and the pprof header states the rate used.
+void CheckGovernor(const Json& summary, const std::string& out) {
+  const Json& g = summary.Get("governor");
+  EXPECT_GT(g.Get("readings").AsInt(0), 3) << g.Dump(2);
+  double hz = 99;
+  for (const Json& c : g.Get("changes").AsArray()) {
+    EXPECT_NE(c.Get("reason").AsString().find("framescope used"), std::string::npos) << c.Dump(2);
+    hz = 0;  // Changed: the header states the effective rate instead.
+  }
+  if (hz == 0) hz = summary.Get("effective_frequency_hz").AsDouble(0);
+  auto p = profile::ReadPprofFile(out + "/cpu/detection_profile.prof");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->period, std::llround(1e9 / hz)) << g.Dump(2);
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_) {
@@ -123,7 +171,9 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
     EXPECT_GT(s.Get("samples").AsInt(0), 100);
     EXPECT_FALSE(s.Get("top_self").AsArray().empty());
     EXPECT_FALSE(s.Get("threads").AsArray().empty());
+    CheckDetectionReachesOurCode(s);
   }
+  CheckGovernor(*summary, out);
 
   auto doc = ReadFile(baseline);
   ASSERT_TRUE(doc.ok());
@@ -145,6 +195,20 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
     EXPECT_EQ(top.exit_code, 0) << top.output;
     EXPECT_NE(top.output.find("flat%"), std::string::npos) << top.output;
   }
+}
+
+// Run where no docs/ exists (and without --baseline): the baseline goes to
+// OUT/performance-baseline.md and the run succeeds.
+void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
+  const std::string cwd = tmp + "/elsewhere";
+  ASSERT_TRUE(MakeDirs(cwd).ok());
+  auto r = RunShell("cd " + cwd + " && " + Fs() + " profile --duration 3 --state-dir " + state_ +
+                    " --out prof");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto doc = ReadFile(cwd + "/prof/performance-baseline.md");
+  ASSERT_TRUE(doc.ok()) << r.output;
+  EXPECT_NE(doc->find("## CPU"), std::string::npos) << *doc;
+  EXPECT_FALSE(PathExists(cwd + "/docs"));
 }
 
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
@@ -173,9 +237,24 @@ TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
   EXPECT_EQ(usage.exit_code, 2) << usage.output;
   auto unwind = RunShell(Fs() + " profile --unwind lbr --state-dir " + empty.path());
   EXPECT_EQ(unwind.exit_code, 2) << unwind.output;
-  auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path());
+  auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path() + " --out " +
+                       empty.path() + "/out");
   EXPECT_EQ(none.exit_code, 1) << none.output;
   EXPECT_NE(none.output.find("no running system"), std::string::npos) << none.output;
+  // An output folder that does not exist fails before anything runs (no system needed here:
+  // the paths are checked first), with exit 2 and the path in the message.
+  auto missing =
+      RunShell(Fs() + " profile --duration 60 --state-dir " + empty.path() + " --out " +
+               empty.path() + "/out --baseline " + empty.path() + "/no/such/dir/baseline.md");
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("no/such/dir"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("does not exist"), std::string::npos) << missing.output;
+  // A symlink where the baseline should go is not replaced.
+  ASSERT_EQ(symlink("/etc/hostname", (empty.path() + "/link.md").c_str()), 0);
+  auto link = RunShell(Fs() + " profile --duration 60 --state-dir " + empty.path() + " --out " +
+                       empty.path() + "/out --baseline " + empty.path() + "/link.md");
+  EXPECT_EQ(link.exit_code, 2) << link.output;
+  EXPECT_NE(link.output.find("not a regular file"), std::string::npos) << link.output;
   auto help = RunShell(Fs() + " profile --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("Exit codes"), std::string::npos);
