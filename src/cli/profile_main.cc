@@ -56,10 +56,11 @@ constexpr const char* kSummary =
     "is reported, exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
     "comes from distribution packages built without frame pointers, so a frame-pointer walk\n"
-    "stops inside them (92-95% of detection's samples ended in [truncated stack]); DWARF\n"
-    "unwinding copies 8 KiB of user stack per sample and walks it with the binaries' CFI,\n"
-    "reaching our own functions. --unwind fp is cheaper and enough for code built with\n"
-    "-fno-omit-frame-pointer throughout.\n"
+    "stops inside them (99% of detection's samples ended in [truncated stack]); DWARF\n"
+    "unwinding copies --stack-bytes (16 KiB) of user stack per sample and walks it with the\n"
+    "binaries' CFI, reaching the thread's root: main() and our own functions on detection's\n"
+    "main thread, start_thread on OpenCV's worker threads. --unwind fp is cheaper and enough\n"
+    "for code built with -fno-omit-frame-pointer throughout.\n"
     "Overhead governor: budgets framescope's OWN CPU (--max-overhead-pct of one core, read\n"
     "every second): over budget for 3 s lowers the rate (not below --min-frequency), well\n"
     "under restores it toward --frequency. Host CPU above --max-host-cpu is reported as an\n"
@@ -72,6 +73,7 @@ constexpr const char* kSummary =
 struct CliFlags {
   profile::ProfileRunOptions run;
   std::string unwind = "dwarf";
+  int stack_bytes = 16384;
   bool json = false;
 };
 
@@ -85,6 +87,9 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.String("state-dir", &o.state_dir, "the state dir given to `up`");
   flags.Int("frequency", &o.frequency_hz, "samples per second per CPU");
   flags.String("unwind", &f->unwind, "dwarf (CFI over stack copies; default) or fp");
+  flags.Int("stack-bytes", &f->stack_bytes,
+            "with --unwind dwarf: user stack bytes copied per sample, 512..65528, a multiple "
+            "of 8 (deeper stacks need more)");
   flags.String("baseline", &o.baseline,
                "baseline document whose CPU section is (re)written (default: "
                "OUT/performance-baseline.md); its folder must exist");
@@ -107,10 +112,11 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
       (f->unwind != "fp" && f->unwind != "dwarf")) {
     fprintf(stderr,
             "framescope profile: need --duration > 0, 1 <= --min-frequency <= --frequency <= "
-            "10000, --top >= 1, 0 <= --fps-tolerance < 1, --max-overhead-pct >= 0, --unwind "
-            "dwarf|fp\n");
+            "10000, --top >= 1, 0 <= --fps-tolerance < 1, --max-overhead-pct >= 0, "
+            "--stack-bytes 512..65528 in multiples of 8, --unwind dwarf|fp\n");
     return kExitUsage;
   }
+  o.stack_bytes = static_cast<uint32_t>(f->stack_bytes);
   o.unwind = f->unwind == "fp" ? profile::Unwind::kFramePointer : profile::Unwind::kDwarf;
   return -1;
 }

@@ -273,6 +273,7 @@ RecordOptions MakeRecordOptions(Session& s, Governor& governor, SelfCpuTicks& ti
   opts.frequency_hz = o.frequency_hz;
   opts.duration_s = o.duration_s;
   opts.unwind = o.unwind;
+  opts.stack_bytes = o.stack_bytes;
   opts.stop = o.stop;
   opts.allow_vanished = true;  // A PostgreSQL worker in the tree may exit before we attach.
   for (Target& t : s.targets) {

@@ -27,6 +27,9 @@ struct ProfileRunOptions {
   double duration_s = 60;
   int frequency_hz = 99;
   Unwind unwind = Unwind::kDwarf;
+  // kDwarf: user stack copied per sample. 16 KiB: with 8 KiB, OpenCV DNN's deep frames cut
+  // detection's main-thread stacks at Detector::Infer, before our callers (measured).
+  uint32_t stack_bytes = 16384;
   double max_overhead_pct = 2;   // Governor: our own CPU budget, % of one core (0: off).
   double max_host_cpu_pct = 80;  // Host CPU early-warning threshold (0: off); never slows us.
   int min_frequency_hz = 25;     // The governor's floor.

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "src/base/file_util.h"
 #include "src/base/json.h"
@@ -66,31 +68,56 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
   }
 }
 
-// With DWARF unwinding (the default), most of detection's samples have one of our own
-// DetectionService functions on their stack: the OpenCV code it calls (built without frame
-// pointers) no longer cuts the stack below it. Its unwind counts say how each stack was walked.
-void CheckDetectionReachesOurCode(const Json& detection) {
-  const int64_t samples = detection.Get("samples").AsInt(0);
-  int64_t best = 0;
-  std::string best_name;
-  for (const Json& f : detection.Get("top_cumulative").AsArray()) {
-    const std::string name = f.Get("name").AsString();
-    if (name.find("fs::DetectionService::") == std::string::npos) continue;
-    if (f.Get("cum_samples").AsInt(0) > best) {
-      best = f.Get("cum_samples").AsInt(0);
-      best_name = name;
+// Frame names of a sample, leaf first (inlined frames included).
+std::vector<std::string> FrameNames(const profile::Profile& p, const profile::Sample& s) {
+  std::map<uint64_t, const profile::Location*> locations;
+  std::map<uint64_t, std::string> functions;
+  for (const auto& l : p.locations) locations[l.id] = &l;
+  for (const auto& f : p.functions) functions[f.id] = f.name;
+  std::vector<std::string> out;
+  for (uint64_t id : s.location_ids) {
+    for (const auto& line : locations.at(id)->lines) out.push_back(functions[line.function_id]);
+  }
+  return out;
+}
+
+// With DWARF unwinding (the default) detection's stacks are whole: each reaches its thread's
+// root (main, or start_thread for OpenCV's TBB workers), and the main thread's reach our own
+// fs::DetectionService, instead of stopping inside OpenCV (built without frame pointers) under
+// [truncated stack]. The TBB workers run the DNN layers that the main thread hands them; their
+// stacks hold no frame of ours (about half of detection's samples on 2 CPUs, more on bigger
+// hosts), which is why the share of ours is checked on the main thread. The summary's unwind
+// counts say how each stack was walked.
+void CheckDetectionReachesOurCode(const std::string& out, const Json& detection) {
+  auto p = profile::ReadPprofFile(out + "/cpu/detection_profile.prof");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  const std::set<std::string> roots = {"main",    "start_thread", "__GI___clone3", "clone3",
+                                       "__clone", "clone",        "_start"};
+  int64_t all = 0, whole = 0, main_thread = 0, ours = 0;
+  for (const auto& s : p->samples) {
+    const std::vector<std::string> frames = FrameNames(*p, s);
+    const int64_t n = s.values[0];
+    all += n;
+    if (!frames.empty() && roots.count(frames.back()) != 0) whole += n;
+    if (s.num_labels.at("tid") != s.num_labels.at("pid")) continue;
+    main_thread += n;
+    for (const std::string& f : frames) {
+      if (f.find("fs::DetectionService::") == std::string::npos) continue;
+      ours += n;
+      break;
     }
   }
-  EXPECT_GT(static_cast<double>(best), 0.5 * static_cast<double>(samples))
-      << "widest fs::DetectionService:: function '" << best_name << "': " << best << " of "
-      << samples << " samples\n"
-      << detection.Get("top_cumulative").Dump(2);
+  ASSERT_GT(main_thread, 50) << "detection's main thread got few samples";
+  EXPECT_GT(ours, main_thread * 9 / 10)
+      << ours << " of " << main_thread << " main-thread samples reach fs::DetectionService";
+  EXPECT_GT(whole, all * 9 / 10) << whole << " of " << all << " samples reach a thread root";
   const Json& unwind = detection.Get("unwind");
-  ASSERT_TRUE(unwind.is_object()) << detection.Dump(2);
+  ASSERT_TRUE(unwind.is_object()) << "no unwind counts for detection in summary.json";
   EXPECT_NE(unwind.Get("source").AsString().find("unwind_by_service"), std::string::npos);
-  EXPECT_EQ(unwind.Get("full").AsInt(0) + unwind.Get("fp_fallback").AsInt(0) +
-                unwind.Get("truncated").AsInt(0),
-            samples);
+  const int64_t full = unwind.Get("full").AsInt(0);
+  const int64_t walked = full + unwind.Get("fp_fallback").AsInt(0);
+  EXPECT_GT(walked + unwind.Get("truncated").AsInt(0), 0) << unwind.Dump(2);
+  EXPECT_GT(full, (walked + unwind.Get("truncated").AsInt(0)) * 9 / 10) << unwind.Dump(2);
 }
 
 // The governor budgets framescope's own cost: a busy host (this 2-core machine, with the
@@ -171,7 +198,7 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
     EXPECT_GT(s.Get("samples").AsInt(0), 100);
     EXPECT_FALSE(s.Get("top_self").AsArray().empty());
     EXPECT_FALSE(s.Get("threads").AsArray().empty());
-    CheckDetectionReachesOurCode(s);
+    CheckDetectionReachesOurCode(out, s);
   }
   CheckGovernor(*summary, out);
 
