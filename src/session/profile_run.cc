@@ -324,9 +324,10 @@ std::string PerThreadNote(const RecordResult& rec, const GovernorReport& g) {
   }
   return "Per-thread fallback (system-wide events were refused): the recorder consulted the "
          "governor " +
-         std::to_string(g.readings) + " times and applied its rate to the events it opened (" +
-         std::to_string(rec.final_frequency_hz) +
-         " Hz at the end); any it could not change is in the recorder's warnings.";
+         std::to_string(g.readings) +
+         " times and applied its rate to the events it opened; threads created after the start "
+         "keep the rate they inherited (a kernel limit), so after a rate change the effective "
+         "rate above holds for the first threads only (the recorder's warnings say so).";
 }
 
 void FillRunReport(Session& s, const RecordResult& rec, const Governor& governor,
