@@ -56,7 +56,7 @@ constexpr const char* kSummary =
     "is reported, exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
     "comes from distribution packages built without frame pointers, so a frame-pointer walk\n"
-    "stops inside them (99% of detection's samples ended in [truncated stack]); DWARF\n"
+    "stops inside them (over 90% of detection's samples end in [truncated stack]); DWARF\n"
     "unwinding copies --stack-bytes (16 KiB) of user stack per sample and walks it with the\n"
     "binaries' CFI, reaching the thread's root: main() and our own functions on detection's\n"
     "main thread, start_thread on OpenCV's worker threads. --unwind fp is cheaper and enough\n"
@@ -64,7 +64,7 @@ constexpr const char* kSummary =
     "Overhead governor: budgets framescope's OWN CPU (--max-overhead-pct of one core, read\n"
     "every second): over budget for 3 s lowers the rate (not below --min-frequency), well\n"
     "under restores it toward --frequency. Host CPU above --max-host-cpu is reported as an\n"
-    "early warning and never lowers the rate (on a loaded host that load is the workload).\n"
+    "early warning and never lowers the rate (host load includes the profiled workload).\n"
     "Every rate change is in the report with its time and reason, with the effective rate.\n"
     "Ctrl-C stops early and writes partial results. Exit codes: 0 ok, 1 error (incl. an\n"
     "output not written), 2 usage or unusable output path, 3 preflight or coverage failure\n"
@@ -86,7 +86,7 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.String("out", &o.out_dir, "output directory (created if missing)");
   flags.String("state-dir", &o.state_dir, "the state dir given to `up`");
   flags.Int("frequency", &o.frequency_hz, "samples per second per CPU");
-  flags.String("unwind", &f->unwind, "dwarf (CFI over stack copies; default) or fp");
+  flags.String("unwind", &f->unwind, "dwarf (CFI over stack copies) or fp (frame pointers)");
   flags.Int("stack-bytes", &f->stack_bytes,
             "with --unwind dwarf: user stack bytes copied per sample, 512..65528, a multiple "
             "of 8 (deeper stacks need more)");

@@ -44,6 +44,7 @@ int RunAndInterrupt(const std::string& command, int after_ms, std::string* outpu
 
 void CheckFullRun(const std::string& tmp, const std::string& state_);
 void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_);
+void CheckOneOutputFails(const std::string& tmp, const std::string& state_);
 void CheckInterrupted(const std::string& tmp, const std::string& state_);
 
 // One system for every check (bringing it up is most of the cost).
@@ -61,6 +62,10 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
   {
     SCOPED_TRACE("no docs/ folder");
     CheckWithoutDocsFolder(tmp.path(), state);
+  }
+  {
+    SCOPED_TRACE("one output cannot be written");
+    CheckOneOutputFails(tmp.path(), state);
   }
   {
     SCOPED_TRACE("Ctrl-C");
@@ -236,6 +241,27 @@ void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
   ASSERT_TRUE(doc.ok()) << r.output;
   EXPECT_NE(doc->find("## CPU"), std::string::npos) << *doc;
   EXPECT_FALSE(PathExists(cwd + "/docs"));
+}
+
+// A folder where detection's flame graph should go: that file fails, every other output is
+// still written (the summary names the failure), and the run exits 1.
+void CheckOneOutputFails(const std::string& tmp, const std::string& state_) {
+  const std::string out = tmp + "/blocked";
+  ASSERT_TRUE(MakeDirs(out + "/flamegraphs/detection_flame.html").ok());
+  auto r = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("detection_flame.html"), std::string::npos) << r.output;
+  auto summary = ReadFile(out + "/summary.json");
+  ASSERT_TRUE(summary.ok()) << r.output;
+  auto j = Json::Parse(*summary);
+  ASSERT_TRUE(j.ok());
+  ASSERT_EQ(j->Get("write_errors").AsArray().size(), 1u) << *summary;
+  EXPECT_NE(j->Get("write_errors").AsArray()[0].AsString().find("detection_flame.html"),
+            std::string::npos);
+  EXPECT_TRUE(profile::ReadPprofFile(out + "/cpu/detection_profile.prof").ok());
+  EXPECT_TRUE(PathExists(out + "/flamegraphs/capture_flame.html"));
+  EXPECT_TRUE(PathExists(out + "/index.html"));
+  EXPECT_TRUE(PathExists(out + "/performance-baseline.md"));
 }
 
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
