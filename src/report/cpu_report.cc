@@ -444,7 +444,8 @@ std::string RenderIndexHtml(const CpuReport& r) {
   for (const std::string& p : r.preflight) h += "<li>" + HtmlText(p) + "</li>\n";
   h += "</ul>\n<h2>Profiler overhead</h2><ul>\n";
   if (r.profiler_cpu_s >= 0) {
-    h += "<li>framescope CPU, attach to files written: " + Fixed(r.profiler_cpu_s, 2) + " s</li>\n";
+    h += "<li>framescope CPU, attach to the per-service files written: " +
+         Fixed(r.profiler_cpu_s, 2) + " s</li>\n";
   }
   if (r.profiler_sampling_cpu_pct >= 0) {
     h += "<li>framescope CPU while sampling: " + Fixed(r.profiler_sampling_cpu_pct, 2) +
@@ -494,8 +495,8 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
     m += "\nHost CPU busy (all CPUs, /proc/stat): " + Fixed(r.host_cpu_pct, 1) + "%.";
   }
   if (r.profiler_cpu_s >= 0) {
-    m +=
-        " framescope itself: " + Fixed(r.profiler_cpu_s, 2) + " s CPU from attach to files written";
+    m += " framescope itself: " + Fixed(r.profiler_cpu_s, 2) +
+         " s CPU from attach to the per-service files written";
     if (r.profiler_sampling_cpu_pct >= 0) {
       m += " (" + Fixed(r.profiler_sampling_cpu_pct, 2) + "% of one core while sampling)";
     }

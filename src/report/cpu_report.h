@@ -117,7 +117,7 @@ struct CpuReport {
   double host_cpu_pct = -1;  // Mean busy % of all CPUs over the window, /proc/stat.
   GovernorReport governor;
   std::vector<std::string> warnings;  // The recorder's (e.g. a rate it could not change).
-  double profiler_cpu_s = -1;         // Our own utime+stime, attach to files written.
+  double profiler_cpu_s = -1;  // Our own utime+stime, attach to the per-service files written.
   // Our CPU while sampling (between the first and last progress tick: no attach/symbolize
   // work; CLOCK_PROCESS_CPUTIME_ID), % of one core; -1 when the run was too short to tell.
   double profiler_sampling_cpu_pct = -1;

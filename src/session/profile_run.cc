@@ -227,12 +227,6 @@ bool Preflight(Session& s) {
   return true;
 }
 
-}  // namespace
-}  // namespace fs::profile
-
-namespace fs::profile {
-namespace {
-
 // Our own CPU between the first and last progress tick: sampling only, without attaching and
 // loading symbols before, or symbolizing after. Measured in every mode, governor or not.
 class SelfCpuTicks {
@@ -348,12 +342,6 @@ void FillRunReport(Session& s, const RecordResult& rec, const Governor& governor
   r.warnings = rec.warnings;
   r.profiler_sampling_cpu_pct = ticks.Pct();
 }
-
-}  // namespace
-}  // namespace fs::profile
-
-namespace fs::profile {
-namespace {
 
 // utime+stime of the target's processes over the window; -1 when none was read at both ends.
 double ProcCpuSeconds(const Target& t) {
