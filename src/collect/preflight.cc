@@ -28,16 +28,17 @@ StatusOr<std::string> CheckPerfEvents(pid_t pid) {
          ")";
 }
 
-std::string ProbeNvml(bool* present) {
-  void* h = dlopen("libnvidia-ml.so.1", RTLD_LAZY | RTLD_LOCAL);
+std::string ProbeNvml(bool* present) { return ProbeNvmlLibrary("libnvidia-ml.so.1", present); }
+
+std::string ProbeNvmlLibrary(const std::string& soname, bool* present) {
+  void* h = dlopen(soname.c_str(), RTLD_LAZY | RTLD_LOCAL);
   *present = h != nullptr;
   if (h == nullptr) {
-    return "NVML: absent (libnvidia-ml.so.1 not found): GPU telemetry is not measurable here";
+    return "NVML: absent (" + soname + " not found): GPU telemetry is not measurable here";
   }
   bool has_init = dlsym(h, "nvmlInit_v2") != nullptr;
   dlclose(h);
-  return std::string("NVML: present (libnvidia-ml.so.1") +
-         (has_init ? ")" : ", but without nvmlInit_v2)");
+  return "NVML: present (" + soname + (has_init ? ")" : ", but without nvmlInit_v2)");
 }
 
 bool ParseLogTimestamp(const std::string& text, double* epoch_s) {

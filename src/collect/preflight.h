@@ -19,6 +19,9 @@ StatusOr<std::string> CheckPerfEvents(pid_t pid);
 
 // dlopen()s NVML (libnvidia-ml.so.1). Sets *present; returns the report line.
 std::string ProbeNvml(bool* present);
+// The same for any library name (tests give one that exists and one that does not): present
+// when it loads, with or without NVML's nvmlInit_v2 entry point.
+std::string ProbeNvmlLibrary(const std::string& soname, bool* present);
 
 struct CameraFps {
   double fps = 0;

@@ -55,12 +55,6 @@ std::map<std::string, Costs> CostsByName(const CallTree& tree) {
   return out;
 }
 
-std::string Fixed(double v, int decimals) {
-  char buf[64];
-  snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-  return buf;
-}
-
 std::string Pct(int64_t part, int64_t total) {
   return total > 0 ? Fixed(100.0 * static_cast<double>(part) / static_cast<double>(total), 1)
                    : "n/a";
@@ -71,7 +65,7 @@ std::string Mib(uint64_t bytes) { return Fixed(static_cast<double>(bytes) / 1048
 std::string HtmlText(const std::string& s) { return HtmlEscape(s); }
 
 // Markdown table cells: pipes and newlines would break the row.
-std::string MdCell(std::string s) {
+std::string MdCell(const std::string& s, size_t max_chars = 120) {
   std::string out;
   for (char c : s) {
     if (c == '|') {
@@ -82,16 +76,8 @@ std::string MdCell(std::string s) {
       out += c;
     }
   }
-  if (out.size() > 120) out = out.substr(0, 117) + "...";
+  if (out.size() > max_chars) out = out.substr(0, max_chars - 3) + "...";
   return out;
-}
-
-// CPU % of one core, with the 95% interval from the Poisson error of the sample count.
-std::string CpuPctWithError(const ServiceCpu& s, double duration_s) {
-  if (duration_s <= 0 || s.samples == 0) return "0";
-  double pct = static_cast<double>(s.cpu_ns) / 1e9 / duration_s * 100.0;
-  double err = pct * 1.96 / std::sqrt(static_cast<double>(s.samples));
-  return Fixed(pct, 1) + " ± " + Fixed(err, 1);
 }
 
 Json FunctionsJson(const std::vector<FunctionCost>& fns, int64_t total_samples) {
@@ -110,7 +96,123 @@ Json FunctionsJson(const std::vector<FunctionCost>& fns, int64_t total_samples) 
   return arr;
 }
 
+constexpr const char* kUnwindSource =
+    "the recorder's per-sample unwinding outcome (RecordResult::unwind_by_service)";
+
+std::string Share(uint64_t part, uint64_t total) {
+  return Pct(static_cast<int64_t>(part), static_cast<int64_t>(total));
+}
+
+// "92.1% full, 3.0% fp fallback, 4.9% truncated" or "not measured".
+std::string UnwindText(const UnwindShare& u) {
+  if (!u.measured || u.total() == 0) return "not measured";
+  return Share(u.full, u.total()) + "% full, " + Share(u.fp_fallback, u.total()) +
+         "% fp fallback, " + Share(u.truncated, u.total()) + "% truncated";
+}
+
+Json UnwindJson(const UnwindShare& u) {
+  if (!u.measured) return Json(nullptr);
+  Json j = Json::MakeObject();
+  j["source"] = kUnwindSource;
+  j["full"] = u.full;
+  j["fp_fallback"] = u.fp_fallback;
+  j["truncated"] = u.truncated;
+  const double total = static_cast<double>(u.total());
+  j["full_share"] = total > 0 ? Json(static_cast<double>(u.full) / total) : Json(nullptr);
+  return j;
+}
+
+Json GovernorJson(const GovernorReport& g) {
+  Json j = Json::MakeObject();
+  j["requested_hz"] = g.requested_hz;
+  j["min_hz"] = g.min_hz;
+  j["max_overhead_percent_of_one_core"] = g.max_overhead_pct;
+  j["host_warning_percent"] = g.host_warn_pct;
+  j["readings"] = g.readings;
+  j["mean_cost_percent_of_one_core"] = g.mean_cost_pct >= 0 ? Json(g.mean_cost_pct) : Json(nullptr);
+  j["effective_hz"] = g.effective_hz;
+  Json changes = Json::MakeArray();
+  for (const RateChange& c : g.changes) {
+    Json o = Json::MakeObject();
+    o["at_s"] = c.at_s;
+    o["from_hz"] = c.from_hz;
+    o["to_hz"] = c.to_hz;
+    o["reason"] = c.reason;
+    changes.Push(std::move(o));
+  }
+  j["changes"] = std::move(changes);
+  Json host = Json::MakeObject();
+  host["source"] = "/proc/stat (all CPUs)";
+  host["readings"] = g.host_readings;
+  host["readings_above"] = g.host_readings_above;
+  host["peak_percent"] = g.host_peak_pct >= 0 ? Json(g.host_peak_pct) : Json(nullptr);
+  j["host_cpu"] = std::move(host);
+  Json warnings = Json::MakeArray();
+  for (const std::string& w : g.warnings) warnings.Push(w);
+  j["warnings"] = std::move(warnings);
+  j["note"] = g.note;
+  return j;
+}
+
+Json StringsJson(const std::vector<std::string>& lines) {
+  Json arr = Json::MakeArray();
+  for (const std::string& l : lines) arr.Push(l);
+  return arr;
+}
+
 }  // namespace
+
+std::string Fixed(double v, int decimals) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
+
+std::string CpuPctWithError(const ServiceCpu& s, double duration_s) {
+  if (duration_s <= 0 || s.samples == 0) return "0";
+  double pct = static_cast<double>(s.cpu_ns) / 1e9 / duration_s * 100.0;
+  double err = pct * 1.96 / std::sqrt(static_cast<double>(s.samples));
+  return Fixed(pct, 1) + " ± " + Fixed(err, 1);
+}
+
+std::vector<std::string> GovernorLines(const GovernorReport& g) {
+  std::vector<std::string> out;
+  std::string budget = g.max_overhead_pct > 0
+                           ? "budget for framescope's own CPU: " + Fixed(g.max_overhead_pct, 1) +
+                                 "% of one core, floor " + std::to_string(g.min_hz) + " Hz"
+                           : "rate changes off (--max-overhead-pct 0)";
+  if (g.readings == 0) {
+    budget += "; never consulted by the recorder, so the rate stayed as requested";
+  } else {
+    budget += "; " + std::to_string(g.readings) + " one-second readings, mean " +
+              Fixed(g.mean_cost_pct, 2) + "% of one core";
+  }
+  out.push_back("Overhead governor: " + budget + ".");
+  for (const RateChange& c : g.changes) {
+    out.push_back("Rate change at " + Fixed(c.at_s, 0) + " s: " + std::to_string(c.from_hz) +
+                  " → " + std::to_string(c.to_hz) + " Hz (" + c.reason + ").");
+  }
+  if (g.host_warn_pct > 0 && g.host_readings > 0) {
+    out.push_back("Host CPU (/proc/stat, all CPUs) above " + Fixed(g.host_warn_pct, 0) + "% in " +
+                  std::to_string(g.host_readings_above) + " of " + std::to_string(g.host_readings) +
+                  " one-second readings (peak " + Fixed(g.host_peak_pct, 0) + "%)" +
+                  (g.host_readings_above > 0
+                       ? ": early warning only (the planning document's threshold); host load "
+                         "includes the workload being profiled, so the rate is not lowered for it."
+                       : "."));
+  }
+  if (!g.note.empty()) out.push_back(g.note);
+  return out;
+}
+
+std::string RateText(const CpuReport& r) {
+  const GovernorReport& g = r.governor;
+  if (g.changes.empty()) return std::to_string(r.frequency_hz) + " Hz";
+  return std::to_string(r.frequency_hz) + " Hz requested, " + Fixed(g.effective_hz, 1) +
+         " Hz effective (time-weighted; " + std::to_string(g.changes.size()) +
+         " rate change(s) by the overhead governor, last to " +
+         std::to_string(g.changes.back().to_hz) + " Hz)";
+}
 
 Profile ProfileSubset(const Profile& profile, const std::function<bool(const Sample&)>& keep) {
   Profile out;
@@ -236,14 +338,15 @@ Json CpuReportToJson(const CpuReport& r) {
   j["counter"] = "cpu-clock (perf_event_open software event)";
   j["frequency_hz"] = r.frequency_hz;
   j["final_frequency_hz"] = r.final_frequency_hz;
+  j["effective_frequency_hz"] = r.governor.effective_hz;
   j["unwind"] = r.unwind;
   j["kernel_frames"] = r.kernel_frames;
   j["lost_records"] = r.lost;
   j["host_cpus"] = r.host_cpus;
   j["host_cpu_percent"] = r.host_cpu_pct >= 0 ? Json(r.host_cpu_pct) : Json(nullptr);
-  Json gov = Json::MakeArray();
-  for (const std::string& g : r.governor) gov.Push(g);
-  j["governor"] = std::move(gov);
+  j["governor"] = GovernorJson(r.governor);
+  j["warnings"] = StringsJson(r.warnings);
+  j["write_errors"] = StringsJson(r.write_errors);
   Json self = Json::MakeObject();
   self["cpu_s"] = r.profiler_cpu_s >= 0 ? Json(r.profiler_cpu_s) : Json(nullptr);
   self["sampling_cpu_percent_of_one_core"] =
@@ -251,9 +354,7 @@ Json CpuReportToJson(const CpuReport& r) {
   self["peak_rss_bytes"] = r.profiler_peak_rss;
   self["postprocess_s"] = r.postprocess_s;
   j["profiler"] = std::move(self);
-  Json pre = Json::MakeArray();
-  for (const std::string& p : r.preflight) pre.Push(p);
-  j["preflight"] = std::move(pre);
+  j["preflight"] = StringsJson(r.preflight);
   Json services = Json::MakeArray();
   for (const ServiceCpu& s : r.services) {
     Json o = Json::MakeObject();
@@ -284,6 +385,7 @@ Json CpuReportToJson(const CpuReport& r) {
     o["top_cumulative"] = FunctionsJson(s.top_cum, s.samples);
     o["problem"] = s.problem;
     o["note"] = s.note;
+    o["unwind"] = UnwindJson(s.unwind);
     Json files = Json::MakeObject();
     files["pprof"] = s.prof_file;
     files["folded"] = s.folded_file;
@@ -305,15 +407,12 @@ std::string RenderIndexHtml(const CpuReport& r) {
       "</style></head><body>\n<h1>framescope profile</h1>\n<p>";
   h += "Started " + HtmlText(r.started_at) + ", recorded " + Fixed(r.duration_s, 1) + " s";
   if (r.partial) h += " <b class=\"bad\">(stopped early: partial results)</b>";
-  h += ". Counter: cpu-clock samples at " + std::to_string(r.frequency_hz) + " Hz";
-  if (r.final_frequency_hz != r.frequency_hz) {
-    h += " (lowered to " + std::to_string(r.final_frequency_hz) + " Hz by the overhead governor)";
-  }
+  h += ". Counter: cpu-clock samples at " + HtmlText(RateText(r));
   h += ", " + HtmlText(r.unwind == "dwarf" ? "DWARF" : "frame-pointer") + " unwinding.</p>\n";
   h += "<p><a href=\"summary.json\">summary.json</a></p>\n";
   h += "<table id=\"services\"><tr><th>service</th><th>CPU % of one core (95% CI)</th>"
        "<th>samples</th><th>CPU s (/proc)</th><th>flame graph</th><th>pprof</th>"
-       "<th>folded</th><th>top self function</th></tr>\n";
+       "<th>folded</th><th>user stacks unwound</th><th>top self function</th></tr>\n";
   for (const ServiceCpu& s : r.services) {
     h += "<tr><td>" + HtmlText(s.name) + "</td><td class=\"n\">" +
          HtmlText(CpuPctWithError(s, r.duration_s)) + "</td><td class=\"n\">" +
@@ -323,7 +422,7 @@ std::string RenderIndexHtml(const CpuReport& r) {
       h += f->empty() ? "<td>-</td>"
                       : "<td><a href=\"" + HtmlText(*f) + "\">" + HtmlText(*f) + "</a></td>";
     }
-    h += "<td>";
+    h += "<td>" + HtmlText(UnwindText(s.unwind)) + "</td><td>";
     if (!s.problem.empty()) {
       h += "<span class=\"bad\">" + HtmlText(s.problem) + "</span>";
     } else if (!s.top_self.empty()) {
@@ -333,18 +432,29 @@ std::string RenderIndexHtml(const CpuReport& r) {
     }
     h += "</td></tr>\n";
   }
-  h += "</table>\n<h2>Preflight</h2><ul>\n";
+  h += "</table>\n<p>User stacks unwound: from " + HtmlText(kUnwindSource) +
+       "; full = walked past the leaf, fp fallback = CFI stopped at the leaf and the sample's "
+       "frame-pointer chain was kept, truncated = neither got past the leaf.</p>\n";
+  if (!r.write_errors.empty()) {
+    h += "<h2 class=\"bad\">Outputs not written</h2><ul>\n";
+    for (const std::string& e : r.write_errors) h += "<li>" + HtmlText(e) + "</li>\n";
+    h += "</ul>\n";
+  }
+  h += "<h2>Preflight</h2><ul>\n";
   for (const std::string& p : r.preflight) h += "<li>" + HtmlText(p) + "</li>\n";
   h += "</ul>\n<h2>Profiler overhead</h2><ul>\n";
   if (r.profiler_cpu_s >= 0) {
-    h += "<li>framescope CPU, attach to files written: " + Fixed(r.profiler_cpu_s, 2) + " s</li>\n";
+    h += "<li>framescope CPU, attach to the per-service files written: " +
+         Fixed(r.profiler_cpu_s, 2) + " s</li>\n";
   }
   if (r.profiler_sampling_cpu_pct >= 0) {
     h += "<li>framescope CPU while sampling: " + Fixed(r.profiler_sampling_cpu_pct, 2) +
          "% of one core</li>\n";
   }
   h += "<li>framescope peak RSS: " + Mib(r.profiler_peak_rss) + " MiB</li>\n";
-  for (const std::string& g : r.governor) h += "<li>" + HtmlText(g) + "</li>\n";
+  for (const std::string& g : GovernorLines(r.governor)) h += "<li>" + HtmlText(g) + "</li>\n";
+  for (const std::string& w : r.governor.warnings) h += "<li>" + HtmlText(w) + "</li>\n";
+  for (const std::string& w : r.warnings) h += "<li>recorder: " + HtmlText(w) + "</li>\n";
   h += "</ul>\n</body></html>\n";
   return h;
 }
@@ -354,11 +464,7 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
   m += "Recorded by `framescope profile` on " + r.started_at + " for " + Fixed(r.duration_s, 1) +
        " s";
   if (r.partial) m += " (**stopped early — partial results**)";
-  m += ". Counter: `cpu-clock` software event (perf_event_open), " +
-       std::to_string(r.frequency_hz) + " Hz per CPU";
-  if (r.final_frequency_hz != r.frequency_hz) {
-    m += ", lowered to " + std::to_string(r.final_frequency_hz) + " Hz by the overhead governor";
-  }
+  m += ". Counter: `cpu-clock` software event (perf_event_open), " + RateText(r) + " per CPU";
   m += ", " + std::string(r.unwind == "dwarf" ? "DWARF" : "frame-pointer") + " unwinding";
   m += r.kernel_frames ? ", kernel frames included" : ", kernel frames hidden by the host";
   m += ". " + std::to_string(r.lost) + " ring records lost.\n\n";
@@ -366,12 +472,16 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
        " CPUs on this host), from the sum of sample periods; ± is the 95% interval from the "
        "sample count (1.96/√n). CPU s (/proc) is utime+stime over the same window, read "
        "independently from /proc/PID/stat, as a cross-check.\n\n";
-  m += "| service | CPU % of one core | samples | CPU s (samples) | CPU s (/proc) | top self "
-       "function |\n|---|---:|---:|---:|---:|---|\n";
+  m += "User stacks unwound: from " + std::string(kUnwindSource) +
+       "; full = walked past the leaf, fp fallback = CFI stopped at the leaf and the sample's "
+       "frame-pointer chain was kept, truncated = neither got past the leaf.\n\n";
+  m += "| service | CPU % of one core | samples | CPU s (samples) | CPU s (/proc) | user stacks "
+       "unwound | top self function |\n|---|---:|---:|---:|---:|---|---|\n";
   for (const ServiceCpu& s : r.services) {
     m += "| " + MdCell(s.name) + " | " + CpuPctWithError(s, r.duration_s) + " | " +
          std::to_string(s.samples) + " | " + Fixed(static_cast<double>(s.cpu_ns) / 1e9, 2) + " | " +
-         (s.proc_cpu_s >= 0 ? Fixed(s.proc_cpu_s, 2) : "not measured") + " | ";
+         (s.proc_cpu_s >= 0 ? Fixed(s.proc_cpu_s, 2) : "not measured") + " | " +
+         UnwindText(s.unwind) + " | ";
     if (!s.problem.empty()) {
       m += "**" + MdCell(s.problem) + "**";
     } else if (!s.top_self.empty()) {
@@ -385,8 +495,8 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
     m += "\nHost CPU busy (all CPUs, /proc/stat): " + Fixed(r.host_cpu_pct, 1) + "%.";
   }
   if (r.profiler_cpu_s >= 0) {
-    m +=
-        " framescope itself: " + Fixed(r.profiler_cpu_s, 2) + " s CPU from attach to files written";
+    m += " framescope itself: " + Fixed(r.profiler_cpu_s, 2) +
+         " s CPU from attach to the per-service files written";
     if (r.profiler_sampling_cpu_pct >= 0) {
       m += " (" + Fixed(r.profiler_sampling_cpu_pct, 2) + "% of one core while sampling)";
     }
@@ -394,8 +504,10 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
          Fixed(r.postprocess_s, 2) + " s.";
   }
   m += "\n";
-  for (const std::string& g : r.governor) m += "\n- Overhead governor: " + g;
-  if (!r.governor.empty()) m += "\n";
+  m += "\n";
+  for (const std::string& g : GovernorLines(r.governor)) m += "\n- " + MdCell(g, 400);
+  for (const std::string& w : r.write_errors) m += "\n- **Not written:** " + MdCell(w, 400);
+  m += "\n";
   for (const ServiceCpu& s : r.services) {
     if (s.samples == 0) continue;
     m += "\n### " + MdCell(s.name) + "\n\n";

@@ -47,6 +47,16 @@ struct ThreadCost {
   int64_t cpu_ns = 0;
 };
 
+// How one service's user stacks were unwound, copied by the session from the recorder's per-sample
+// outcome (RecordResult::unwind_by_service): `full` walked past the leaf (CFI in DWARF mode, the
+// frame-pointer chain in fp mode), `fp_fallback` CFI stopped at the leaf and the same sample's
+// frame-pointer chain was kept, `truncated` neither got past the leaf (or a junk frame cut it).
+struct UnwindShare {
+  bool measured = false;  // false: the recorder gave no counts for this service.
+  uint64_t full = 0, fp_fallback = 0, truncated = 0;
+  uint64_t total() const { return full + fp_fallback + truncated; }
+};
+
 struct ServiceCpu {
   std::string name;
   std::vector<pid_t> pids;  // The processes recorded for it (e.g. postgres and its backends).
@@ -58,6 +68,7 @@ struct ServiceCpu {
   std::vector<FunctionCost> top_cum;   // By cum_ns, descending.
   std::string problem;                 // Coverage error ("" when fine).
   std::string note;                    // E.g. "idle: /proc shows 0.00 s CPU".
+  UnwindShare unwind;
   // Files written for it, relative to the output dir.
   std::string prof_file, folded_file, flame_file;
 };
@@ -68,6 +79,29 @@ ServiceCpu SummarizeCpu(const std::string& name, const Profile& profile, size_t 
 // Half-width of the 95% confidence interval, in percentage points, of a share measured as
 // `part` of `total` samples (binomial normal approximation). 0 when total is 0.
 double SharePointsError95(int64_t part, int64_t total);
+
+// One sampling-rate change by the overhead governor, at `at_s` into the recording.
+struct RateChange {
+  double at_s = 0;
+  int from_hz = 0, to_hz = 0;
+  std::string reason;
+};
+
+// What the overhead governor did (src/session/governor.h): it budgets framescope's own CPU and
+// only warns about host CPU.
+struct GovernorReport {
+  int requested_hz = 0, min_hz = 0;
+  double max_overhead_pct = 0;  // Budget for our own CPU, % of one core (<= 0: off).
+  double host_warn_pct = 0;     // Host CPU early-warning threshold (<= 0: off).
+  int readings = 0;             // Once a second; 0: the recorder never consulted it.
+  double mean_cost_pct = -1;    // Our CPU over those readings, % of one core.
+  double effective_hz = 0;      // Time-weighted rate over the recording.
+  std::vector<RateChange> changes;
+  int host_readings = 0, host_readings_above = 0;
+  double host_peak_pct = -1;
+  std::vector<std::string> warnings;  // Host CPU early warnings.
+  std::string note;                   // E.g. what happened in the per-thread fallback.
+};
 
 struct CpuReport {
   std::string started_at;  // ISO 8601 UTC.
@@ -80,17 +114,34 @@ struct CpuReport {
   bool kernel_frames = false;
   uint64_t lost = 0;  // PERF_RECORD_LOST total.
   int host_cpus = 0;
-  double host_cpu_pct = -1;           // Mean busy % of all CPUs over the window, /proc/stat.
-  std::vector<std::string> governor;  // What the overhead governor did, one line per action.
-  double profiler_cpu_s = -1;         // Our own utime+stime, attach to files written.
+  double host_cpu_pct = -1;  // Mean busy % of all CPUs over the window, /proc/stat.
+  GovernorReport governor;
+  std::vector<std::string> warnings;  // The recorder's (e.g. a rate it could not change).
+  double profiler_cpu_s = -1;  // Our own utime+stime, attach to the per-service files written.
   // Our CPU while sampling (between the first and last progress tick: no attach/symbolize
-  // work), % of one core; -1 when the run was too short to tell.
+  // work; CLOCK_PROCESS_CPUTIME_ID), % of one core; -1 when the run was too short to tell.
   double profiler_sampling_cpu_pct = -1;
   uint64_t profiler_peak_rss = 0;      // Our VmHWM, bytes.
   double postprocess_s = 0;            // Symbolize + write every file.
   std::vector<std::string> preflight;  // "perf events: ok (...)", "NVML: absent ...", ...
   std::vector<ServiceCpu> services;
+  // Outputs that could not be written (the others were): "path: why".
+  std::vector<std::string> write_errors;
 };
+
+// `v` with `decimals` digits after the point ("%.*f"): every number in the reports.
+std::string Fixed(double v, int decimals);
+
+// What the governor did, in sentences (index.html, the baseline document, the CLI): its budget
+// and readings, each rate change with time and reason, the host CPU warning summary.
+std::vector<std::string> GovernorLines(const GovernorReport& governor);
+
+// CPU % of one core, with the 95% interval from the Poisson error of the sample count:
+// "10.0 ± 2.0" ("0" without samples).
+std::string CpuPctWithError(const ServiceCpu& s, double duration_s);
+
+// "99 Hz" or "99 Hz requested, 61.3 Hz effective (2 changes by the overhead governor)".
+std::string RateText(const CpuReport& report);
 
 Json CpuReportToJson(const CpuReport& report);
 std::string RenderIndexHtml(const CpuReport& report);

@@ -92,33 +92,81 @@ TEST(CpuReportTest, ReportsNameTheirCountersAndLinkEveryFile) {
   r.final_frequency_hz = 49;
   r.unwind = "fp";
   r.host_cpus = 2;
-  r.governor = {"at 5 s host CPU 93% > 80%: 99 -> 49 Hz"};
+  r.governor.requested_hz = 99;
+  r.governor.min_hz = 25;
+  r.governor.max_overhead_pct = 2;
+  r.governor.host_warn_pct = 80;
+  r.governor.readings = 9;
+  r.governor.mean_cost_pct = 2.5;
+  r.governor.effective_hz = 61;
+  r.governor.changes = {{5, 99, 49, "framescope used 3.10% of one core"}};
+  r.governor.host_readings = 10;
+  r.governor.host_readings_above = 7;
+  r.governor.host_peak_pct = 97;
   auto parts = SplitByService(TwoServices());
   ServiceCpu d = SummarizeCpu("detection", parts.at("detection"), 5);
   d.flame_file = "flamegraphs/detection_flame.html";
   d.prof_file = "cpu/detection_profile.prof";
   d.folded_file = "cpu/detection_profile.folded";
   d.proc_cpu_s = 1.02;
+  d.unwind = {true, 90, 6, 4};
   ServiceCpu idle;
   idle.name = "prometheus";
   idle.problem = "no samples although /proc shows 0.50 s CPU";
   r.services = {d, idle};
   std::string md = RenderBaselineCpuSection(r);
   EXPECT_NE(md.find("cpu-clock"), std::string::npos);
-  EXPECT_NE(md.find("| detection | 10.0 ± 2.0 | 100 | 1.00 | 1.02 | `Conv` 60.0% |"),
+  EXPECT_NE(md.find("| detection | 10.0 ± 2.0 | 100 | 1.00 | 1.02 | 90.0% full, 6.0% fp "
+                    "fallback, 4.0% truncated | `Conv` 60.0% |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("**no samples although"), std::string::npos);
-  EXPECT_NE(md.find("lowered to 49 Hz"), std::string::npos);
+  EXPECT_NE(md.find("| prometheus | 0 | 0 | 0.00 | not measured | not measured | **no samples"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("RecordResult::unwind_by_service"), std::string::npos) << md;
+  // The rate as it was: requested, effective, and each change with its time and reason.
+  EXPECT_NE(md.find("99 Hz requested, 61.0 Hz effective"), std::string::npos) << md;
+  EXPECT_NE(md.find("Rate change at 5 s: 99 → 49 Hz (framescope used 3.10% of one core)"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("above 80% in 7 of 10 one-second readings (peak 97%): early warning only"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("| `Conv` | 60.0 ± 9.6 | 60.0 |"), std::string::npos) << md;
   std::string html = RenderIndexHtml(r);
   EXPECT_NE(html.find("href=\"flamegraphs/detection_flame.html\""), std::string::npos);
   EXPECT_NE(html.find("href=\"cpu/detection_profile.prof\""), std::string::npos);
   EXPECT_NE(html.find("href=\"summary.json\""), std::string::npos);
+  EXPECT_NE(html.find("<td>90.0% full, 6.0% fp fallback, 4.0% truncated</td>"), std::string::npos)
+      << html;
+  EXPECT_NE(html.find("99 Hz requested, 61.0 Hz effective"), std::string::npos);
+  EXPECT_NE(html.find("Rate change at 5 s: 99 → 49 Hz"), std::string::npos);
   Json j = CpuReportToJson(r);
   EXPECT_EQ(j.Get("services").AsArray().size(), 2u);
   EXPECT_EQ(j.Get("services").AsArray()[0].Get("samples").AsInt(-1), 100);
   EXPECT_EQ(j.Get("final_frequency_hz").AsInt(-1), 49);
+  EXPECT_DOUBLE_EQ(j.Get("effective_frequency_hz").AsDouble(-1), 61);
+  const Json& change = j.Get("governor").Get("changes").AsArray().at(0);
+  EXPECT_DOUBLE_EQ(change.Get("at_s").AsDouble(-1), 5);
+  EXPECT_EQ(change.Get("to_hz").AsInt(-1), 49);
+  EXPECT_EQ(j.Get("governor").Get("host_cpu").Get("readings_above").AsInt(-1), 7);
+  const Json& unwind = j.Get("services").AsArray()[0].Get("unwind");
+  EXPECT_EQ(unwind.Get("full").AsInt(-1), 90);
+  EXPECT_EQ(unwind.Get("fp_fallback").AsInt(-1), 6);
+  EXPECT_EQ(unwind.Get("truncated").AsInt(-1), 4);
+  EXPECT_DOUBLE_EQ(unwind.Get("full_share").AsDouble(-1), 0.9);
+  EXPECT_NE(unwind.Get("source").AsString().find("unwind_by_service"), std::string::npos);
+  EXPECT_TRUE(j.Get("services").AsArray()[1].Get("unwind").is_null());
+}
+
+// An output that could not be written is named in every report that still was.
+TEST(CpuReportTest, WriteErrorsAreReported) {
+  CpuReport r;
+  r.write_errors = {"cannot write /x/cpu/a_profile.prof.tmp.1: No space left on device"};
+  EXPECT_NE(RenderIndexHtml(r).find("Outputs not written"), std::string::npos);
+  EXPECT_NE(RenderBaselineCpuSection(r).find("**Not written:** cannot write /x/cpu/a_profile"),
+            std::string::npos);
+  EXPECT_EQ(CpuReportToJson(r).Get("write_errors").AsArray().size(), 1u);
 }
 
 TEST(CpuReportTest, ReplaceSectionKeepsEverythingElse) {

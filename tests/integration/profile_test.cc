@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "src/base/file_util.h"
 #include "src/base/json.h"
@@ -41,6 +43,8 @@ int RunAndInterrupt(const std::string& command, int after_ms, std::string* outpu
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_);
+void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_);
+void CheckOneOutputFails(const std::string& tmp, const std::string& state_);
 void CheckInterrupted(const std::string& tmp, const std::string& state_);
 
 // One system for every check (bringing it up is most of the cost).
@@ -56,9 +60,85 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
     CheckFullRun(tmp.path(), state);
   }
   {
+    SCOPED_TRACE("no docs/ folder");
+    CheckWithoutDocsFolder(tmp.path(), state);
+  }
+  {
+    SCOPED_TRACE("one output cannot be written");
+    CheckOneOutputFails(tmp.path(), state);
+  }
+  {
     SCOPED_TRACE("Ctrl-C");
     CheckInterrupted(tmp.path(), state);
   }
+}
+
+// Frame names of a sample, leaf first (inlined frames included).
+std::vector<std::string> FrameNames(const profile::Profile& p, const profile::Sample& s) {
+  std::map<uint64_t, const profile::Location*> locations;
+  std::map<uint64_t, std::string> functions;
+  for (const auto& l : p.locations) locations[l.id] = &l;
+  for (const auto& f : p.functions) functions[f.id] = f.name;
+  std::vector<std::string> out;
+  for (uint64_t id : s.location_ids) {
+    for (const auto& line : locations.at(id)->lines) out.push_back(functions[line.function_id]);
+  }
+  return out;
+}
+
+// With DWARF unwinding (the default) detection's stacks are whole: each reaches its thread's
+// root (main, or start_thread for OpenCV's TBB workers), and the main thread's reach our own
+// fs::DetectionService, instead of stopping inside OpenCV (built without frame pointers) under
+// [truncated stack]. The TBB workers run the DNN layers that the main thread hands them; their
+// stacks hold no frame of ours (about half of detection's samples on 2 CPUs, more on bigger
+// hosts), which is why the share of ours is checked on the main thread. The summary's unwind
+// counts say how each stack was walked.
+void CheckDetectionReachesOurCode(const std::string& out, const Json& detection) {
+  auto p = profile::ReadPprofFile(out + "/cpu/detection_profile.prof");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  const std::set<std::string> roots = {"main",    "start_thread", "__GI___clone3", "clone3",
+                                       "__clone", "clone",        "_start"};
+  int64_t all = 0, whole = 0, main_thread = 0, ours = 0;
+  for (const auto& s : p->samples) {
+    const std::vector<std::string> frames = FrameNames(*p, s);
+    const int64_t n = s.values[0];
+    all += n;
+    if (!frames.empty() && roots.count(frames.back()) != 0) whole += n;
+    if (s.num_labels.at("tid") != s.num_labels.at("pid")) continue;
+    main_thread += n;
+    for (const std::string& f : frames) {
+      if (f.find("fs::DetectionService::") == std::string::npos) continue;
+      ours += n;
+      break;
+    }
+  }
+  ASSERT_GT(main_thread, 50) << "detection's main thread got few samples";
+  EXPECT_GT(ours, main_thread * 9 / 10)
+      << ours << " of " << main_thread << " main-thread samples reach fs::DetectionService";
+  EXPECT_GT(whole, all * 9 / 10) << whole << " of " << all << " samples reach a thread root";
+  const Json& unwind = detection.Get("unwind");
+  ASSERT_TRUE(unwind.is_object()) << "no unwind counts for detection in summary.json";
+  EXPECT_NE(unwind.Get("source").AsString().find("unwind_by_service"), std::string::npos);
+  const int64_t full = unwind.Get("full").AsInt(0);
+  const int64_t walked = full + unwind.Get("fp_fallback").AsInt(0);
+  EXPECT_GT(walked + unwind.Get("truncated").AsInt(0), 0) << unwind.Dump(2);
+  EXPECT_GT(full, (walked + unwind.Get("truncated").AsInt(0)) * 9 / 10) << unwind.Dump(2);
+}
+
+// The governor budgets framescope's own cost: a busy host (this 2-core machine, with the
+// system on it) never lowers the rate by itself, and the pprof header states the rate used.
+void CheckGovernor(const Json& summary, const std::string& out) {
+  const Json& g = summary.Get("governor");
+  EXPECT_GT(g.Get("readings").AsInt(0), 3) << g.Dump(2);
+  const auto& changes = g.Get("changes").AsArray();
+  for (const Json& c : changes) {
+    EXPECT_NE(c.Get("reason").AsString().find("framescope used"), std::string::npos) << c.Dump(2);
+  }
+  // After a change the header states the time-weighted rate, not the first one.
+  const double hz = changes.empty() ? 99 : summary.Get("effective_frequency_hz").AsDouble(0);
+  auto p = profile::ReadPprofFile(out + "/cpu/detection_profile.prof");
+  ASSERT_TRUE(p.ok());
+  EXPECT_NEAR(static_cast<double>(p->period), 1e9 / hz, 1e9 / hz * 1e-3) << g.Dump(2);
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_) {
@@ -123,7 +203,9 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
     EXPECT_GT(s.Get("samples").AsInt(0), 100);
     EXPECT_FALSE(s.Get("top_self").AsArray().empty());
     EXPECT_FALSE(s.Get("threads").AsArray().empty());
+    CheckDetectionReachesOurCode(out, s);
   }
+  CheckGovernor(*summary, out);
 
   auto doc = ReadFile(baseline);
   ASSERT_TRUE(doc.ok());
@@ -145,6 +227,41 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
     EXPECT_EQ(top.exit_code, 0) << top.output;
     EXPECT_NE(top.output.find("flat%"), std::string::npos) << top.output;
   }
+}
+
+// Run where no docs/ exists (and without --baseline): the baseline goes to
+// OUT/performance-baseline.md and the run succeeds.
+void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
+  const std::string cwd = tmp + "/elsewhere";
+  ASSERT_TRUE(MakeDirs(cwd).ok());
+  auto r = RunShell("cd " + cwd + " && " + Fs() + " profile --duration 3 --state-dir " + state_ +
+                    " --out prof");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto doc = ReadFile(cwd + "/prof/performance-baseline.md");
+  ASSERT_TRUE(doc.ok()) << r.output;
+  EXPECT_NE(doc->find("## CPU"), std::string::npos) << *doc;
+  EXPECT_FALSE(PathExists(cwd + "/docs"));
+}
+
+// A folder where detection's flame graph should go: that file fails, every other output is
+// still written (the summary names the failure), and the run exits 1.
+void CheckOneOutputFails(const std::string& tmp, const std::string& state_) {
+  const std::string out = tmp + "/blocked";
+  ASSERT_TRUE(MakeDirs(out + "/flamegraphs/detection_flame.html").ok());
+  auto r = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("detection_flame.html"), std::string::npos) << r.output;
+  auto summary = ReadFile(out + "/summary.json");
+  ASSERT_TRUE(summary.ok()) << r.output;
+  auto j = Json::Parse(*summary);
+  ASSERT_TRUE(j.ok());
+  ASSERT_EQ(j->Get("write_errors").AsArray().size(), 1u) << *summary;
+  EXPECT_NE(j->Get("write_errors").AsArray()[0].AsString().find("detection_flame.html"),
+            std::string::npos);
+  EXPECT_TRUE(profile::ReadPprofFile(out + "/cpu/detection_profile.prof").ok());
+  EXPECT_TRUE(PathExists(out + "/flamegraphs/capture_flame.html"));
+  EXPECT_TRUE(PathExists(out + "/index.html"));
+  EXPECT_TRUE(PathExists(out + "/performance-baseline.md"));
 }
 
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
@@ -173,9 +290,24 @@ TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
   EXPECT_EQ(usage.exit_code, 2) << usage.output;
   auto unwind = RunShell(Fs() + " profile --unwind lbr --state-dir " + empty.path());
   EXPECT_EQ(unwind.exit_code, 2) << unwind.output;
-  auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path());
+  auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path() + " --out " +
+                       empty.path() + "/out");
   EXPECT_EQ(none.exit_code, 1) << none.output;
   EXPECT_NE(none.output.find("no running system"), std::string::npos) << none.output;
+  // An output folder that does not exist fails before anything runs (no system needed here:
+  // the paths are checked first), with exit 2 and the path in the message.
+  auto missing =
+      RunShell(Fs() + " profile --duration 60 --state-dir " + empty.path() + " --out " +
+               empty.path() + "/out --baseline " + empty.path() + "/no/such/dir/baseline.md");
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("no/such/dir"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("does not exist"), std::string::npos) << missing.output;
+  // A symlink where the baseline should go is not replaced.
+  ASSERT_EQ(symlink("/etc/hostname", (empty.path() + "/link.md").c_str()), 0);
+  auto link = RunShell(Fs() + " profile --duration 60 --state-dir " + empty.path() + " --out " +
+                       empty.path() + "/out --baseline " + empty.path() + "/link.md");
+  EXPECT_EQ(link.exit_code, 2) << link.output;
+  EXPECT_NE(link.output.find("not a regular file"), std::string::npos) << link.output;
   auto help = RunShell(Fs() + " profile --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("Exit codes"), std::string::npos);

@@ -1,0 +1,498 @@
+#include "src/session/profile_run.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <set>
+
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/procfs.h"
+#include "src/collect/preflight.h"
+#include "src/profile/folded.h"
+#include "src/profile/pprof.h"
+#include "src/report/flamegraph.h"
+#include "src/session/governor.h"
+#include "src/system/state.h"
+
+namespace fs::profile {
+namespace {
+
+struct Target {
+  std::string name;
+  pid_t pid = -1;
+  double started_at = 0;
+  std::vector<pid_t> pids;              // The service's process tree at start.
+  std::map<pid_t, double> cpu_start_s;  // utime+stime per pid when sampling started.
+  std::map<pid_t, double> cpu_end_s;    // ... and when it stopped (absent: gone by then).
+};
+
+// What the stages share: the run's options, its progress sink and the result being built.
+struct Session {
+  const ProfileRunOptions& options;
+  const ProgressSink& progress;
+  ProfileRunResult& result;
+  StateDir dir;
+  Json state;
+  std::vector<Target> targets;
+
+  bool Stopped() const { return options.stop != nullptr && options.stop->load(); }
+  void Say(const std::string& line) const {
+    if (progress.message) progress.message(line);
+  }
+  bool Fail(ProfileOutcome outcome, const std::string& error) {
+    result.outcome = outcome;
+    result.errors.push_back(error);
+    return false;
+  }
+};
+
+std::string IsoNow() {
+  time_t t = time(nullptr);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string Dirname(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A file can be created in `dir` (a real create, not access(): root passes access() on a
+// read-only filesystem).
+Status CheckDirAcceptsFiles(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) {
+    return Err("folder " + dir + " does not exist (" + strerror(errno) + "): create it first");
+  }
+  if (!S_ISDIR(st.st_mode)) return Err(dir + " is not a folder");
+  std::string probe = dir + "/.framescope-probe-XXXXXX";
+  int fd = mkstemp(probe.data());
+  if (fd < 0) return Err("cannot create a file in " + dir + ": " + strerror(errno));
+  close(fd);
+  unlink(probe.c_str());
+  return Status::Ok();
+}
+
+// An existing output must be a regular file: writing replaces it, and replacing a symlink,
+// device or FIFO is never what the user meant.
+Status CheckReplaceable(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return Status::Ok();  // Absent: created.
+  if (!S_ISREG(st.st_mode)) {
+    return Err(path +
+               " exists and is not a regular file (a symlink, folder, device or FIFO): "
+               "remove it or choose another path");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string BaselinePath(const ProfileRunOptions& options) {
+  return options.baseline.empty() ? options.out_dir + "/performance-baseline.md" : options.baseline;
+}
+
+Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
+  for (const char* sub : {"", "/cpu", "/flamegraphs"}) {
+    RETURN_IF_ERROR(MakeDirs(out_dir + sub).Annotate("output folder"));
+    RETURN_IF_ERROR(CheckDirAcceptsFiles(out_dir + sub));
+  }
+  for (const char* file : {"/summary.json", "/index.html", "/cpu/system_profile.prof"}) {
+    RETURN_IF_ERROR(CheckReplaceable(out_dir + file));
+  }
+  RETURN_IF_ERROR(CheckDirAcceptsFiles(Dirname(baseline)).Annotate("baseline " + baseline));
+  return CheckReplaceable(baseline);
+}
+
+namespace {
+
+bool LoadTargets(Session& s) {
+  auto dir = ResolveStateDir(s.options.state_dir);
+  if (!dir.ok()) return s.Fail(ProfileOutcome::kNoSystem, dir.status().message());
+  s.dir = *dir;
+  auto state = ReadState(s.dir);
+  if (!state.ok() || !SupervisorRunning(*state)) {
+    return s.Fail(ProfileOutcome::kNoSystem, "no running system in " + s.dir.root +
+                                                 " (start it with `framescope up " +
+                                                 "--state-dir " + s.dir.root + "`)");
+  }
+  s.state = std::move(*state);
+  for (const Json& j : s.state.Get("services").AsArray()) {
+    Target t;
+    t.name = j.Get("name").AsString();
+    t.pid = static_cast<pid_t>(j.Get("pid").AsInt(-1));
+    t.started_at = j.Get("started_at").AsDouble(0);
+    if (t.pid <= 0 || j.Get("state").AsString() != "running") {
+      return s.Fail(ProfileOutcome::kPreflightFailed,
+                    "preflight: service " + t.name + " is not running (state: " +
+                        j.Get("state").AsString() + "); see `framescope status`");
+    }
+    s.targets.push_back(std::move(t));
+  }
+  if (s.targets.empty()) {
+    return s.Fail(ProfileOutcome::kNoSystem, "the system in " + s.dir.root + " has no services");
+  }
+  return true;
+}
+
+// Polls loadgen's log until every camera's latest FPS report meets the target, or `wait_s`
+// passes: right after `up` the first report covers a window the stream started inside, so it
+// reads low until the next one.
+std::map<std::string, CameraFps> WaitForFps(Session& s, const Target& loadgen, int cameras,
+                                            double want_fps) {
+  std::map<std::string, CameraFps> seen;
+  const int64_t deadline = MonotonicNs() + static_cast<int64_t>(s.options.fps_wait_s * 1e9);
+  bool waited = false;
+  for (;;) {
+    auto log = ReadFile(s.dir.LogFile("loadgen"));
+    if (log.ok()) seen = ParseLoadgenFps(*log, loadgen.started_at);
+    bool all_ok = static_cast<int>(seen.size()) >= cameras;
+    for (const auto& [cam, f] : seen) all_ok &= f.fps >= want_fps;
+    if (all_ok || MonotonicNs() > deadline || s.Stopped()) return seen;
+    if (!waited) {
+      s.Say("preflight: waiting up to " + Fixed(s.options.fps_wait_s, 0) +
+            " s for every camera's FPS report to reach " + Fixed(want_fps, 1) + "...");
+      waited = true;
+    }
+    usleep(500000);
+  }
+}
+
+bool CheckLoadgen(Session& s, const Target& loadgen) {
+  const Json& config = s.state.Get("config");
+  const int cameras = static_cast<int>(config.Get("cameras").AsInt(0));
+  const double fps = config.Get("fps").AsDouble(0);
+  const double tolerance = s.options.fps_tolerance;
+  const double want = fps * (1 - tolerance);
+  std::map<std::string, CameraFps> seen = WaitForFps(s, loadgen, cameras, want);
+  if (s.Stopped()) return s.Fail(ProfileOutcome::kInterrupted, "interrupted during preflight");
+  const std::string log = s.dir.LogFile("loadgen");
+  if (static_cast<int>(seen.size()) < cameras) {
+    return s.Fail(ProfileOutcome::kPreflightFailed,
+                  "preflight: loadgen: only " + std::to_string(seen.size()) + " of " +
+                      std::to_string(cameras) + " cameras reported their FPS in " + log +
+                      " (is it still starting? see `framescope logs loadgen`)");
+  }
+  std::string short_cams;
+  double min_fps = 1e9;
+  for (const auto& [cam, f] : seen) {
+    min_fps = std::min(min_fps, f.fps);
+    if (f.fps < want) short_cams += (short_cams.empty() ? "" : ", ") + cam + " " + Fixed(f.fps, 1);
+  }
+  if (!short_cams.empty()) {
+    return s.Fail(ProfileOutcome::kPreflightFailed,
+                  "preflight: loadgen: cameras below " + Fixed(want, 1) + " FPS (configured " +
+                      Fixed(fps, 1) + "): " + short_cams +
+                      ". The host cannot generate the configured load; lower --cameras/--fps "
+                      "in `up`, or pass --fps-tolerance");
+  }
+  s.result.report.preflight.push_back(
+      "loadgen: " + std::to_string(seen.size()) + "/" + std::to_string(cameras) +
+      " cameras delivering >= " + Fixed(min_fps, 1) + " FPS (configured " + Fixed(fps, 1) +
+      ", tolerance " + Fixed(tolerance * 100, 0) + "%; from " + log + ")");
+  return true;
+}
+
+bool Preflight(Session& s) {
+  std::vector<std::string>& lines = s.result.report.preflight;
+  auto perf = CheckPerfEvents(s.targets.front().pid);
+  if (!perf.ok()) {
+    return s.Fail(ProfileOutcome::kPreflightFailed, "preflight: " + perf.status().message());
+  }
+  lines.push_back(*perf);
+  bool nvml = false;
+  lines.push_back(ProbeNvml(&nvml));
+  const Target* loadgen = nullptr;
+  for (const Target& t : s.targets) {
+    if (t.name == "loadgen") loadgen = &t;
+  }
+  if (loadgen == nullptr) {
+    lines.push_back("loadgen: not part of this system (real cameras): FPS check skipped");
+  } else if (!CheckLoadgen(s, *loadgen)) {
+    return false;
+  }
+  for (const std::string& line : lines) s.Say("preflight: " + line);
+  return true;
+}
+
+// Our own CPU between the first and last progress tick: sampling only, without attaching and
+// loading symbols before, or symbolizing after. Measured in every mode, governor or not.
+class SelfCpuTicks {
+ public:
+  void Tick(double elapsed_s) {
+    double cpu = ProcessCpuSeconds();
+    if (cpu < 0) return;
+    if (first_s_ < 0) {
+      first_s_ = elapsed_s;
+      first_cpu_ = cpu;
+    }
+    last_s_ = elapsed_s;
+    last_cpu_ = cpu;
+  }
+  // % of one core; -1 when under 2 s apart (too short to tell).
+  double Pct() const {
+    if (last_s_ - first_s_ < 2) return -1;
+    return (last_cpu_ - first_cpu_) / (last_s_ - first_s_) * 100;
+  }
+
+ private:
+  double first_s_ = -1, first_cpu_ = 0, last_s_ = -1, last_cpu_ = 0;
+};
+
+// /proc CPU of every target's processes, to cross-check the sampled CPU over the same window.
+void SnapshotCpu(std::vector<Target>& targets, bool at_start) {
+  for (Target& t : targets) {
+    for (pid_t p : t.pids) {
+      ProcStat st;
+      if (ReadProcStat(p, &st)) (at_start ? t.cpu_start_s : t.cpu_end_s)[p] = st.cpu_s;
+    }
+  }
+}
+
+RecordOptions MakeRecordOptions(Session& s, Governor& governor, SelfCpuTicks& ticks) {
+  const ProfileRunOptions& o = s.options;
+  RecordOptions opts;
+  opts.frequency_hz = o.frequency_hz;
+  opts.duration_s = o.duration_s;
+  opts.unwind = o.unwind;
+  opts.stack_bytes = o.stack_bytes;
+  opts.stop = o.stop;
+  opts.allow_vanished = true;  // A PostgreSQL worker in the tree may exit before we attach.
+  for (Target& t : s.targets) {
+    t.pids = ProcessTree(t.pid);
+    for (pid_t p : t.pids) {
+      opts.pids.push_back(p);
+      opts.services[p] = t.name;
+    }
+  }
+  opts.after_attach = [&s] { SnapshotCpu(s.targets, true); };
+  opts.after_stop = [&s] { SnapshotCpu(s.targets, false); };
+  // The rate in force, for the progress line (the recorder calls adjust_frequency first).
+  auto hz = std::make_shared<int>(o.frequency_hz);
+  opts.adjust_frequency = [&governor, hz](double elapsed, int current) {
+    *hz = governor.Adjust(elapsed, current);
+    return *hz;
+  };
+  opts.progress = [&s, &ticks, hz](double elapsed, size_t samples) {
+    ticks.Tick(elapsed);
+    if (s.progress.recording) {
+      s.progress.recording({s.targets.size(), elapsed, s.options.duration_s, samples, *hz});
+    }
+  };
+  return opts;
+}
+
+// pprof has one `period` for the whole profile; each sample carries its own (the rate in force
+// when it was taken), so CPU time is right. After rate changes the header states the
+// time-weighted rate and a comment lists the changes, instead of the first rate alone.
+void DescribeRate(const CpuReport& report, Profile* profile) {
+  if (report.governor.changes.empty() || report.governor.effective_hz <= 0) return;
+  profile->period = std::llround(1e9 / report.governor.effective_hz);
+  std::string c = "sampling rate: " + RateText(report) + ":";
+  for (const RateChange& ch : report.governor.changes) {
+    c += " at " + Fixed(ch.at_s, 0) + " s " + std::to_string(ch.from_hz) + " -> " +
+         std::to_string(ch.to_hz) + " Hz;";
+  }
+  profile->comments.push_back(c);
+}
+
+std::string PerThreadNote(const RecordResult& rec, const GovernorReport& g) {
+  if (rec.system_wide) return "";
+  if (g.readings == 0) {
+    return "Per-thread fallback (system-wide events were refused): the recorder did not "
+           "consult the governor, so the rate stayed at " +
+           std::to_string(rec.final_frequency_hz) +
+           " Hz; framescope's own CPU is still measured and shown above.";
+  }
+  return "Per-thread fallback (system-wide events were refused): the recorder consulted the "
+         "governor " +
+         std::to_string(g.readings) +
+         " times and applied its rate to the events it opened; threads created after the start "
+         "keep the rate they inherited (a kernel limit), so after a rate change the effective "
+         "rate above holds for the first threads only (the recorder's warnings say so).";
+}
+
+void FillRunReport(Session& s, const RecordResult& rec, const Governor& governor,
+                   const SelfCpuTicks& ticks) {
+  CpuReport& r = s.result.report;
+  const ProfileRunOptions& o = s.options;
+  r.duration_s = rec.elapsed_s;
+  r.requested_s = o.duration_s;
+  r.partial = s.Stopped();
+  r.frequency_hz = o.frequency_hz;
+  r.final_frequency_hz = rec.final_frequency_hz > 0 ? rec.final_frequency_hz : o.frequency_hz;
+  r.unwind = o.unwind == Unwind::kDwarf ? "dwarf" : "fp";
+  r.kernel_frames = rec.kernel_frames;
+  r.lost = rec.lost;
+  r.host_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  r.governor = governor.Report(rec.elapsed_s);
+  r.governor.note = PerThreadNote(rec, r.governor);
+  r.warnings = rec.warnings;
+  r.profiler_sampling_cpu_pct = ticks.Pct();
+}
+
+// utime+stime of the target's processes over the window; -1 when none was read at both ends.
+double ProcCpuSeconds(const Target& t) {
+  double total = 0;
+  bool measured = false;
+  for (const auto& [p, start] : t.cpu_start_s) {
+    auto end = t.cpu_end_s.find(p);
+    if (end == t.cpu_end_s.end()) continue;
+    total += end->second - start;
+    measured = true;
+  }
+  return measured ? total : -1;
+}
+
+// A service with no samples is idle or a coverage gap: one whose /proc CPU should have given
+// >= 10 samples (P(0 | Poisson 10) < 1e-4) is a gap. Returns true for a coverage failure.
+bool CheckCoverage(const Target& t, bool exited, double hz, ServiceCpu* s) {
+  if (exited) {
+    s->problem = "exited while recording (samples up to the exit are kept)";
+    return true;
+  }
+  if (s->samples > 0) return false;
+  if (s->proc_cpu_s < 0) {
+    s->problem = "no samples and the process is gone";
+    return true;
+  }
+  const double expected = s->proc_cpu_s * hz;
+  if (expected >= 10) {
+    s->problem = "no samples although /proc shows " + Fixed(s->proc_cpu_s, 2) + " s CPU (~" +
+                 Fixed(expected, 0) + " samples expected): coverage gap";
+    return true;
+  }
+  s->note = "idle: no samples; /proc shows " + Fixed(s->proc_cpu_s, 2) + " s CPU (~" +
+            Fixed(expected, 1) + " samples expected)";
+  return false;
+}
+
+// Writes one service's pprof, folded stacks and flame graph; a failure is noted and the
+// other files are still written.
+void WriteServiceFiles(Session& s, const Profile& p, ServiceCpu* svc) {
+  const std::string& out = s.options.out_dir;
+  svc->prof_file = "cpu/" + svc->name + "_profile.prof";
+  svc->folded_file = "cpu/" + svc->name + "_profile.folded";
+  svc->flame_file = "flamegraphs/" + svc->name + "_flame.html";
+  FlamegraphOptions fo;
+  fo.title = svc->name + " — CPU (cpu-clock, " + std::to_string(svc->samples) + " samples)";
+  for (const Status& st : {WritePprofFile(out + "/" + svc->prof_file, p),
+                           WriteFileAtomic(out + "/" + svc->folded_file, ToFolded(p)),
+                           WriteFlamegraphFile(out + "/" + svc->flame_file, p, fo)}) {
+    if (!st.ok()) s.result.report.write_errors.push_back(st.message());
+  }
+}
+
+void SummarizeServices(Session& s, const RecordResult& rec) {
+  CpuReport& r = s.result.report;
+  std::map<std::string, Profile> parts = SplitByService(rec.profile);
+  std::set<pid_t> exited(rec.exited.begin(), rec.exited.end());
+  const double hz = r.governor.effective_hz > 0 ? r.governor.effective_hz : r.final_frequency_hz;
+  for (const Target& t : s.targets) {
+    auto part = parts.find(t.name);
+    ServiceCpu svc;
+    if (part != parts.end()) svc = SummarizeCpu(t.name, part->second, s.options.top);
+    svc.name = t.name;
+    svc.pids = t.pids;
+    svc.proc_cpu_s = ProcCpuSeconds(t);
+    if (auto u = rec.unwind_by_service.find(t.name); u != rec.unwind_by_service.end()) {
+      svc.unwind = {true, u->second.full, u->second.fp_fallback, u->second.truncated};
+    }
+    if (CheckCoverage(t, exited.count(t.pid) != 0, hz, &svc)) ++s.result.coverage_failures;
+    if (svc.samples > 0) WriteServiceFiles(s, part->second, &svc);
+    r.services.push_back(std::move(svc));
+  }
+}
+
+// summary.json, index.html and the baseline's CPU section: each is tried whatever happened to
+// the others, and every failure is reported.
+void WriteReports(Session& s, const RecordResult& rec) {
+  CpuReport& r = s.result.report;
+  const std::string& out = s.options.out_dir;
+  if (Status st = WritePprofFile(out + "/cpu/system_profile.prof", rec.profile); !st.ok()) {
+    r.write_errors.push_back(st.message());
+  }
+  s.result.summary_json = CpuReportToJson(r).Dump(2) + "\n";
+  std::vector<Status> written = {WriteFileAtomic(out + "/summary.json", s.result.summary_json),
+                                 WriteFileAtomic(out + "/index.html", RenderIndexHtml(r))};
+  const std::string& baseline = s.result.baseline_path;
+  auto existing = ReadFile(baseline);
+  written.push_back(
+      WriteFileAtomic(baseline, ReplaceSection(existing.ok() ? *existing : "", kCpuSectionBegin,
+                                               kCpuSectionEnd, RenderBaselineCpuSection(r))));
+  for (const Status& st : written) {
+    if (!st.ok()) r.write_errors.push_back(st.message());
+  }
+  for (const std::string& e : r.write_errors) s.result.errors.push_back(e);
+}
+
+StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTicks& ticks) {
+  RecordOptions opts = MakeRecordOptions(s, governor, ticks);
+  s.result.report.started_at = IsoNow();
+  HostCpuTimes host_start, host_end;
+  const bool host = ReadHostCpu(&host_start);
+  auto rec = Record(opts);
+  if (rec.ok() && host && ReadHostCpu(&host_end)) {
+    s.result.report.host_cpu_pct = HostCpuPercent(host_start, host_end);
+  }
+  return rec;
+}
+
+ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
+  if (r.report.partial) return ProfileOutcome::kInterrupted;
+  if (!r.report.write_errors.empty()) return ProfileOutcome::kWriteFailed;
+  if (r.coverage_failures > 0) return ProfileOutcome::kCoverageGap;
+  return ProfileOutcome::kOk;
+}
+
+}  // namespace
+
+ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress) {
+  ProfileRunResult result;
+  result.baseline_path = BaselinePath(options);
+  Session s{options, progress, result, {}, Json(), {}};
+  if (Status st = CheckOutputs(options.out_dir, result.baseline_path); !st.ok()) {
+    s.Fail(ProfileOutcome::kBadOutputPath, st.message());
+    return result;
+  }
+  if (!LoadTargets(s) || !Preflight(s)) return result;
+  GovernorOptions go;
+  go.requested_hz = options.frequency_hz;
+  go.min_hz = options.min_frequency_hz;
+  go.max_overhead_pct = options.max_overhead_pct;
+  go.host_warn_pct = options.max_host_cpu_pct;
+  Governor governor(go, SystemCostReader());
+  SelfCpuTicks ticks;
+  const double cpu_start = ProcessCpuSeconds();
+  auto rec = RecordServices(s, governor, ticks);
+  if (!rec.ok()) {
+    s.Fail(ProfileOutcome::kRecordFailed, rec.status().message());
+    return result;
+  }
+  const int64_t post_start = MonotonicNs();
+  FillRunReport(s, *rec, governor, ticks);
+  DescribeRate(result.report, &rec->profile);
+  SummarizeServices(s, *rec);
+  CpuReport& r = result.report;
+  r.postprocess_s = rec->symbolize_s + static_cast<double>(MonotonicNs() - post_start) / 1e9;
+  r.profiler_cpu_s = ProcessCpuSeconds() - cpu_start;
+  uint64_t rss = 0, peak = 0;
+  if (ReadProcessMemory(getpid(), &rss, &peak)) r.profiler_peak_rss = peak;
+  WriteReports(s, *rec);
+  result.outcome = FinalOutcome(result);
+  return result;
+}
+
+}  // namespace fs::profile

@@ -1,0 +1,88 @@
+// A profiling session of the system `framescope up` started: output paths checked, preflight
+// (perf events, NVML, the load generator's FPS), one recording of every service at once under
+// the overhead governor, then per-service pprof + folded + flame graph, summary.json, index.html
+// and the CPU section of the baseline document.
+//
+//   CheckOutputs ─▶ LoadTargets ─▶ Preflight ─▶ Record (governor) ─▶ per-service reports
+//        exit 2        exit 1        exit 3         exit 1            every file tried, exit 1
+//
+// `framescope profile` is a thin CLI over RunProfile(); other subcommands and tests call it too.
+#ifndef FRAMESCOPE_SESSION_PROFILE_RUN_H_
+#define FRAMESCOPE_SESSION_PROFILE_RUN_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "src/record/recorder.h"
+#include "src/report/cpu_report.h"
+
+namespace fs::profile {
+
+struct ProfileRunOptions {
+  std::string state_dir;             // Of the running system (`framescope up --state-dir`).
+  std::string out_dir = "profiles";  // Created if missing.
+  std::string baseline;              // "": OUT/performance-baseline.md. Its folder must exist.
+  double duration_s = 60;
+  int frequency_hz = 99;
+  Unwind unwind = Unwind::kDwarf;
+  // kDwarf: user stack copied per sample. 16 KiB: with 8 KiB, OpenCV DNN's deep frames cut
+  // detection's main-thread stacks at Detector::Infer, before our callers (measured).
+  uint32_t stack_bytes = 16384;
+  double max_overhead_pct = 2;   // Governor: our own CPU budget, % of one core (0: off).
+  double max_host_cpu_pct = 80;  // Host CPU early-warning threshold (0: off); never slows us.
+  int min_frequency_hz = 25;     // The governor's floor.
+  double fps_tolerance = 0.1;    // Allowed loadgen FPS shortfall vs configured.
+  double fps_wait_s = 30;        // Wait for loadgen's FPS reports to reach the configured rate.
+  int top = 15;                  // Functions per service in the report tables.
+  const std::atomic<bool>* stop = nullptr;  // Ctrl-C: stop early, keep partial results.
+};
+
+// Where a run ended; the CLI maps each to its exit code.
+enum class ProfileOutcome {
+  kOk,
+  kBadOutputPath,    // Checked before anything else runs: nothing recorded.
+  kNoSystem,         // No running system / no services.
+  kPreflightFailed,  // A service not running, perf events refused, loadgen short of its FPS.
+  kRecordFailed,
+  kWriteFailed,  // Some outputs could not be written (every other one was).
+  kCoverageGap,  // A service used CPU but got no samples, or exited while recorded.
+  kInterrupted,  // *stop was set: partial results written (or none, if in preflight).
+};
+
+struct ProfileRunResult {
+  ProfileOutcome outcome = ProfileOutcome::kOk;
+  std::vector<std::string> errors;  // What failed, why, what to do; one line each.
+  CpuReport report;                 // Filled once recording ran.
+  std::string summary_json;         // As written to OUT/summary.json.
+  std::string baseline_path;        // Resolved.
+  int coverage_failures = 0;
+};
+
+struct RecordingProgress {
+  size_t services = 0;
+  double elapsed_s = 0, duration_s = 0;
+  size_t samples = 0;
+  int hz = 0;  // The rate in force.
+};
+
+// Progress for a terminal or a log; every member may be empty.
+struct ProgressSink {
+  std::function<void(const std::string& line)> message;     // Preflight lines, waits.
+  std::function<void(const RecordingProgress&)> recording;  // About once a second.
+};
+
+ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress);
+
+// The baseline path RunProfile uses: options.baseline, or OUT/performance-baseline.md.
+std::string BaselinePath(const ProfileRunOptions& options);
+
+// Creates OUT (and cpu/, flamegraphs/) and checks that every output can be written: each
+// folder exists and accepts a new file, the baseline's folder exists (it is not created: a
+// mistyped path should fail, not grow a tree), and no output is a symlink, device or FIFO.
+Status CheckOutputs(const std::string& out_dir, const std::string& baseline);
+
+}  // namespace fs::profile
+
+#endif  // FRAMESCOPE_SESSION_PROFILE_RUN_H_
