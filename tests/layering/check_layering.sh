@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Fails when an #include points against the layering in docs/ARCHITECTURE.md: nothing under
 # src/ includes services/, and each profiler stage includes only the stages before it.
-#   base → clients, config → system → cli;  base → profile → collect → symbolize → record → report → cli
+#   base → clients, config → system → cli
+#   base → profile → collect → symbolize → record → report → session → cli
 set -uo pipefail
 root="${1:-$(dirname "$0")/../..}"
 cd "$root" || exit 2
 # folder: the src/ folders it must not include (besides services/, forbidden for all of src/)
 declare -A forbidden=(
-  [base]="clients config profile collect symbolize record report system cli"
-  [clients]="config profile collect symbolize record report system cli"
-  [config]="clients profile collect symbolize record report system cli"
-  [profile]="clients config collect symbolize record report system cli"
-  [collect]="clients config symbolize record report system cli"
-  [symbolize]="clients config record report system cli"
-  [record]="clients config report system cli"
-  [report]="clients config system cli"
-  [system]="profile collect symbolize record report cli"
+  [base]="clients config profile collect symbolize record report system session cli"
+  [clients]="config profile collect symbolize record report system session cli"
+  [config]="clients profile collect symbolize record report system session cli"
+  [profile]="clients config collect symbolize record report system session cli"
+  [collect]="clients config symbolize record report system session cli"
+  [symbolize]="clients config record report system session cli"
+  [record]="clients config report system session cli"
+  [report]="clients config system session cli"
+  [system]="profile collect symbolize record report session cli"
+  [session]="cli"
 )
 bad=0
 while IFS= read -r line; do
@@ -24,6 +26,11 @@ while IFS= read -r line; do
   folder="$(cut -d/ -f2 <<<"$file")"
   if [[ "$inc" == services/* ]]; then
     echo "layering: $file includes $inc (nothing under src/ may include services/)"
+    bad=1
+    continue
+  fi
+  if [[ "$folder" != cli && -z "${forbidden[$folder]+x}" ]]; then
+    echo "layering: src/$folder is not in this script's table: add its rule"
     bad=1
     continue
   fi
