@@ -342,6 +342,9 @@ Json CpuReportToJson(const CpuReport& r) {
   j["unwind"] = r.unwind;
   j["kernel_frames"] = r.kernel_frames;
   j["lost_records"] = r.lost;
+  j["malformed_records"] = r.malformed;
+  j["discarded_ring_bytes"] = r.discarded_bytes;
+  j["samples_without_frames"] = r.samples_without_frames;
   j["host_cpus"] = r.host_cpus;
   j["host_cpu_percent"] = r.host_cpu_pct >= 0 ? Json(r.host_cpu_pct) : Json(nullptr);
   j["governor"] = GovernorJson(r.governor);
@@ -467,7 +470,10 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
   m += ". Counter: `cpu-clock` software event (perf_event_open), " + RateText(r) + " per CPU";
   m += ", " + std::string(r.unwind == "dwarf" ? "DWARF" : "frame-pointer") + " unwinding";
   m += r.kernel_frames ? ", kernel frames included" : ", kernel frames hidden by the host";
-  m += ". " + std::to_string(r.lost) + " ring records lost.\n\n";
+  m += ". Losses: " + std::to_string(r.lost) + " ring records lost (ring full), " +
+       std::to_string(r.malformed) + " malformed records skipped (" +
+       std::to_string(r.discarded_bytes) + " bytes discarded), " +
+       std::to_string(r.samples_without_frames) + " samples without frames.\n\n";
   m += "CPU % is of one core (" + std::to_string(r.host_cpus) +
        " CPUs on this host), from the sum of sample periods; ± is the 95% interval from the "
        "sample count (1.96/√n). CPU s (/proc) is utime+stime over the same window, read "

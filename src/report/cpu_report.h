@@ -113,6 +113,11 @@ struct CpuReport {
   std::string unwind;  // "fp" or "dwarf".
   bool kernel_frames = false;
   uint64_t lost = 0;  // PERF_RECORD_LOST total.
+  // The recorder's other losses (RecordResult): records skipped as malformed, ring bytes
+  // dropped after a header that made the next record unfindable, samples with no frame.
+  uint64_t malformed = 0;
+  uint64_t discarded_bytes = 0;
+  uint64_t samples_without_frames = 0;
   int host_cpus = 0;
   double host_cpu_pct = -1;  // Mean busy % of all CPUs over the window, /proc/stat.
   GovernorReport governor;

@@ -159,6 +159,24 @@ TEST(CpuReportTest, ReportsNameTheirCountersAndLinkEveryFile) {
   EXPECT_TRUE(j.Get("services").AsArray()[1].Get("unwind").is_null());
 }
 
+// Every loss the recorder counted is in the summary and the baseline, each under its own name.
+TEST(CpuReportTest, EveryLossIsReported) {
+  CpuReport r;
+  r.lost = 3;
+  r.malformed = 5;
+  r.discarded_bytes = 4096;
+  r.samples_without_frames = 7;
+  Json j = CpuReportToJson(r);
+  EXPECT_EQ(j.Get("lost_records").AsInt(-1), 3);
+  EXPECT_EQ(j.Get("malformed_records").AsInt(-1), 5);
+  EXPECT_EQ(j.Get("discarded_ring_bytes").AsInt(-1), 4096);
+  EXPECT_EQ(j.Get("samples_without_frames").AsInt(-1), 7);
+  EXPECT_NE(RenderBaselineCpuSection(r).find("3 ring records lost (ring full), 5 malformed "
+                                             "records skipped (4096 bytes discarded), 7 samples "
+                                             "without frames"),
+            std::string::npos);
+}
+
 // An output that could not be written is named in every report that still was.
 TEST(CpuReportTest, WriteErrorsAreReported) {
   CpuReport r;

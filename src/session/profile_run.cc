@@ -336,6 +336,9 @@ void FillRunReport(Session& s, const RecordResult& rec, const Governor& governor
   r.unwind = o.unwind == Unwind::kDwarf ? "dwarf" : "fp";
   r.kernel_frames = rec.kernel_frames;
   r.lost = rec.lost;
+  r.malformed = rec.malformed;
+  r.discarded_bytes = rec.discarded_bytes;
+  r.samples_without_frames = rec.samples_without_frames;
   r.host_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   r.governor = governor.Report(rec.elapsed_s);
   r.governor.note = PerThreadNote(rec, r.governor);

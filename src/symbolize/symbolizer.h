@@ -84,6 +84,10 @@ struct SymbolizerStats {
 
 class Symbolizer {
  public:
+  // A library mapped since the maps were read is found by the next lookup that misses them, or
+  // after this interval: bounds the cost of junk addresses that are in no mapping at all.
+  static constexpr int64_t kMapsRereadIntervalNs = 200'000'000;
+
   // Reports the modules mapped in `pid` (/proc/<pid>/maps). Errors for a process that does not
   // exist (or has exited), for permission denied, and for a process with no mappings (zombie).
   static StatusOr<std::unique_ptr<Symbolizer>> ForProcess(pid_t pid);
@@ -121,9 +125,6 @@ class Symbolizer {
     bool executable = false;  // 'x' in the permissions.
     std::string path;
   };
-  // A library mapped since the maps were read is found by the next lookup that misses them, or
-  // after this interval: bounds the cost of junk addresses that are in no mapping at all.
-  static constexpr int64_t kMapsRereadIntervalNs = 200'000'000;
 
   Symbolizer(pid_t pid, DwflPtr dwfl, std::vector<Mapping> mappings);
   // /proc/<pid>/maps, sorted by start; errors start with `where`.

@@ -301,10 +301,13 @@ TEST(Symbolizer, AddressesOutsideModulesAreNeverDropped) {
   EXPECT_EQ(symbolizer->Lookup(vdso + 0x10).module, "[vdso]");
   EXPECT_FALSE(symbolizer->Describe(vdso + 0x10).empty());
   // Anonymous memory mapped after the symbolizer read the maps: "[anon]" (the maps are read
-  // again), with the offset into the mapping.
+  // again), with the offset into the mapping. The lookups above may have used up the re-read
+  // allowance (0x10 is outside every mapping too): wait it out.
   const size_t size = 1 << 20;
   void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(block, MAP_FAILED);
+  std::this_thread::sleep_for(
+      std::chrono::nanoseconds(Symbolizer::kMapsRereadIntervalNs + 50'000'000));
   const uint64_t inside = reinterpret_cast<uintptr_t>(block) + 0x10;
   Symbolized anon = symbolizer->Lookup(inside);
   EXPECT_EQ(anon.module, "[anon]");
