@@ -257,7 +257,11 @@ size_t DrainRing(void* meta, const uint8_t* data, uint64_t data_size, RingSink* 
       case PERF_RECORD_EXIT:
         ok = ParseTaskRecord(hdr, rec.data(), &ev);
         // Known at once (not in time order): Start() uses it to skip threads that inherit.
-        if (ok && hdr.type == PERF_RECORD_FORK) sink->forked_tids.insert(ev.tid);
+        // Per-thread mode only: system-wide mode sees every fork on the host, and the set
+        // would grow for as long as it records.
+        if (ok && hdr.type == PERF_RECORD_FORK && !sink->filter_pids) {
+          sink->forked_tids.insert(ev.tid);
+        }
         break;
       default:  // THROTTLE, UNTHROTTLE, ...: nothing to keep.
         continue;

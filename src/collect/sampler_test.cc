@@ -708,6 +708,7 @@ TEST(SamplerTest, DwarfModeCopiesRegistersAndStack) {
   (*sampler)->Stop();
   std::vector<RawSample> samples = (*sampler)->TakeSamples();
   size_t checked = 0;
+  size_t bp_above_sp = 0;
   for (const RawSample& s : samples) {
     if (s.pid != child_pid || s.regs_abi == 0) continue;
     ASSERT_EQ(s.regs_abi, uint64_t{PERF_SAMPLE_REGS_ABI_64});
@@ -716,11 +717,14 @@ TEST(SamplerTest, DwarfModeCopiesRegistersAndStack) {
     EXPECT_TRUE(s.user_ips.empty());
     EXPECT_LE(s.user_stack.size(), 4096u);
     EXPECT_GT(s.user_stack.size(), 0u);
-    // sampler_testprog keeps frame pointers: rbp points into the copied stack (above SP).
-    EXPECT_GE(s.user_regs[kRegBp], s.user_regs[kRegSp]);
+    // sampler_testprog keeps frame pointers: rbp points into the copied stack (above SP)
+    // wherever it runs its own code. A sample in libc or the loader (no frame pointers; rbp
+    // may be 0 or any value there) is allowed, hence "nearly all", not "all".
+    if (s.user_regs[kRegBp] >= s.user_regs[kRegSp]) bp_above_sp++;
     checked++;
   }
   EXPECT_GT(checked, 200u) << samples.size() << " samples";
+  EXPECT_GE(bp_above_sp * 10, checked * 9) << bp_above_sp << " of " << checked;
   EXPECT_EQ((*sampler)->malformed(), 0u);
   EXPECT_EQ((*sampler)->lost(), 0u);
 }

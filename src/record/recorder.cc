@@ -217,9 +217,9 @@ class PerImage {
     owned_.push_back(std::move(t));
   }
 
-  // The target's if it was made during this image's life; else one made now if the image is
-  // still its process's current one; else its forking parent's (a fork shares its parent's
-  // mappings until it execs); else none.
+  // The target's if it was made during this image's life; else, for a fork, its forking
+  // parent's (a fork shares its parent's mappings until it execs); else one made now if the
+  // image (an exec) is still its process's current one; else its parent's; else none.
   T* Get(uint32_t image, const Sampler& sampler) {
     if (auto it = cache_.find(image); it != cache_.end()) return it->second;
     T* t = Resolve(image, sampler);
@@ -241,6 +241,10 @@ class PerImage {
     if (auto t = targets_.find(img.pid); t != targets_.end() && Covers(images, image, t->second)) {
       return t->second.t;
     }
+    // A fork shares its parent's mappings: its parent's tools serve it (making new ones per
+    // child would cost a maps read and module reports each, and keep them open to the end —
+    // postgres forks a backend per connection). Only an exec'd image needs its own.
+    if (!img.exec && img.parent != 0) return Get(img.parent, sampler);
     if (sampler.CurrentImage(img.pid) == image) {
       if (auto made = make_(static_cast<pid_t>(img.pid)); made.ok()) {
         owned_.push_back(std::move(*made));
