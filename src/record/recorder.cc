@@ -378,7 +378,7 @@ UnwindMethod UnwindDwarf(State& st, RawSample* s) {
   const size_t depth =
       unwinder != nullptr ? unwinder->Unwind(s, &method) : UnwindByFramePointers(s, &method);
   st.unwind_ns += MonotonicNs() - t0;
-  if (method == UnwindMethod::kCfi) {
+  if (method == UnwindMethod::kCfi || method == UnwindMethod::kCfiToRoot) {
     st.result.dwarf_unwound++;
     st.dwarf_frames += depth;
   } else {
@@ -390,6 +390,10 @@ UnwindMethod UnwindDwarf(State& st, RawSample* s) {
 void CountUnwind(State& st, const RawSample& s, UnwindMethod method) {
   UnwindCounts& c = st.result.unwind_by_service[ServiceOf(st, s.pid).key];
   switch (method) {
+    case UnwindMethod::kCfiToRoot:
+      c.to_root++;
+      c.full++;
+      break;
     case UnwindMethod::kCfi:
       c.full++;
       break;

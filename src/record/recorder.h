@@ -72,6 +72,7 @@ struct RecordOptions {
 // leaf or the stack was cut at a junk frame. kFramePointer: `full` or `truncated` only.
 struct UnwindCounts {
   uint64_t full = 0;
+  uint64_t to_root = 0;  // Of `full`, kDwarf: CFI reached the outermost frame (thread root).
   uint64_t fp_fallback = 0;
   uint64_t truncated = 0;
 };

@@ -106,7 +106,10 @@ std::string Share(uint64_t part, uint64_t total) {
 // "92.1% full, 3.0% fp fallback, 4.9% truncated" or "not measured".
 std::string UnwindText(const UnwindShare& u) {
   if (!u.measured || u.total() == 0) return "not measured";
-  return Share(u.full, u.total()) + "% full, " + Share(u.fp_fallback, u.total()) +
+  std::string root = u.to_root < 0 ? ""
+                                   : " (" + Share(static_cast<uint64_t>(u.to_root), u.total()) +
+                                         "% to the thread's root)";
+  return Share(u.full, u.total()) + "% full" + root + ", " + Share(u.fp_fallback, u.total()) +
          "% fp fallback, " + Share(u.truncated, u.total()) + "% truncated";
 }
 
@@ -119,6 +122,9 @@ Json UnwindJson(const UnwindShare& u) {
   j["truncated"] = u.truncated;
   const double total = static_cast<double>(u.total());
   j["full_share"] = total > 0 ? Json(static_cast<double>(u.full) / total) : Json(nullptr);
+  j["to_root"] = u.to_root >= 0 ? Json(u.to_root) : Json(nullptr);
+  j["to_root_share"] =
+      u.to_root >= 0 && total > 0 ? Json(static_cast<double>(u.to_root) / total) : Json(nullptr);
   return j;
 }
 
@@ -436,8 +442,9 @@ std::string RenderIndexHtml(const CpuReport& r) {
     h += "</td></tr>\n";
   }
   h += "</table>\n<p>User stacks unwound: from " + HtmlText(kUnwindSource) +
-       "; full = walked past the leaf, fp fallback = CFI stopped at the leaf and the sample's "
-       "frame-pointer chain was kept, truncated = neither got past the leaf.</p>\n";
+       "; full = walked past the leaf (to the thread's root = DWARF CFI reached the outermost "
+       "frame), fp fallback = CFI stopped at the leaf and the sample's frame-pointer chain was "
+       "kept, truncated = neither got past the leaf.</p>\n";
   if (!r.write_errors.empty()) {
     h += "<h2 class=\"bad\">Outputs not written</h2><ul>\n";
     for (const std::string& e : r.write_errors) h += "<li>" + HtmlText(e) + "</li>\n";
@@ -479,8 +486,9 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
        "sample count (1.96/√n). CPU s (/proc) is utime+stime over the same window, read "
        "independently from /proc/PID/stat, as a cross-check.\n\n";
   m += "User stacks unwound: from " + std::string(kUnwindSource) +
-       "; full = walked past the leaf, fp fallback = CFI stopped at the leaf and the sample's "
-       "frame-pointer chain was kept, truncated = neither got past the leaf.\n\n";
+       "; full = walked past the leaf (to the thread's root = DWARF CFI reached the outermost "
+       "frame), fp fallback = CFI stopped at the leaf and the sample's frame-pointer chain was "
+       "kept, truncated = neither got past the leaf.\n\n";
   m += "| service | CPU % of one core | samples | CPU s (samples) | CPU s (/proc) | user stacks "
        "unwound | top self function |\n|---|---:|---:|---:|---:|---|---|\n";
   for (const ServiceCpu& s : r.services) {

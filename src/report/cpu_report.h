@@ -54,6 +54,9 @@ struct ThreadCost {
 struct UnwindShare {
   bool measured = false;  // false: the recorder gave no counts for this service.
   uint64_t full = 0, fp_fallback = 0, truncated = 0;
+  // Of `full`: DWARF unwinding reached the thread's root (outermost frame); -1 in fp mode,
+  // where the kernel's chain does not say whether it ended at the root.
+  int64_t to_root = -1;
   uint64_t total() const { return full + fp_fallback + truncated; }
 };
 

@@ -159,6 +159,26 @@ TEST(CpuReportTest, ReportsNameTheirCountersAndLinkEveryFile) {
   EXPECT_TRUE(j.Get("services").AsArray()[1].Get("unwind").is_null());
 }
 
+// DWARF runs also say how many stacks reached the thread's root; fp runs cannot know.
+TEST(CpuReportTest, UnwindSharesSayHowManyReachedTheRoot) {
+  UnwindShare dwarf{true, 90, 6, 4, 80};
+  CpuReport r;
+  ServiceCpu d;
+  d.name = "detection";
+  d.unwind = dwarf;
+  r.services.push_back(d);
+  EXPECT_NE(RenderBaselineCpuSection(r).find("90.0% full (80.0% to the thread's root), 6.0% fp "
+                                             "fallback, 4.0% truncated"),
+            std::string::npos);
+  const Json& j = CpuReportToJson(r).Get("services").AsArray()[0].Get("unwind");
+  EXPECT_EQ(j.Get("to_root").AsInt(-1), 80);
+  EXPECT_DOUBLE_EQ(j.Get("to_root_share").AsDouble(-1), 0.8);
+  r.services[0].unwind.to_root = -1;  // fp mode
+  EXPECT_TRUE(
+      CpuReportToJson(r).Get("services").AsArray()[0].Get("unwind").Get("to_root").is_null());
+  EXPECT_EQ(RenderBaselineCpuSection(r).find("thread's root)"), std::string::npos);
+}
+
 // Every loss the recorder counted is in the summary and the baseline, each under its own name.
 TEST(CpuReportTest, EveryLossIsReported) {
   CpuReport r;

@@ -411,7 +411,9 @@ void SummarizeServices(Session& s, const RecordResult& rec) {
     svc.pids = t.pids;
     svc.proc_cpu_s = ProcCpuSeconds(t);
     if (auto u = rec.unwind_by_service.find(t.name); u != rec.unwind_by_service.end()) {
-      svc.unwind = {true, u->second.full, u->second.fp_fallback, u->second.truncated};
+      svc.unwind = {
+          true, u->second.full, u->second.fp_fallback, u->second.truncated,
+          s.options.unwind == Unwind::kDwarf ? static_cast<int64_t>(u->second.to_root) : -1};
     }
     if (CheckCoverage(t, exited.count(t.pid) != 0, hz, &svc)) ++s.result.coverage_failures;
     if (svc.samples > 0) WriteServiceFiles(s, part->second, &svc);

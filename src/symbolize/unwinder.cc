@@ -164,7 +164,7 @@ size_t Unwinder::Unwind(RawSample* sample, UnwindMethod* method) {
   }
   if (frames.size() >= 2) {
     stats_.unwound++;
-    *method = UnwindMethod::kCfi;
+    *method = rc == 0 ? UnwindMethod::kCfiToRoot : UnwindMethod::kCfi;
   } else if (std::vector<uint64_t> fp = FramePointerWalk(*sample, kMaxFrames); fp.size() >= 2) {
     stats_.fp_fallback++;
     *method = UnwindMethod::kFramePointer;

@@ -38,7 +38,8 @@ namespace fs::profile {
 
 // How a sample's user stack was obtained.
 enum class UnwindMethod {
-  kCfi,           // DWARF CFI walked past the sampled IP.
+  kCfiToRoot,     // DWARF CFI walked to the outermost frame (the thread's root).
+  kCfi,           // DWARF CFI walked past the sampled IP, then stopped before the root.
   kFramePointer,  // CFI stopped at the IP; the frame-pointer chain in the stack copy did not.
   kLeafOnly,      // Neither got past the IP (or the sample had no registers / stack copy).
 };
