@@ -170,7 +170,8 @@ TEST(CpuReportTest, UnwindSharesSayHowManyReachedTheRoot) {
   EXPECT_NE(RenderBaselineCpuSection(r).find("90.0% full (80.0% to the thread's root), 6.0% fp "
                                              "fallback, 4.0% truncated"),
             std::string::npos);
-  const Json& j = CpuReportToJson(r).Get("services").AsArray()[0].Get("unwind");
+  const Json summary = CpuReportToJson(r);
+  const Json& j = summary.Get("services").AsArray()[0].Get("unwind");
   EXPECT_EQ(j.Get("to_root").AsInt(-1), 80);
   EXPECT_DOUBLE_EQ(j.Get("to_root_share").AsDouble(-1), 0.8);
   r.services[0].unwind.to_root = -1;  // fp mode
