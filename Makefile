@@ -30,12 +30,13 @@ test: deps
 
 # The shared-memory ring and the parsers (config, RESP, Prometheus text, HTTP, COPY rows,
 # api parameters, stream entries, pprof, ELF/DWARF, the perf ring, DWARF stack unwinding, kallsyms,
-# loadgen logs, the CPU report) under AddressSanitizer + UBSan.
+# loadgen logs, the CPU report, BuildProfile's junk cuts, the call tree, the governor) under
+# AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test clients_test config_test base_test \
 	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test \
-	  kernel_symbols_test cpu_report_test preflight_test
+	  kernel_symbols_test cpu_report_test preflight_test recorder_test call_tree_test governor_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/clients_test --gtest_brief=1
 	@./build/asan/bin/config_test --gtest_brief=1
@@ -50,6 +51,9 @@ test-asan: deps
 	@./build/asan/bin/kernel_symbols_test --gtest_brief=1
 	@./build/asan/bin/cpu_report_test --gtest_brief=1
 	@./build/asan/bin/preflight_test --gtest_brief=1
+	@./build/asan/bin/recorder_test --gtest_brief=1
+	@./build/asan/bin/call_tree_test --gtest_brief=1
+	@./build/asan/bin/governor_test --gtest_brief=1
 
 run: build
 	@./build/release/bin/framescope down --state-dir $(STATE_DIR) >/dev/null 2>&1 || true
