@@ -10,7 +10,7 @@
 // the work to the profiler's exit; for perf, plus `perf report --stdio` on the same recording,
 // which is where perf unwinds DWARF stacks) and the profiler's peak RSS.
 //
-// Usage: overhead_benchmark [--reps 7] [--forwards 40] [--threads 2] [--iterations N]
+// Usage: overhead_benchmark [--reps 7] [--forwards 100] [--threads 2] [--iterations N]
 //                           [--frequency 99] [--json-out FILE]
 #include <fcntl.h>
 #include <spawn.h>
@@ -227,8 +227,8 @@ void PrintTable(const Workload& w, const std::vector<Config>& cs,
 }
 
 int Main(int argc, char** argv) {
-  int reps = 7, forwards = 40, threads = 2, frequency = 99;
-  int iterations = 4000;
+  int reps = 7, forwards = 100, threads = 2, frequency = 99;
+  int iterations = 40000;
   std::string json_out;
   FlagSet flags("overhead_benchmark",
                 "Slowdown of a fixed amount of work under framescope record (fp, dwarf) and\n"

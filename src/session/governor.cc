@@ -68,6 +68,8 @@ int Governor::Adjust(double elapsed_s, int current_hz) {
   return Decide(elapsed_s, current_hz);
 }
 
+int NonAliasingRate(int hz) { return hz < 9 ? hz : hz - (hz + 1) % 10; }
+
 int Governor::Decide(double elapsed_s, int current_hz) {
   const double budget = options_.max_overhead_pct;
   if (budget <= 0 || window_.size() < kWindow) return current_hz;
@@ -84,7 +86,7 @@ int Governor::Decide(double elapsed_s, int current_hz) {
                                "% of one core over the last " + std::to_string(kWindow) +
                                " s (budget " + Fixed(budget, 1) + "%)";
   if (*low > budget && current_hz > options_.min_hz) {
-    int next = static_cast<int>(std::floor(current_hz * target / cost));
+    int next = NonAliasingRate(static_cast<int>(std::floor(current_hz * target / cost)));
     next = std::clamp(next, options_.min_hz, current_hz - 1);
     Change(elapsed_s, current_hz, next, measured + ": rate lowered");
     return next;
@@ -93,7 +95,7 @@ int Governor::Decide(double elapsed_s, int current_hz) {
   if (*high < budget / 2 && current_hz < options_.requested_hz) {
     double scale = cost > 0 ? target / cost : 2.0;
     int next = static_cast<int>(std::floor(current_hz * scale));
-    next = std::min(next, options_.requested_hz);
+    next = next >= options_.requested_hz ? options_.requested_hz : NonAliasingRate(next);
     if (next > current_hz) {
       Change(elapsed_s, current_hz, next,
              measured + ": rate restored toward the requested " +

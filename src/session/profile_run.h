@@ -32,7 +32,7 @@ struct ProfileRunOptions {
   uint32_t stack_bytes = 16384;
   double max_overhead_pct = 2;   // Governor: our own CPU budget, % of one core (0: off).
   double max_host_cpu_pct = 80;  // Host CPU early-warning threshold (0: off); never slows us.
-  int min_frequency_hz = 25;     // The governor's floor.
+  int min_frequency_hz = 19;     // The governor's floor.
   double fps_tolerance = 0.1;    // Allowed loadgen FPS shortfall vs configured.
   double fps_wait_s = 30;        // Wait for loadgen's FPS reports to reach the configured rate.
   int top = 15;                  // Functions per service in the report tables.
