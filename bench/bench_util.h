@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "src/clients/prom_text.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
+#include "src/clients/prom_text.h"
 
 namespace fs::bench {
 

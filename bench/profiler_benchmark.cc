@@ -46,12 +46,12 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "src/clients/prom_text.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
+#include "src/clients/prom_text.h"
 #include "src/symbolize/symbolizer.h"
 
 namespace fs {

@@ -41,9 +41,6 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "src/clients/pg_client.h"
-#include "src/clients/prom_text.h"
-#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
@@ -51,6 +48,9 @@
 #include "src/base/json.h"
 #include "src/base/net.h"
 #include "src/base/status.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/system/postgres_cluster.h"
 #include "src/system/process.h"
 
@@ -439,7 +439,9 @@ StatusOr<PairResult> RunPair(const Context& ctx, int round, PgClient* pg, RedisC
   ASSIGN_OR_RETURN(PgResult exists, pg->Exec("SELECT to_regclass('detections') IS NOT NULL"));
   if (!exists.rows.empty() && exists.rows[0][0] && *exists.rows[0][0] == "t") {
     RETURN_IF_ERROR(
-        pg->Exec("TRUNCATE detections, detection_rollup_1s, detection_rollup_1m, live_counter_outbox").status());
+        pg->Exec(
+              "TRUNCATE detections, detection_rollup_1s, detection_rollup_1m, live_counter_outbox")
+            .status());
   }
 
   Progress("round %d: loading %d entries into the Redis Stream detections...", round, n);

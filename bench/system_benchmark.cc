@@ -16,12 +16,12 @@
 #include <string>
 
 #include "bench/bench_util.h"
-#include "src/clients/prom_text.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
+#include "src/clients/prom_text.h"
 
 namespace fs {
 namespace {

@@ -14,14 +14,14 @@
 #include <map>
 #include <thread>
 
-#include "src/config/config.h"  // CameraName
-#include "src/clients/metrics.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
 #include "src/base/logging.h"
 #include "src/base/net.h"
+#include "src/clients/metrics.h"
+#include "src/config/config.h"  // CameraName
 
 namespace fs::api {
 namespace {

@@ -20,10 +20,10 @@
 
 #include "services/api/pg_pool.h"
 #include "services/api/redis_pool.h"
-#include "src/clients/metrics.h"
 #include "services/common/service.h"
 #include "src/base/http.h"
 #include "src/base/status.h"
+#include "src/clients/metrics.h"
 
 namespace fs::api {
 

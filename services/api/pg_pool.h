@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "src/clients/pg_client.h"
 #include "src/base/status.h"
+#include "src/clients/pg_client.h"
 
 namespace fs::api {
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "src/clients/redis_client.h"
 #include "src/base/status.h"
+#include "src/clients/redis_client.h"
 
 namespace fs::api {
 

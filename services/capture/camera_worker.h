@@ -14,8 +14,8 @@
 
 #include "services/capture/capture_options.h"
 #include "services/common/frame_ring.h"
-#include "src/clients/metrics.h"
 #include "src/base/status.h"
+#include "src/clients/metrics.h"
 
 struct AVFrame;
 struct SwsContext;

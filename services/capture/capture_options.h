@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "src/config/config.h"  // RedactUrl, CameraName
 #include "src/base/flags.h"
 #include "src/base/status.h"
+#include "src/config/config.h"  // RedactUrl, CameraName
 
 namespace fs {
 

@@ -2,10 +2,10 @@
 
 #include <cstdio>
 
-#include "src/clients/metrics.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/logging.h"
+#include "src/clients/metrics.h"
 
 namespace fs {
 

@@ -5,9 +5,9 @@
 
 #include <atomic>
 
-#include "src/clients/metrics.h"
 #include "src/base/file_util.h"
 #include "src/base/logging.h"
+#include "src/clients/metrics.h"
 
 namespace fs {
 namespace {

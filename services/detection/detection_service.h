@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "services/common/frame_ring.h"
-#include "src/clients/metrics.h"
-#include "src/clients/redis_client.h"
 #include "services/common/service.h"
 #include "services/detection/batching_policy.h"
 #include "services/detection/detector.h"
+#include "src/clients/metrics.h"
+#include "src/clients/redis_client.h"
 
 namespace fs {
 

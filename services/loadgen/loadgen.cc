@@ -9,13 +9,13 @@
 #include <thread>
 #include <vector>
 
-#include "src/clients/metrics.h"
 #include "services/loadgen/encoder.h"
 #include "services/loadgen/rtsp_server.h"
 #include "services/loadgen/scene.h"
 #include "src/base/clock.h"
 #include "src/base/json.h"
 #include "src/base/logging.h"
+#include "src/clients/metrics.h"
 
 namespace fs::loadgen {
 namespace {

@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <string>
 
-#include "src/config/config.h"  // CameraName
 #include "services/common/service.h"
 #include "src/base/flags.h"
 #include "src/base/status.h"
+#include "src/config/config.h"  // CameraName
 
 namespace fs::loadgen {
 

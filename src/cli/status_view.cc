@@ -3,10 +3,10 @@
 #include <cmath>
 #include <cstdio>
 
+#include "src/base/http.h"
 #include "src/clients/pg_client.h"
 #include "src/clients/prom_text.h"
 #include "src/clients/redis_client.h"
-#include "src/base/http.h"
 #include "src/system/process.h"
 
 namespace fs {

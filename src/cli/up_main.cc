@@ -7,15 +7,15 @@
 
 #include <cstdio>
 
-#include "src/config/config.h"
-#include "src/clients/pg_client.h"
-#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/net.h"
 #include "src/cli/cli.h"
 #include "src/cli/status_view.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/redis_client.h"
+#include "src/config/config.h"
 #include "src/system/postgres_cluster.h"
 #include "src/system/process.h"
 #include "src/system/state.h"

@@ -6,9 +6,9 @@
 #include <map>
 #include <set>
 
-#include "src/clients/metrics.h"
 #include "src/base/clock.h"
 #include "src/base/logging.h"
+#include "src/clients/metrics.h"
 
 namespace fs {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "src/clients/metrics.h"
 #include "src/base/net.h"
+#include "src/clients/metrics.h"
 #include "tests/testing/postgres_fixture.h"
 
 namespace fs {

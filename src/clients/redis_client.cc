@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "src/clients/metrics.h"
 #include "src/base/clock.h"
+#include "src/clients/metrics.h"
 
 namespace fs {
 

@@ -10,9 +10,9 @@
 #include <functional>
 #include <thread>
 
-#include "src/clients/pg_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
+#include "src/clients/pg_client.h"
 #include "src/system/process.h"
 
 namespace fs {

@@ -11,9 +11,9 @@
 
 #include <string>
 
-#include "src/config/config.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
+#include "src/config/config.h"
 
 namespace fs {
 

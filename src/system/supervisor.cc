@@ -8,13 +8,13 @@
 #include <atomic>
 #include <cstdio>
 
-#include "src/clients/pg_client.h"
-#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/logging.h"
 #include "src/base/net.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/redis_client.h"
 #include "src/system/process.h"
 
 namespace fs {

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "src/config/config.h"
 #include "src/base/json.h"
 #include "src/base/status.h"
+#include "src/config/config.h"
 #include "src/system/postgres_cluster.h"
 #include "src/system/state.h"
 

@@ -13,13 +13,13 @@
 #include <string>
 #include <tuple>
 
-#include "src/clients/pg_client.h"
-#include "src/clients/prom_text.h"
-#include "src/clients/redis_client.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
+#include "src/clients/pg_client.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/system/process.h"
 #include "tests/integration/test_util.h"
 

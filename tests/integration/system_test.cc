@@ -9,12 +9,12 @@
 #include <map>
 #include <regex>
 
-#include "src/clients/prom_text.h"
-#include "src/clients/redis_client.h"
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
 #include "src/base/net.h"
+#include "src/clients/prom_text.h"
+#include "src/clients/redis_client.h"
 #include "src/system/process.h"
 #include "tests/integration/test_util.h"
 
