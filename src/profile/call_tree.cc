@@ -1,26 +1,13 @@
 #include "src/profile/call_tree.h"
 
 #include <algorithm>
-#include <cinttypes>
 #include <cmath>
-#include <cstdio>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
 
 namespace fs::profile {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
-
-std::string Basename(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 // Line breaks would split a tooltip's "name\nstats" in two; nothing else needs cleaning since
 // renderers escape names on output.
@@ -77,24 +64,16 @@ class FrameIndex {
 
   void AddLocation(const Location& loc, const Mapping* mapping,
                    const std::unordered_map<uint64_t, const Function*>& functions) {
-    std::string module = mapping ? Basename(mapping->file) : "";
+    std::string module = ModuleBasename(mapping);
     by_id_[loc.id] = static_cast<int32_t>(location_frames_.size());
     std::vector<int32_t>& out = location_frames_.emplace_back();
     for (auto it = loc.lines.rbegin(); it != loc.lines.rend(); ++it) {
       auto fn = functions.find(it->function_id);
-      std::string name;
-      if (fn != functions.end()) {
-        name = !fn->second->name.empty() ? fn->second->name : fn->second->system_name;
-      }
-      if (name.empty()) name = "[unknown]";
+      std::string name = FunctionDisplayName(fn != functions.end() ? fn->second : nullptr);
       out.push_back(Intern(CleanName(std::move(name)), module, true));
     }
-    if (out.empty()) {
-      std::string name = mapping ? (module.empty() ? "[unknown]" : module) + "+" +
-                                       Hex(loc.address - mapping->start + mapping->offset)
-                                 : Hex(loc.address);
-      out.push_back(Intern(CleanName(std::move(name)), module, false));
-    }
+    if (out.empty())
+      out.push_back(Intern(CleanName(AddressDisplayName(loc, mapping)), module, false));
   }
 
   CallTree* tree_;

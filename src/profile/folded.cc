@@ -1,8 +1,6 @@
 #include "src/profile/folded.h"
 
 #include <charconv>
-#include <cinttypes>
-#include <cstdio>
 #include <map>
 #include <string_view>
 #include <unordered_map>
@@ -15,17 +13,6 @@ std::string SanitizeFrame(std::string name) {
     if (c == ';' || c == '\n' || c == '\r') c = '_';
   }
   return name;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
-
-std::string Basename(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 }  // namespace
@@ -45,24 +32,12 @@ std::string ToFolded(const Profile& profile, int value_index) {
     std::string text;
     for (auto it = loc.lines.rbegin(); it != loc.lines.rend(); ++it) {
       auto fn = functions.find(it->function_id);
-      std::string name;
-      if (fn != functions.end()) {
-        name = !fn->second->name.empty() ? fn->second->name : fn->second->system_name;
-      }
-      if (name.empty()) name = "[unknown]";
       if (!text.empty()) text += ';';
-      text += SanitizeFrame(name);
+      text += SanitizeFrame(FunctionDisplayName(fn != functions.end() ? fn->second : nullptr));
     }
     if (text.empty()) {
       auto m = mappings.find(loc.mapping_id);
-      if (m != mappings.end()) {
-        std::string module = Basename(m->second->file);
-        if (module.empty()) module = "[unknown]";
-        text =
-            SanitizeFrame(module) + "+" + Hex(loc.address - m->second->start + m->second->offset);
-      } else {
-        text = Hex(loc.address);
-      }
+      text = SanitizeFrame(AddressDisplayName(loc, m != mappings.end() ? m->second : nullptr));
     }
     location_text[loc.id] = std::move(text);
   }

@@ -1,7 +1,16 @@
 #include "src/profile/profile.h"
 
+#include <cinttypes>
+#include <cstdio>
+
 namespace fs::profile {
 namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+  return buf;
+}
 
 template <typename T>
 const T* FindById(const std::vector<T>& items, uint64_t id) {
@@ -12,6 +21,25 @@ const T* FindById(const std::vector<T>& items, uint64_t id) {
 }
 
 }  // namespace
+
+std::string ModuleBasename(const Mapping* mapping) {
+  if (mapping == nullptr) return "";
+  size_t slash = mapping->file.rfind('/');
+  return slash == std::string::npos ? mapping->file : mapping->file.substr(slash + 1);
+}
+
+std::string FunctionDisplayName(const Function* function) {
+  if (function == nullptr) return "[unknown]";
+  if (!function->name.empty()) return function->name;
+  return function->system_name.empty() ? "[unknown]" : function->system_name;
+}
+
+std::string AddressDisplayName(const Location& location, const Mapping* mapping) {
+  if (mapping == nullptr) return Hex(location.address);
+  std::string module = ModuleBasename(mapping);
+  return (module.empty() ? "[unknown]" : module) + "+" +
+         Hex(location.address - mapping->start + mapping->offset);
+}
 
 const Mapping* Profile::FindMapping(uint64_t id) const { return FindById(mappings, id); }
 const Location* Profile::FindLocation(uint64_t id) const { return FindById(locations, id); }

@@ -125,6 +125,15 @@ class ProfileBuilder {
   std::map<std::tuple<uint64_t, uint64_t, LineKey>, uint64_t> locations_;
 };
 
+// How every rendering (folded stacks, the call tree) names frames, so they agree.
+// A mapping's file without its directories ("" for no mapping or no file).
+std::string ModuleBasename(const Mapping* mapping);
+// A function's name, else its system name, else "[unknown]" (also for no function).
+std::string FunctionDisplayName(const Function* function);
+// A location without functions: "<module>+0x<file offset>" inside a mapping ("[unknown]" for a
+// mapping without a file), else the bare address "0x<address>".
+std::string AddressDisplayName(const Location& location, const Mapping* mapping);
+
 }  // namespace fs::profile
 
 #endif  // FRAMESCOPE_PROFILE_PROFILE_H_
