@@ -30,6 +30,7 @@
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/json.h"
+#include "src/base/procfs.h"
 
 extern char** environ;
 
@@ -69,9 +70,8 @@ std::string ReadOrEmpty(const std::string& path) {
 
 // The process's peak RSS so far (VmHWM), MB; NaN once it is gone.
 double PeakRssMb(pid_t pid) {
-  std::string status = ReadOrEmpty("/proc/" + std::to_string(pid) + "/status");
-  size_t at = status.find("VmHWM:");
-  return at == std::string::npos ? NAN : std::strtod(status.c_str() + at + 6, nullptr) / 1024.0;
+  uint64_t rss = 0, peak = 0;
+  return ReadProcessMemory(pid, &rss, &peak) ? static_cast<double>(peak) / (1 << 20) : NAN;
 }
 
 // Runs argv with stdout and stderr in `out_path`. The peak RSS is the process's own VmHWM,
