@@ -22,8 +22,10 @@ declare -A forbidden=(
 bad=0
 while IFS= read -r line; do
   file="${line%%:*}"
-  inc="$(sed -E 's/.*#include "([^"]+)".*/\1/' <<<"$line")"
-  folder="$(cut -d/ -f2 <<<"$file")"
+  inc="${line#*#include \"}"
+  inc="${inc%%\"*}"
+  folder="${file#src/}"
+  folder="${folder%%/*}"
   if [[ "$inc" == services/* ]]; then
     echo "layering: $file includes $inc (nothing under src/ may include services/)"
     bad=1
@@ -36,7 +38,8 @@ while IFS= read -r line; do
   fi
   [[ "$inc" == src/* ]] || continue
   [[ "$file" == *_test.cc || "$file" == *_testprog.cc ]] && continue  # tests may use fixtures
-  target="$(cut -d/ -f2 <<<"$inc")"
+  target="${inc#src/}"
+  target="${target%%/*}"
   for f in ${forbidden[$folder]:-}; do
     if [[ "$target" == "$f" ]]; then
       echo "layering: $file includes $inc (src/$folder must not depend on src/$f)"
