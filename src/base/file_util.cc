@@ -10,9 +10,35 @@
 
 namespace fs {
 
+namespace {
+
+const char* FileTypeName(mode_t mode) {
+  if (S_ISLNK(mode)) return "a symlink";
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
+
+}  // namespace
+
 StatusOr<std::string> ReadFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Regular files only: a device (/dev/zero) would be read until memory runs out and a FIFO
+  // would block forever. O_NONBLOCK so a FIFO planted after the stat() cannot block the open.
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return Err("cannot read " + path + ": " + strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    return Err("cannot read " + path + ": it is " + FileTypeName(st.st_mode) +
+               ", not a regular file");
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Err("cannot read " + path + ": " + strerror(errno));
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Err("cannot read " + path + ": not a regular file");
+  }
   std::string out;
   char buf[65536];
   for (;;) {
@@ -53,12 +79,28 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents, int
     unlink(tmp.c_str());
     return Err("cannot flush " + tmp + ": " + strerror(errno));
   }
+  // Checked last, just before the rename: whatever is at `path` now is what gets replaced.
+  if (Status st = CheckRegularOrAbsent(path); !st.ok()) {
+    unlink(tmp.c_str());
+    return st;
+  }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     unlink(tmp.c_str());
     return Err("cannot rename " + tmp + " to " + path + ": " + strerror(e));
   }
   return Status::Ok();
+}
+
+Status CheckRegularOrAbsent(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Err("cannot use " + path + ": " + strerror(errno));
+  }
+  if (S_ISREG(st.st_mode)) return Status::Ok();
+  return Err(path + " exists and is " + FileTypeName(st.st_mode) +
+             ", not a regular file: refusing to replace it");
 }
 
 Status MakeDirs(const std::string& path) {

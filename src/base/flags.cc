@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -38,8 +39,10 @@ void FlagSet::Double(const std::string& name, double* value, const std::string& 
   flags_.push_back({name, help, "NUM", def, [value, name](const std::string& v) {
                       char* end = nullptr;
                       double parsed = strtod(v.c_str(), &end);
-                      if (v.empty() || *end != '\0') {
-                        return Err("--" + name + ": expected a number, got \"" + v + "\"");
+                      // nan and inf parse, but no flag means them: a duration of inf would
+                      // run until killed.
+                      if (v.empty() || *end != '\0' || !std::isfinite(parsed)) {
+                        return Err("--" + name + ": expected a finite number, got \"" + v + "\"");
                       }
                       *value = parsed;
                       return Status::Ok();
@@ -64,6 +67,17 @@ void FlagSet::ShortName(char letter, const std::string& name) { short_names_[let
 
 bool FlagSet::WasSet(const std::string& name) const {
   return std::find(set_.begin(), set_.end(), name) != set_.end();
+}
+
+// `--state-dir --json` is a forgotten value, not a state dir named "--json": a value that
+// looks like a flag must be given as --name=value.
+Status FlagSet::CheckNotAFlag(const std::string& name, const std::string& next) const {
+  const bool long_flag = next.size() > 2 && next.rfind("--", 0) == 0;
+  const bool short_flag =
+      next.size() == 2 && next[0] == '-' && (short_names_.count(next[1]) != 0 || next[1] == 'h');
+  if (!long_flag && !short_flag) return Status::Ok();
+  return Err("--" + name + " needs a value, but the next argument is the flag " + next +
+             " (write --" + name + "=" + next + " if that is the value)");
 }
 
 Status FlagSet::Parse(int argc, char** argv) {
@@ -118,6 +132,7 @@ Status FlagSet::Parse(int argc, char** argv) {
     }
     if (!has_value) {
       if (i + 1 >= argc) return Err("--" + name + " needs a value");
+      RETURN_IF_ERROR(CheckNotAFlag(name, argv[i + 1]));
       value = argv[++i];
     }
     RETURN_IF_ERROR(flag->set(value));

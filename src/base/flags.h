@@ -2,7 +2,9 @@
 //   FlagSet flags("framescope up", "Starts the reference system.");
 //   int cameras = 10; flags.Int("cameras", &cameras, "number of simulated cameras");
 //   if (auto st = flags.Parse(argc, argv); !st.ok()) ...
-// Accepts --name=value and --name value; bools accept --name / --no-name.
+// Accepts --name=value and --name value; bools accept --name / --no-name. A value that looks
+// like a flag (--x, or a registered -x) must use the = form, so a forgotten value is an error
+// instead of swallowing the next flag. Doubles must be finite (no nan/inf).
 // "--" ends flags; the rest is available from positional().
 #ifndef FRAMESCOPE_BASE_FLAGS_H_
 #define FRAMESCOPE_BASE_FLAGS_H_
@@ -54,6 +56,7 @@ class FlagSet {
     bool* bool_value = nullptr;
   };
   Flag* Find(const std::string& name);
+  Status CheckNotAFlag(const std::string& name, const std::string& next) const;
 
   std::string command_;
   std::string summary_;

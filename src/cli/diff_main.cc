@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "src/base/flags.h"
+#include "src/base/output.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/profile/pprof.h"
@@ -22,8 +23,10 @@ int DiffMain(int argc, char** argv) {
                 "how its share of its profile's total changed (red = more, blue = less, white =\n"
                 "unchanged), so profiles of different lengths compare fairly. Below the graph,\n"
                 "the 20 functions whose self share changed most, including those only in BASE.\n"
-                "One HTML file, nothing fetched from the network.");
-  flags.String("out", &out, "HTML output (default: NEW with .diff.html)");
+                "One HTML file, nothing fetched from the network. The output must not be an\n"
+                "input; an existing output must be a regular file (replaced atomically):\n"
+                "symlinks, devices and FIFOs are refused, except \"-\" (stdout) and /dev/null.");
+  flags.String("out", &out, "HTML output (default: NEW with .diff.html; \"-\": standard output)");
   flags.ShortName('o', "out");
   flags.Double("min-width-px", &min_width, "omit frames narrower than this many pixels");
   flags.Int("max-depth", &max_depth,
@@ -49,6 +52,10 @@ int DiffMain(int argc, char** argv) {
   const std::string new_path = flags.positional()[1];
   if (out.empty()) out = SwapExtension(new_path, ".prof", ".diff.html");
   if (title.empty()) title = "Diff: " + base_path + " -> " + new_path;
+  if (Status st = CheckOutputs({out}, {base_path, new_path}); !st.ok()) {
+    fprintf(stderr, "framescope diff: %s\n", st.message().c_str());
+    return 2;
+  }
 
   profile::Profile profiles[2];
   const std::string* paths[2] = {&base_path, &new_path};
@@ -75,7 +82,7 @@ int DiffMain(int argc, char** argv) {
     fprintf(stderr, "framescope diff: %s\n", st.message().c_str());
     return 1;
   }
-  printf("wrote %s\n", out.c_str());
+  fprintf(out == "-" ? stderr : stdout, "wrote %s\n", out == "-" ? "standard output" : out.c_str());
   return 0;
 }
 

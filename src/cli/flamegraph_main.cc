@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "src/base/flags.h"
+#include "src/base/output.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/profile/pprof.h"
@@ -26,8 +27,10 @@ int FlamegraphMain(int argc, char** argv) {
       "tooltips give samples, CPU time and share. Click a frame to zoom. Search is\n"
       "literal (\"operator()\", \"[unknown]\" match as typed); /regex/ for a regular\n"
       "expression. Frames narrower than --min-width-px (of 1200 px) are left out so\n"
-      "large profiles open fast.");
-  flags.String("out", &out, "HTML output (default: IN with .html)");
+      "large profiles open fast. The output must not be the input; an existing output\n"
+      "must be a regular file (replaced atomically): symlinks, devices and FIFOs are\n"
+      "refused, except \"-\" (standard output) and /dev/null.");
+  flags.String("out", &out, "HTML output (default: IN with .html; \"-\": standard output)");
   flags.ShortName('o', "out");
   flags.Double("min-width-px", &min_width, "omit frames narrower than this many pixels");
   flags.Int("max-depth", &max_depth,
@@ -54,6 +57,10 @@ int FlamegraphMain(int argc, char** argv) {
     out = SwapExtension(in, ".prof", ".html");
   }
   if (title.empty()) title = "Flame Graph: " + in;
+  if (Status st = CheckOutputs({out}, {in}); !st.ok()) {
+    fprintf(stderr, "framescope flamegraph: %s\n", st.message().c_str());
+    return 2;
+  }
 
   auto profile = profile::ReadPprofFile(in);
   if (!profile.ok()) {
@@ -75,7 +82,7 @@ int FlamegraphMain(int argc, char** argv) {
     fprintf(stderr, "framescope flamegraph: warning: %s has no samples; the graph is empty\n",
             in.c_str());
   }
-  printf("wrote %s\n", out.c_str());
+  fprintf(out == "-" ? stderr : stdout, "wrote %s\n", out == "-" ? "standard output" : out.c_str());
   return 0;
 }
 

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <string>
+#include <utility>
 
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
@@ -77,6 +79,31 @@ struct CliFlags {
   bool json = false;
 };
 
+// The first flag whose value is out of range, named with what it must be; "" when all are good.
+std::string InvalidFlag(const CliFlags& f) {
+  const profile::ProfileRunOptions& o = f.run;
+  const std::pair<bool, const char*> rules[] = {
+      {o.duration_s > 0, "--duration must be > 0 seconds"},
+      {o.frequency_hz >= 1 && o.frequency_hz <= 10000, "--frequency must be 1..10000 Hz"},
+      {o.min_frequency_hz >= 1 && o.min_frequency_hz <= o.frequency_hz,
+       "--min-frequency must be 1..--frequency Hz"},
+      {o.top >= 1, "--top must be >= 1"},
+      {o.fps_tolerance >= 0 && o.fps_tolerance < 1, "--fps-tolerance must be in [0, 1)"},
+      {o.fps_wait_s >= 0, "--fps-wait must be >= 0 seconds"},
+      {o.max_overhead_pct >= 0, "--max-overhead-pct must be >= 0"},
+      {o.max_host_cpu_pct >= 0, "--max-host-cpu must be >= 0"},
+      {f.unwind == "fp" || f.unwind == "dwarf", "--unwind must be dwarf or fp"},
+      {f.stack_bytes >= static_cast<int>(profile::kMinStackBytes) &&
+           f.stack_bytes <= static_cast<int>(profile::kMaxStackBytes) && f.stack_bytes % 8 == 0,
+       "--stack-bytes must be a multiple of 8 in 512..65528"},
+      {!o.out_dir.empty(), "--out must name a folder"},
+  };
+  for (const auto& [ok, message] : rules) {
+    if (!ok) return message;
+  }
+  return "";
+}
+
 // Parses and validates; returns -1 to go on, else the exit code.
 int ParseFlags(int argc, char** argv, CliFlags* f) {
   profile::ProfileRunOptions& o = f->run;
@@ -106,14 +133,8 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
-  if (o.duration_s <= 0 || o.frequency_hz < 1 || o.frequency_hz > 10000 || o.min_frequency_hz < 1 ||
-      o.min_frequency_hz > o.frequency_hz || o.top < 1 || o.fps_tolerance < 0 ||
-      o.fps_tolerance >= 1 || o.max_overhead_pct < 0 ||
-      (f->unwind != "fp" && f->unwind != "dwarf")) {
-    fprintf(stderr,
-            "framescope profile: need --duration > 0, 1 <= --min-frequency <= --frequency <= "
-            "10000, --top >= 1, 0 <= --fps-tolerance < 1, --max-overhead-pct >= 0, "
-            "--stack-bytes 512..65528 in multiples of 8, --unwind dwarf|fp\n");
+  if (std::string bad = InvalidFlag(*f); !bad.empty()) {
+    fprintf(stderr, "framescope profile: %s\n", bad.c_str());
     return kExitUsage;
   }
   o.stack_bytes = static_cast<uint32_t>(f->stack_bytes);

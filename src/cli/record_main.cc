@@ -9,11 +9,13 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
-#include "src/base/file_util.h"
 #include "src/base/flags.h"
+#include "src/base/output.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/profile/folded.h"
@@ -37,6 +39,24 @@ std::vector<std::string> Split(const std::string& s, char sep) {
     start = end + 1;
   }
   return out;
+}
+
+// "12,34" -> pids; each must be a whole number in pid_t's range (1..INT_MAX), so a huge value
+// is an error instead of silently wrapping to another process's id.
+Status ParsePids(const std::string& list, std::vector<pid_t>* pids) {
+  std::vector<std::string> items = Split(list, ',');
+  if (items.empty()) return Err("no process id given");
+  for (const std::string& p : items) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = strtoll(p.c_str(), &end, 10);
+    if (p.empty() || *end != '\0' || errno != 0 || v <= 0 || v > INT_MAX) {
+      return Err("'" + p + "' is not a process id (a whole number 1.." + std::to_string(INT_MAX) +
+                 ")");
+    }
+    pids->push_back(static_cast<pid_t>(v));
+  }
+  return Status::Ok();
 }
 
 // Resolves --service names to pids through the state.json of a running system.
@@ -65,161 +85,247 @@ Status ServicePids(const std::string& state_dir, const std::string& names, std::
 }
 
 // One line per service: how its samples' user stacks were unwound.
-void PrintUnwinding(const profile::RecordResult& r, profile::Unwind unwind) {
+void PrintUnwinding(const profile::RecordResult& r, profile::Unwind unwind, FILE* info) {
   for (const auto& [service, c] : r.unwind_by_service) {
     const double all = static_cast<double>(c.full + c.fp_fallback + c.truncated);
     if (all == 0) continue;
     auto pct = [all](uint64_t n) { return 100.0 * static_cast<double>(n) / all; };
     if (unwind == profile::Unwind::kDwarf) {
-      printf(
-          "unwinding %s: %.1f%% full (CFI), %.1f%% by frame-pointer fallback, %.1f%% "
-          "truncated, of %.0f samples with user frames\n",
-          service.c_str(), pct(c.full), pct(c.fp_fallback), pct(c.truncated), all);
+      fprintf(info,
+              "unwinding %s: %.1f%% full (CFI), %.1f%% by frame-pointer fallback, %.1f%% "
+              "truncated, of %.0f samples with user frames\n",
+              service.c_str(), pct(c.full), pct(c.fp_fallback), pct(c.truncated), all);
     } else {
-      printf(
-          "unwinding %s: %.1f%% full, %.1f%% truncated (no caller, or cut at a junk "
-          "return address), of %.0f samples with user frames\n",
-          service.c_str(), pct(c.full), pct(c.truncated), all);
+      fprintf(info,
+              "unwinding %s: %.1f%% full, %.1f%% truncated (no caller, or cut at a junk "
+              "return address), of %.0f samples with user frames\n",
+              service.c_str(), pct(c.full), pct(c.truncated), all);
     }
   }
 }
 
-}  // namespace
-
-int RecordMain(int argc, char** argv) {
+struct RecordFlags {
   std::string pid_list, service, state_dir = kDefaultStateDir, out = "framescope.prof", folded;
   double duration = 10;
   int frequency = 99;
   std::string unwind = "fp";
   int stack_bytes = 8192;
-  FlagSet flags(
-      "framescope record",
-      "Records a CPU profile of processes without changing them: perf_event_open\n"
-      "cpu-clock samples for every thread (threads and child processes created while\n"
-      "recording too; system-wide per-CPU events where allowed, else per-thread),\n"
-      "symbolized with libdwfl (demangled names, file:line and inlined frames where debug\n"
-      "info is installed; module+0xoffset otherwise; kernel frames from /proc/kallsyms).\n"
-      "Code built without frame pointers (-fomit-frame-pointer, the -O2 default of most\n"
-      "distributions' libraries) loses its callers that way: --unwind dwarf copies the\n"
-      "registers and --stack-bytes of user stack at each sample and unwinds them with the\n"
-      "binaries' CFI (.eh_frame) instead, at the cost of ~--stack-bytes per sample of\n"
-      "kernel-to-user copying and some CPU to unwind.\n"
-      "Writes pprof (gzip protobuf: `go tool pprof OUT.prof`) and folded stacks.\n"
-      "Targets: --pid, --service (of the system `up` started), or `-- CMD ARGS...`.\n"
-      "Ctrl-C stops early and keeps what was recorded.");
-  flags.String("pid", &pid_list, "process ids, comma-separated");
-  flags.String("service", &service, "service names of the running system, comma-separated");
-  flags.String("state-dir", &state_dir, "the state dir given to `up` (with --service)");
-  flags.Double("duration", &duration, "seconds to record (0: until the targets exit / Ctrl-C)");
-  flags.Int("frequency", &frequency, "samples per second per CPU");
-  flags.String("unwind", &unwind,
+  bool keep_running = false;
+  std::vector<std::string> command;
+};
+
+constexpr const char* kRecordSummary =
+    "Records a CPU profile of processes without changing them: perf_event_open\n"
+    "cpu-clock samples for every thread (threads and child processes created while\n"
+    "recording too; system-wide per-CPU events where allowed, else per-thread),\n"
+    "symbolized with libdwfl (demangled names, file:line and inlined frames where debug\n"
+    "info is installed; module+0xoffset otherwise; kernel frames from /proc/kallsyms).\n"
+    "Code built without frame pointers (-fomit-frame-pointer, the -O2 default of most\n"
+    "distributions' libraries) loses its callers that way: --unwind dwarf copies the\n"
+    "registers and --stack-bytes of user stack at each sample and unwinds them with the\n"
+    "binaries' CFI (.eh_frame) instead, at the cost of ~--stack-bytes per sample of\n"
+    "kernel-to-user copying and some CPU to unwind.\n"
+    "Writes pprof (gzip protobuf: `go tool pprof OUT.prof`) and folded stacks. Outputs are\n"
+    "checked before recording: an existing output must be a regular file (replaced\n"
+    "atomically); symlinks, devices, FIFOs and folders are refused, except \"-\" (standard\n"
+    "output; the summary then goes to stderr) and /dev/null (discard). An output that is\n"
+    "the same file as the other is refused.\n"
+    "Targets: --pid, --service (of the system `up` started), or `-- CMD ARGS...`. A\n"
+    "command still running when --duration ends is stopped (SIGTERM, SIGKILL after 5 s)\n"
+    "unless --keep-running; --duration 0 records until it exits.\n"
+    "Ctrl-C (or SIGTERM) stops early and writes what was recorded.\n"
+    "Exit codes: 0 ok, 1 failure (nothing recorded, an output not written), 2 bad usage,\n"
+    "130 interrupted (what was recorded is written).";
+
+// Parses and validates; returns -1 to go on, else the exit code.
+int ParseRecordFlags(int argc, char** argv, RecordFlags* f) {
+  FlagSet flags("framescope record", kRecordSummary);
+  flags.String("pid", &f->pid_list, "process ids, comma-separated");
+  flags.String("service", &f->service, "service names of the running system, comma-separated");
+  flags.String("state-dir", &f->state_dir, "the state dir given to `up` (with --service)");
+  flags.Double("duration", &f->duration, "seconds to record (0: until the targets exit / Ctrl-C)");
+  flags.Int("frequency", &f->frequency, "samples per second per CPU, 1..10000");
+  flags.String("unwind", &f->unwind,
                "how user stacks are walked: fp (frame pointers, the kernel's callchain) or "
                "dwarf (CFI over a copy of each sample's user stack)");
-  flags.Int("stack-bytes", &stack_bytes,
+  flags.Int("stack-bytes", &f->stack_bytes,
             "with --unwind dwarf: user stack bytes copied per sample, 512..65528, a multiple "
             "of 8 (deeper stacks need more)");
-  flags.String("out", &out, "pprof output");
+  flags.String("out", &f->out, "pprof output (\"-\": standard output)");
   flags.ShortName('o', "out");
-  flags.String("folded", &folded, "folded stacks output (default: OUT with .folded)");
+  flags.String("folded", &f->folded, "folded stacks output (default: OUT with .folded)");
+  flags.Bool("keep-running", &f->keep_running,
+             "with -- CMD: leave the command running when --duration ends");
   flags.AllowPositional("[-- CMD ARGS...]");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
-  if (folded.empty()) {
-    folded = SwapExtension(out, ".prof", ".folded");
+  f->command = flags.positional();
+  if (f->folded.empty()) {
+    // Beside a regular file only: "-" or /dev/null must not grow "/dev/null.folded".
+    f->folded = KindOfOutput(f->out) == OutputKind::kFile
+                    ? SwapExtension(f->out, ".prof", ".folded")
+                    : "/dev/null";
   }
-  int targets = !pid_list.empty() + !service.empty() + !flags.positional().empty();
-  if (targets != 1) {
-    fprintf(stderr, "framescope record: give exactly one of --pid, --service or -- CMD\n");
+  auto usage = [](const std::string& message) {
+    fprintf(stderr, "framescope record: %s\n", message.c_str());
     return 2;
+  };
+  const int targets = !f->pid_list.empty() + !f->service.empty() + !f->command.empty();
+  if (targets != 1) return usage("give exactly one of --pid, --service or -- CMD");
+  if (f->frequency < 1 || f->frequency > 10000) {
+    return usage("--frequency must be 1..10000, not " + std::to_string(f->frequency));
   }
-  if (frequency < 1 || frequency > 10000 || duration < 0) {
-    fprintf(stderr, "framescope record: --frequency must be 1..10000, --duration >= 0\n");
-    return 2;
+  if (f->duration < 0) return usage("--duration must be >= 0 seconds (0: until the targets exit)");
+  if (f->unwind != "fp" && f->unwind != "dwarf") {
+    return usage("--unwind must be fp or dwarf, not '" + f->unwind + "'");
   }
-  if (unwind != "fp" && unwind != "dwarf") {
-    fprintf(stderr, "framescope record: --unwind must be fp or dwarf, not '%s'\n", unwind.c_str());
-    return 2;
+  if (flags.WasSet("stack-bytes") && f->unwind != "dwarf") {
+    return usage("--stack-bytes needs --unwind dwarf");
   }
-  if (flags.WasSet("stack-bytes") && unwind != "dwarf") {
-    fprintf(stderr, "framescope record: --stack-bytes needs --unwind dwarf\n");
-    return 2;
+  if (f->stack_bytes < static_cast<int>(profile::kMinStackBytes) ||
+      f->stack_bytes > static_cast<int>(profile::kMaxStackBytes) || f->stack_bytes % 8 != 0) {
+    return usage(
+        "--stack-bytes must be a multiple of 8 in " + std::to_string(profile::kMinStackBytes) +
+        ".." + std::to_string(profile::kMaxStackBytes) + ", not " + std::to_string(f->stack_bytes));
   }
-  if (stack_bytes < static_cast<int>(profile::kMinStackBytes) ||
-      stack_bytes > static_cast<int>(profile::kMaxStackBytes) || stack_bytes % 8 != 0) {
-    fprintf(stderr, "framescope record: --stack-bytes must be a multiple of 8 in %u..%u, not %d\n",
-            profile::kMinStackBytes, profile::kMaxStackBytes, stack_bytes);
-    return 2;
+  if (f->keep_running && f->command.empty()) return usage("--keep-running needs -- CMD");
+  if (Status st = CheckOutputs({f->out, f->folded}); !st.ok()) return usage(st.message());
+  if (f->out == "-" && isatty(STDOUT_FILENO)) {
+    return usage("-o -: refusing to write a binary profile to a terminal (redirect it)");
   }
+  return -1;
+}
 
+// A command started by record: it waits on `go` until the sampler is attached, then execs,
+// so its first instruction is sampled.
+struct Command {
+  pid_t pid = -1;
+  int go = -1;  // Write end; one byte releases the child.
+  std::string name;
+};
+
+StatusOr<Command> StartCommand(const std::vector<std::string>& cmd) {
+  int go_pipe[2];
+  if (pipe2(go_pipe, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
+  std::vector<std::string> args = cmd;
+  std::vector<char*> argv;
+  for (auto& c : args) argv.push_back(c.data());
+  argv.push_back(nullptr);
+  const pid_t child = fork();
+  if (child < 0) return Err(std::string("fork: ") + strerror(errno));
+  if (child == 0) {
+    close(go_pipe[1]);
+    char c;
+    if (read(go_pipe[0], &c, 1) != 1) _exit(126);
+    execvp(argv[0], argv.data());
+    fprintf(stderr, "framescope record: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(go_pipe[0]);
+  return Command{child, go_pipe[1], cmd[0]};
+}
+
+// Releases the command and waits (up to 2 s) for its exec, so the symbolizer reads the
+// command's modules rather than ours.
+void ReleaseCommand(Command& c) {
+  const std::string target = "/proc/" + std::to_string(c.pid) + "/exe";
+  char a[4096] = {}, b[4096] = {};
+  const ssize_t na = readlink("/proc/self/exe", a, sizeof(a) - 1);
+  if (write(c.go, "g", 1) != 1) return;
+  close(c.go);
+  c.go = -1;
+  for (int i = 0; i < 200; ++i) {
+    ssize_t nb = readlink(target.c_str(), b, sizeof(b) - 1);
+    if (nb <= 0 || std::string(a, na > 0 ? na : 0) != std::string(b, nb)) break;
+    usleep(10000);
+  }
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by ") + strsignal(WTERMSIG(status));
+  return "ended";
+}
+
+// After the recording: a command that is still running is stopped (SIGTERM, then SIGKILL after
+// 5 s) or, with --keep-running, left running. Returns one line saying what happened to it.
+std::string EndCommand(Command& c, bool keep_running, bool recording_failed) {
+  if (c.go >= 0) close(c.go);  // Never released: the child exits 126.
+  int status = 0;
+  if (waitpid(c.pid, &status, WNOHANG) == c.pid) return c.name + " " + DescribeWaitStatus(status);
+  if (keep_running && !recording_failed) {
+    return c.name + " is still running (pid " + std::to_string(c.pid) + "; --keep-running)";
+  }
+  kill(c.pid, SIGTERM);
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      const bool by_term = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+      return c.name + " was still running: stopped with SIGTERM" +
+             (by_term ? "" : " (it " + DescribeWaitStatus(status) + ")");
+    }
+    usleep(10000);
+  }
+  kill(c.pid, SIGKILL);
+  waitpid(c.pid, &status, 0);
+  return c.name + " was still running and ignored SIGTERM for 5 s: killed with SIGKILL";
+}
+
+// Both outputs are tried whatever happens to the other; every failure is reported.
+bool WriteOutputs(const RecordFlags& f, const profile::Profile& p, FILE* info) {
+  const Status pprof = profile::WritePprofFile(f.out, p);
+  const Status folded = WriteOutput(f.folded, profile::ToFolded(p));
+  for (const Status* st : {&pprof, &folded}) {
+    if (!st->ok()) fprintf(stderr, "framescope record: %s\n", st->message().c_str());
+  }
+  if (pprof.ok() && folded.ok()) {
+    fprintf(info, "wrote %s (pprof) and %s (folded)\n",
+            f.out == "-" ? "standard output" : f.out.c_str(), f.folded.c_str());
+  } else if (pprof.ok() || folded.ok()) {
+    fprintf(stderr, "framescope record: wrote only %s; the other output failed (above)\n",
+            pprof.ok() ? f.out.c_str() : f.folded.c_str());
+  }
+  return pprof.ok() && folded.ok();
+}
+
+void PrintSummary(const profile::RecordResult& r, profile::Unwind unwind, FILE* info) {
+  fprintf(info, "recorded %zu samples in %.1f s (%llu lost%s%s); symbolized in %.2f s\n", r.samples,
+          r.elapsed_s, static_cast<unsigned long long>(r.lost),
+          r.kernel_frames ? "" : ", no kernel frames: the host refuses them",
+          r.exited.empty() ? "" : ", a target exited while recording", r.symbolize_s);
+  fprintf(info, "events: %s%s\n",
+          r.system_wide ? "system-wide (one per CPU, filtered to the targets)"
+                        : "per thread with inherit (system-wide refused: threads shorter "
+                          "than a sample period are missed)",
+          r.child_processes > 0
+              ? (", plus " + std::to_string(r.child_processes) + " child process(es)").c_str()
+              : "");
+  if (unwind == profile::Unwind::kDwarf) {
+    const uint64_t all = r.dwarf_unwound + r.dwarf_failed;
+    fprintf(info, "DWARF-unwound %llu of %llu samples (%.1f%%, average depth %.1f) in %.2f s\n",
+            static_cast<unsigned long long>(r.dwarf_unwound), static_cast<unsigned long long>(all),
+            all > 0 ? 100.0 * static_cast<double>(r.dwarf_unwound) / all : 0.0, r.dwarf_avg_depth,
+            r.unwind_s);
+  }
+  PrintUnwinding(r, unwind, info);
+  fprintf(info,
+          "losses: %llu records lost (ring full%s), %llu malformed records skipped (%llu bytes "
+          "discarded), %llu samples without frames\n",
+          static_cast<unsigned long long>(r.lost),
+          r.system_wide ? "; system-wide, so not only the targets'" : "",
+          static_cast<unsigned long long>(r.malformed),
+          static_cast<unsigned long long>(r.discarded_bytes),
+          static_cast<unsigned long long>(r.samples_without_frames));
+  for (const std::string& w : r.warnings) fprintf(info, "warning: %s\n", w.c_str());
+}
+
+profile::RecordOptions MakeOptions(const RecordFlags& f) {
   profile::RecordOptions opts;
-  opts.frequency_hz = frequency;
-  opts.duration_s = duration;
-  opts.unwind = unwind == "dwarf" ? profile::Unwind::kDwarf : profile::Unwind::kFramePointer;
-  opts.stack_bytes = static_cast<uint32_t>(stack_bytes);
+  opts.frequency_hz = f.frequency;
+  opts.duration_s = f.duration;
+  opts.unwind = f.unwind == "dwarf" ? profile::Unwind::kDwarf : profile::Unwind::kFramePointer;
+  opts.stack_bytes = static_cast<uint32_t>(f.stack_bytes);
   opts.stop = &g_stop;
-  pid_t child = -1;
-  int go_pipe[2] = {-1, -1};
-  if (!pid_list.empty()) {
-    for (const std::string& p : Split(pid_list, ',')) {
-      char* end = nullptr;
-      long v = strtol(p.c_str(), &end, 10);
-      if (*end != '\0' || v <= 0) {
-        fprintf(stderr, "framescope record: --pid: '%s' is not a process id\n", p.c_str());
-        return 2;
-      }
-      opts.pids.push_back(static_cast<pid_t>(v));
-    }
-  } else if (!service.empty()) {
-    if (Status st = ServicePids(state_dir, service, &opts.pids, &opts.services); !st.ok()) {
-      fprintf(stderr, "framescope record: %s\n", st.message().c_str());
-      return 1;
-    }
-  } else {
-    // The command waits for the sampler to attach, then execs: its first instruction is
-    // sampled.
-    if (pipe2(go_pipe, O_CLOEXEC) != 0) {
-      perror("framescope record: pipe");
-      return 1;
-    }
-    std::vector<std::string> cmd = flags.positional();
-    std::vector<char*> cmd_argv;
-    for (auto& c : cmd) cmd_argv.push_back(c.data());
-    cmd_argv.push_back(nullptr);
-    child = fork();
-    if (child < 0) {
-      perror("framescope record: fork");
-      return 1;
-    }
-    if (child == 0) {
-      close(go_pipe[1]);
-      char c;
-      if (read(go_pipe[0], &c, 1) != 1) _exit(126);
-      execvp(cmd_argv[0], cmd_argv.data());
-      fprintf(stderr, "framescope record: cannot run %s: %s\n", cmd_argv[0], strerror(errno));
-      _exit(127);
-    }
-    close(go_pipe[0]);
-    opts.pids.push_back(child);
-    opts.after_attach = [&go_pipe, child] {
-      std::string self = "/proc/self/exe", target = "/proc/" + std::to_string(child) + "/exe";
-      char a[4096] = {}, b[4096] = {};
-      ssize_t na = readlink(self.c_str(), a, sizeof(a) - 1);
-      if (write(go_pipe[1], "g", 1) != 1) return;
-      close(go_pipe[1]);
-      // Wait (up to 2 s) for the exec, so the symbolizer reads the command's modules.
-      for (int i = 0; i < 200; ++i) {
-        ssize_t nb = readlink(target.c_str(), b, sizeof(b) - 1);
-        if (nb <= 0 || std::string(a, na > 0 ? na : 0) != std::string(b, nb)) break;
-        usleep(10000);
-      }
-    };
-  }
-
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  const double duration = f.duration;
   opts.progress = [duration](double elapsed, size_t samples) {
     if (duration > 0) {
       fprintf(stderr, "\rrecording %.0f/%.0f s, %zu samples", elapsed, duration, samples);
@@ -228,60 +334,67 @@ int RecordMain(int argc, char** argv) {
     }
     fflush(stderr);
   };
+  return opts;
+}
+
+void CatchStopSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+}  // namespace
+
+int RecordMain(int argc, char** argv) {
+  RecordFlags f;
+  if (int code = ParseRecordFlags(argc, argv, &f); code >= 0) return code;
+  profile::RecordOptions opts = MakeOptions(f);
+  if (!f.pid_list.empty()) {
+    if (Status st = ParsePids(f.pid_list, &opts.pids); !st.ok()) {
+      fprintf(stderr, "framescope record: --pid: %s\n", st.message().c_str());
+      return 2;
+    }
+  } else if (!f.service.empty()) {
+    if (Status st = ServicePids(f.state_dir, f.service, &opts.pids, &opts.services); !st.ok()) {
+      fprintf(stderr, "framescope record: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
+  CatchStopSignals();  // Before the command starts: a Ctrl-C from now on still writes.
+  std::optional<Command> command;
+  if (!f.command.empty()) {
+    auto started = StartCommand(f.command);
+    if (!started.ok()) {
+      fprintf(stderr, "framescope record: %s\n", started.status().message().c_str());
+      return 1;
+    }
+    command = *started;
+    opts.pids.push_back(command->pid);
+    opts.after_attach = [&command] { ReleaseCommand(*command); };
+  }
   auto result = profile::Record(opts);
   fprintf(stderr, "\n");
-  if (child > 0) {
-    if (!result.ok()) kill(child, SIGKILL);
-    int status = 0;
-    waitpid(child, &status, 0);
+  std::string command_end;
+  if (command) command_end = EndCommand(*command, f.keep_running, !result.ok());
+  if (!command_end.empty() && !(result.ok() && result->samples == 0)) {
+    fprintf(stderr, "framescope record: %s\n", command_end.c_str());
   }
   if (!result.ok()) {
     fprintf(stderr, "framescope record: %s\n", result.status().message().c_str());
     return 1;
   }
   if (result->samples == 0) {
-    fprintf(stderr, "framescope record: no samples (were the targets idle?); nothing written\n");
+    fprintf(stderr, "framescope record: no samples in %.1f s (%s); nothing written\n",
+            result->elapsed_s,
+            command ? ("the command " + command_end).c_str() : "were the targets idle?");
     return 1;
   }
-  if (Status st = profile::WritePprofFile(out, result->profile); !st.ok()) {
-    fprintf(stderr, "framescope record: %s\n", st.message().c_str());
-    return 1;
-  }
-  if (Status st = WriteFileAtomic(folded, profile::ToFolded(result->profile)); !st.ok()) {
-    fprintf(stderr, "framescope record: %s\n", st.message().c_str());
-    return 1;
-  }
-  printf("recorded %zu samples in %.1f s (%llu lost%s%s); symbolized in %.2f s\n", result->samples,
-         result->elapsed_s, static_cast<unsigned long long>(result->lost),
-         result->kernel_frames ? "" : ", no kernel frames: the host refuses them",
-         result->exited.empty() ? "" : ", a target exited while recording", result->symbolize_s);
-  printf("events: %s%s\n",
-         result->system_wide ? "system-wide (one per CPU, filtered to the targets)"
-                             : "per thread with inherit (system-wide refused: threads shorter "
-                               "than a sample period are missed)",
-         result->child_processes > 0
-             ? (", plus " + std::to_string(result->child_processes) + " child process(es)").c_str()
-             : "");
-  if (opts.unwind == profile::Unwind::kDwarf) {
-    const uint64_t all = result->dwarf_unwound + result->dwarf_failed;
-    printf("DWARF-unwound %llu of %llu samples (%.1f%%, average depth %.1f) in %.2f s\n",
-           static_cast<unsigned long long>(result->dwarf_unwound),
-           static_cast<unsigned long long>(all),
-           all > 0 ? 100.0 * static_cast<double>(result->dwarf_unwound) / all : 0.0,
-           result->dwarf_avg_depth, result->unwind_s);
-  }
-  PrintUnwinding(*result, opts.unwind);
-  printf(
-      "losses: %llu records lost (ring full%s), %llu malformed records skipped (%llu bytes "
-      "discarded), %llu samples without frames\n",
-      static_cast<unsigned long long>(result->lost),
-      result->system_wide ? "; system-wide, so not only the targets'" : "",
-      static_cast<unsigned long long>(result->malformed),
-      static_cast<unsigned long long>(result->discarded_bytes),
-      static_cast<unsigned long long>(result->samples_without_frames));
-  for (const std::string& w : result->warnings) printf("warning: %s\n", w.c_str());
-  printf("wrote %s (pprof) and %s (folded)\n", out.c_str(), folded.c_str());
-  return 0;
+  FILE* info = f.out == "-" ? stderr : stdout;  // Standard output carries the profile.
+  PrintSummary(*result, opts.unwind, info);
+  if (!WriteOutputs(f, result->profile, info)) return 1;
+  return g_stop.load() ? 130 : 0;
 }
 
 }  // namespace fs

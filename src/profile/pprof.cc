@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "src/base/file_util.h"
+#include "src/base/output.h"
 
 namespace fs::profile {
 namespace {
@@ -830,14 +832,36 @@ StatusOr<Profile> DecodePprof(const std::string& bytes) {
 
 Status WritePprofFile(const std::string& path, const Profile& profile) {
   ASSIGN_OR_RETURN(std::string bytes, EncodePprof(profile));
-  return WriteFileAtomic(path, bytes);
+  return WriteOutput(path, bytes);
 }
+
+namespace {
+
+// Folded stacks ("main;f;g 42" per line) and other text are the usual wrong input: say so
+// instead of reporting a protobuf offset.
+bool LooksLikeText(const std::string& bytes) {
+  const size_t n = std::min<size_t>(bytes.size(), 4096);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c < 0x20 && c != '\n' && c != '\r' && c != '\t') return false;
+  }
+  return n > 0;
+}
+
+}  // namespace
 
 StatusOr<Profile> ReadPprofFile(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
   StatusOr<Profile> profile = DecodePprof(bytes);
-  if (!profile.ok()) return profile.status().Annotate(path);
-  return profile;
+  if (profile.ok()) return profile;
+  if (LooksLikeText(bytes)) {
+    const bool folded =
+        bytes.find(';') != std::string::npos || bytes.find(' ') != std::string::npos;
+    return Err(path + " is text" + (folded ? " (folded stacks?)" : "") +
+               ", not a pprof profile: give the .prof file (gzip-compressed protobuf) that "
+               "`framescope record` or `framescope profile` wrote beside it");
+  }
+  return profile.status().Annotate(path);
 }
 
 }  // namespace fs::profile

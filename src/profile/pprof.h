@@ -33,7 +33,8 @@ StatusOr<std::string> EncodePprof(const Profile& profile);
 // "not a pprof profile: ..." (wire-level) or "invalid pprof profile: ..." (semantic).
 StatusOr<Profile> DecodePprof(const std::string& bytes);
 
-// Writes atomically (WriteFileAtomic): a reader never sees a partial profile.
+// Writes with WriteOutput (src/base/output.h): atomically, so a reader never sees a partial
+// profile; "-" is stdout, /dev/null a sink, other special files are refused.
 Status WritePprofFile(const std::string& path, const Profile& profile);
 StatusOr<Profile> ReadPprofFile(const std::string& path);
 

@@ -7,7 +7,7 @@
 #include <tuple>
 #include <utility>
 
-#include "src/base/file_util.h"
+#include "src/base/output.h"
 
 namespace fs::profile {
 namespace {
@@ -557,12 +557,12 @@ Status WriteDiffFlamegraphFile(const std::string& path, const Profile& base, con
                                const FlamegraphOptions& options) {
   StatusOr<std::string> html = RenderDiffFlamegraphHtml(base, now, options);
   if (!html.ok()) return html.status();
-  return WriteFileAtomic(path, *html).Annotate("writing differential flame graph " + path);
+  return WriteOutput(path, *html).Annotate("writing differential flame graph " + path);
 }
 
 Status WriteFlamegraphFile(const std::string& path, const Profile& profile,
                            const FlamegraphOptions& options) {
-  return WriteFileAtomic(path, RenderFlamegraphHtml(profile, options))
+  return WriteOutput(path, RenderFlamegraphHtml(profile, options))
       .Annotate("writing flame graph " + path);
 }
 

@@ -66,7 +66,7 @@ std::string HtmlEscape(std::string_view text);
 // The complete HTML page for `profile`.
 std::string RenderFlamegraphHtml(const Profile& profile, const FlamegraphOptions& options);
 
-// RenderFlamegraphHtml, written with WriteFileAtomic.
+// RenderFlamegraphHtml, written with WriteOutput (src/base/output.h: "-" is stdout).
 Status WriteFlamegraphFile(const std::string& path, const Profile& profile,
                            const FlamegraphOptions& options);
 
@@ -82,7 +82,7 @@ Status WriteFlamegraphFile(const std::string& path, const Profile& profile,
 StatusOr<std::string> RenderDiffFlamegraphHtml(const Profile& base, const Profile& now,
                                                const FlamegraphOptions& options);
 
-// RenderDiffFlamegraphHtml, written with WriteFileAtomic.
+// RenderDiffFlamegraphHtml, written with WriteOutput (src/base/output.h).
 Status WriteDiffFlamegraphFile(const std::string& path, const Profile& base, const Profile& now,
                                const FlamegraphOptions& options);
 

@@ -14,6 +14,7 @@
 
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
+#include "src/base/output.h"
 #include "src/base/procfs.h"
 #include "src/collect/preflight.h"
 #include "src/profile/folded.h"
@@ -63,41 +64,6 @@ std::string IsoNow() {
   return buf;
 }
 
-std::string Dirname(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// A file can be created in `dir` (a real create, not access(): root passes access() on a
-// read-only filesystem).
-Status CheckDirAcceptsFiles(const std::string& dir) {
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0) {
-    return Err("folder " + dir + " does not exist (" + strerror(errno) + "): create it first");
-  }
-  if (!S_ISDIR(st.st_mode)) return Err(dir + " is not a folder");
-  std::string probe = dir + "/.framescope-probe-XXXXXX";
-  int fd = mkstemp(probe.data());
-  if (fd < 0) return Err("cannot create a file in " + dir + ": " + strerror(errno));
-  close(fd);
-  unlink(probe.c_str());
-  return Status::Ok();
-}
-
-// An existing output must be a regular file: writing replaces it, and replacing a symlink,
-// device or FIFO is never what the user meant.
-Status CheckReplaceable(const std::string& path) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) return Status::Ok();  // Absent: created.
-  if (!S_ISREG(st.st_mode)) {
-    return Err(path +
-               " exists and is not a regular file (a symlink, folder, device or FIFO): "
-               "remove it or choose another path");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string BaselinePath(const ProfileRunOptions& options) {
@@ -107,13 +73,16 @@ std::string BaselinePath(const ProfileRunOptions& options) {
 Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
   for (const char* sub : {"", "/cpu", "/flamegraphs"}) {
     RETURN_IF_ERROR(MakeDirs(out_dir + sub).Annotate("output folder"));
-    RETURN_IF_ERROR(CheckDirAcceptsFiles(out_dir + sub));
+    RETURN_IF_ERROR(CheckFolderWritable(out_dir + sub));
   }
-  for (const char* file : {"/summary.json", "/index.html", "/cpu/system_profile.prof"}) {
-    RETURN_IF_ERROR(CheckReplaceable(out_dir + file));
+  // The baseline's folder is not created: a mistyped path should fail, not grow a tree. Its
+  // other sections are kept, so it must be readable as well as replaceable.
+  RETURN_IF_ERROR(fs::CheckOutputs({out_dir + "/summary.json", out_dir + "/index.html",
+                                    out_dir + "/cpu/system_profile.prof", baseline}));
+  if (KindOfOutput(baseline) == OutputKind::kFile && PathExists(baseline)) {
+    RETURN_IF_ERROR(ReadFile(baseline).status().Annotate("baseline (its other sections are kept)"));
   }
-  RETURN_IF_ERROR(CheckDirAcceptsFiles(Dirname(baseline)).Annotate("baseline " + baseline));
-  return CheckReplaceable(baseline);
+  return Status::Ok();
 }
 
 namespace {
@@ -392,7 +361,7 @@ void WriteServiceFiles(Session& s, const Profile& p, ServiceCpu* svc) {
   FlamegraphOptions fo;
   fo.title = svc->name + " — CPU (cpu-clock, " + std::to_string(svc->samples) + " samples)";
   for (const Status& st : {WritePprofFile(out + "/" + svc->prof_file, p),
-                           WriteFileAtomic(out + "/" + svc->folded_file, ToFolded(p)),
+                           WriteOutput(out + "/" + svc->folded_file, ToFolded(p)),
                            WriteFlamegraphFile(out + "/" + svc->flame_file, p, fo)}) {
     if (!st.ok()) s.result.report.write_errors.push_back(st.message());
   }
@@ -421,6 +390,19 @@ void SummarizeServices(Session& s, const RecordResult& rec) {
   }
 }
 
+// Replaces the CPU section and keeps the rest; an existing document that cannot be read is left
+// alone rather than replaced by the CPU section alone.
+Status WriteBaseline(const std::string& path, const CpuReport& r) {
+  std::string existing;
+  if (KindOfOutput(path) == OutputKind::kFile && PathExists(path)) {
+    auto text = ReadFile(path);
+    if (!text.ok()) return text.status().Annotate("baseline not updated");
+    existing = std::move(*text);
+  }
+  return WriteOutput(path, ReplaceSection(existing, kCpuSectionBegin, kCpuSectionEnd,
+                                          RenderBaselineCpuSection(r)));
+}
+
 // summary.json, index.html and the baseline's CPU section: each is tried whatever happened to
 // the others, and every failure is reported.
 void WriteReports(Session& s, const RecordResult& rec) {
@@ -430,13 +412,9 @@ void WriteReports(Session& s, const RecordResult& rec) {
     r.write_errors.push_back(st.message());
   }
   s.result.summary_json = CpuReportToJson(r).Dump(2) + "\n";
-  std::vector<Status> written = {WriteFileAtomic(out + "/summary.json", s.result.summary_json),
-                                 WriteFileAtomic(out + "/index.html", RenderIndexHtml(r))};
-  const std::string& baseline = s.result.baseline_path;
-  auto existing = ReadFile(baseline);
-  written.push_back(
-      WriteFileAtomic(baseline, ReplaceSection(existing.ok() ? *existing : "", kCpuSectionBegin,
-                                               kCpuSectionEnd, RenderBaselineCpuSection(r))));
+  std::vector<Status> written = {WriteOutput(out + "/summary.json", s.result.summary_json),
+                                 WriteOutput(out + "/index.html", RenderIndexHtml(r)),
+                                 WriteBaseline(s.result.baseline_path, r)};
   for (const Status& st : written) {
     if (!st.ok()) r.write_errors.push_back(st.message());
   }
