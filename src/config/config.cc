@@ -403,19 +403,72 @@ Status LoadConfigFile(const std::string& path, SystemConfig* config) {
   return ApplyConfigToml(doc, path, config);
 }
 
+namespace {
+
+struct Setting {
+  const char* key;
+  std::string value;  // exact, for comparing
+  std::string shown;  // redacted, for messages
+};
+
+std::string Number(double v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.10g", v);
+  return buf;
+}
+
+// Every setting of `c` by config-file key, in the file's order.
+std::vector<Setting> Settings(const SystemConfig& c) {
+  std::string cams, cams_shown;
+  for (const auto& cam : c.real_cameras) {
+    std::string sep = cams.empty() ? "" : ", ";
+    cams += sep + cam.name + "=" + cam.url;
+    cams_shown += sep + cam.name + "=" + RedactUrl(cam.url);
+  }
+  auto plain = [](const char* key, std::string v) { return Setting{key, v, v}; };
+  auto url = [](const char* key, const std::string& v) { return Setting{key, v, RedactUrl(v)}; };
+  return {plain("cameras", std::to_string(c.cameras)),
+          plain("fps", Number(c.fps)),
+          plain("resolution", std::to_string(c.width) + "x" + std::to_string(c.height)),
+          Setting{"camera", cams, cams_shown},
+          plain("detection.model", c.model),
+          plain("detection.weights", c.weights),
+          plain("detection.max_batch", std::to_string(c.max_batch)),
+          plain("detection.max_wait_ms", std::to_string(c.max_wait_ms)),
+          plain("detection.input_size", std::to_string(c.input_size)),
+          plain("detection.conf_threshold", Number(c.conf_threshold)),
+          url("redis.url", c.redis_url),
+          url("postgres.url", c.postgres_url),
+          plain("aggregation.processes", std::to_string(c.aggregation_processes)),
+          plain("aggregation.batch", std::to_string(c.aggregation_batch)),
+          plain("api.port", std::to_string(c.api_port)),
+          plain("api.client_rate", Number(c.api_client_rate)),
+          plain("prometheus.enabled", c.prometheus ? "true" : "false"),
+          plain("ports.rtsp", std::to_string(c.rtsp_port))};
+}
+
+}  // namespace
+
+std::vector<SettingChange> CompareConfigs(const SystemConfig& from, const SystemConfig& to) {
+  std::vector<Setting> a = Settings(from), b = Settings(to);
+  std::vector<SettingChange> changes;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].value == b[i].value) continue;
+    auto shown = [](const Setting& s) { return s.shown.empty() ? "\"\"" : s.shown; };
+    SettingChange ch{a[i].key, shown(a[i]), shown(b[i])};
+    if (ch.from == ch.to) ch.to += " (a different password)";
+    changes.push_back(ch);
+  }
+  return changes;
+}
+
 Status ValidateConfig(const SystemConfig& c, const SettingNamer& namer) {
   auto name = [&namer](const std::string& key) { return namer ? namer(key) : key; };
-  auto got = [](double v) {
-    char buf[32];
-    snprintf(buf, sizeof(buf), " (got %.10g)", v);
-    return std::string(buf);
-  };
+  auto got = [](double v) { return " (got " + Number(v) + ")"; };
   // Written so that NaN fails too.
   auto range = [&](const std::string& key, double v, double lo, double hi) {
     if (v >= lo && v <= hi) return Status::Ok();
-    char bounds[64];
-    snprintf(bounds, sizeof(bounds), " must be between %.10g and %.10g", lo, hi);
-    return Err(name(key) + bounds + got(v));
+    return Err(name(key) + " must be between " + Number(lo) + " and " + Number(hi) + got(v));
   };
   if (c.real_cameras.empty()) {
     RETURN_IF_ERROR(range("cameras", c.cameras, 1, 64));

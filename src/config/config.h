@@ -101,6 +101,17 @@ struct SystemConfig {
 // Applies a TOML document onto `config` (fields it does not mention keep their values).
 Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, SystemConfig* config);
 Status LoadConfigFile(const std::string& path, SystemConfig* config);
+// One setting whose value differs between two configs, named by its config-file key
+// ("detection.max_batch"; "camera" for the [[camera]] list). Values are shown as a user would
+// write them, URLs with their passwords redacted.
+struct SettingChange {
+  std::string key;
+  std::string from;
+  std::string to;
+};
+// Every setting in which `to` differs from `from` (passwords compared, never shown).
+std::vector<SettingChange> CompareConfigs(const SystemConfig& from, const SystemConfig& to);
+
 // Names a setting in ValidateConfig's errors, given its config-file key ("fps",
 // "detection.max_batch", "camera.name"): `up` names the flag instead when the value came
 // from the command line. Without one, errors name the key.

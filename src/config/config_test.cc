@@ -117,6 +117,25 @@ TEST(ConfigTest, ErrorsNameTheSettingThroughTheNamer) {
   EXPECT_EQ(st.message(), "fps must be between 1 and 120 (got nan)");
 }
 
+TEST(ConfigTest, CompareConfigsNamesEachChangedSettingWithoutPasswords) {
+  SystemConfig running, requested;
+  EXPECT_TRUE(CompareConfigs(running, requested).empty());
+  requested.fps = 15;
+  requested.prometheus = false;
+  running.real_cameras = {{"lobby", "rtsp://u:old@10.0.0.5/s"}};
+  requested.real_cameras = {{"lobby", "rtsp://u:new@10.0.0.5/s"}};
+  auto changes = CompareConfigs(running, requested);
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].key, "fps");
+  EXPECT_EQ(changes[0].from, "30");
+  EXPECT_EQ(changes[0].to, "15");
+  EXPECT_EQ(changes[1].key, "camera");
+  EXPECT_EQ(changes[1].from, "lobby=rtsp://u:***@10.0.0.5/s");
+  EXPECT_EQ(changes[1].to, "lobby=rtsp://u:***@10.0.0.5/s (a different password)");
+  EXPECT_EQ(changes[2].key, "prometheus.enabled");
+  EXPECT_EQ(changes[2].to, "false");
+}
+
 TEST(ConfigTest, MissingFile) {
   SystemConfig c;
   Status st = LoadConfigFile("/nonexistent/framescope.toml", &c);
