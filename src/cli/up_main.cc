@@ -90,92 +90,104 @@ Status CheckUsage(const SystemConfig& c, const SettingNamer& name) {
   return Status::Ok();
 }
 
-// Flags over the config file over the defaults. Returns false with the exit code in *code
-// for --help or bad usage.
-bool ReadUpOptions(int argc, char** argv, UpOptions* o, int* code) {
-  SystemConfig& config = o->config;
-  std::string config_file, resolution = "640x360";
-  int cameras = config.cameras, rtsp_port = 0, max_batch = config.max_batch,
-      max_wait_ms = config.max_wait_ms, input_size = config.input_size, api_port = 0,
-      aggregation_processes = config.aggregation_processes;
-  double fps = config.fps, api_rate = config.api_client_rate;
-  std::string model = config.model, weights, redis_url, postgres_url;
+constexpr const char* kUpHelp =
+    "Starts the reference video-analytics system as supervised background processes\n"
+    "(redis, postgres, loadgen = simulated RTSP cameras, capture, detection,\n"
+    "aggregation, api, apiclient = API load, prometheus), waits until each is healthy\n"
+    "and prints a table of services, pids and endpoints. Data (Redis AOF, the\n"
+    "PostgreSQL cluster, Prometheus TSDB) persists in <state-dir>/data across\n"
+    "down/up. Flags override the config file; the config file overrides the\n"
+    "defaults. Set FRAMESCOPE_API_TOKEN to require a bearer token on the api.\n"
+    "Ctrl-C during start-up stops whatever was already started.\n"
+    "Exit codes: 0 up (or already up with the same settings); 1 a failure: a\n"
+    "missing binary or package (`make deps`), a port in use, an unreachable\n"
+    "--redis-url/--postgres-url, a service that did not become healthy; 2 bad\n"
+    "usage or config: a bad flag or config value, a file you named that does not\n"
+    "exist, or already up with other settings (`framescope down` first);\n"
+    "130 interrupted (nothing left running).";
+
+// What the flags say; a value counts only where its flag was given.
+struct UpFlags {
+  SystemConfig values;
+  std::string config_file;
+  std::string resolution = "640x360";
   bool no_prometheus = false;
-  FlagSet flags("framescope up",
-                "Starts the reference video-analytics system as supervised background processes\n"
-                "(redis, postgres, loadgen = simulated RTSP cameras, capture, detection,\n"
-                "aggregation, api, apiclient = API load, prometheus), waits until each is healthy\n"
-                "and prints a table of services, pids and endpoints. Data (Redis AOF, the\n"
-                "PostgreSQL cluster, Prometheus TSDB) persists in <state-dir>/data across\n"
-                "down/up. Flags override the config file; the config file overrides the\n"
-                "defaults. Set FRAMESCOPE_API_TOKEN to require a bearer token on the api.\n"
-                "Ctrl-C during start-up stops whatever was already started.\n"
-                "Exit codes: 0 up (or already up with the same settings); 1 a failure: a\n"
-                "missing binary or package (`make deps`), a port in use, an unreachable\n"
-                "--redis-url/--postgres-url, a service that did not become healthy; 2 bad\n"
-                "usage or config: a bad flag or config value, a file you named that does not\n"
-                "exist, or already up with other settings (`framescope down` first);\n"
-                "130 interrupted (nothing left running).");
-  flags.Int("cameras", &cameras, "number of simulated cameras");
-  flags.Double("fps", &fps, "frames per second per camera");
-  flags.String("resolution", &resolution, "camera resolution WxH");
-  flags.String("state-dir", &o->state_dir, "where state, logs and data live");
-  flags.String("config", &config_file, "TOML config (e.g. real cameras as [[camera]] url=...)");
-  flags.String("model", &model, "darknet .cfg or .onnx model for detection");
-  flags.String("weights", &weights,
-               "trained weights (default: synthesised; detections meaningless)");
-  flags.Int("max-batch", &max_batch, "detection: max batch size");
-  flags.Int("max-wait-ms", &max_wait_ms, "detection: max wait to fill a batch");
-  flags.Int("input-size", &input_size, "detection: network input size (multiple of 32)");
-  flags.String("redis-url", &redis_url, "use an existing Redis instead of starting one");
-  flags.String("postgres-url", &postgres_url,
-               "use an existing PostgreSQL (postgresql:// URL) instead of a private cluster");
-  flags.Bool("no-prometheus", &no_prometheus, "do not start Prometheus");
-  flags.Int("api-port", &api_port, "api HTTP port on 127.0.0.1 (0 = any free port)");
-  flags.Double("api-rate", &api_rate, "API clients' requests per second (0 = no clients)");
-  flags.Int("aggregation-processes", &aggregation_processes,
-            "aggregation consumers sharing the stream");
-  flags.Int("rtsp-port", &rtsp_port, "loadgen RTSP port (0 = any free port)");
-  flags.Int("timeout", &o->timeout_s, "seconds to wait for the system to become healthy");
-  flags.Bool("json", &o->json, "print the final status as JSON");
-  if (!flags.ParseOrExit(argc, argv, code)) return false;
-  *code = kBadUsage;
-  if (!config_file.empty()) {
-    if (Status st = LoadConfigFile(config_file, &config); !st.ok()) {
-      fprintf(stderr, "framescope up: %s\n", st.message().c_str());
-      return false;
-    }
-  }
-  if (flags.WasSet("cameras")) config.cameras = cameras;
-  if (flags.WasSet("fps")) config.fps = fps;
+};
+
+void DefineUpFlags(FlagSet* flags, UpFlags* f, UpOptions* o) {
+  SystemConfig& v = f->values;
+  flags->Int("cameras", &v.cameras, "number of simulated cameras");
+  flags->Double("fps", &v.fps, "frames per second per camera");
+  flags->String("resolution", &f->resolution, "camera resolution WxH");
+  flags->String("state-dir", &o->state_dir, "where state, logs and data live");
+  flags->String("config", &f->config_file, "TOML config (e.g. real cameras as [[camera]] url=...)");
+  flags->String("model", &v.model, "darknet .cfg or .onnx model for detection");
+  flags->String("weights", &v.weights,
+                "trained weights (default: synthesised; detections meaningless)");
+  flags->Int("max-batch", &v.max_batch, "detection: max batch size");
+  flags->Int("max-wait-ms", &v.max_wait_ms, "detection: max wait to fill a batch");
+  flags->Int("input-size", &v.input_size, "detection: network input size (multiple of 32)");
+  flags->String("redis-url", &v.redis_url, "use an existing Redis instead of starting one");
+  flags->String("postgres-url", &v.postgres_url,
+                "use an existing PostgreSQL (postgresql:// URL) instead of a private cluster");
+  flags->Bool("no-prometheus", &f->no_prometheus, "do not start Prometheus");
+  flags->Int("api-port", &v.api_port, "api HTTP port on 127.0.0.1 (0 = any free port)");
+  flags->Double("api-rate", &v.api_client_rate,
+                "API clients' requests per second (0 = no clients)");
+  flags->Int("aggregation-processes", &v.aggregation_processes,
+             "aggregation consumers sharing the stream");
+  flags->Int("rtsp-port", &v.rtsp_port, "loadgen RTSP port (0 = any free port)");
+  flags->Int("timeout", &o->timeout_s, "seconds to wait for the system to become healthy");
+  flags->Bool("json", &o->json, "print the final status as JSON");
+}
+
+// The flags that were given override the config file's values.
+Status ApplyUpFlags(const FlagSet& flags, const UpFlags& f, SystemConfig* c) {
+  const SystemConfig& v = f.values;
+  if (flags.WasSet("cameras")) c->cameras = v.cameras;
+  if (flags.WasSet("fps")) c->fps = v.fps;
   if (flags.WasSet("resolution")) {
-    if (Status st = ParseResolution(resolution, &config.width, &config.height); !st.ok()) {
-      fprintf(stderr, "framescope up: --%s\n", st.message().c_str());
-      return false;
-    }
+    Status st = ParseResolution(f.resolution, &c->width, &c->height);
+    if (!st.ok()) return Err("--" + st.message());
   }
-  if (flags.WasSet("model")) config.model = model;
-  if (flags.WasSet("weights")) config.weights = weights;
-  if (flags.WasSet("max-batch")) config.max_batch = max_batch;
-  if (flags.WasSet("max-wait-ms")) config.max_wait_ms = max_wait_ms;
-  if (flags.WasSet("input-size")) config.input_size = input_size;
-  if (flags.WasSet("redis-url")) config.redis_url = redis_url;
-  if (flags.WasSet("postgres-url")) config.postgres_url = postgres_url;
-  if (no_prometheus) config.prometheus = false;
-  if (flags.WasSet("api-port")) config.api_port = api_port;
-  if (flags.WasSet("api-rate")) config.api_client_rate = api_rate;
-  if (flags.WasSet("aggregation-processes")) config.aggregation_processes = aggregation_processes;
-  if (flags.WasSet("rtsp-port")) config.rtsp_port = rtsp_port;
-  auto name = [&flags, &config_file](const std::string& key) {
+  if (flags.WasSet("model")) c->model = v.model;
+  if (flags.WasSet("weights")) c->weights = v.weights;
+  if (flags.WasSet("max-batch")) c->max_batch = v.max_batch;
+  if (flags.WasSet("max-wait-ms")) c->max_wait_ms = v.max_wait_ms;
+  if (flags.WasSet("input-size")) c->input_size = v.input_size;
+  if (flags.WasSet("redis-url")) c->redis_url = v.redis_url;
+  if (flags.WasSet("postgres-url")) c->postgres_url = v.postgres_url;
+  if (f.no_prometheus) c->prometheus = false;
+  if (flags.WasSet("api-port")) c->api_port = v.api_port;
+  if (flags.WasSet("api-rate")) c->api_client_rate = v.api_client_rate;
+  if (flags.WasSet("aggregation-processes")) {
+    c->aggregation_processes = v.aggregation_processes;
+  }
+  if (flags.WasSet("rtsp-port")) c->rtsp_port = v.rtsp_port;
+  return Status::Ok();
+}
+
+// Flags over the config file over the defaults, checked. Returns false with the exit code
+// in *code after --help or bad usage.
+bool ReadUpOptions(int argc, char** argv, UpOptions* o, int* code) {
+  UpFlags f;
+  FlagSet flags("framescope up", kUpHelp);
+  DefineUpFlags(&flags, &f, o);
+  if (!flags.ParseOrExit(argc, argv, code)) return false;
+  // Each error names the flag when the value came from one, else the config file's key.
+  auto name = [&flags, &f](const std::string& key) {
     const char* flag = FlagOf(key);
     if (flag && flags.WasSet(flag)) return "--" + std::string(flag);
-    return config_file.empty() ? key : key + " (in " + config_file + ")";
+    return f.config_file.empty() ? key : key + " (in " + f.config_file + ")";
   };
-  if (Status st = CheckUsage(config, name); !st.ok()) {
+  Status st = f.config_file.empty() ? Status::Ok() : LoadConfigFile(f.config_file, &o->config);
+  if (st.ok()) st = ApplyUpFlags(flags, f, &o->config);
+  if (st.ok()) st = CheckUsage(o->config, name);
+  if (!st.ok()) {
     fprintf(stderr, "framescope up: %s\n", st.message().c_str());
+    *code = kBadUsage;
     return false;
   }
-  *code = 0;
   return true;
 }
 
