@@ -339,6 +339,12 @@ TEST(LifecycleTest, CtrlCDuringUpStopsWhatItStarted) {
       << out;
   EXPECT_NE(out.find("nothing left running"), std::string::npos) << out;
   EXPECT_TRUE(testing::PidsMatching(sd).empty()) << "left running after Ctrl-C:\n" << out;
+  // Stopped on request, not a failed start.
+  auto text = ReadFile(sd + "/state.json");
+  ASSERT_TRUE(text.ok()) << text.status().message();
+  auto state = Json::Parse(*text);
+  ASSERT_TRUE(state.ok()) << *text;
+  EXPECT_EQ(state->Get("phase").AsString(), "stopped") << *text;
   auto status = RunShell(Fs() + " status --state-dir " + sd);
   EXPECT_EQ(status.exit_code, 3) << status.output;
   EXPECT_NE(status.output.find("not running"), std::string::npos) << status.output;
