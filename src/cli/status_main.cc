@@ -19,11 +19,9 @@ int StatusMain(int argc, char** argv) {
   flags.Bool("json", &json, "machine-readable output");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
-  StatusOr<Json> state = Err("no state dir " + state_dir);
-  if (PathExists(state_dir)) {
-    auto dir = ResolveStateDir(state_dir);
-    state = dir.ok() ? ReadState(*dir) : StatusOr<Json>(dir.status());
-  }
+  // Looking creates nothing: a state dir that does not exist is a system not running.
+  auto dir = ResolveStateDir(state_dir);
+  StatusOr<Json> state = dir.ok() ? ReadState(*dir) : StatusOr<Json>(dir.status());
   if (!state.ok() && PathExists(state_dir + "/state.json")) {
     fprintf(stderr, "framescope status: %s\n", state.status().message().c_str());
     return 1;

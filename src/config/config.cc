@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cerrno>
 #include <climits>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -366,6 +368,7 @@ Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, Syste
       return Err(origin + ":" + std::to_string(line) + ": unknown table array [[" + name + "]]");
     }
     c->real_cameras.clear();
+    std::map<std::string, int> first_line;  // camera name -> line of its [[camera]]
     for (const auto& t : tables) {
       TableReader r(t, origin, "camera.");
       CameraConfig cam;
@@ -383,6 +386,11 @@ Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, Syste
                      "\" may only contain letters, digits, _ and -");
         }
       }
+      // Names key the rings, metrics and Redis entries: two cameras cannot share one.
+      if (auto [it, fresh] = first_line.emplace(cam.name, t.line); !fresh) {
+        return Err(origin + ":" + std::to_string(t.line) + ": camera.name \"" + cam.name +
+                   "\" is already used by the camera at line " + std::to_string(it->second));
+      }
       c->real_cameras.push_back(cam);
     }
   }
@@ -395,35 +403,96 @@ Status LoadConfigFile(const std::string& path, SystemConfig* config) {
   return ApplyConfigToml(doc, path, config);
 }
 
-Status ValidateConfig(const SystemConfig& c) {
-  if (c.real_cameras.empty() && (c.cameras < 1 || c.cameras > 64)) {
-    return Err("cameras must be between 1 and 64 (got " + std::to_string(c.cameras) + ")");
+namespace {
+
+struct Setting {
+  const char* key;
+  std::string value;  // exact, for comparing
+  std::string shown;  // redacted, for messages
+};
+
+std::string Number(double v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.10g", v);
+  return buf;
+}
+
+// Every setting of `c` by config-file key, in the file's order.
+std::vector<Setting> Settings(const SystemConfig& c) {
+  std::string cams, cams_shown;
+  for (const auto& cam : c.real_cameras) {
+    std::string sep = cams.empty() ? "" : ", ";
+    cams += sep + cam.name + "=" + cam.url;
+    cams_shown += sep + cam.name + "=" + RedactUrl(cam.url);
   }
-  if (!(c.fps >= 1 && c.fps <= 120)) return Err("fps must be between 1 and 120");
-  if (c.max_batch < 1 || c.max_batch > 64) return Err("max_batch must be between 1 and 64");
-  if (c.max_wait_ms < 0 || c.max_wait_ms > 1000) return Err("max_wait_ms must be 0..1000");
+  auto plain = [](const char* key, std::string v) { return Setting{key, v, v}; };
+  auto url = [](const char* key, const std::string& v) { return Setting{key, v, RedactUrl(v)}; };
+  return {plain("cameras", std::to_string(c.cameras)),
+          plain("fps", Number(c.fps)),
+          plain("resolution", std::to_string(c.width) + "x" + std::to_string(c.height)),
+          Setting{"camera", cams, cams_shown},
+          plain("detection.model", c.model),
+          plain("detection.weights", c.weights),
+          plain("detection.max_batch", std::to_string(c.max_batch)),
+          plain("detection.max_wait_ms", std::to_string(c.max_wait_ms)),
+          plain("detection.input_size", std::to_string(c.input_size)),
+          plain("detection.conf_threshold", Number(c.conf_threshold)),
+          url("redis.url", c.redis_url),
+          url("postgres.url", c.postgres_url),
+          plain("aggregation.processes", std::to_string(c.aggregation_processes)),
+          plain("aggregation.batch", std::to_string(c.aggregation_batch)),
+          plain("api.port", std::to_string(c.api_port)),
+          plain("api.client_rate", Number(c.api_client_rate)),
+          plain("prometheus.enabled", c.prometheus ? "true" : "false"),
+          plain("ports.rtsp", std::to_string(c.rtsp_port))};
+}
+
+}  // namespace
+
+std::vector<SettingChange> CompareConfigs(const SystemConfig& from, const SystemConfig& to) {
+  std::vector<Setting> a = Settings(from), b = Settings(to);
+  std::vector<SettingChange> changes;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].value == b[i].value) continue;
+    auto shown = [](const Setting& s) { return s.shown.empty() ? "\"\"" : s.shown; };
+    SettingChange ch{a[i].key, shown(a[i]), shown(b[i])};
+    if (ch.from == ch.to) ch.to += " (a different password)";
+    changes.push_back(ch);
+  }
+  return changes;
+}
+
+Status ValidateConfig(const SystemConfig& c, const SettingNamer& namer) {
+  auto name = [&namer](const std::string& key) { return namer ? namer(key) : key; };
+  auto got = [](double v) { return " (got " + Number(v) + ")"; };
+  // Written so that NaN fails too.
+  auto range = [&](const std::string& key, double v, double lo, double hi) {
+    if (v >= lo && v <= hi) return Status::Ok();
+    return Err(name(key) + " must be between " + Number(lo) + " and " + Number(hi) + got(v));
+  };
+  if (c.real_cameras.empty()) {
+    RETURN_IF_ERROR(range("cameras", c.cameras, 1, 64));
+  }
+  RETURN_IF_ERROR(range("fps", c.fps, 1, 120));
+  // loadgen's encoder takes a whole frame rate; real cameras deliver whatever they deliver.
+  if (c.real_cameras.empty() && c.fps != std::floor(c.fps)) {
+    return Err(name("fps") + " must be a whole number for the simulated cameras" + got(c.fps));
+  }
+  RETURN_IF_ERROR(range("detection.max_batch", c.max_batch, 1, 64));
+  RETURN_IF_ERROR(range("detection.max_wait_ms", c.max_wait_ms, 0, 1000));
   if (c.input_size < 32 || c.input_size > 1600 || c.input_size % 32 != 0) {
-    return Err("input_size must be a multiple of 32 between 32 and 1600");
+    return Err(name("detection.input_size") + " must be a multiple of 32 between 32 and 1600" +
+               got(c.input_size));
   }
   if (!(c.conf_threshold > 0 && c.conf_threshold < 1)) {
-    return Err("conf_threshold must be between 0 and 1");
+    return Err(name("detection.conf_threshold") + " must be between 0 and 1, exclusive" +
+               got(c.conf_threshold));
   }
-  if (c.rtsp_port < 0 || c.rtsp_port > 65535) return Err("ports.rtsp must be 0..65535");
-  if (c.api_port < 0 || c.api_port > 65535) return Err("api.port must be 0..65535");
-  if (c.aggregation_processes < 1 || c.aggregation_processes > 16) {
-    return Err("aggregation.processes must be between 1 and 16");
-  }
-  if (c.aggregation_batch < 1 || c.aggregation_batch > 100000) {
-    return Err("aggregation.batch must be between 1 and 100000");
-  }
-  if (!(c.api_client_rate >= 0 && c.api_client_rate <= 10000)) {
-    return Err("api.client_rate must be between 0 and 10000 requests/s");
-  }
-  std::set<std::string> names;
-  for (const auto& cam : c.real_cameras) {
-    if (!names.insert(cam.name).second) return Err("camera name \"" + cam.name + "\" used twice");
-  }
-  return Status::Ok();
+  RETURN_IF_ERROR(range("ports.rtsp", c.rtsp_port, 0, 65535));
+  RETURN_IF_ERROR(range("api.port", c.api_port, 0, 65535));
+  RETURN_IF_ERROR(range("aggregation.processes", c.aggregation_processes, 1, 16));
+  RETURN_IF_ERROR(range("aggregation.batch", c.aggregation_batch, 1, 100000));
+  return range("api.client_rate", c.api_client_rate, 0, 10000);
 }
 
 }  // namespace fs

@@ -32,6 +32,7 @@
 #ifndef FRAMESCOPE_CONFIG_CONFIG_H_
 #define FRAMESCOPE_CONFIG_CONFIG_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <variant>
@@ -100,8 +101,24 @@ struct SystemConfig {
 // Applies a TOML document onto `config` (fields it does not mention keep their values).
 Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, SystemConfig* config);
 Status LoadConfigFile(const std::string& path, SystemConfig* config);
-// Range and consistency checks shared by the file and the flags.
-Status ValidateConfig(const SystemConfig& config);
+// One setting whose value differs between two configs, named by its config-file key
+// ("detection.max_batch"; "camera" for the [[camera]] list). Values are shown as a user would
+// write them, URLs with their passwords redacted.
+struct SettingChange {
+  std::string key;
+  std::string from;
+  std::string to;
+};
+// Every setting in which `to` differs from `from` (passwords compared, never shown).
+std::vector<SettingChange> CompareConfigs(const SystemConfig& from, const SystemConfig& to);
+
+// Names a setting in ValidateConfig's errors, given its config-file key ("fps",
+// "detection.max_batch", "camera.name"): `up` names the flag instead when the value came
+// from the command line. Without one, errors name the key.
+using SettingNamer = std::function<std::string(const std::string& key)>;
+// Range and consistency checks shared by the file and the flags. Each error names the setting
+// (through `name`) and the value it got.
+Status ValidateConfig(const SystemConfig& config, const SettingNamer& name = nullptr);
 
 }  // namespace fs
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace fs {
 namespace {
 
@@ -72,17 +74,23 @@ TEST(ConfigTest, ErrorsNameTheLine) {
       {"[[camera]]\nurl = \"http://x\"\n", "needs url = \"rtsp://...\""},
       {"name = unquoted\n", "strings need quotes"},
       {"[detection\n", "unterminated table header"},
-      {"cameras = 0\n", "cameras must be between 1 and 64"},
+      {"cameras = 0\n", "cameras must be between 1 and 64 (got 0)"},
       {"cameras = 4294967297\n", "test.toml:1: cameras is out of range"},
       {"cameras = 99999999999999999999\n", "test.toml:1: integer out of range"},
-      {"[detection]\ninput_size = 100\n", "input_size must be a multiple of 32"},
+      {"[detection]\ninput_size = 100\n",
+       "detection.input_size must be a multiple of 32 between 32 and 1600 (got 100)"},
+      {"fps = 12.5\n", "fps must be a whole number for the simulated cameras (got 12.5)"},
+      {"fps = 0\n", "fps must be between 1 and 120 (got 0)"},
       {"[prometheus]\nenabled = 1\n", "test.toml:2: prometheus.enabled must be true or false"},
       {"[aggregation]\nprocesses = 0\n", "aggregation.processes must be between 1 and 16"},
       {"[api]\nclient_rate = -1\n", "api.client_rate must be between 0 and 10000"},
-      {"[api]\nport = 70000\n", "api.port must be 0..65535"},
+      {"[api]\nport = 70000\n", "api.port must be between 0 and 65535 (got 70000)"},
       {"[postgres]\nurl = 5\n", "test.toml:2: postgres.url must be a string"},
       {"[[camera]]\nname=\"a\"\nurl=\"rtsp://x\"\n[[camera]]\nname=\"a\"\nurl=\"rtsp://y\"\n",
-       "used twice"},
+       "test.toml:4: camera.name \"a\" is already used by the camera at line 1"},
+      // A default name (cam01 for the second camera) counts as used too.
+      {"[[camera]]\nname=\"cam01\"\nurl=\"rtsp://x\"\n[[camera]]\nurl=\"rtsp://y\"\n",
+       "test.toml:4: camera.name \"cam01\" is already used"},
   };
   for (const auto& c : cases) {
     auto r = Load(c.text);
@@ -90,6 +98,42 @@ TEST(ConfigTest, ErrorsNameTheLine) {
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
         << "got: " << r.status().message() << "\nwant: " << c.expect;
   }
+}
+
+// `up` names the flag when a bad value came from the command line.
+TEST(ConfigTest, ErrorsNameTheSettingThroughTheNamer) {
+  SystemConfig c;
+  c.max_batch = 0;
+  auto as_flag = [](const std::string& key) {
+    return key == "detection.max_batch" ? std::string("--max-batch") : key;
+  };
+  Status st = ValidateConfig(c, as_flag);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "--max-batch must be between 1 and 64 (got 0)");
+  c.max_batch = 4;
+  c.fps = std::nan("");
+  st = ValidateConfig(c, as_flag);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "fps must be between 1 and 120 (got nan)");
+}
+
+TEST(ConfigTest, CompareConfigsNamesEachChangedSettingWithoutPasswords) {
+  SystemConfig running, requested;
+  EXPECT_TRUE(CompareConfigs(running, requested).empty());
+  requested.fps = 15;
+  requested.prometheus = false;
+  running.real_cameras = {{"lobby", "rtsp://u:old@10.0.0.5/s"}};
+  requested.real_cameras = {{"lobby", "rtsp://u:new@10.0.0.5/s"}};
+  auto changes = CompareConfigs(running, requested);
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].key, "fps");
+  EXPECT_EQ(changes[0].from, "30");
+  EXPECT_EQ(changes[0].to, "15");
+  EXPECT_EQ(changes[1].key, "camera");
+  EXPECT_EQ(changes[1].from, "lobby=rtsp://u:***@10.0.0.5/s");
+  EXPECT_EQ(changes[1].to, "lobby=rtsp://u:***@10.0.0.5/s (a different password)");
+  EXPECT_EQ(changes[2].key, "prometheus.enabled");
+  EXPECT_EQ(changes[2].to, "false");
 }
 
 TEST(ConfigTest, MissingFile) {

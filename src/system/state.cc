@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 
 #include "src/base/file_util.h"
@@ -22,15 +23,27 @@ std::string StateDir::RingPrefix() const {
 }
 
 StatusOr<StateDir> ResolveStateDir(const std::string& path) {
-  RETURN_IF_ERROR(MakeDirs(path).Annotate("state dir"));
-  char buf[PATH_MAX];
-  if (!realpath(path.c_str(), buf)) return Err("cannot resolve state dir " + path);
-  StateDir d{buf};
-  RETURN_IF_ERROR(MakeDirs(d.LogDir()));
-  RETURN_IF_ERROR(MakeDirs(d.RunDir()));
-  RETURN_IF_ERROR(MakeDirs(d.DataDir()));
-  RETURN_IF_ERROR(MakeDirs(d.CacheDir()));
-  return d;
+  if (path.empty()) return Err("the state dir path is empty");
+  std::error_code ec;
+  // weakly_canonical: realpath for the part that exists, so the root (and the ring prefix
+  // hashed from it) is the same before and after `up` creates the dir.
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (!ec) abs = std::filesystem::weakly_canonical(abs, ec);
+  std::string root = abs.string();
+  if (ec) return Err("cannot resolve state dir " + path + ": " + ec.message());
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  if (std::filesystem::exists(root, ec) && !std::filesystem::is_directory(root, ec)) {
+    return Err("state dir " + path + " exists and is not a directory");
+  }
+  return StateDir{root};
+}
+
+Status CreateStateDirs(const StateDir& dir) {
+  for (const std::string& d :
+       {dir.root, dir.LogDir(), dir.RunDir(), dir.DataDir(), dir.CacheDir()}) {
+    RETURN_IF_ERROR(MakeDirs(d).Annotate("state dir"));
+  }
+  return Status::Ok();
 }
 
 Json ConfigToJson(const SystemConfig& c) {

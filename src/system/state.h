@@ -37,7 +37,13 @@ struct StateDir {
   std::string RingDir() const;
 };
 
+// The state dir at `path` as an absolute path, symlinks resolved. Creates nothing, so a
+// command that only looks (status, down, logs, record, profile) or that fails before starting
+// anything leaves no empty tree behind; an error if `path` exists but is not a directory.
 StatusOr<StateDir> ResolveStateDir(const std::string& path);
+// Creates the dir and its logs/, run/, data/ and cache/: only `up` does, once its checks
+// have passed.
+Status CreateStateDirs(const StateDir& dir);
 
 Json ConfigToJson(const SystemConfig& c);
 StatusOr<SystemConfig> ConfigFromJson(const Json& j);

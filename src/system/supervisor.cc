@@ -518,8 +518,9 @@ int Supervisor::Run() {
   WriteState();
 
   for (auto& s : services_) {
+    if (g_stop.load()) break;
     Status st = Start(&s, StartupTimeoutMs(s.name));
-    if (!st.ok()) {
+    if (!st.ok() && !g_stop.load()) {
       error_ =
           s.name + " failed to start: " + st.message() + "\n(log: " + dir_.LogFile(s.name) + ")";
       LOG(ERROR) << error_;
@@ -528,6 +529,12 @@ int Supervisor::Run() {
       StopAll();
       return 1;
     }
+  }
+  if (g_stop.load()) {
+    // `up` was interrupted (Ctrl-C) or `down` ran during start-up: stopped, not failed.
+    LOG(INFO) << "stop requested during start-up";
+    StopAll();
+    return 0;
   }
   phase_ = "running";
   WriteState();

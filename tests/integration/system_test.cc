@@ -1,6 +1,8 @@
 // End-to-end: `framescope up` with real RTSP cameras (loadgen), capture, detection and
 // redis-server, then status, /metrics, the Redis stream and `down`.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +33,21 @@ Json StatusJson(const std::string& state_dir, int* exit_code = nullptr) {
   if (exit_code) *exit_code = r.exit_code;
   auto j = Json::Parse(r.output);
   return j.ok() ? *j : Json();
+}
+
+// Reads `fd` until its text contains `want` ("" = until EOF) or `timeout_s` passes.
+std::string ReadUntil(int fd, const std::string& want, int timeout_s) {
+  std::string out;
+  for (int waited_ms = 0; waited_ms < timeout_s * 1000; waited_ms += 200) {
+    if (!want.empty() && out.find(want) != std::string::npos) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
 }
 
 std::vector<PromSample> Scrape(int port) {
@@ -75,10 +92,20 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   for (const char* svc : {"redis", "loadgen", "capture", "detection"}) {
     EXPECT_NE(up.output.find(svc), std::string::npos) << up.output;
   }
-  // A second `up` is a no-op.
-  auto again = RunShell(Fs() + " up --cameras 2 --state-dir " + sd);
-  EXPECT_EQ(again.exit_code, 0);
+  // A second `up` with the same settings is a no-op; with others it names each that differs
+  // and refuses (exit 2) instead of silently keeping the running ones.
+  auto again =
+      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus --state-dir " + sd);
+  EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("already up"), std::string::npos) << again.output;
+  auto other = RunShell(Fs() + " up --cameras 2 --fps 15 --api-rate 0 --state-dir " + sd);
+  EXPECT_EQ(other.exit_code, 2) << other.output;
+  for (const char* want : {"fps (--fps): running 30, requested 15",
+                           "prometheus.enabled (--no-prometheus): running false, requested true",
+                           "framescope down --state-dir"}) {
+    EXPECT_NE(other.output.find(want), std::string::npos) << want << " in:\n" << other.output;
+  }
+  EXPECT_EQ(other.output.find("cameras"), std::string::npos) << "unchanged setting named";
 
   Json status = StatusJson(sd);
   auto ports = MetricsPorts(status);
@@ -178,18 +205,25 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   EXPECT_EQ(code, 3);
 }
 
-// Bad input: a clear error, a non-zero exit, and nothing left running.
+// Bad input: a clear error, a non-zero exit, and nothing left running. A failure found
+// before anything starts (every case but one that fails in a service) leaves no state dir.
 class BadInputTest : public ::testing::Test {
  protected:
-  void ExpectFailsCleanly(const std::string& args, int want_code, const std::string& want_text) {
+  enum Fails { kBeforeStarting, kAfterStarting };
+  void ExpectFailsCleanly(const std::string& args, int want_code, const std::string& want_text,
+                          Fails when = kBeforeStarting) {
     std::string sd = tmp_.path() + "/state";
     auto r = RunShell(Fs() + " up --state-dir " + sd + " " + args);
-    EXPECT_EQ(r.exit_code, want_code) << r.output;
+    EXPECT_EQ(r.exit_code, want_code) << args << ": " << r.output;
     EXPECT_NE(r.output.find(want_text), std::string::npos) << "want \"" << want_text << "\" in:\n"
                                                            << r.output;
-    usleep(300000);
+    if (when == kBeforeStarting) {
+      EXPECT_FALSE(PathExists(sd)) << args << " left a state-dir skeleton";
+    } else {
+      usleep(300000);  // a service the supervisor stopped may take a moment to vanish
+    }
     EXPECT_TRUE(testing::PidsMatching(sd).empty()) << "left running: " << args;
-    RunShell(Fs() + " down --state-dir " + sd);
+    RunShell(Fs() + " down --purge --state-dir " + sd + "; rm -rf " + sd);
   }
   TempDir tmp_;
 };
@@ -204,9 +238,12 @@ TEST_F(BadInputTest, MissingConfigFile) {
   ExpectFailsCleanly("--config " + tmp_.path() + "/nope.toml", 2, "nope.toml");
 }
 
-TEST_F(BadInputTest, MissingModelFile) {
-  ExpectFailsCleanly("--cameras 1 --model " + tmp_.path() + "/missing.cfg", 1,
-                     "model file " + tmp_.path() + "/missing.cfg not found");
+// A file the user named that is missing is bad usage (2), unlike a missing package (1).
+TEST_F(BadInputTest, MissingNamedFiles) {
+  ExpectFailsCleanly("--cameras 1 --model " + tmp_.path() + "/missing.cfg", 2,
+                     "--model: model file " + tmp_.path() + "/missing.cfg not found");
+  ExpectFailsCleanly("--cameras 1 --weights " + tmp_.path() + "/missing.weights", 2,
+                     "--weights: weights file " + tmp_.path() + "/missing.weights not found");
 }
 
 TEST_F(BadInputTest, RtspPortAlreadyTaken) {
@@ -223,13 +260,94 @@ TEST_F(BadInputTest, UnreachableCamera) {
   std::string url = "rtsp://127.0.0.1:" + std::to_string(*free_port) + "/nothing";
   std::string cfg = tmp_.path() + "/cams.toml";
   ASSERT_TRUE(WriteFileAtomic(cfg, "[[camera]]\nname = \"door\"\nurl = \"" + url + "\"\n").ok());
-  ExpectFailsCleanly("--config " + cfg, 1, "capture failed to start");
+  ExpectFailsCleanly("--config " + cfg, 1, "capture failed to start", kAfterStarting);
 }
 
-TEST_F(BadInputTest, BadFlags) {
+// Every bad value is bad usage (2) and the message names the flag, or the config key.
+TEST_F(BadInputTest, BadValuesExit2NamingTheFlag) {
   ExpectFailsCleanly("--cameras lots", 2, "expected an integer");
-  ExpectFailsCleanly("--resolution 640", 2, "resolution");
-  ExpectFailsCleanly("--cameras 0", 1, "cameras must be between 1 and 64");
+  ExpectFailsCleanly("--resolution 640", 2, "--resolution \"640\"");
+  ExpectFailsCleanly("--cameras 0", 2, "--cameras must be between 1 and 64 (got 0)");
+  ExpectFailsCleanly("--fps 0", 2, "--fps must be between 1 and 120 (got 0)");
+  ExpectFailsCleanly("--fps 12.5", 2, "--fps must be a whole number");
+  ExpectFailsCleanly("--api-port 70000", 2, "--api-port must be between 0 and 65535");
+  ExpectFailsCleanly("--input-size 100", 2, "--input-size must be a multiple of 32");
+  ExpectFailsCleanly("--redis-url nowhere", 2, "--redis-url \"nowhere\"");
+  std::string cfg = tmp_.path() + "/values.toml";
+  ASSERT_TRUE(WriteFileAtomic(cfg, "[aggregation]\nprocesses = 0\n").ok());
+  ExpectFailsCleanly("--config " + cfg, 2, "aggregation.processes (in " + cfg + ") must be");
+  ASSERT_TRUE(WriteFileAtomic(cfg,
+                              "[[camera]]\nname = \"door\"\nurl = \"rtsp://a/1\"\n"
+                              "[[camera]]\nname = \"door\"\nurl = \"rtsp://a/2\"\n")
+                  .ok());
+  ExpectFailsCleanly("--config " + cfg, 2,
+                     "values.toml:4: camera.name \"door\" is already used by the camera at line 1");
+}
+
+// Commands that only look at a state dir create nothing there: not the dir itself, nor an
+// empty logs/, run/, data/, cache/ tree inside an existing one.
+TEST(LifecycleTest, LookingAtAStateDirCreatesNothing) {
+  TempDir tmp;
+  std::string fresh = tmp.path() + "/fresh", empty = tmp.path() + "/empty";
+  ASSERT_EQ(RunShell("mkdir " + empty).exit_code, 0);
+  for (const std::string& sd : {fresh, empty}) {
+    auto status = RunShell(Fs() + " status --state-dir " + sd);
+    EXPECT_EQ(status.exit_code, 3) << status.output;
+    EXPECT_NE(status.output.find("not running"), std::string::npos) << status.output;
+    EXPECT_NE(RunShell(Fs() + " logs --state-dir " + sd).exit_code, 0);
+    EXPECT_NE(RunShell(Fs() + " record --service capture --duration 1 -o " + tmp.path() +
+                       "/x.prof --state-dir " + sd)
+                  .exit_code,
+              0);
+    EXPECT_EQ(RunShell(Fs() + " down --purge --state-dir " + sd).exit_code, 0);
+  }
+  EXPECT_FALSE(PathExists(fresh));
+  EXPECT_EQ(RunShell("ls -A " + empty).output, "") << "created inside an existing state dir";
+}
+
+// Ctrl-C while `up` starts the system: `up` stops what the supervisor (in its own session,
+// out of the terminal's reach) started so far, says so, and exits 130 with nothing left.
+TEST(LifecycleTest, CtrlCDuringUpStopsWhatItStarted) {
+  TempDir tmp;
+  std::string sd = tmp.path() + "/state";
+  testing::SystemGuard guard(sd);
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  std::string fs = Fs();
+  pid_t up = fork();
+  if (up == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    execl(fs.c_str(), fs.c_str(), "up", "--cameras", "1", "--fps", "10", "--api-rate", "0",
+          "--no-prometheus", "--state-dir", sd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  // Redis is up and PostgreSQL starting once this line shows.
+  std::string out = ReadUntil(fds[0], "] starting postgres", 120);
+  ASSERT_NE(out.find("] starting postgres"), std::string::npos) << out;
+  kill(up, SIGINT);
+  out += ReadUntil(fds[0], "", 120);  // to EOF: `up` has exited
+  close(fds[0]);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(up, &wstatus, 0), up);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 130)
+      << "wait status " << wstatus << " (want exit 130):\n"
+      << out;
+  EXPECT_NE(out.find("interrupted: stopping the 2 service(s) started so far (redis, postgres)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("nothing left running"), std::string::npos) << out;
+  EXPECT_TRUE(testing::PidsMatching(sd).empty()) << "left running after Ctrl-C:\n" << out;
+  // Stopped on request, not a failed start.
+  auto text = ReadFile(sd + "/state.json");
+  ASSERT_TRUE(text.ok()) << text.status().message();
+  auto state = Json::Parse(*text);
+  ASSERT_TRUE(state.ok()) << *text;
+  EXPECT_EQ(state->Get("phase").AsString(), "stopped") << *text;
+  auto status = RunShell(Fs() + " status --state-dir " + sd);
+  EXPECT_EQ(status.exit_code, 3) << status.output;
+  EXPECT_NE(status.output.find("not running"), std::string::npos) << status.output;
 }
 
 // A stale state.json whose supervisor pid now belongs to an unrelated process group leader:
