@@ -537,11 +537,15 @@ StatusOr<std::unique_ptr<Recording>> Recording::Start(const RecordOptions& optio
   return std::unique_ptr<Recording>(new Recording(std::move(st)));
 }
 
+double Recording::elapsed_s() const {
+  return static_cast<double>(MonotonicNs() - state_->start_ns) / 1e9;
+}
+
 bool Recording::Poll() {
   State& st = *state_;
   st.polled += st.sampler->Poll();
   TakeNew(st);
-  const double elapsed = static_cast<double>(MonotonicNs() - st.start_ns) / 1e9;
+  const double elapsed = elapsed_s();
   if (MonotonicNs() - st.last_tick_ns >= 1000000000) {
     if (st.options.adjust_frequency) Govern(st, elapsed);
     if (st.options.progress) st.options.progress(elapsed, st.polled);

@@ -133,6 +133,8 @@ class Recording {
   // The samples polled since the last TakeWindow (or Start), as a profile with the same
   // labels and symbols Finish gives; they are not in Finish's profile.
   Profile TakeWindow();
+  // Seconds since sampling started (the clock Poll's duration and hooks use).
+  double elapsed_s() const;
   // Stops sampling and returns the result; its profile holds the samples no TakeWindow took.
   RecordResult Finish();
 
