@@ -38,6 +38,7 @@ int ExitCode(profile::ProfileOutcome outcome) {
     case O::kInterrupted:
       return kExitInterrupted;
     case O::kNoSystem:
+    case O::kBusy:
     case O::kRecordFailed:
     case O::kWriteFailed:
       return kExitError;
@@ -194,9 +195,21 @@ void PrintErrors(const profile::ProfileRunResult& result) {
     fprintf(stderr, "framescope profile: interrupted after %.1f s: partial results written\n",
             result.report.duration_s);
   }
+  // Restarts first (followed or not), then every coverage failure by name and what happened.
+  for (const profile::ServiceCpu& s : result.report.services) {
+    for (const profile::ServiceRestart& r : s.restarts) {
+      fprintf(stderr, "framescope profile: restart: %s\n", profile::RestartText(s.name, r).c_str());
+    }
+  }
   if (result.coverage_failures > 0) {
-    fprintf(stderr, "framescope profile: %d service(s) without samples although they used CPU\n",
+    fprintf(stderr, "framescope profile: coverage: %d service(s) not fully recorded:\n",
             result.coverage_failures);
+    for (const profile::ServiceCpu& s : result.report.services) {
+      if (s.problem.empty()) continue;
+      const bool named = s.problem.rfind(s.name + ": ", 0) == 0;
+      fprintf(stderr, "  %s%s%s\n", named ? "" : s.name.c_str(), named ? "" : ": ",
+              s.problem.c_str());
+    }
   }
 }
 

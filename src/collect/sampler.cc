@@ -619,6 +619,22 @@ size_t Sampler::Poll() {
   return ApplyRingEvents(&sink_, now > kReorderWindowNs ? now - kReorderWindowNs : 0);
 }
 
+Status Sampler::AddProcess(pid_t pid) {
+  if (!system_wide_) {
+    return Err("cannot follow pid " + std::to_string(pid) +
+               ": per-thread events (system-wide events were refused) cover only the processes "
+               "that existed at the start; run as root or with CAP_PERFMON to follow new ones");
+  }
+  if (stopped_) return Err("cannot follow pid " + std::to_string(pid) + ": sampling has stopped");
+  if (pid <= 0 || ListTids(pid).empty()) return Err("no such process: pid " + std::to_string(pid));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sink_.pids.count(static_cast<uint32_t>(pid)) != 0) return Status::Ok();
+  AddTarget(&sink_, static_cast<uint32_t>(pid));
+  ReadNamesFromProc(pid);
+  options_.pids.push_back(pid);  // Its thread names are read again at Stop().
+  return Status::Ok();
+}
+
 void Sampler::RefreshNamesFromProc() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<pid_t> pids = options_.pids;

@@ -222,6 +222,13 @@ class Sampler {
   // How long a record waits for records of other rings that may precede it.
   static constexpr uint64_t kReorderWindowNs = 20'000'000;
 
+  // System-wide mode: keeps the samples of `pid` from now on, and of the processes it forks
+  // (e.g. a service its supervisor restarted under a new pid). Records of `pid` still waiting
+  // in the reorder window are kept too. Per-thread mode has no event on its threads and refuses
+  // (opening them would race with the threads it creates meanwhile). Call from the thread that
+  // calls Poll().
+  Status AddProcess(pid_t pid);
+
   // Samples applied since the last call, in time order, periods corrected for rate changes.
   std::vector<RawSample> TakeSamples();
   // Changes the sampling frequency of every event we hold from now on (PERF_EVENT_IOC_PERIOD

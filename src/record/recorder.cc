@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -476,31 +477,33 @@ Profile BuildWindowProfile(State& st, std::vector<RawSample> samples) {
   return p;
 }
 
-// Symbolizers (and unwinders) of the targets now, while every target is alive: a process that
-// exits mid-record is still symbolized from the modules it had mapped.
-Status MakeTargetTools(State& st) {
-  for (pid_t pid : st.options.pids) {
-    uint64_t made_ns = static_cast<uint64_t>(MonotonicNs());
-    auto sym = Symbolizer::ForProcess(pid);
-    // A process in the middle of an exec (a command just started) can fail to read for a
-    // moment (seen: ENOEXEC from /proc/PID/maps on a loaded host): retry briefly.
-    for (int retry = 0; retry < 10 && !sym.ok() && Alive(pid); ++retry) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      made_ns = static_cast<uint64_t>(MonotonicNs());
-      sym = Symbolizer::ForProcess(pid);
-    }
-    if (!sym.ok()) {
-      // Gone already (a short command): its samples stay as raw addresses. Otherwise (e.g.
-      // permission denied) the profile would be useless: fail.
-      if (!Alive(pid)) continue;
-      return sym.status();
-    }
-    st.symbolizers.AddForTarget(pid, std::move(*sym), made_ns);
-    if (!st.dwarf) continue;
-    if (auto unwinder = Unwinder::ForProcess(pid); unwinder.ok()) {
-      st.unwinders.AddForTarget(pid, std::move(*unwinder), made_ns);
-    }
+// The symbolizer (and unwinder) of target `pid` now, while it is alive: a process that exits
+// mid-record is still symbolized from the modules it had mapped.
+Status MakeTools(State& st, pid_t pid) {
+  uint64_t made_ns = static_cast<uint64_t>(MonotonicNs());
+  auto sym = Symbolizer::ForProcess(pid);
+  // A process in the middle of an exec (a command just started) can fail to read for a
+  // moment (seen: ENOEXEC from /proc/PID/maps on a loaded host): retry briefly.
+  for (int retry = 0; retry < 10 && !sym.ok() && Alive(pid); ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    made_ns = static_cast<uint64_t>(MonotonicNs());
+    sym = Symbolizer::ForProcess(pid);
   }
+  if (!sym.ok()) {
+    // Gone already (a short command): its samples stay as raw addresses. Otherwise (e.g.
+    // permission denied) the profile would be useless: fail.
+    return Alive(pid) ? sym.status() : Status::Ok();
+  }
+  st.symbolizers.AddForTarget(pid, std::move(*sym), made_ns);
+  if (!st.dwarf) return Status::Ok();
+  if (auto unwinder = Unwinder::ForProcess(pid); unwinder.ok()) {
+    st.unwinders.AddForTarget(pid, std::move(*unwinder), made_ns);
+  }
+  return Status::Ok();
+}
+
+Status MakeTargetTools(State& st) {
+  for (pid_t pid : st.options.pids) RETURN_IF_ERROR(MakeTools(st, pid));
   return Status::Ok();
 }
 
@@ -534,11 +537,15 @@ StatusOr<std::unique_ptr<Recording>> Recording::Start(const RecordOptions& optio
   return std::unique_ptr<Recording>(new Recording(std::move(st)));
 }
 
+double Recording::elapsed_s() const {
+  return static_cast<double>(MonotonicNs() - state_->start_ns) / 1e9;
+}
+
 bool Recording::Poll() {
   State& st = *state_;
   st.polled += st.sampler->Poll();
   TakeNew(st);
-  const double elapsed = static_cast<double>(MonotonicNs() - st.start_ns) / 1e9;
+  const double elapsed = elapsed_s();
   if (MonotonicNs() - st.last_tick_ns >= 1000000000) {
     if (st.options.adjust_frequency) Govern(st, elapsed);
     if (st.options.progress) st.options.progress(elapsed, st.polled);
@@ -550,6 +557,28 @@ bool Recording::Poll() {
     if (Alive(pid)) return true;
   }
   return false;
+}
+
+Status Recording::Follow(const std::vector<pid_t>& pids, const std::string& service) {
+  State& st = *state_;
+  CHECK(!st.finished);
+  // Per-thread events: AddProcess refuses, saying why.
+  if (!st.sampler->system_wide() && !pids.empty()) return st.sampler->AddProcess(pids[0]);
+  for (pid_t pid : pids) {
+    // A process of a tree listed a moment ago may be gone: nothing to record.
+    if (!Alive(pid) ||
+        std::find(st.options.pids.begin(), st.options.pids.end(), pid) != st.options.pids.end()) {
+      continue;
+    }
+    // Labelled before its first sample is kept; a label cached for an earlier process with
+    // this pid is dropped.
+    if (!service.empty()) st.options.services[pid] = service;
+    st.service_of.erase(static_cast<uint32_t>(pid));
+    RETURN_IF_ERROR(MakeTools(st, pid));
+    RETURN_IF_ERROR(st.sampler->AddProcess(pid));
+    st.options.pids.push_back(pid);
+  }
+  return Status::Ok();
 }
 
 Profile Recording::TakeWindow() {

@@ -124,9 +124,17 @@ class Recording {
   // about once a second runs the adjust_frequency and progress hooks. Returns false once the
   // recording should end: duration reached, *stop set, or every target exited.
   bool Poll();
+  // Records `pids` too from now on, labelled `service` (none when empty), with the processes
+  // they fork: e.g. a service its supervisor restarted under a new pid. Pids already recorded
+  // and those gone already are skipped. Needs system-wide events (Sampler::AddProcess): with
+  // per-thread events it returns an error and records nothing new. Later, Poll ends the recording
+  // only when these have exited too, and Finish lists the exited ones in RecordResult::exited.
+  Status Follow(const std::vector<pid_t>& pids, const std::string& service);
   // The samples polled since the last TakeWindow (or Start), as a profile with the same
   // labels and symbols Finish gives; they are not in Finish's profile.
   Profile TakeWindow();
+  // Seconds since sampling started (the clock Poll's duration and hooks use).
+  double elapsed_s() const;
   // Stops sampling and returns the result; its profile holds the samples no TakeWindow took.
   RecordResult Finish();
 

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "src/symbolize/test_program.h"
@@ -262,6 +264,67 @@ TEST(RecordingTest, WindowsSplitTheSamples) {
   EXPECT_EQ(static_cast<int64_t>(r.samples), SampleCount(r.profile));
   EXPECT_GT(first.duration_nanos, 900'000'000);
   EXPECT_EQ(r.profile.time_nanos, first.time_nanos + first.duration_nanos);
+}
+
+// A process that starts mid-recording (a restarted service's new pid) is followed: its samples
+// carry the service label given to Follow, and the first target's exit does not end the
+// recording while the followed one lives.
+TEST(RecordingTest, FollowsAProcessStartedMidRecording) {
+  auto first = std::make_unique<BusyChild>();
+  RecordOptions o;
+  o.pids = {first->pid()};
+  o.services = {{first->pid(), "svc"}};
+  o.frequency_hz = 200;
+  o.duration_s = 2.5;
+  auto rec = Recording::Start(o);
+  ASSERT_TRUE(rec.ok()) << rec.status().message();
+  const pid_t first_pid = first->pid();
+  std::unique_ptr<BusyChild> second;
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!second && std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) {
+      first.reset();  // Killed and reaped: "the service exited".
+      second = std::make_unique<BusyChild>();
+      const Status followed = (*rec)->Follow({second->pid()}, "svc");
+      if (followed.message().find("per-thread") != std::string::npos) {
+        GTEST_SKIP() << "system-wide events refused (needs root or CAP_PERFMON)";
+      }
+      ASSERT_TRUE(followed.ok()) << followed.message();
+    }
+  } while ((*rec)->Poll());
+  RecordResult r = (*rec)->Finish();
+  ASSERT_TRUE(second);
+  EXPECT_GE(r.elapsed_s, 2.4) << "the first target's exit ended the recording";
+  std::map<int64_t, int64_t> by_pid;
+  for (const auto& s : r.profile.samples) {
+    EXPECT_EQ(s.labels.at("service"), "svc");
+    by_pid[s.num_labels.at("pid")] += s.values[0];
+  }
+  EXPECT_GT(by_pid[first_pid], 20);
+  EXPECT_GT(by_pid[second->pid()], 20);
+  EXPECT_EQ(r.exited, std::vector<pid_t>{first_pid});
+  ASSERT_TRUE(r.unwind_by_service.count("svc"));
+  EXPECT_EQ(r.unwind_by_service.size(), 1u) << "the followed pid counted under its own key";
+}
+
+// Per-thread events cannot follow a new process: Follow says so and nothing changes.
+TEST(RecordingTest, FollowIsRefusedWithPerThreadEvents) {
+  BusyChild child, other;
+  RecordOptions o;
+  o.pids = {child.pid()};
+  o.system_wide = false;
+  o.duration_s = 1;
+  auto rec = Recording::Start(o);
+  ASSERT_TRUE(rec.ok()) << rec.status().message();
+  Status s = (*rec)->Follow({other.pid()}, "svc");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("per-thread"), std::string::npos) << s.message();
+  while ((*rec)->Poll()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  RecordResult r = (*rec)->Finish();
+  for (const auto& sample : r.profile.samples) {
+    EXPECT_EQ(sample.num_labels.at("pid"), child.pid());
+  }
 }
 
 }  // namespace

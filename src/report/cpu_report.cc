@@ -166,7 +166,61 @@ Json StringsJson(const std::vector<std::string>& lines) {
   return arr;
 }
 
+Json RestartsJson(const std::string& service, const std::vector<ServiceRestart>& restarts) {
+  Json arr = Json::MakeArray();
+  for (const ServiceRestart& r : restarts) {
+    Json o = Json::MakeObject();
+    o["old_pid"] = static_cast<int64_t>(r.old_pid);
+    o["exited_at_s"] = r.exited_at_s;
+    o["new_pid"] = r.new_pid > 0 ? Json(static_cast<int64_t>(r.new_pid)) : Json(nullptr);
+    o["restarted_at_s"] = r.restarted_at_s >= 0 ? Json(r.restarted_at_s) : Json(nullptr);
+    o["followed"] = r.followed;
+    o["error"] = r.error;
+    o["old_pid_samples"] = r.old_samples >= 0 ? Json(r.old_samples) : Json(nullptr);
+    o["new_pid_samples"] = r.new_samples >= 0 ? Json(r.new_samples) : Json(nullptr);
+    o["text"] = RestartText(service, r);
+    arr.Push(std::move(o));
+  }
+  return arr;
+}
+
+// Every service's restarts, one line each (RestartText).
+std::vector<std::string> RestartLines(const CpuReport& r) {
+  std::vector<std::string> lines;
+  for (const ServiceCpu& s : r.services) {
+    for (const ServiceRestart& restart : s.restarts) lines.push_back(RestartText(s.name, restart));
+  }
+  return lines;
+}
+
+// The headline's note on partial results (index.html, the baseline document).
+std::string PartialText(const CpuReport& r) {
+  std::string t = "partial results";
+  for (size_t i = 0; i < r.partial_reasons.size(); ++i) {
+    t += (i == 0 ? ": " : "; ") + r.partial_reasons[i];
+  }
+  return t;
+}
+
 }  // namespace
+
+std::string RestartText(const std::string& service, const ServiceRestart& r) {
+  std::string t = service + ": pid " + std::to_string(r.old_pid) + " exited (seen at " +
+                  Fixed(r.exited_at_s, 1) + " s)";
+  if (r.new_pid <= 0) {
+    return t +
+           " and was not restarted before the recording ended (samples up to the exit "
+           "are kept)";
+  }
+  t += " and was restarted as pid " + std::to_string(r.new_pid);
+  if (!r.followed)
+    return t + " (seen at " + Fixed(r.restarted_at_s, 1) + " s); not followed: " + r.error;
+  t += " (followed from " + Fixed(r.restarted_at_s, 1) + " s)";
+  if (r.old_samples < 0 || r.new_samples < 0) return t;
+  return t + "; samples: " + std::to_string(r.old_samples) + " from pid " +
+         std::to_string(r.old_pid) + ", " + std::to_string(r.new_samples) + " from pid " +
+         std::to_string(r.new_pid);
+}
 
 std::string Fixed(double v, int decimals) {
   char buf[64];
@@ -341,6 +395,8 @@ Json CpuReportToJson(const CpuReport& r) {
   j["duration_s"] = r.duration_s;
   j["requested_duration_s"] = r.requested_s;
   j["partial"] = r.partial;
+  j["partial_reasons"] = StringsJson(r.partial_reasons);
+  j["interrupted"] = r.interrupted;
   j["counter"] = "cpu-clock (perf_event_open software event)";
   j["frequency_hz"] = r.frequency_hz;
   j["final_frequency_hz"] = r.final_frequency_hz;
@@ -394,6 +450,7 @@ Json CpuReportToJson(const CpuReport& r) {
     o["top_cumulative"] = FunctionsJson(s.top_cum, s.samples);
     o["problem"] = s.problem;
     o["note"] = s.note;
+    o["restarts"] = RestartsJson(s.name, s.restarts);
     o["unwind"] = UnwindJson(s.unwind);
     Json files = Json::MakeObject();
     files["pprof"] = s.prof_file;
@@ -415,7 +472,7 @@ std::string RenderIndexHtml(const CpuReport& r) {
       "td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b00}"
       "</style></head><body>\n<h1>framescope profile</h1>\n<p>";
   h += "Started " + HtmlText(r.started_at) + ", recorded " + Fixed(r.duration_s, 1) + " s";
-  if (r.partial) h += " <b class=\"bad\">(stopped early: partial results)</b>";
+  if (r.partial) h += " <b class=\"bad\">(" + HtmlText(PartialText(r)) + ")</b>";
   h += ". Counter: cpu-clock samples at " + HtmlText(RateText(r));
   h += ", " + HtmlText(r.unwind == "dwarf" ? "DWARF" : "frame-pointer") + " unwinding.</p>\n";
   h += "<p><a href=\"summary.json\">summary.json</a></p>\n";
@@ -445,6 +502,11 @@ std::string RenderIndexHtml(const CpuReport& r) {
        "; full = walked past the leaf (to the thread's root = DWARF CFI reached the outermost "
        "frame), fp fallback = CFI stopped at the leaf and the sample's frame-pointer chain was "
        "kept, truncated = neither got past the leaf.</p>\n";
+  if (const std::vector<std::string> lines = RestartLines(r); !lines.empty()) {
+    h += "<h2>Services restarted while recorded</h2><ul>\n";
+    for (const std::string& l : lines) h += "<li>" + HtmlText(l) + "</li>\n";
+    h += "</ul>\n";
+  }
   if (!r.write_errors.empty()) {
     h += "<h2 class=\"bad\">Outputs not written</h2><ul>\n";
     for (const std::string& e : r.write_errors) h += "<li>" + HtmlText(e) + "</li>\n";
@@ -473,7 +535,7 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
   std::string m = std::string(kCpuSectionBegin) + "\n## CPU\n\n";
   m += "Recorded by `framescope profile` on " + r.started_at + " for " + Fixed(r.duration_s, 1) +
        " s";
-  if (r.partial) m += " (**stopped early — partial results**)";
+  if (r.partial) m += " (**" + MdCell(PartialText(r), 1000) + "**)";
   m += ". Counter: `cpu-clock` software event (perf_event_open), " + RateText(r) + " per CPU";
   m += ", " + std::string(r.unwind == "dwarf" ? "DWARF" : "frame-pointer") + " unwinding";
   m += r.kernel_frames ? ", kernel frames included" : ", kernel frames hidden by the host";
@@ -520,6 +582,7 @@ std::string RenderBaselineCpuSection(const CpuReport& r) {
   m += "\n";
   m += "\n";
   for (const std::string& g : GovernorLines(r.governor)) m += "\n- " + MdCell(g, 400);
+  for (const std::string& l : RestartLines(r)) m += "\n- **Restart:** " + MdCell(l, 400);
   for (const std::string& w : r.write_errors) m += "\n- **Not written:** " + MdCell(w, 400);
   m += "\n";
   for (const ServiceCpu& s : r.services) {

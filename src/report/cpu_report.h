@@ -60,6 +60,25 @@ struct UnwindShare {
   uint64_t total() const { return full + fp_fallback + truncated; }
 };
 
+// A service's process that exited while recorded, and what the recording did about it: the
+// supervisor restarts a service under a new pid, which `profile` then records too (follows)
+// under the same service.
+struct ServiceRestart {
+  pid_t old_pid = 0;
+  double exited_at_s = -1;  // Into the recording, when its exit was seen (looked for 4x a second).
+  pid_t new_pid = 0;        // The restarted process; 0: none before the recording ended.
+  double restarted_at_s = -1;  // When the new pid was seen (and followed from).
+  bool followed = false;       // The new process's samples are recorded (from restarted_at_s).
+  std::string error;           // Why it was not followed.
+  // Samples whose pid label is the old / the new pid (their children count with neither);
+  // -1 until counted.
+  int64_t old_samples = -1, new_samples = -1;
+};
+
+// One line on what happened, naming the service: "detection: pid 12 exited (seen at 2.3 s) and
+// was restarted as pid 34 (followed from 2.8 s); samples: 210 from pid 12, 305 from pid 34".
+std::string RestartText(const std::string& service, const ServiceRestart& restart);
+
 struct ServiceCpu {
   std::string name;
   std::vector<pid_t> pids;  // The processes recorded for it (e.g. postgres and its backends).
@@ -72,6 +91,7 @@ struct ServiceCpu {
   std::string problem;                 // Coverage error ("" when fine).
   std::string note;                    // E.g. "idle: /proc shows 0.00 s CPU".
   UnwindShare unwind;
+  std::vector<ServiceRestart> restarts;  // Exits seen while recording, in order.
   // Files written for it, relative to the output dir.
   std::string prof_file, folded_file, flame_file;
 };
@@ -110,7 +130,11 @@ struct CpuReport {
   std::string started_at;  // ISO 8601 UTC.
   double duration_s = 0;   // Recorded wall time.
   double requested_s = 0;
-  bool partial = false;  // Stopped early (Ctrl-C).
+  // The results do not cover every service for the whole window: stopped early, or a service
+  // exited and was not followed to a new process. `partial_reasons` says which, one line each.
+  bool partial = false;
+  bool interrupted = false;  // Stopped early (Ctrl-C).
+  std::vector<std::string> partial_reasons;
   int frequency_hz = 0;  // Requested.
   int final_frequency_hz = 0;
   std::string unwind;  // "fp" or "dwarf".

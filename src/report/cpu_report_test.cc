@@ -208,6 +208,55 @@ TEST(CpuReportTest, WriteErrorsAreReported) {
   EXPECT_EQ(CpuReportToJson(r).Get("write_errors").AsArray().size(), 1u);
 }
 
+// A followed restart and one that was not: each is named, with its service and pids, in every
+// report, and the one not followed makes the results partial, saying why.
+TEST(CpuReportTest, RestartsAreReportedAndAnUnfollowedOneIsPartial) {
+  CpuReport r;
+  ServiceCpu detection;
+  detection.name = "detection";
+  ServiceRestart followed;
+  followed.old_pid = 12;
+  followed.exited_at_s = 2.34;
+  followed.new_pid = 34;
+  followed.restarted_at_s = 2.81;
+  followed.followed = true;
+  followed.old_samples = 210;
+  followed.new_samples = 305;
+  detection.restarts = {followed};
+  ServiceCpu capture;
+  capture.name = "capture";
+  ServiceRestart gone;
+  gone.old_pid = 56;
+  gone.exited_at_s = 4;
+  capture.restarts = {gone};
+  r.services = {detection, capture};
+  r.partial = true;
+  r.partial_reasons = {RestartText("capture", gone)};
+  const std::string followed_text =
+      "detection: pid 12 exited (seen at 2.3 s) and was restarted as pid 34 (followed from "
+      "2.8 s); samples: 210 from pid 12, 305 from pid 34";
+  EXPECT_EQ(RestartText("detection", followed), followed_text);
+  const std::string gone_text =
+      "capture: pid 56 exited (seen at 4.0 s) and was not restarted before the recording ended";
+  EXPECT_EQ(RestartText("capture", gone).rfind(gone_text, 0), 0u) << RestartText("capture", gone);
+  Json j = CpuReportToJson(r);
+  EXPECT_TRUE(j.Get("partial").AsBool(false));
+  ASSERT_EQ(j.Get("partial_reasons").AsArray().size(), 1u);
+  const Json& restart = j.Get("services").AsArray()[0].Get("restarts").AsArray().at(0);
+  EXPECT_EQ(restart.Get("new_pid").AsInt(0), 34);
+  EXPECT_TRUE(restart.Get("followed").AsBool(false));
+  EXPECT_EQ(restart.Get("new_pid_samples").AsInt(0), 305);
+  EXPECT_EQ(restart.Get("text").AsString(), followed_text);
+  EXPECT_TRUE(
+      j.Get("services").AsArray()[1].Get("restarts").AsArray().at(0).Get("new_pid").is_null());
+  const std::string html = RenderIndexHtml(r);
+  EXPECT_NE(html.find(followed_text), std::string::npos);
+  EXPECT_NE(html.find("(partial results: " + gone_text), std::string::npos) << html;
+  const std::string md = RenderBaselineCpuSection(r);
+  EXPECT_NE(md.find("**Restart:** " + followed_text), std::string::npos) << md;
+  EXPECT_NE(md.find("(**partial results: " + gone_text), std::string::npos) << md;
+}
+
 TEST(CpuReportTest, ReplaceSectionKeepsEverythingElse) {
   std::string section = std::string(kCpuSectionBegin) + "\nNEW\n" + kCpuSectionEnd + "\n";
   EXPECT_EQ(ReplaceSection("", kCpuSectionBegin, kCpuSectionEnd, section),

@@ -1,16 +1,21 @@
 #include "src/session/profile_run.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -30,9 +35,10 @@ struct Target {
   std::string name;
   pid_t pid = -1;
   double started_at = 0;
-  std::vector<pid_t> pids;              // The service's process tree at start.
-  std::map<pid_t, double> cpu_start_s;  // utime+stime per pid when sampling started.
-  std::map<pid_t, double> cpu_end_s;    // ... and when it stopped (absent: gone by then).
+  std::vector<pid_t> pids;               // The service's process tree at start.
+  std::map<pid_t, double> cpu_start_s;   // utime+stime per pid when sampling started.
+  std::map<pid_t, double> cpu_end_s;     // ... and when it stopped (or last seen alive).
+  std::vector<ServiceRestart> restarts;  // `pid` is the latest (followed or not) process.
 };
 
 // What the stages share: the run's options, its progress sink and the result being built.
@@ -299,7 +305,7 @@ void FillRunReport(Session& s, const RecordResult& rec, const Governor& governor
   const ProfileRunOptions& o = s.options;
   r.duration_s = rec.elapsed_s;
   r.requested_s = o.duration_s;
-  r.partial = s.Stopped();
+  r.interrupted = s.Stopped();
   r.frequency_hz = o.frequency_hz;
   r.final_frequency_hz = rec.final_frequency_hz > 0 ? rec.final_frequency_hz : o.frequency_hz;
   r.unwind = o.unwind == Unwind::kDwarf ? "dwarf" : "fp";
@@ -329,11 +335,22 @@ double ProcCpuSeconds(const Target& t) {
 }
 
 // A service with no samples is idle or a coverage gap: one whose /proc CPU should have given
-// >= 10 samples (P(0 | Poisson 10) < 1e-4) is a gap. Returns true for a coverage failure.
+// >= 10 samples (P(0 | Poisson 10) < 1e-4) is a gap. So is an exit not followed to a restarted
+// process; one followed is not. Returns true for a coverage failure.
 bool CheckCoverage(const Target& t, bool exited, double hz, ServiceCpu* s) {
-  if (exited) {
-    s->problem = "exited while recording (samples up to the exit are kept)";
+  for (const ServiceRestart& r : s->restarts) {
+    if (r.followed) continue;
+    s->problem = RestartText(t.name, r);
     return true;
+  }
+  if (exited) {  // Between the last look at it and the end: not seen by WatchRestarts.
+    s->problem = "pid " + std::to_string(t.pid) +
+                 " exited while recording (samples up to the exit are kept)";
+    return true;
+  }
+  if (!s->restarts.empty()) {
+    s->note = "restarted during recording (followed: samples from " +
+              std::to_string(s->restarts.size() + 1) + " pids)";
   }
   if (s->samples > 0) return false;
   if (s->proc_cpu_s < 0) {
@@ -367,6 +384,19 @@ void WriteServiceFiles(Session& s, const Profile& p, ServiceCpu* svc) {
   }
 }
 
+// How many of a service's samples came from each restarted and restarting pid (label "pid").
+void CountRestartSamples(const Profile& service, std::vector<ServiceRestart>& restarts) {
+  for (ServiceRestart& r : restarts) r.old_samples = r.new_samples = 0;
+  for (const Sample& sample : service.samples) {
+    auto pid = sample.num_labels.find("pid");
+    if (pid == sample.num_labels.end() || sample.values.empty()) continue;
+    for (ServiceRestart& r : restarts) {
+      if (pid->second == r.old_pid) r.old_samples += sample.values[0];
+      if (r.new_pid > 0 && pid->second == r.new_pid) r.new_samples += sample.values[0];
+    }
+  }
+}
+
 void SummarizeServices(Session& s, const RecordResult& rec) {
   CpuReport& r = s.result.report;
   std::map<std::string, Profile> parts = SplitByService(rec.profile);
@@ -384,10 +414,18 @@ void SummarizeServices(Session& s, const RecordResult& rec) {
           true, u->second.full, u->second.fp_fallback, u->second.truncated,
           s.options.unwind == Unwind::kDwarf ? static_cast<int64_t>(u->second.to_root) : -1};
     }
-    if (CheckCoverage(t, exited.count(t.pid) != 0, hz, &svc)) ++s.result.coverage_failures;
+    svc.restarts = t.restarts;
+    if (part != parts.end()) CountRestartSamples(part->second, svc.restarts);
+    if (CheckCoverage(t, exited.count(t.pid) != 0, hz, &svc)) {
+      ++s.result.coverage_failures;
+      r.partial_reasons.push_back(
+          svc.problem.rfind(t.name + ": ", 0) == 0 ? svc.problem : t.name + ": " + svc.problem);
+    }
     if (svc.samples > 0) WriteServiceFiles(s, part->second, &svc);
     r.services.push_back(std::move(svc));
   }
+  if (r.interrupted) r.partial_reasons.insert(r.partial_reasons.begin(), "stopped early (Ctrl-C)");
+  r.partial = !r.partial_reasons.empty();
 }
 
 // Replaces the CPU section and keeps the rest; an existing document that cannot be read is left
@@ -421,20 +459,142 @@ void WriteReports(Session& s, const RecordResult& rec) {
   for (const std::string& e : r.write_errors) s.result.errors.push_back(e);
 }
 
+// Whether `pid` runs, and its utime+stime then (a zombie is dead: its parent has not reaped it).
+bool AliveWithCpu(pid_t pid, double* cpu_s) {
+  ProcStat st;
+  if (!ReadProcStat(pid, &st) || st.state == 'Z' || st.state == 'X') return false;
+  *cpu_s = st.cpu_s;
+  return true;
+}
+
+// Records target `t`'s restarted process tree (root `pid`) under its service from now on.
+void FollowRestart(Session& s, Recording* rec, Target& t, pid_t pid, double at_s,
+                   ServiceRestart* restart) {
+  restart->new_pid = pid;
+  restart->restarted_at_s = at_s;
+  t.pid = pid;
+  const std::vector<pid_t> tree = ProcessTree(pid);
+  Status followed =
+      rec != nullptr ? rec->Follow(tree, t.name) : Err("seen after the recording ended");
+  restart->followed = followed.ok();
+  restart->error = followed.ok() ? "" : followed.message();
+  if (followed.ok()) {
+    for (pid_t p : tree) {
+      if (std::find(t.pids.begin(), t.pids.end(), p) != t.pids.end()) continue;
+      t.pids.push_back(p);
+      ProcStat st;
+      if (ReadProcStat(p, &st)) t.cpu_start_s[p] = st.cpu_s;  // /proc CPU from now on.
+    }
+  }
+  s.Say(RestartText(t.name, *restart));
+}
+
+// A service the supervisor restarts gets a new pid in state.json: that process is followed
+// (rec: null once the recording stopped, when a restart is only noted). A service's exit is
+// noted when seen; its last CPU reading stands for its /proc CPU at the end.
+void WatchRestarts(Session& s, Recording* rec) {
+  const double at_s = rec != nullptr ? rec->elapsed_s() : s.result.report.duration_s;
+  std::map<std::string, pid_t> pids;  // service -> pid in state.json (<= 0: restarting)
+  if (auto state = ReadState(s.dir); state.ok()) {
+    for (const Json& j : state->Get("services").AsArray()) {
+      pids[j.Get("name").AsString()] = static_cast<pid_t>(j.Get("pid").AsInt(-1));
+    }
+  }
+  for (Target& t : s.targets) {
+    const bool open = !t.restarts.empty() && t.restarts.back().new_pid <= 0;
+    double cpu_s = 0;
+    const bool alive = AliveWithCpu(t.pid, &cpu_s);
+    if (alive) t.cpu_end_s[t.pid] = cpu_s;
+    auto now = pids.find(t.name);
+    const bool restarted = now != pids.end() && now->second > 0 && now->second != t.pid;
+    if (!open && (!alive || restarted)) {
+      ServiceRestart r;
+      r.old_pid = t.pid;
+      r.exited_at_s = at_s;
+      t.restarts.push_back(r);
+    }
+    if (restarted) FollowRestart(s, rec, t, now->second, at_s, &t.restarts.back());
+  }
+}
+
+// Record() with the restart watch between polls.
+StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& opts) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Recording> recording, Recording::Start(opts));
+  int64_t next_watch_ns = 0;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // 4x a second: reading and parsing state.json takes well under a millisecond.
+    if (MonotonicNs() >= next_watch_ns) {
+      WatchRestarts(s, recording.get());
+      next_watch_ns = MonotonicNs() + 250'000'000;
+    }
+  } while (recording->Poll());
+  RecordResult result = recording->Finish();
+  s.result.report.duration_s = result.elapsed_s;
+  WatchRestarts(s, nullptr);  // Exits in the last moments.
+  return result;
+}
+
 StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTicks& ticks) {
   RecordOptions opts = MakeRecordOptions(s, governor, ticks);
   s.result.report.started_at = IsoNow();
   HostCpuTimes host_start, host_end;
   const bool host = ReadHostCpu(&host_start);
-  auto rec = Record(opts);
+  auto rec = RecordWatchingRestarts(s, opts);
   if (rec.ok() && host && ReadHostCpu(&host_end)) {
     s.result.report.host_cpu_pct = HostCpuPercent(host_start, host_end);
   }
   return rec;
 }
 
+// An exclusive flock on `path`, held while this object lives. The kernel drops it when the
+// process ends, however it ends, so a crash leaves nothing stale; the file stays, holding the
+// pid of its last holder for the message of a run that finds it taken.
+class RunLock {
+ public:
+  RunLock() = default;
+  ~RunLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+  // `what` completes "another `framescope profile` (pid N) ...".
+  Status Take(const std::string& path, const std::string& what) {
+    // O_NOFOLLOW | O_NONBLOCK: a symlink or FIFO planted there is refused, never followed.
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    struct stat st {};
+    if (fd_ < 0 || fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Err("cannot use " + path + " as a lock file: " +
+                 (fd_ < 0 ? strerror(errno) : "not a regular file") + "; remove it");
+    }
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) return Err("cannot lock " + path + ": " + strerror(errno));
+      char holder[32] = {};
+      const ssize_t n = pread(fd_, holder, sizeof(holder) - 1, 0);
+      std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      return Err("another `framescope profile` (pid " + (pid.empty() ? "unknown" : pid) + ") " +
+                 what + " (it holds " + path + "); wait for it to end, or stop it");
+    }
+    const std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+      return Err("cannot write " + path + ": " + strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+bool TakeLock(Session& s, RunLock* lock, const std::string& path, const std::string& what) {
+  Status st = lock->Take(path, what);
+  return st.ok() || s.Fail(ProfileOutcome::kBusy, st.message());
+}
+
 ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
-  if (r.report.partial) return ProfileOutcome::kInterrupted;
+  if (r.report.interrupted) return ProfileOutcome::kInterrupted;
   if (!r.report.write_errors.empty()) return ProfileOutcome::kWriteFailed;
   if (r.coverage_failures > 0) return ProfileOutcome::kCoverageGap;
   return ProfileOutcome::kOk;
@@ -450,7 +610,17 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
     s.Fail(ProfileOutcome::kBadOutputPath, st.message());
     return result;
   }
-  if (!LoadTargets(s) || !Preflight(s)) return result;
+  // One run at a time per output folder (two would overwrite each other's files) and per
+  // system (two would double the overhead on its services, and each would measure the other).
+  RunLock out_lock, system_lock;
+  if (!TakeLock(s, &out_lock, options.out_dir + "/.framescope-profile.lock",
+                "is writing to " + options.out_dir) ||
+      !LoadTargets(s) ||
+      !TakeLock(s, &system_lock, s.dir.root + "/profile.lock",
+                "is profiling the system in " + s.dir.root) ||
+      !Preflight(s)) {
+    return result;
+  }
   GovernorOptions go;
   go.requested_hz = options.frequency_hz;
   go.min_hz = options.min_frequency_hz;

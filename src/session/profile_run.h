@@ -6,6 +6,11 @@
 //   CheckOutputs ─▶ LoadTargets ─▶ Preflight ─▶ Record (governor) ─▶ per-service reports
 //        exit 2        exit 1        exit 3         exit 1            every file tried, exit 1
 //
+// One run at a time: a flock on OUT/.framescope-profile.lock from CheckOutputs on, and one on
+// STATE/profile.lock from LoadTargets on, held to the end; a second run fails at once (exit 1).
+// While recording, state.json is read 4x a second: a service the supervisor restarted (a new
+// pid) is followed to its new process under the same service and the restart is reported.
+//
 // `framescope profile` is a thin CLI over RunProfile(); other subcommands and tests call it too.
 #ifndef FRAMESCOPE_SESSION_PROFILE_RUN_H_
 #define FRAMESCOPE_SESSION_PROFILE_RUN_H_
@@ -44,10 +49,13 @@ enum class ProfileOutcome {
   kOk,
   kBadOutputPath,    // Checked before anything else runs: nothing recorded.
   kNoSystem,         // No running system / no services.
+  kBusy,             // Another profile run writes to the output folder or profiles the system.
   kPreflightFailed,  // A service not running, perf events refused, loadgen short of its FPS.
   kRecordFailed,
   kWriteFailed,  // Some outputs could not be written (every other one was).
-  kCoverageGap,  // A service used CPU but got no samples, or exited while recorded.
+  // A service used CPU but got no samples, or exited while recorded and was not followed to
+  // its restarted process.
+  kCoverageGap,
   kInterrupted,  // *stop was set: partial results written (or none, if in preflight).
 };
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <set>
@@ -26,26 +27,63 @@ using testing::TempDir;
 
 std::string Fs() { return testing::BinDir() + "/framescope"; }
 
-// Runs `command` in the background and sends SIGINT after `after_ms`; returns the exit code.
-int RunAndInterrupt(const std::string& command, int after_ms, std::string* output_file) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + *output_file + " 2>&1").c_str(),
-          nullptr);
-    _exit(127);
+// `command` running in the background (its own pid: exec'd by sh), its output in `log`.
+class Background {
+ public:
+  Background(const std::string& command, const std::string& log) : log_(log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c", ("exec " + command + " > " + log + " 2>&1").c_str(), nullptr);
+      _exit(127);
+    }
   }
-  usleep(after_ms * 1000);
-  kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  ~Background() {
+    if (pid_ > 0) Finish(SIGKILL);
+  }
+  pid_t pid() const { return pid_; }
+  std::string Output() const {
+    auto text = ReadFile(log_);
+    return text.ok() ? *text : "";
+  }
+  // Whether `text` appears in the output within `timeout_s`.
+  bool WaitForOutput(const std::string& text, double timeout_s) const {
+    for (double waited = 0; waited < timeout_s; waited += 0.1) {
+      if (Output().find(text) != std::string::npos) return true;
+      usleep(100000);
+    }
+    return false;
+  }
+  // Sends `signal` (0: none), waits for the exit and returns its code.
+  int Finish(int signal) {
+    if (signal != 0) kill(pid_, signal);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+// The pid state.json gives `service` (-1: none).
+pid_t ServicePid(const std::string& state_dir, const std::string& service) {
+  auto text = ReadFile(state_dir + "/state.json");
+  auto state = text.ok() ? Json::Parse(*text) : StatusOr<Json>(Err("no state.json"));
+  if (!state.ok()) return -1;
+  for (const Json& s : state->Get("services").AsArray()) {
+    if (s.Get("name").AsString() == service) return static_cast<pid_t>(s.Get("pid").AsInt(-1));
+  }
+  return -1;
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_);
 void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_);
 void CheckOneOutputFails(const std::string& tmp, const std::string& state_);
 void CheckInterrupted(const std::string& tmp, const std::string& state_);
+void CheckFollowsRestart(const std::string& tmp, const std::string& state_);
 
 // One system for every check (bringing it up is most of the cost).
 TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
@@ -68,8 +106,12 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
     CheckOneOutputFails(tmp.path(), state);
   }
   {
-    SCOPED_TRACE("Ctrl-C");
+    SCOPED_TRACE("Ctrl-C, and a second run meanwhile");
     CheckInterrupted(tmp.path(), state);
+  }
+  {
+    SCOPED_TRACE("detection killed while recorded");  // Last: it restarts a service.
+    CheckFollowsRestart(tmp.path(), state);
   }
 }
 
@@ -264,24 +306,107 @@ void CheckOneOutputFails(const std::string& tmp, const std::string& state_) {
   EXPECT_TRUE(PathExists(out + "/performance-baseline.md"));
 }
 
+// While `first` (pid) records into `out`, a second run fails at once, before recording, naming
+// the lock and the first run: into the same folder (the folder's lock), or into another one
+// (the system's lock: one run per system).
+void CheckSecondRunRefused(const std::string& tmp, const std::string& state_,
+                           const std::string& out, pid_t first) {
+  const std::string other = tmp + "/second";
+  const auto start = std::chrono::steady_clock::now();
+  auto same = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out);
+  auto elsewhere =
+      RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + other);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "not at once";
+  const std::string holder = "(pid " + std::to_string(first) + ")";
+  EXPECT_EQ(same.exit_code, 1) << same.output;
+  EXPECT_NE(same.output.find(holder + " is writing to " + out), std::string::npos) << same.output;
+  EXPECT_NE(same.output.find(out + "/.framescope-profile.lock"), std::string::npos) << same.output;
+  EXPECT_EQ(elsewhere.exit_code, 1) << elsewhere.output;
+  EXPECT_NE(elsewhere.output.find(holder + " is profiling the system"), std::string::npos)
+      << elsewhere.output;
+  EXPECT_NE(elsewhere.output.find("/profile.lock"), std::string::npos) << elsewhere.output;
+  EXPECT_EQ(elsewhere.output.find("preflight"), std::string::npos) << elsewhere.output;
+  EXPECT_FALSE(PathExists(other + "/summary.json"));
+}
+
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
   std::string out = tmp + "/partial";
-  std::string log = tmp + "/partial.log";
-  int code = RunAndInterrupt(Fs() + " profile --duration 120 --state-dir " + state_ + " --out " +
-                                 out + " --baseline " + out + "/baseline.md",
-                             6000, &log);
-  auto output = ReadFile(log);
-  EXPECT_EQ(code, 130) << (output.ok() ? *output : "");
+  Background run(Fs() + " profile --duration 120 --state-dir " + state_ + " --out " + out +
+                     " --baseline " + out + "/baseline.md",
+                 tmp + "/partial.log");
+  // Both locks are taken before preflight starts.
+  ASSERT_TRUE(run.WaitForOutput("preflight:", 30)) << run.Output();
+  CheckSecondRunRefused(tmp, state_, out, run.pid());
+  ASSERT_TRUE(run.WaitForOutput("profiling ", 60)) << run.Output();
+  usleep(3000000);
+  const int code = run.Finish(SIGINT);
+  const std::string output = run.Output();
+  EXPECT_EQ(code, 130) << output;
   auto summary = ReadFile(out + "/summary.json");
-  ASSERT_TRUE(summary.ok()) << (output.ok() ? *output : "");
+  ASSERT_TRUE(summary.ok()) << output;
   auto j = Json::Parse(*summary);
   ASSERT_TRUE(j.ok());
   EXPECT_TRUE(j->Get("partial").AsBool(false));
+  EXPECT_TRUE(j->Get("interrupted").AsBool(false));
   EXPECT_LT(j->Get("duration_s").AsDouble(999), 60);
   EXPECT_TRUE(profile::ReadPprofFile(out + "/cpu/detection_profile.prof").ok());
   // The services were left as they were: all still running.
   auto status = RunShell(Fs() + " status --state-dir " + state_);
   EXPECT_EQ(status.exit_code, 0) << status.output;
+}
+
+// detection killed (SIGKILL) 1.5 s into a recording: the supervisor restarts it under a new pid,
+// which the run follows: detection's samples come from both pids, the restart is in
+// summary.json and the output, and the run is complete (exit 0, not partial).
+void CheckFollowsRestart(const std::string& tmp, const std::string& state_) {
+  const std::string out = tmp + "/restart";
+  Background run(Fs() + " profile --duration 8 --state-dir " + state_ + " --out " + out,
+                 tmp + "/restart.log");
+  ASSERT_TRUE(run.WaitForOutput("profiling ", 60)) << run.Output();
+  usleep(1500000);
+  const pid_t old_pid = ServicePid(state_, "detection");
+  ASSERT_GT(old_pid, 0);
+  ASSERT_EQ(kill(old_pid, SIGKILL), 0);
+  const int code = run.Finish(0);
+  const std::string output = run.Output();
+  const pid_t new_pid = ServicePid(state_, "detection");
+  ASSERT_GT(new_pid, 0) << output;
+  ASSERT_NE(new_pid, old_pid) << output;
+  EXPECT_EQ(code, 0) << output;
+  const std::string restarted = "detection: pid " + std::to_string(old_pid) + " exited (seen at ";
+  EXPECT_NE(output.find("restart: " + restarted), std::string::npos) << output;
+  EXPECT_NE(output.find("restarted as pid " + std::to_string(new_pid)), std::string::npos)
+      << output;
+  EXPECT_EQ(output.find("coverage"), std::string::npos) << output;
+
+  auto text = ReadFile(out + "/summary.json");
+  ASSERT_TRUE(text.ok()) << output;
+  auto summary = Json::Parse(*text);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_FALSE(summary->Get("partial").AsBool(true)) << *text;
+  const Json* detection = nullptr;
+  for (const Json& s : summary->Get("services").AsArray()) {
+    if (s.Get("name").AsString() == "detection") detection = &s;
+  }
+  ASSERT_NE(detection, nullptr) << *text;
+  EXPECT_EQ(detection->Get("problem").AsString(), "") << detection->Dump(2);
+  const auto& restarts = detection->Get("restarts").AsArray();
+  ASSERT_EQ(restarts.size(), 1u) << detection->Dump(2);
+  EXPECT_EQ(restarts[0].Get("old_pid").AsInt(0), old_pid);
+  EXPECT_EQ(restarts[0].Get("new_pid").AsInt(0), new_pid);
+  EXPECT_TRUE(restarts[0].Get("followed").AsBool(false)) << restarts[0].Dump(2);
+  std::set<int64_t> pids;
+  for (const Json& p : detection->Get("pids").AsArray()) pids.insert(p.AsInt(0));
+  EXPECT_TRUE(pids.count(old_pid) && pids.count(new_pid)) << detection->Dump(2);
+  // The profile itself has samples of both processes, labelled detection.
+  auto p = profile::ReadPprofFile(out + "/cpu/detection_profile.prof");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  std::map<int64_t, int64_t> by_pid;
+  for (const auto& s : p->samples) by_pid[s.num_labels.at("pid")] += s.values[0];
+  EXPECT_GT(by_pid[old_pid], 10) << detection->Dump(2);
+  EXPECT_GT(by_pid[new_pid], 10) << detection->Dump(2);
+  EXPECT_EQ(restarts[0].Get("old_pid_samples").AsInt(-1), by_pid[old_pid]);
+  EXPECT_EQ(restarts[0].Get("new_pid_samples").AsInt(-1), by_pid[new_pid]);
 }
 
 TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
