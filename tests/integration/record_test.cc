@@ -206,12 +206,16 @@ TEST(RecordTest, PermissionDeniedAsNobodySaysHowToFix) {
   ASSERT_EQ(chmod(tmp.path().c_str(), 0711), 0);
   auto copy = RunShell("install -d -m 755 " + dir + " && install -m 755 " + Fs() + " " + dir);
   ASSERT_EQ(copy.exit_code, 0) << copy.output;
+  // The output folder is writable by nobody: outputs are checked first, and the permission
+  // under test here is perf_event_open's.
+  const std::string out = tmp.path() + "/out";
+  ASSERT_EQ(RunShell("install -d -m 777 " + out).exit_code, 0);
   auto perm = RunShell("runuser -u nobody -- " + dir +
-                       "/framescope record --pid 1 --duration 1 -o " + dir + "/x.prof");
+                       "/framescope record --pid 1 --duration 1 -o " + out + "/x.prof");
   EXPECT_EQ(perm.exit_code, 1) << perm.output;
   EXPECT_NE(perm.output.find("perf_event_paranoid"), std::string::npos) << perm.output;
   EXPECT_NE(perm.output.find("CAP_PERFMON"), std::string::npos) << perm.output;
-  EXPECT_FALSE(PathExists(dir + "/x.prof"));
+  EXPECT_FALSE(PathExists(out + "/x.prof"));
 }
 
 // Leaf function -> samples, over the user frames of folded stacks.
