@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/output.h"
 #include "src/cli/cli.h"
@@ -57,6 +58,10 @@ int FlamegraphMain(int argc, char** argv) {
     out = SwapExtension(in, ".prof", ".html");
   }
   if (title.empty()) title = "Flame Graph: " + in;
+  if (!PathExists(in)) {
+    fprintf(stderr, "framescope flamegraph: %s: no such file\n", in.c_str());
+    return 2;
+  }
   if (Status st = CheckOutputs({out}, {in}); !st.ok()) {
     fprintf(stderr, "framescope flamegraph: %s\n", st.message().c_str());
     return 2;

@@ -69,9 +69,15 @@ constexpr const char* kSummary =
     "under restores it toward --frequency. Host CPU above --max-host-cpu is reported as an\n"
     "early warning and never lowers the rate (host load includes the profiled workload).\n"
     "Every rate change is in the report with its time and reason, with the effective rate.\n"
+    "A service the supervisor restarts while recording is followed to its new pid (the\n"
+    "restart is in the report). One run at a time: a second run on the same system or\n"
+    "output folder fails at once (locks STATE/profile.lock, OUT/.framescope-profile.lock).\n"
+    "Outputs are regular files replaced atomically; a symlink, device or FIFO in their place\n"
+    "is refused before recording (a --baseline of /dev/null discards the section).\n"
     "Ctrl-C stops early and writes partial results. Exit codes: 0 ok, 1 error (incl. an\n"
-    "output not written), 2 usage or unusable output path, 3 preflight or coverage failure\n"
-    "(a service that used CPU but got no samples), 130 interrupted (partial results written).";
+    "output not written, another run holding a lock), 2 bad flag value or unusable output\n"
+    "path, 3 preflight or coverage failure (a service that used CPU but got no samples, or\n"
+    "exited and was not followed to a restart), 130 interrupted (partial results written).";
 
 struct CliFlags {
   profile::ProfileRunOptions run;

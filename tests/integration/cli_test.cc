@@ -215,6 +215,8 @@ TEST(CliFlagsTest, BadValuesExit2NamingTheFlag) {
       {"profile --min-frequency 500 --state-dir " + tmp.path() + "/s", "--min-frequency"},
       {"status --state-dir --json", "--state-dir"},
       {"record --out --pid 1", "--out"},
+      {"flamegraph " + tmp.path() + "/missing.prof", "missing.prof: no such file"},
+      {"diff " + tmp.path() + "/a.prof " + tmp.path() + "/b.prof", "a.prof: no such file"},
   };
   for (const Case& c : cases) {
     auto r = RunShell("timeout 20 " + Fs() + " " + c.args);
