@@ -196,6 +196,12 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
 
 void PrintErrors(const profile::ProfileRunResult& result) {
   for (const std::string& e : result.errors) fprintf(stderr, "framescope profile: %s\n", e.c_str());
+  if (const size_t failed = result.report.write_errors.size(); failed > 0) {
+    fprintf(stderr,
+            "framescope profile: %zu output(s) not written (above); every other output was "
+            "written\n",
+            failed);
+  }
   if (result.outcome == profile::ProfileOutcome::kInterrupted &&
       !result.report.started_at.empty()) {
     fprintf(stderr, "framescope profile: interrupted after %.1f s: partial results written\n",

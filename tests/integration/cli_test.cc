@@ -154,6 +154,19 @@ TEST_F(CliTest, UnwritableOutputsFailBeforeRecording) {
   }
 }
 
+// Item 6: an output that fails at write time (its folder removed while recording) does not
+// lose the other one; the message says which was written, and the exit is 1.
+TEST_F(CliTest, OneFailedOutputKeepsTheOther) {
+  ASSERT_EQ(mkdir(Path("gone").c_str(), 0755), 0);
+  auto r =
+      RunShell("{ (sleep 1; rmdir " + Path("gone") + ") & " + Fs() + " record --duration 3 -o " +
+               Path("kept.prof") + " --folded " + Path("gone/x.folded") +
+               " -- sh -c 'while :; do :; done'; s=$?; wait; exit $s; }");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("wrote only " + Path("kept.prof")), std::string::npos) << r.output;
+  EXPECT_TRUE(profile::ReadPprofFile(Path("kept.prof")).ok()) << r.output;
+}
+
 // Item 3: --duration ends `record -- CMD` even if CMD never exits: the profile is written and
 // the command stopped (or left running with --keep-running); Ctrl-C ends it too, exit 130.
 TEST_F(CliTest, RecordOfACommandThatNeverExitsEndsAtItsDuration) {
@@ -173,8 +186,9 @@ TEST_F(CliTest, RecordOfACommandThatNeverExitsEndsAtItsDuration) {
   EXPECT_EQ(testing::PidsMatching(tag).size(), 1u) << keep.output;
   RunShell("pkill -f " + tag);
   // timeout forwards the SIGINT to framescope; the sh loop ignores it (a background job).
-  auto intr = RunShell("timeout -k 1 20 " + Fs() + " record --duration 0 -o " + Path("i.prof") +
-                       " -- sh -c 'while :; do :; done' & p=$!; sleep 1.5; kill -INT $p; wait $p");
+  auto intr =
+      RunShell("{ timeout -k 1 20 " + Fs() + " record --duration 0 -o " + Path("i.prof") +
+               " -- sh -c 'while :; do :; done' & p=$!; sleep 1.5; kill -INT $p; wait $p; }");
   EXPECT_EQ(intr.exit_code, 130) << intr.output;
   EXPECT_TRUE(profile::ReadPprofFile(Path("i.prof")).ok()) << intr.output;
 }
