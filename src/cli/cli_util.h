@@ -2,6 +2,7 @@
 #ifndef FRAMESCOPE_CLI_CLI_UTIL_H_
 #define FRAMESCOPE_CLI_CLI_UTIL_H_
 
+#include <atomic>
 #include <string>
 
 namespace fs {
@@ -10,6 +11,11 @@ namespace fs {
 // appended.
 std::string SwapExtension(const std::string& path, const std::string& ext,
                           const std::string& new_ext);
+
+// SIGINT and SIGTERM from now on: the first sets *stop (the command stops early and writes what
+// it has); a second one ends the process at once, as the default action would, so a stuck
+// post-processing step can always be abandoned.
+void CatchStopSignals(std::atomic<bool>* stop);
 
 }  // namespace fs
 

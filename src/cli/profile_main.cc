@@ -1,6 +1,5 @@
 // framescope profile: a thin CLI over RunProfile() (src/session/profile_run.h): flags in, a
 // progress line while recording, a table and the exit code out.
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,13 +9,13 @@
 
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
+#include "src/cli/cli_util.h"
 #include "src/session/profile_run.h"
 
 namespace fs {
 namespace {
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop.store(true); }
 
 // Exit codes (also in --help).
 constexpr int kExitOk = 0;
@@ -74,7 +73,8 @@ constexpr const char* kSummary =
     "output folder fails at once (locks STATE/profile.lock, OUT/.framescope-profile.lock).\n"
     "Outputs are regular files replaced atomically; a symlink, device or FIFO in their place\n"
     "is refused before recording (a --baseline of /dev/null discards the section).\n"
-    "Ctrl-C stops early and writes partial results. Exit codes: 0 ok, 1 error (incl. an\n"
+    "Ctrl-C stops early and writes partial results (a second Ctrl-C quits without\n"
+    "writing). Exit codes: 0 ok, 1 error (incl. an\n"
     "output not written, another run holding a lock), 2 bad flag value or unusable output\n"
     "path, 3 preflight or coverage failure (a service that used CPU but got no samples, or\n"
     "exited and was not followed to a restart), 130 interrupted (partial results written).";
@@ -230,11 +230,7 @@ void PrintErrors(const profile::ProfileRunResult& result) {
 int ProfileMain(int argc, char** argv) {
   CliFlags f;
   if (int code = ParseFlags(argc, argv, &f); code >= 0) return code;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  CatchStopSignals(&g_stop);
   f.run.stop = &g_stop;
   profile::ProgressSink progress;
   progress.message = [](const std::string& line) { fprintf(stderr, "%s\n", line.c_str()); };

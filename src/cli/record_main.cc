@@ -27,7 +27,6 @@ namespace fs {
 namespace {
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop.store(true); }
 
 std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -133,7 +132,8 @@ constexpr const char* kRecordSummary =
     "Targets: --pid, --service (of the system `up` started), or `-- CMD ARGS...`. A\n"
     "command still running when --duration ends is stopped (SIGTERM, SIGKILL after 5 s)\n"
     "unless --keep-running; --duration 0 records until it exits.\n"
-    "Ctrl-C (or SIGTERM) stops early and writes what was recorded.\n"
+    "Ctrl-C (or SIGTERM) stops early and writes what was recorded; a second one quits at\n"
+    "once without writing.\n"
     "Exit codes: 0 ok, 1 failure (nothing recorded, an output not written), 2 bad usage,\n"
     "130 interrupted (what was recorded is written).";
 
@@ -337,14 +337,6 @@ profile::RecordOptions MakeOptions(const RecordFlags& f) {
   return opts;
 }
 
-void CatchStopSignals() {
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
 }  // namespace
 
 int RecordMain(int argc, char** argv) {
@@ -362,7 +354,7 @@ int RecordMain(int argc, char** argv) {
       return 1;
     }
   }
-  CatchStopSignals();  // Before the command starts: a Ctrl-C from now on still writes.
+  CatchStopSignals(&g_stop);  // Before the command starts: a Ctrl-C from now on still writes.
   std::optional<Command> command;
   if (!f.command.empty()) {
     auto started = StartCommand(f.command);
