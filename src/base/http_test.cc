@@ -292,38 +292,42 @@ TEST(HttpSlowClientTest, ShedsWaitingConnectionsNeverBusyOnes) {
     return HttpResponse{200, "text/plain", "ok"};
   });
   ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
-  auto busy = std::async(std::launch::async,
-                         [&] { return HttpGet("127.0.0.1", server.port(), "/slow", 5000); });
-  {
+  auto slow_get = [&] {
+    return std::async(std::launch::async,
+                      [&] { return HttpGet("127.0.0.1", server.port(), "/slow", 5000); });
+  };
+  auto handlers_entered = [&](int n) {
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(3), [&] { return entered == 1; }));
-  }
-  auto waiting = ConnectTcp("127.0.0.1", server.port(), 1000);  // sends half a request
-  ASSERT_TRUE(waiting.ok());
-  ASSERT_TRUE(WriteAll(waiting->get(), "GET /hea", 8).ok());
-  std::this_thread::sleep_for(milliseconds(100));
-  auto health = HttpGet("127.0.0.1", server.port(), "/health", 1000);
-  ASSERT_TRUE(health.ok()) << health.status().message();
-  EXPECT_EQ(health->status, 200);
-  SetIoTimeout(waiting->get(), 1000);
-  char buf[256] = {};
-  ASSERT_GT(recv(waiting->get(), buf, sizeof(buf) - 1, 0), 0) << "waiting connection not shed";
-  EXPECT_EQ(StatusOf(buf), 408) << buf;
-  auto second_busy = std::async(std::launch::async,
-                                [&] { return HttpGet("127.0.0.1", server.port(), "/slow", 5000); });
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(3), [&] { return entered == 2; }));
-  }
-  auto refused = HttpGet("127.0.0.1", server.port(), "/health", 1000);
-  ASSERT_TRUE(refused.ok()) << refused.status().message();
-  EXPECT_EQ(refused->status, 503) << "both slots run handlers: nothing may be shed";
+    return cv.wait_for(lock, std::chrono::seconds(3), [&] { return entered == n; });
+  };
+  std::future<StatusOr<HttpResult>> busy, second_busy;
+  [&] {  // its ASSERTs return here, so the handlers below are always released
+    busy = slow_get();
+    ASSERT_TRUE(handlers_entered(1));
+    auto waiting = ConnectTcp("127.0.0.1", server.port(), 1000);  // sends half a request
+    ASSERT_TRUE(waiting.ok());
+    ASSERT_TRUE(WriteAll(waiting->get(), "GET /hea", 8).ok());
+    std::this_thread::sleep_for(milliseconds(100));
+    auto health = HttpGet("127.0.0.1", server.port(), "/health", 1000);
+    ASSERT_TRUE(health.ok()) << health.status().message();
+    EXPECT_EQ(health->status, 200);
+    SetIoTimeout(waiting->get(), 1000);
+    char buf[256] = {};
+    ASSERT_GT(recv(waiting->get(), buf, sizeof(buf) - 1, 0), 0) << "waiting connection not shed";
+    EXPECT_EQ(StatusOf(buf), 408) << buf;
+    second_busy = slow_get();
+    ASSERT_TRUE(handlers_entered(2));
+    auto refused = HttpGet("127.0.0.1", server.port(), "/health", 1000);
+    ASSERT_TRUE(refused.ok()) << refused.status().message();
+    EXPECT_EQ(refused->status, 503) << "both slots run handlers: nothing may be shed";
+  }();
   {
     std::lock_guard<std::mutex> lock(mu);
     release = true;
   }
   cv.notify_all();
   for (auto* f : {&busy, &second_busy}) {
+    if (!f->valid()) continue;  // not started: a step above failed
     auto r = f->get();
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_EQ(r->status, 200);
