@@ -12,9 +12,9 @@
 // - Shedding instead of refusing. At most max_connections are served. When a newcomer finds the
 //   cap full, the connection that has waited longest for a complete request (oldest incomplete
 //   head or body, or longest-idle keep-alive) is shed: 408, or a silent close if it was idle
-//   between keep-alive requests. Connections running a handler or writing a response are never shed;
-//   only when all of them are busy does the newcomer get 503. So slowloris connections cost
-//   each other their slots, while /health and well-behaved clients (whole request in one
+//   between keep-alive requests. Connections running a handler or writing a response are never
+//   shed; only when all of them are busy does the newcomer get 503. So slowloris connections
+//   cost each other their slots, while /health and well-behaved clients (whole request in one
 //   packet) get in at once and are answered.
 // - Framing answered, never silently dropped (RFC 9112): bad or conflicting Content-Length 400,
 //   one over 1 MiB 413, Transfer-Encoding (chunked request bodies) 501, a request line over
