@@ -7,16 +7,30 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 #include "src/base/logging.h"
 
 namespace fs {
 namespace {
 
-constexpr size_t kMaxRequestBytes = 1 << 20;
-constexpr int kIdleTimeoutMs = 10000;
-constexpr int kMaxWorkers = 64;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Limits of a request (the server) and of a response (the client). Our requests are GETs with
+// short URLs, so these are generous; they bound memory per connection.
+constexpr size_t kMaxRequestLine = 8 << 10;
+constexpr size_t kMaxHead = 64 << 10;
+constexpr size_t kMaxBody = 1 << 20;
+constexpr size_t kMaxResponse = 16 << 20;
+// After an error answer: how long the server drains input before closing, and how long the
+// answer may take to write (short: the connection is already known to be bad or slow).
+constexpr int kLingerMs = 1000;
+constexpr int kListenBacklog = 1024;
 
 const char* Reason(int status) {
   switch (status) {
@@ -32,51 +46,248 @@ const char* Reason(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
     case 503:
       return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "Status";
   }
 }
 
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
-// Reads until "\r\n\r\n" plus Content-Length bytes. Returns false on EOF/timeout/oversize.
-bool ReadMessage(int fd, std::string* buf, std::string* head, std::string* body) {
+int RemainingMs(Clock::time_point deadline) {
+  auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX));
+}
+
+enum class Recv { kData, kEof, kTimeout, kError };
+
+// Appends whatever arrives on fd before `deadline`. The deadline is absolute, so a peer that
+// trickles bytes cannot stretch a wait made of several calls.
+Recv RecvBy(int fd, std::string* buf, Clock::time_point deadline) {
   for (;;) {
-    auto end = buf->find("\r\n\r\n");
-    if (end != std::string::npos) {
-      *head = buf->substr(0, end);
-      size_t content_length = 0;
-      std::string lower = Lower(*head);
-      if (auto p = lower.find("\r\ncontent-length:"); p != std::string::npos) {
-        content_length = strtoul(lower.c_str() + p + 17, nullptr, 10);
-      }
-      if (content_length > kMaxRequestBytes) return false;
-      size_t total = end + 4 + content_length;
-      while (buf->size() < total) {
-        char tmp[16384];
-        ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        buf->append(tmp, static_cast<size_t>(n));
-      }
-      *body = buf->substr(end + 4, content_length);
-      buf->erase(0, total);
-      return true;
-    }
-    if (buf->size() > kMaxRequestBytes) return false;
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, RemainingMs(deadline));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Recv::kError;
+    if (r == 0) return Recv::kTimeout;
     char tmp[16384];
-    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    buf->append(tmp, static_cast<size_t>(n));
+    ssize_t n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+    if (n > 0) {
+      buf->append(tmp, static_cast<size_t>(n));
+      return Recv::kData;
+    }
+    if (n == 0) return Recv::kEof;
+    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return Recv::kError;
   }
+}
+
+// Writes all of `data` before `deadline` (a reader that drains slowly cannot hold us longer).
+Status SendBy(int fd, std::string_view data, Clock::time_point deadline) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return Err(std::string("write failed: ") + strerror(errno));
+    }
+    pollfd p{fd, POLLOUT, 0};
+    if (poll(&p, 1, RemainingMs(deadline)) == 0) return Err("write deadline passed");
+  }
+  return Status::Ok();
+}
+
+// Finds the empty line that ends a message head. A line ends in LF, optionally preceded by CR
+// (RFC 9112 §2.2 lets a recipient accept a bare LF). Returns the head's length, its last line
+// terminator included, and sets *body_start; npos while the head is incomplete.
+size_t FindHeadEnd(const std::string& buf, size_t* body_start) {
+  for (size_t lf = buf.find('\n'); lf != std::string::npos; lf = buf.find('\n', lf + 1)) {
+    size_t next = lf + 1;
+    if (next < buf.size() && buf[next] == '\r') ++next;
+    if (next < buf.size() && buf[next] == '\n') {
+      *body_start = next + 1;
+      return lf + 1;
+    }
+  }
+  return std::string::npos;
+}
+
+// Splits a head into its lines, without CR LF / LF. False on a CR that does not end a line
+// (RFC 9112 §2.2: a bare CR is rejected).
+bool SplitLines(std::string_view head, std::vector<std::string_view>* lines) {
+  while (!head.empty()) {
+    size_t lf = head.find('\n');
+    std::string_view line = head.substr(0, lf);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find('\r') != std::string_view::npos) return false;
+    lines->push_back(line);
+    head.remove_prefix(lf == std::string_view::npos ? head.size() : lf + 1);
+  }
+  return true;
+}
+
+// A parse failure: the status to answer and why.
+struct HttpError {
+  int status = 0;
+  std::string why;
+};
+
+// Content-Length as 1*DIGIT; values past 15 digits saturate (they exceed every limit anyway).
+std::optional<uint64_t> ParseLength(std::string_view v) {
+  v = TrimOws(v);
+  if (v.empty() || v.size() > 15) {
+    return v.size() > 15 && v.find_first_not_of("0123456789") == std::string_view::npos
+               ? std::optional<uint64_t>(UINT64_MAX)
+               : std::nullopt;
+  }
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return n;
+}
+
+// Adds one field's Content-Length (a list such as "5, 5" is allowed) to *length. Differing or
+// non-numeric values are an error: RFC 9112 §6.3 makes such a message unframeable.
+bool MergeLength(std::string_view value, std::optional<uint64_t>* length) {
+  for (;;) {
+    size_t comma = value.find(',');
+    std::optional<uint64_t> n = ParseLength(value.substr(0, comma));
+    if (!n || (length->has_value() && **length != *n)) return false;
+    *length = n;
+    if (comma == std::string_view::npos) return true;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+// Parses header field lines into lower-cased names (a repeated name keeps its last value) and
+// the message's Content-Length.
+HttpError ParseFields(const std::vector<std::string_view>& lines, size_t first,
+                      std::map<std::string, std::string>* headers,
+                      std::optional<uint64_t>* content_length) {
+  for (size_t i = first; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    size_t colon = line.find(':');
+    // RFC 9112 §5.1-5.2: no whitespace before the colon, no obsolete line folding.
+    if (colon == 0 || colon == std::string_view::npos || line[0] == ' ' || line[0] == '\t' ||
+        line.substr(0, colon).find_first_of(" \t") != std::string_view::npos) {
+      return {400, "malformed header line"};
+    }
+    std::string name = Lower(line.substr(0, colon));
+    std::string_view value = TrimOws(line.substr(colon + 1));
+    if (name == "content-length" && !MergeLength(value, content_length)) {
+      return {400, "invalid or conflicting Content-Length"};
+    }
+    (*headers)[name] = std::string(value);
+  }
+  return {};
+}
+
+void ParseQuery(std::string_view qs, HttpRequest* req) {
+  for (;;) {
+    size_t amp = qs.find('&');
+    std::string_view kv = qs.substr(0, amp);
+    if (!kv.empty()) {
+      size_t eq = kv.find('=');
+      std::string key = UrlDecode(std::string(kv.substr(0, eq)));
+      if (req->query.count(key) != 0) req->repeated_query_keys.insert(key);
+      req->query[key] =
+          eq == std::string_view::npos ? "" : UrlDecode(std::string(kv.substr(eq + 1)));
+    }
+    if (amp == std::string_view::npos) return;
+    qs.remove_prefix(amp + 1);
+  }
+}
+
+// "METHOD SP target SP HTTP/1.x" (RFC 9112 §3). Sets *keep_alive false for HTTP/1.0.
+HttpError ParseRequestLine(std::string_view line, HttpRequest* req, bool* keep_alive) {
+  size_t sp1 = line.find(' ');
+  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp1 == 0 || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
+      line.find_first_of(" \t", sp2 + 1) != std::string_view::npos) {
+    return {400, "malformed request line"};
+  }
+  std::string_view version = line.substr(sp2 + 1);
+  if (version.substr(0, 5) != "HTTP/") return {400, "malformed request line"};
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") return {505, "only HTTP/1.x is supported"};
+  if (version == "HTTP/1.0") *keep_alive = false;
+  req->method = std::string(line.substr(0, sp1));
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  size_t q = target.find('?');
+  req->path = UrlDecode(std::string(target.substr(0, q)));
+  if (q != std::string_view::npos) ParseQuery(target.substr(q + 1), req);
+  return {};
+}
+
+// Parses a complete request head. *body_length is what the body must be read to.
+HttpError ParseRequestHead(std::string_view head, HttpRequest* req, bool* keep_alive,
+                           size_t* body_length) {
+  std::vector<std::string_view> lines;
+  if (!SplitLines(head, &lines) || lines.empty()) return {400, "bare CR in request head"};
+  HttpError e = ParseRequestLine(lines[0], req, keep_alive);
+  std::optional<uint64_t> length;
+  if (e.status == 0) e = ParseFields(lines, 1, &req->headers, &length);
+  if (e.status != 0) return e;
+  if (req->headers.count("transfer-encoding") != 0) {
+    return {501, "Transfer-Encoding in requests is not supported; send Content-Length"};
+  }
+  if (length.value_or(0) > kMaxBody) return {413, "request body over 1 MiB"};
+  *body_length = static_cast<size_t>(length.value_or(0));
+  if (Lower(req->headers["connection"]).find("close") != std::string::npos) *keep_alive = false;
+  return {};
+}
+
+// 414 / 431 once the request line or the head (complete or not) is over its limit.
+HttpError CheckHeadSize(const std::string& buf, size_t head_len) {
+  size_t line = std::min(buf.find('\n'), buf.size());
+  if (line > kMaxRequestLine) return {414, "request line over 8 KiB"};
+  if (std::min(head_len, buf.size()) > kMaxHead) return {431, "request head over 64 KiB"};
+  return {};
+}
+
+// RFC 9112 §2.2: a server should ignore empty lines before a request line.
+void DropLeadingEmptyLines(std::string* buf) {
+  size_t n = 0;
+  while (n < buf->size() && ((*buf)[n] == '\n' || buf->compare(n, 2, "\r\n") == 0)) {
+    n += (*buf)[n] == '\n' ? 1 : 2;
+  }
+  buf->erase(0, n);
+}
+
+std::string ResponseBytes(const HttpResponse& resp, bool keep_alive, bool head_only) {
+  std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) +
+                    "\r\nContent-Type: " + resp.content_type +
+                    "\r\nContent-Length: " + std::to_string(resp.body.size()) +
+                    (keep_alive ? "\r\n" : "\r\nConnection: close\r\n") + "\r\n";
+  if (!head_only) out += resp.body;
+  return out;
 }
 
 int HexVal(char c) {
@@ -87,6 +298,22 @@ int HexVal(char c) {
 }
 
 }  // namespace
+
+// One served connection. `waiting` and the rest are guarded by the server's conn_mu_.
+struct HttpServer::Conn {
+  Conn(int f, Clock::time_point t) : fd(f), waiting_since(t) {}
+  const int fd;
+  bool waiting = true;  // waiting for request bytes (or draining before close): sheddable
+  Clock::time_point waiting_since;
+  bool shed = false;
+};
+
+// One parsed request, or why it could not be.
+struct HttpServer::Incoming {
+  HttpRequest req;
+  bool keep_alive = true;
+  std::string why;
+};
 
 std::string UrlDecode(const std::string& s) {
   std::string out;
@@ -117,7 +344,9 @@ void HttpServer::HandlePrefix(const std::string& prefix, HttpHandler handler) {
 }
 
 Status HttpServer::Start(const std::string& host, int port) {
-  ASSIGN_OR_RETURN(listen_fd_, ListenTcp(host, port));
+  // A deep accept queue: a burst of connections (an attacker's, or many scrapers at once) must
+  // not overflow it, or the kernel drops SYNs and a well-behaved client waits 1 s to retry.
+  ASSIGN_OR_RETURN(listen_fd_, ListenTcp(host, port, kListenBacklog));
   port_ = BoundPort(listen_fd_.get());
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   return Status::Ok();
@@ -129,105 +358,154 @@ void HttpServer::Stop() {
   if (accept_thread_.joinable()) accept_thread_.join();
   {
     std::lock_guard<std::mutex> lock(conn_mu_);
-    for (int fd : open_conns_) shutdown(fd, SHUT_RDWR);
+    for (const auto& conn : conns_) shutdown(conn->fd, SHUT_RDWR);
   }
   // Workers are detached; wait for them so handlers never outlive the server.
-  for (int i = 0; i < 500 && active_workers_.load() > 0; ++i) usleep(10000);
+  for (int i = 0; i < 500 && workers_.load() > 0; ++i) usleep(10000);
   listen_fd_.Reset();
 }
 
 void HttpServer::AcceptLoop() {
   while (!stopping_.load()) {
     pollfd p{listen_fd_.get(), POLLIN, 0};
-    int r = poll(&p, 1, 200);
-    if (r <= 0) continue;
+    if (poll(&p, 1, 200) <= 0) continue;
     int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    // Bounded concurrency: beyond kMaxWorkers connections the client gets a 503 at once
-    // instead of the process spawning threads without limit.
-    if (active_workers_.load() >= kMaxWorkers) {
+    auto conn = std::make_shared<Conn>(fd, Clock::now());
+    if (!Admit(conn)) {
       static const char kBusy[] =
           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
           "Content-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too many connections\"}";
-      (void)WriteAll(fd, kBusy, sizeof(kBusy) - 1);
+      (void)send(fd, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
       close(fd);
       continue;
     }
-    {
-      std::lock_guard<std::mutex> lock(conn_mu_);
-      open_conns_.push_back(fd);
-    }
-    active_workers_.fetch_add(1);
-    std::thread([this, fd] {
-      Serve(fd);
-      {
-        std::lock_guard<std::mutex> lock(conn_mu_);
-        open_conns_.erase(std::remove(open_conns_.begin(), open_conns_.end(), fd),
-                          open_conns_.end());
-      }
-      close(fd);
-      active_workers_.fetch_sub(1);
+    workers_.fetch_add(1);
+    std::thread([this, conn] {
+      Serve(*conn);
+      Forget(conn);
+      close(conn->fd);
+      workers_.fetch_sub(1);
     }).detach();
   }
 }
 
-void HttpServer::Serve(int fd) {
-  SetIoTimeout(fd, kIdleTimeoutMs);
-  std::string buf, head, body;
-  while (!stopping_.load() && ReadMessage(fd, &buf, &head, &body)) {
-    HttpRequest req;
-    auto line_end = head.find("\r\n");
-    std::string request_line = head.substr(0, line_end);
-    auto sp1 = request_line.find(' ');
-    auto sp2 = request_line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
-    HttpResponse resp;
-    bool keep_alive = true;
-    if (sp1 == std::string::npos || sp2 == std::string::npos) {
-      resp = {400, "application/json", "{\"error\":\"malformed request line\"}"};
-      keep_alive = false;
-    } else {
-      req.method = request_line.substr(0, sp1);
-      std::string target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-      auto q = target.find('?');
-      req.path = UrlDecode(target.substr(0, q));
-      if (q != std::string::npos) {
-        std::string qs = target.substr(q + 1);
-        size_t pos = 0;
-        while (pos <= qs.size()) {
-          size_t amp = qs.find('&', pos);
-          std::string kv = qs.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
-          if (!kv.empty()) {
-            auto eq = kv.find('=');
-            std::string key = UrlDecode(kv.substr(0, eq));
-            if (req.query.count(key) != 0) req.repeated_query_keys.insert(key);
-            req.query[key] = eq == std::string::npos ? "" : UrlDecode(kv.substr(eq + 1));
-          }
-          if (amp == std::string::npos) break;
-          pos = amp + 1;
-        }
+bool HttpServer::Admit(const std::shared_ptr<Conn>& conn) {
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  if (admitted_ >= options_.max_connections) {
+    Conn* victim = nullptr;
+    for (const auto& c : conns_) {
+      if (c->waiting && !c->shed && (!victim || c->waiting_since < victim->waiting_since)) {
+        victim = c.get();
       }
-      size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-      while (pos < head.size()) {
-        size_t e = head.find("\r\n", pos);
-        std::string h = head.substr(pos, e == std::string::npos ? std::string::npos : e - pos);
-        if (auto c = h.find(':'); c != std::string::npos) {
-          std::string v = h.substr(c + 1);
-          v.erase(0, v.find_first_not_of(' '));
-          req.headers[Lower(h.substr(0, c))] = v;
-        }
-        if (e == std::string::npos) break;
-        pos = e + 2;
-      }
-      req.body = body;
-      if (Lower(req.headers["connection"]) == "close") keep_alive = false;
-      resp = Dispatch(req);
     }
-    std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) +
-                      "\r\nContent-Type: " + resp.content_type +
-                      "\r\nContent-Length: " + std::to_string(resp.body.size()) +
-                      (keep_alive ? "\r\n" : "\r\nConnection: close\r\n") + "\r\n";
-    if (req.method != "HEAD") out += resp.body;
-    if (!WriteAll(fd, out.data(), out.size()).ok() || !keep_alive) break;
+    if (victim == nullptr) return false;
+    // Its worker wakes from poll with EOF, sees `shed` and answers 408 (or closes if idle);
+    // the slot is free now, the thread ends within kLingerMs.
+    victim->shed = true;
+    --admitted_;
+    shutdown(victim->fd, SHUT_RD);
+  }
+  conns_.push_back(conn);
+  ++admitted_;
+  return true;
+}
+
+void HttpServer::Forget(const std::shared_ptr<Conn>& conn) {
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  conns_.erase(std::remove(conns_.begin(), conns_.end(), conn), conns_.end());
+  if (!conn->shed) --admitted_;
+}
+
+bool HttpServer::SetWaiting(Conn& conn, bool waiting) {
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  if (conn.shed) return false;
+  conn.waiting = waiting;
+  conn.waiting_since = Clock::now();
+  return true;
+}
+
+bool HttpServer::IsShed(Conn& conn) {
+  std::lock_guard<std::mutex> lock(conn_mu_);
+  return conn.shed;
+}
+
+int HttpServer::ReadRequest(Conn& conn, bool first, std::string* buf, Incoming* in) {
+  // Reads more before `deadline`: 0, 408 on a missed deadline or when shed, -1 when the peer
+  // went away.
+  auto read_more = [&](Clock::time_point deadline) {
+    switch (RecvBy(conn.fd, buf, deadline)) {
+      case Recv::kData:
+        return 0;
+      case Recv::kTimeout:
+        return 408;
+      case Recv::kEof:
+        return IsShed(conn) ? 408 : -1;
+      case Recv::kError:
+        return -1;
+    }
+    return -1;
+  };
+  Clock::time_point start = conn.waiting_since;  // accept, for the first request
+  if (!first) {
+    // Keep-alive: idle until the next request's first byte, then its head deadline runs.
+    if (buf->empty() && read_more(Clock::now() + milliseconds(options_.idle_timeout_ms)) != 0) {
+      return -1;
+    }
+    start = Clock::now();
+  }
+  in->why = "request not received in time";
+  size_t head_len = 0, body_start = 0;
+  for (;;) {
+    DropLeadingEmptyLines(buf);
+    head_len = FindHeadEnd(*buf, &body_start);
+    if (HttpError e = CheckHeadSize(*buf, head_len); e.status != 0) {
+      in->why = e.why;
+      return e.status;
+    }
+    if (head_len != std::string::npos) break;
+    if (int r = read_more(start + milliseconds(options_.header_timeout_ms)); r != 0) return r;
+  }
+  size_t body_len = 0;
+  HttpError e = ParseRequestHead(std::string_view(*buf).substr(0, head_len), &in->req,
+                                 &in->keep_alive, &body_len);
+  if (e.status != 0) {
+    in->why = e.why;
+    return e.status;
+  }
+  auto body_deadline = Clock::now() + milliseconds(options_.body_timeout_ms);
+  while (buf->size() < body_start + body_len) {
+    if (int r = read_more(body_deadline); r != 0) return r;
+  }
+  in->req.body = buf->substr(body_start, body_len);
+  buf->erase(0, body_start + body_len);
+  return 0;
+}
+
+void HttpServer::Serve(Conn& conn) {
+  std::string buf;
+  for (bool first = true; !stopping_.load(); first = false) {
+    Incoming in;
+    int status = ReadRequest(conn, first, &buf, &in);
+    if (status == 0 && !SetWaiting(conn, false)) status = 408;  // shed as the request completed
+    if (status < 0) return;
+    if (status > 0) {
+      // An error answer, then close. Unless shed (its slot is already given away), drain what
+      // the client may still be sending: closing on unread input makes the kernel send a
+      // reset, which can destroy the answer before the client reads it.
+      HttpResponse resp{status, "application/json", "{\"error\":\"" + in.why + "\"}"};
+      auto deadline = Clock::now() + milliseconds(kLingerMs);
+      if (!SendBy(conn.fd, ResponseBytes(resp, false, false), deadline).ok()) return;
+      if (!SetWaiting(conn, true)) return;
+      shutdown(conn.fd, SHUT_WR);
+      for (std::string sink; RecvBy(conn.fd, &sink, deadline) == Recv::kData;) sink.clear();
+      return;
+    }
+    HttpResponse resp = Dispatch(in.req);
+    auto deadline = Clock::now() + milliseconds(options_.write_timeout_ms);
+    std::string out = ResponseBytes(resp, in.keep_alive, in.req.method == "HEAD");
+    if (!SendBy(conn.fd, out, deadline).ok() || !in.keep_alive) return;
+    SetWaiting(conn, true);
   }
 }
 
@@ -242,46 +520,70 @@ HttpResponse HttpServer::Dispatch(const HttpRequest& req) {
   return {404, "application/json", "{\"error\":\"no such path\"}"};
 }
 
+namespace {
+
+// Reads a response body that has no Content-Length: it runs to EOF (Go's servers stream larger
+// bodies chunked; our request's Connection: close guarantees the EOF).
+Status ReadToEof(int fd, int timeout_ms, std::string* body) {
+  for (;;) {
+    if (body->size() > kMaxResponse) return Err("HTTP response over 16 MiB");
+    switch (RecvBy(fd, body, Clock::now() + milliseconds(timeout_ms))) {
+      case Recv::kData:
+        continue;
+      case Recv::kEof:
+        return Status::Ok();
+      case Recv::kTimeout:
+        return Err("timed out reading the HTTP response");
+      case Recv::kError:
+        return Err(std::string("reading the HTTP response: ") + strerror(errno));
+    }
+  }
+}
+
+}  // namespace
+
 StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::string& path,
                              int timeout_ms, const std::map<std::string, std::string>& headers) {
+  std::string where = host + ":" + std::to_string(port) + path;
   ASSIGN_OR_RETURN(ScopedFd fd, ConnectTcp(host, port, timeout_ms));
-  SetIoTimeout(fd.get(), timeout_ms);
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   req += "\r\n";
-  RETURN_IF_ERROR(WriteAll(fd.get(), req.data(), req.size()));
-  std::string buf, head, body;
-  if (!ReadMessage(fd.get(), &buf, &head, &body)) {
-    return Err("no complete HTTP response from " + host + ":" + std::to_string(port) + path);
+  RETURN_IF_ERROR(SendBy(fd.get(), req, Clock::now() + milliseconds(timeout_ms)));
+  // timeout_ms bounds each wait for the server, not the whole transfer.
+  std::string buf;
+  size_t head_len = 0, body_start = 0;
+  while ((head_len = FindHeadEnd(buf, &body_start)) == std::string::npos) {
+    if (buf.size() > kMaxHead ||
+        RecvBy(fd.get(), &buf, Clock::now() + milliseconds(timeout_ms)) != Recv::kData) {
+      return Err("no complete HTTP response from " + where);
+    }
   }
-  std::string lower = Lower(head);
-  if (lower.find("\r\ncontent-length:") == std::string::npos) {
-    // No length (Go's servers stream larger bodies chunked): the body runs to EOF, which
-    // Connection: close guarantees.
-    body = buf;
-    for (;;) {
-      if (body.size() > 16 * kMaxRequestBytes) return Err("HTTP response too large");
-      char tmp[16384];
-      ssize_t n = recv(fd.get(), tmp, sizeof(tmp), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        return Err("reading HTTP response from " + host + ":" + std::to_string(port) + path + ": " +
-                   strerror(errno));
-      }
-      if (n == 0) break;
-      body.append(tmp, static_cast<size_t>(n));
-    }
-    auto te = lower.find("\r\ntransfer-encoding:");
-    if (te != std::string::npos &&
-        lower.substr(te + 2, lower.find("\r\n", te + 2) - te - 2).find("chunked") !=
-            std::string::npos) {
-      ASSIGN_OR_RETURN(body, DecodeChunked(body));
-    }
+  std::vector<std::string_view> lines;
+  std::map<std::string, std::string> fields;
+  std::optional<uint64_t> length;
+  if (!SplitLines(std::string_view(buf).substr(0, head_len), &lines) ||
+      ParseFields(lines, 1, &fields, &length).status != 0) {
+    return Err("malformed HTTP response head from " + where);
   }
   HttpResult result;
-  auto sp = head.find(' ');
-  result.status = sp == std::string::npos ? 0 : atoi(head.c_str() + sp + 1);
-  result.body = std::move(body);
+  auto sp = lines[0].find(' ');
+  result.status = sp == std::string::npos ? 0 : atoi(std::string(lines[0].substr(sp + 1)).c_str());
+  result.body = buf.substr(body_start);
+  if (length.has_value()) {
+    if (*length > kMaxResponse) return Err("HTTP response over 16 MiB from " + where);
+    while (result.body.size() < *length) {
+      if (RecvBy(fd.get(), &result.body, Clock::now() + milliseconds(timeout_ms)) != Recv::kData) {
+        return Err("no complete HTTP response from " + where);
+      }
+    }
+    result.body.resize(static_cast<size_t>(*length));
+    return result;
+  }
+  RETURN_IF_ERROR(ReadToEof(fd.get(), timeout_ms, &result.body).Annotate(where));
+  if (Lower(fields["transfer-encoding"]).find("chunked") != std::string::npos) {
+    ASSIGN_OR_RETURN(result.body, DecodeChunked(result.body));
+  }
   return result;
 }
 

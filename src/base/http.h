@@ -1,12 +1,34 @@
 // A deliberately small HTTP/1.1 server and client for loopback control traffic:
-// /metrics, /health and the api. One thread accepts; each connection is served on a
-// short-lived worker thread (keep-alive supported) so a slow client cannot stall scrapes.
+// /metrics, /health and the api. One thread accepts; each connection is served on its own
+// short-lived worker thread (keep-alive supported) so a slow handler cannot stall scrapes.
+//
+// Slow and hostile clients (why we keep this server rather than a library: docs/ARCHITECTURE.md):
+// - Deadlines a trickle cannot extend. The whole request head must arrive within
+//   header_timeout_ms of accept (first request) or of the request's first byte (later
+//   keep-alive requests); the whole body within body_timeout_ms of the head's end; the whole
+//   response must be written within write_timeout_ms. A missed read deadline answers 408 and
+//   closes. Between requests a keep-alive connection may idle for idle_timeout_ms, then it is
+//   closed silently (RFC 9112 §9.8).
+// - Shedding instead of refusing. At most max_connections are served. When a newcomer finds the
+//   cap full, the connection that has waited longest for a complete request (oldest incomplete
+//   head or body, or longest-idle keep-alive) is shed: 408, or a silent close if it was idle
+//   between keep-alive requests. Connections running a handler or writing a response are never
+//   shed; only when all of them are busy does the newcomer get 503. So slowloris connections
+//   cost each other their slots, while /health and well-behaved clients (whole request in one
+//   packet) get in at once and are answered.
+// - Framing answered, never silently dropped (RFC 9112): bad or conflicting Content-Length 400,
+//   one over 1 MiB 413, Transfer-Encoding (chunked request bodies) 501, a request line over
+//   8 KiB 414, a head over 64 KiB 431, a bare CR, folded or malformed header line 400, another
+//   version than HTTP/1.x 505. Bare LF line endings are accepted (RFC 9112 §2.2). After an error
+//   answer the server stops writing and drains input briefly (kLingerMs) before closing, so the
+//   client reads the status instead of a connection reset.
 #ifndef FRAMESCOPE_BASE_HTTP_H_
 #define FRAMESCOPE_BASE_HTTP_H_
 
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -35,9 +57,19 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// Limits of HttpServer; the defaults suit loopback scrapes and the api. Tests shorten them.
+struct HttpServerOptions {
+  int max_connections = 64;      // served at once (threads); beyond it, shed or 503
+  int header_timeout_ms = 5000;  // whole request head, from accept or the request's first byte
+  int body_timeout_ms = 10000;   // whole request body, from the end of the head
+  int idle_timeout_ms = 10000;   // keep-alive wait for the next request's first byte
+  int write_timeout_ms = 10000;  // whole response
+};
+
 class HttpServer {
  public:
   HttpServer() = default;
+  explicit HttpServer(const HttpServerOptions& options) : options_(options) {}
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -52,10 +84,22 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
+  struct Conn;
+  struct Incoming;
+
   void AcceptLoop();
-  void Serve(int fd);
+  // Takes a new connection into the served set, shedding one at the cap; false: all are busy.
+  bool Admit(const std::shared_ptr<Conn>& conn);
+  void Forget(const std::shared_ptr<Conn>& conn);
+  // Marks a connection as waiting for request bytes (sheddable) or as busy; false if shed.
+  bool SetWaiting(Conn& conn, bool waiting);
+  bool IsShed(Conn& conn);
+  void Serve(Conn& conn);
+  // Reads and parses one request; returns 0, -1 (close silently) or an error status.
+  int ReadRequest(Conn& conn, bool first, std::string* buf, Incoming* in);
   HttpResponse Dispatch(const HttpRequest& req);
 
+  const HttpServerOptions options_;
   ScopedFd listen_fd_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -63,8 +107,9 @@ class HttpServer {
   std::map<std::string, HttpHandler> exact_;
   std::vector<std::pair<std::string, HttpHandler>> prefixes_;
   std::mutex conn_mu_;
-  std::vector<int> open_conns_;
-  std::atomic<int> active_workers_{0};
+  std::vector<std::shared_ptr<Conn>> conns_;  // under conn_mu_
+  int admitted_ = 0;                          // conns_ not shed; under conn_mu_
+  std::atomic<int> workers_{0};               // threads still running, shed ones included
 };
 
 struct HttpResult {
