@@ -56,40 +56,49 @@ StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  // O_EXCL|O_NOFOLLOW: a planted file or symlink at the temp name is never written through.
-  // A stale temp file of ours (a crash between open and rename) is removed first.
-  unlink(tmp.c_str());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0) return Err("cannot write " + tmp + ": " + strerror(errno));
+namespace {
+
+Status WriteAllTo(int fd, const std::string& contents, const std::string& name) {
   size_t off = 0;
   while (off < contents.size()) {
     ssize_t n = write(fd, contents.data() + off, contents.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return Err("cannot write " + tmp + ": " + strerror(e));
-    }
+    if (n < 0) return Err("cannot write " + name + ": " + strerror(errno));
     off += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    unlink(tmp.c_str());
-    return Err("cannot flush " + tmp + ": " + strerror(errno));
-  }
-  // Checked last, just before the rename: whatever is at `path` now is what gets replaced.
-  if (Status st = CheckRegularOrAbsent(path); !st.ok()) {
-    unlink(tmp.c_str());
-    return st;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    unlink(tmp.c_str());
-    return Err("cannot rename " + tmp + " to " + path + ": " + strerror(e));
-  }
   return Status::Ok();
+}
+
+// A replaced file keeps its owner (as root) and gets no more permission than it had: rewriting
+// a user's 0600 document must not leave it world-readable or owned by root.
+void KeepOwnerAndMode(int fd, const std::string& path, int mode) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  fchmod(fd, st.st_mode & static_cast<mode_t>(mode) & 07777);
+  // Not fatal if refused (a filesystem without owners): the contents matter more.
+  if (geteuid() == 0) (void)!fchown(fd, st.st_uid, st.st_gid);
+}
+
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  // O_EXCL|O_NOFOLLOW: a planted file or symlink at the temp name is never written through.
+  // A stale temp file of ours (a crash between open and rename) is removed first.
+  unlink(tmp.c_str());
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return Err("cannot write " + tmp + ": " + strerror(errno));
+  KeepOwnerAndMode(fd, path, mode);
+  Status st = WriteAllTo(fd, contents, tmp);
+  if (st.ok() && fsync(fd) != 0) st = Err("cannot flush " + tmp + ": " + strerror(errno));
+  if (close(fd) != 0 && st.ok()) st = Err("cannot close " + tmp + ": " + strerror(errno));
+  // Checked last, just before the rename: whatever is at `path` now is what gets replaced.
+  if (st.ok()) st = CheckRegularOrAbsent(path);
+  if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
+    st = Err("cannot rename " + tmp + " to " + path + ": " + strerror(errno));
+  }
+  if (!st.ok()) unlink(tmp.c_str());
+  return st;
 }
 
 Status CheckRegularOrAbsent(const std::string& path) {

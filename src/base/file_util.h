@@ -10,8 +10,10 @@ namespace fs {
 // Regular files only (a device or FIFO is an error, never read or waited on).
 StatusOr<std::string> ReadFile(const std::string& path);
 // Writes to `path.tmp.<pid>` then renames over `path`: readers never see a partial file.
-// Only a regular file is ever replaced: a symlink, folder, device, FIFO or socket at `path`
-// is an error (checked just before the rename) and is left as it was.
+// `mode` is the most a file gets: a new one gets mode (less the umask), an existing one keeps
+// its owner and at most its own permissions (hard links to it are not followed: the name now
+// points at the new file). Only a regular file is ever replaced: a symlink, folder, device, FIFO or
+// socket at `path` is an error (checked just before the rename) and is left as it was.
 Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644);
 // OK when nothing is at `path` (lstat: a symlink is not followed) or a regular file is.
 Status CheckRegularOrAbsent(const std::string& path);

@@ -27,6 +27,9 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr int kDeadlineMs = 1000;
+// How late a deadline may act on a loaded 2-core machine; a trickle that extended the deadline
+// would live for its whole 3-4 s instead.
+constexpr int kLateMs = 1300;
 
 HttpServerOptions ShortDeadlines() {
   HttpServerOptions o;
@@ -200,7 +203,7 @@ TEST(HttpSlowClientTest, TrickleDoesNotExtendHeadOrBodyDeadline) {
     EXPECT_EQ(StatusOf(t->got), 408) << which << ": " << t->got;
     auto lived = std::chrono::duration_cast<milliseconds>(closed_at - t->opened).count();
     EXPECT_GE(lived, kDeadlineMs - 50) << which;
-    EXPECT_LE(lived, kDeadlineMs + 700) << which;
+    EXPECT_LE(lived, kDeadlineMs + kLateMs) << which;
   }
 }
 
@@ -258,20 +261,20 @@ TEST(HttpSlowClientTest, SlowlorisAtTheCapDoesNotStarveHealth) {
   ASSERT_GE(polls.size(), 10u);
   for (const auto& [status, ms] : polls) {
     EXPECT_EQ(status, 200) << "/health during the attack (" << ms << " ms)";
-    EXPECT_LT(ms, 1000);
+    EXPECT_LT(ms, 2000);  // Slow is tolerated on a loaded machine; 503 is not.
   }
   // Every attacking connection ends with 408: shed, or at its header deadline at the latest.
   size_t at_deadline = 0;
   for (const auto& [got, lived] : closed) {
     EXPECT_EQ(StatusOf(got), 408) << got;
-    EXPECT_LE(lived, kDeadlineMs + 700);
+    EXPECT_LE(lived, kDeadlineMs + kLateMs);
     if (lived >= kDeadlineMs - 50) ++at_deadline;
   }
   EXPECT_GE(at_deadline, 64u) << "of " << closed.size() << " closed";
   for (const auto& t : slow) {
     if (!t.fd.valid()) continue;
     EXPECT_LE(std::chrono::duration_cast<milliseconds>(Clock::now() - t.opened).count(),
-              kDeadlineMs + 700)
+              kDeadlineMs + kLateMs)
         << "a trickling connection is still open past its deadline";
   }
 }
@@ -301,14 +304,14 @@ TEST(HttpSlowClientTest, ShedsWaitingConnectionsNeverBusyOnes) {
     return std::async(std::launch::async,
                       [&] { return HttpGet("127.0.0.1", server.port(), "/slow", 5000); });
   };
-  auto handlers_entered = [&](int n) {
+  auto handlers_entered = [&](int n, milliseconds wait) {
     std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, std::chrono::seconds(3), [&] { return entered == n; });
+    return cv.wait_for(lock, wait, [&] { return entered == n; });
   };
   std::future<StatusOr<HttpResult>> busy, second_busy;
   [&] {  // its ASSERTs return here, so the handlers below are always released
     busy = slow_get();
-    ASSERT_TRUE(handlers_entered(1));
+    ASSERT_TRUE(handlers_entered(1, milliseconds(3000)));
     auto waiting = ConnectTcp("127.0.0.1", server.port(), 1000);  // sends half a request
     ASSERT_TRUE(waiting.ok());
     ASSERT_TRUE(WriteAll(waiting->get(), "GET /hea", 8).ok());
@@ -320,8 +323,16 @@ TEST(HttpSlowClientTest, ShedsWaitingConnectionsNeverBusyOnes) {
     char buf[256] = {};
     ASSERT_GT(recv(waiting->get(), buf, sizeof(buf) - 1, 0), 0) << "waiting connection not shed";
     EXPECT_EQ(StatusOf(buf), 408) << buf;
-    second_busy = slow_get();
-    ASSERT_TRUE(handlers_entered(2));
+    // The /health worker may hold its slot a moment after its answer reached us; a newcomer
+    // refused (503) meanwhile is retried.
+    for (int attempt = 0;; ++attempt) {
+      second_busy = slow_get();
+      if (handlers_entered(2, milliseconds(200))) break;
+      const bool refused = second_busy.wait_for(milliseconds(0)) == std::future_status::ready;
+      if (!refused || attempt == 20) break;
+      second_busy.get();
+    }
+    ASSERT_TRUE(handlers_entered(2, milliseconds(3000)));
     auto refused = HttpGet("127.0.0.1", server.port(), "/health", 1000);
     ASSERT_TRUE(refused.ok()) << refused.status().message();
     EXPECT_EQ(refused->status, 503) << "both slots run handlers: nothing may be shed";

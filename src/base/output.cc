@@ -56,6 +56,8 @@ std::string Dirname(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+std::string OutputName(const std::string& path) { return path == "-" ? "standard output" : path; }
+
 OutputKind KindOfOutput(const std::string& path) {
   if (path == "-") return OutputKind::kStdout;
   if (IsDevNull(path)) return OutputKind::kNull;
@@ -91,7 +93,10 @@ Status CheckOutputPath(const std::string& path) {
 Status CheckOutputs(const std::vector<std::string>& outputs,
                     const std::vector<std::string>& inputs) {
   std::vector<std::pair<std::string, std::string>> seen;  // identity, path
-  for (const std::string& in : inputs) seen.emplace_back(Identity(in), in);
+  for (const std::string& in : inputs) {
+    if (!PathExists(in)) return Err(in + ": no such file");
+    seen.emplace_back(Identity(in), in);
+  }
   for (size_t i = 0; i < outputs.size(); ++i) {
     const std::string& out = outputs[i];
     RETURN_IF_ERROR(CheckOutputPath(out));

@@ -27,8 +27,8 @@ OutputKind KindOfOutput(const std::string& path);
 
 // One output path, before any work: see the rules above.
 Status CheckOutputPath(const std::string& path);
-// Every output checked, then: no output is an input (same inode, or the same path once its
-// folder is resolved) and no two outputs are the same file.
+// Every input exists; every output checked, then: no output is an input (same inode, or the same
+// path once its folder is resolved) and no two outputs are the same file.
 Status CheckOutputs(const std::vector<std::string>& outputs,
                     const std::vector<std::string>& inputs = {});
 // A folder that must exist and accept new files.
@@ -36,6 +36,8 @@ Status CheckFolderWritable(const std::string& dir);
 // Writes `contents` to `path` by the rules above. The file checks are repeated just before the
 // rename, so a special file planted after CheckOutputs is still not replaced.
 Status WriteOutput(const std::string& path, const std::string& contents);
+// For messages: "standard output" for "-", else the path.
+std::string OutputName(const std::string& path);
 // "a/b/c.txt" -> "a/b"; "c.txt" -> "."; "/c" -> "/".
 std::string Dirname(const std::string& path);
 

@@ -4,7 +4,6 @@
 #include <string>
 #include <vector>
 
-#include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/output.h"
 #include "src/cli/cli.h"
@@ -53,14 +52,6 @@ int DiffMain(int argc, char** argv) {
   const std::string new_path = flags.positional()[1];
   if (out.empty()) out = SwapExtension(new_path, ".prof", ".diff.html");
   if (title.empty()) title = "Diff: " + base_path + " -> " + new_path;
-  if (!PathExists(base_path)) {
-    fprintf(stderr, "framescope diff: %s: no such file\n", base_path.c_str());
-    return 2;
-  }
-  if (!PathExists(new_path)) {
-    fprintf(stderr, "framescope diff: %s: no such file\n", new_path.c_str());
-    return 2;
-  }
   if (Status st = CheckOutputs({out}, {base_path, new_path}); !st.ok()) {
     fprintf(stderr, "framescope diff: %s\n", st.message().c_str());
     return 2;
@@ -91,7 +82,7 @@ int DiffMain(int argc, char** argv) {
     fprintf(stderr, "framescope diff: %s\n", st.message().c_str());
     return 1;
   }
-  fprintf(out == "-" ? stderr : stdout, "wrote %s\n", out == "-" ? "standard output" : out.c_str());
+  fprintf(out == "-" ? stderr : stdout, "wrote %s\n", OutputName(out).c_str());
   return 0;
 }
 

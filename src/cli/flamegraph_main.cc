@@ -4,7 +4,6 @@
 #include <string>
 #include <vector>
 
-#include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/output.h"
 #include "src/cli/cli.h"
@@ -58,10 +57,6 @@ int FlamegraphMain(int argc, char** argv) {
     out = SwapExtension(in, ".prof", ".html");
   }
   if (title.empty()) title = "Flame Graph: " + in;
-  if (!PathExists(in)) {
-    fprintf(stderr, "framescope flamegraph: %s: no such file\n", in.c_str());
-    return 2;
-  }
   if (Status st = CheckOutputs({out}, {in}); !st.ok()) {
     fprintf(stderr, "framescope flamegraph: %s\n", st.message().c_str());
     return 2;
@@ -87,7 +82,7 @@ int FlamegraphMain(int argc, char** argv) {
     fprintf(stderr, "framescope flamegraph: warning: %s has no samples; the graph is empty\n",
             in.c_str());
   }
-  fprintf(out == "-" ? stderr : stdout, "wrote %s\n", out == "-" ? "standard output" : out.c_str());
+  fprintf(out == "-" ? stderr : stdout, "wrote %s\n", OutputName(out).c_str());
   return 0;
 }
 

@@ -86,17 +86,20 @@ struct CliFlags {
   bool json = false;
 };
 
+constexpr double kMaxDurationS = 7 * 24 * 3600;  // Longer runs are continuous profiling's job.
+
 // The first flag whose value is out of range, named with what it must be; "" when all are good.
 std::string InvalidFlag(const CliFlags& f) {
   const profile::ProfileRunOptions& o = f.run;
   const std::pair<bool, const char*> rules[] = {
-      {o.duration_s > 0, "--duration must be > 0 seconds"},
+      {o.duration_s > 0 && o.duration_s <= kMaxDurationS,
+       "--duration must be > 0 seconds and at most 604800 (7 days)"},
       {o.frequency_hz >= 1 && o.frequency_hz <= 10000, "--frequency must be 1..10000 Hz"},
       {o.min_frequency_hz >= 1 && o.min_frequency_hz <= o.frequency_hz,
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
       {o.fps_tolerance >= 0 && o.fps_tolerance < 1, "--fps-tolerance must be in [0, 1)"},
-      {o.fps_wait_s >= 0, "--fps-wait must be >= 0 seconds"},
+      {o.fps_wait_s >= 0 && o.fps_wait_s <= 3600, "--fps-wait must be 0..3600 seconds"},
       {o.max_overhead_pct >= 0, "--max-overhead-pct must be >= 0"},
       {o.max_host_cpu_pct >= 0, "--max-host-cpu must be >= 0"},
       {f.unwind == "fp" || f.unwind == "dwarf", "--unwind must be dwarf or fp"},
@@ -104,6 +107,9 @@ std::string InvalidFlag(const CliFlags& f) {
            f.stack_bytes <= static_cast<int>(profile::kMaxStackBytes) && f.stack_bytes % 8 == 0,
        "--stack-bytes must be a multiple of 8 in 512..65528"},
       {!o.out_dir.empty(), "--out must name a folder"},
+      {o.baseline != "-",
+       "--baseline - is not allowed: the baseline is a document updated in place (use a path, "
+       "or /dev/null to skip it)"},
   };
   for (const auto& [ok, message] : rules) {
     if (!ok) return message;

@@ -16,6 +16,7 @@
 
 #include "src/base/flags.h"
 #include "src/base/output.h"
+#include "src/base/procfs.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/profile/folded.h"
@@ -175,7 +176,9 @@ int ParseRecordFlags(int argc, char** argv, RecordFlags* f) {
   if (f->frequency < 1 || f->frequency > 10000) {
     return usage("--frequency must be 1..10000, not " + std::to_string(f->frequency));
   }
-  if (f->duration < 0) return usage("--duration must be >= 0 seconds (0: until the targets exit)");
+  if (f->duration < 0 || f->duration > 7 * 24 * 3600) {
+    return usage("--duration must be 0..604800 seconds (7 days; 0: until the targets exit)");
+  }
   if (f->unwind != "fp" && f->unwind != "dwarf") {
     return usage("--unwind must be fp or dwarf, not '" + f->unwind + "'");
   }
@@ -216,7 +219,12 @@ StatusOr<Command> StartCommand(const std::vector<std::string>& cmd) {
   if (child == 0) {
     close(go_pipe[1]);
     char c;
-    if (read(go_pipe[0], &c, 1) != 1) _exit(126);
+    ssize_t n;
+    do {  // A Ctrl-C before the release interrupts the read: keep waiting for the go byte.
+      n = read(go_pipe[0], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(126);
+    signal(SIGPIPE, SIG_DFL);  // An ignored signal would stay ignored across the exec.
     execvp(argv[0], argv.data());
     fprintf(stderr, "framescope record: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -247,8 +255,9 @@ std::string DescribeWaitStatus(int status) {
   return "ended";
 }
 
-// After the recording: a command that is still running is stopped (SIGTERM, then SIGKILL after
-// 5 s) or, with --keep-running, left running. Returns one line saying what happened to it.
+// After the recording: a command that is still running is stopped with every process it
+// started (a shell's children would outlive it): SIGTERM, then SIGKILL after 5 s. With
+// --keep-running it is left running. Returns one line saying what happened to it.
 std::string EndCommand(Command& c, bool keep_running, bool recording_failed) {
   if (c.go >= 0) close(c.go);  // Never released: the child exits 126.
   int status = 0;
@@ -256,18 +265,29 @@ std::string EndCommand(Command& c, bool keep_running, bool recording_failed) {
   if (keep_running && !recording_failed) {
     return c.name + " is still running (pid " + std::to_string(c.pid) + "; --keep-running)";
   }
-  kill(c.pid, SIGTERM);
-  for (int i = 0; i < 500; ++i) {
-    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-      const bool by_term = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
-      return c.name + " was still running: stopped with SIGTERM" +
-             (by_term ? "" : " (it " + DescribeWaitStatus(status) + ")");
-    }
-    usleep(10000);
+  const std::vector<pid_t> tree = ProcessTree(c.pid);
+  for (pid_t p : tree) kill(p, SIGTERM);
+  bool exited = false;
+  for (int i = 0; i < 500 && !exited; ++i) {
+    exited = waitpid(c.pid, &status, WNOHANG) == c.pid;
+    if (!exited) usleep(10000);
   }
-  kill(c.pid, SIGKILL);
-  waitpid(c.pid, &status, 0);
-  return c.name + " was still running and ignored SIGTERM for 5 s: killed with SIGKILL";
+  // Descendants that outlived SIGTERM (or the command's exit) get SIGKILL, like the command.
+  size_t killed = 0;
+  for (pid_t p : tree) {
+    if (p != c.pid && kill(p, 0) == 0 && kill(p, SIGKILL) == 0) ++killed;
+  }
+  if (!exited) {
+    kill(c.pid, SIGKILL);
+    waitpid(c.pid, &status, 0);
+    return c.name + " was still running and ignored SIGTERM for 5 s: killed with SIGKILL";
+  }
+  const bool by_term = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+  return c.name + " was still running: stopped with SIGTERM" +
+         (tree.size() > 1 ? " with its " + std::to_string(tree.size() - 1) + " child process(es)"
+                          : "") +
+         (killed > 0 ? " (" + std::to_string(killed) + " needed SIGKILL)" : "") +
+         (by_term ? "" : " (it " + DescribeWaitStatus(status) + ")");
 }
 
 // Both outputs are tried whatever happens to the other; every failure is reported.
@@ -278,8 +298,8 @@ bool WriteOutputs(const RecordFlags& f, const profile::Profile& p, FILE* info) {
     if (!st->ok()) fprintf(stderr, "framescope record: %s\n", st->message().c_str());
   }
   if (pprof.ok() && folded.ok()) {
-    fprintf(info, "wrote %s (pprof) and %s (folded)\n",
-            f.out == "-" ? "standard output" : f.out.c_str(), f.folded.c_str());
+    fprintf(info, "wrote %s (pprof) and %s (folded)\n", OutputName(f.out).c_str(),
+            OutputName(f.folded).c_str());
   } else if (pprof.ok() || folded.ok()) {
     fprintf(stderr, "framescope record: wrote only %s; the other output failed (above)\n",
             pprof.ok() ? f.out.c_str() : f.folded.c_str());
@@ -354,6 +374,9 @@ int RecordMain(int argc, char** argv) {
       return 1;
     }
   }
+  // A command gone before its release (or a closed stdout with -o -) is an error to report,
+  // not a silent death by SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);  // Before the command starts: a Ctrl-C from now on still writes.
   std::optional<Command> command;
   if (!f.command.empty()) {
@@ -383,7 +406,8 @@ int RecordMain(int argc, char** argv) {
             command ? ("the command " + command_end).c_str() : "were the targets idle?");
     return 1;
   }
-  FILE* info = f.out == "-" ? stderr : stdout;  // Standard output carries the profile.
+  // Standard output may carry an output; the summary then goes to stderr.
+  FILE* info = f.out == "-" || f.folded == "-" ? stderr : stdout;
   PrintSummary(*result, opts.unwind, info);
   if (!WriteOutputs(f, result->profile, info)) return 1;
   return g_stop.load() ? 130 : 0;

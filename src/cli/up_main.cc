@@ -137,7 +137,8 @@ void DefineUpFlags(FlagSet* flags, UpFlags* f, UpOptions* o) {
   flags->Int("aggregation-processes", &v.aggregation_processes,
              "aggregation consumers sharing the stream");
   flags->Int("rtsp-port", &v.rtsp_port, "loadgen RTSP port (0 = any free port)");
-  flags->Int("timeout", &o->timeout_s, "seconds to wait for the system to become healthy");
+  flags->Int("timeout", &o->timeout_s,
+             "seconds to wait for the system to become healthy, 1..86400");
   flags->Bool("json", &o->json, "print the final status as JSON");
 }
 
@@ -183,6 +184,9 @@ bool ReadUpOptions(int argc, char** argv, UpOptions* o, int* code) {
   Status st = f.config_file.empty() ? Status::Ok() : LoadConfigFile(f.config_file, &o->config);
   if (st.ok()) st = ApplyUpFlags(flags, f, &o->config);
   if (st.ok()) st = CheckUsage(o->config, name);
+  if (st.ok() && (o->timeout_s < 1 || o->timeout_s > 86400)) {
+    st = Err("--timeout must be 1..86400 seconds (got " + std::to_string(o->timeout_s) + ")");
+  }
   if (!st.ok()) {
     fprintf(stderr, "framescope up: %s\n", st.message().c_str());
     *code = kBadUsage;

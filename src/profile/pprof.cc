@@ -857,9 +857,9 @@ StatusOr<Profile> ReadPprofFile(const std::string& path) {
   if (LooksLikeText(bytes)) {
     const bool folded =
         bytes.find(';') != std::string::npos || bytes.find(' ') != std::string::npos;
-    return Err(path + " is text" + (folded ? " (folded stacks?)" : "") +
-               ", not a pprof profile: give the .prof file (gzip-compressed protobuf) that "
-               "`framescope record` or `framescope profile` wrote beside it");
+    return Err(path + ": not a pprof profile: it is text" + (folded ? " (folded stacks?)" : "") +
+               "; give the .prof file (gzip-compressed protobuf) that `framescope record` or "
+               "`framescope profile` wrote beside it");
   }
   return profile.status().Annotate(path);
 }

@@ -564,12 +564,14 @@ Status Recording::Follow(const std::vector<pid_t>& pids, const std::string& serv
   CHECK(!st.finished);
   // Per-thread events: AddProcess refuses, saying why.
   if (!st.sampler->system_wide() && !pids.empty()) return st.sampler->AddProcess(pids[0]);
+  size_t recorded = 0;  // Of `pids`: already recorded, or added now.
   for (pid_t pid : pids) {
-    // A process of a tree listed a moment ago may be gone: nothing to record.
-    if (!Alive(pid) ||
-        std::find(st.options.pids.begin(), st.options.pids.end(), pid) != st.options.pids.end()) {
+    if (std::find(st.options.pids.begin(), st.options.pids.end(), pid) != st.options.pids.end()) {
+      ++recorded;
       continue;
     }
+    // A process of a tree listed a moment ago may be gone: nothing to record.
+    if (!Alive(pid)) continue;
     // Labelled before its first sample is kept; a label cached for an earlier process with
     // this pid is dropped.
     if (!service.empty()) st.options.services[pid] = service;
@@ -577,6 +579,13 @@ Status Recording::Follow(const std::vector<pid_t>& pids, const std::string& serv
     RETURN_IF_ERROR(MakeTools(st, pid));
     RETURN_IF_ERROR(st.sampler->AddProcess(pid));
     st.options.pids.push_back(pid);
+    ++recorded;
+  }
+  // A process that crashed again before it could be followed is not "followed".
+  if (recorded == 0) {
+    return Err(pids.empty()
+                   ? "no process to follow"
+                   : "pid " + std::to_string(pids[0]) + " exited before it could be followed");
   }
   return Status::Ok();
 }

@@ -126,7 +126,8 @@ class Recording {
   bool Poll();
   // Records `pids` too from now on, labelled `service` (none when empty), with the processes
   // they fork: e.g. a service its supervisor restarted under a new pid. Pids already recorded
-  // and those gone already are skipped. Needs system-wide events (Sampler::AddProcess): with
+  // and those gone already are skipped; an error when none is left (every one exited before it
+  // could be followed). Needs system-wide events (Sampler::AddProcess): with
   // per-thread events it returns an error and records nothing new. Later, Poll ends the recording
   // only when these have exited too, and Finish lists the exited ones in RecordResult::exited.
   Status Follow(const std::vector<pid_t>& pids, const std::string& service);

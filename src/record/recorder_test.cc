@@ -291,6 +291,11 @@ TEST(RecordingTest, FollowsAProcessStartedMidRecording) {
         GTEST_SKIP() << "system-wide events refused (needs root or CAP_PERFMON)";
       }
       ASSERT_TRUE(followed.ok()) << followed.message();
+      // A process gone before it could be followed is an error, not "followed".
+      auto gone = std::make_unique<BusyChild>();
+      const pid_t gone_pid = gone->pid();
+      gone.reset();
+      EXPECT_FALSE((*rec)->Follow({gone_pid}, "svc").ok());
     }
   } while ((*rec)->Poll());
   RecordResult r = (*rec)->Finish();

@@ -780,8 +780,9 @@ TEST(DiffFlamegraphTest, CliExitCodes) {
   o.max_depth = 7;
   EXPECT_EQ(*html,
             *RenderDiffFlamegraphHtml(TwoFunctionProfile(75, 25), TwoFunctionProfile(25, 75), o));
+  // A missing input is bad usage (2); a corrupt one is a failure (1).
   EXPECT_EQ(RunFramescope("diff " + dir + "/a.prof " + dir + "/missing.prof -o " + dir + "/x.html"),
-            1);
+            2);
   EXPECT_EQ(RunFramescope("diff " + dir + "/corrupt.prof " + dir + "/b.prof -o " + dir + "/x.html"),
             1);
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.html"));

@@ -35,6 +35,7 @@ mode_t LstatMode(const std::string& path) {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "mknod and private mounts need root";
     prof_ = tmp_.path() + "/g.prof";
     auto r = RunShell(Fs() + " record --duration 0 -o " + prof_ + kBusy);
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -229,6 +230,10 @@ TEST(CliFlagsTest, BadValuesExit2NamingTheFlag) {
       {"profile --min-frequency 500 --state-dir " + tmp.path() + "/s", "--min-frequency"},
       {"status --state-dir --json", "--state-dir"},
       {"record --out --pid 1", "--out"},
+      {"record --duration 1e300 --pid 1" + out, "--duration"},
+      {"profile --baseline - --state-dir " + tmp.path() + "/s", "--baseline"},
+      {"profile --fps-wait 1e12 --state-dir " + tmp.path() + "/s", "--fps-wait"},
+      {"up --timeout 0 --state-dir " + tmp.path() + "/s", "--timeout"},
       {"flamegraph " + tmp.path() + "/missing.prof", "missing.prof: no such file"},
       {"diff " + tmp.path() + "/a.prof " + tmp.path() + "/b.prof", "a.prof: no such file"},
   };
@@ -238,6 +243,7 @@ TEST(CliFlagsTest, BadValuesExit2NamingTheFlag) {
     EXPECT_NE(r.output.find(c.flag), std::string::npos) << c.args << "\n" << r.output;
   }
   EXPECT_FALSE(PathExists(tmp.path() + "/x.prof"));
+  EXPECT_FALSE(PathExists(tmp.path() + "/s"));
   EXPECT_FALSE(PathExists("--json"));
 }
 
