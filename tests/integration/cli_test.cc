@@ -105,6 +105,14 @@ TEST_F(CliTest, StdoutAndDevNullAreTheDocumentedSpecialOutputs) {
                 " && test -c /dev/null && test ! -e /dev/null.folded && echo sink-ok");
   EXPECT_EQ(null.exit_code, 0) << null.output;
   EXPECT_NE(null.output.find("sink-ok"), std::string::npos) << null.output;
+  // Folded stacks on stdout: nothing but "frames count" lines (the summary goes to stderr).
+  auto folded = RunShell("(" + Fs() + " record --duration 0 -o " + Path("f.prof") + " --folded -" +
+                         kBusy + " > " + Path("stdout.folded") + ")");
+  ASSERT_EQ(folded.exit_code, 0) << folded.output;
+  const std::string text = *ReadFile(Path("stdout.folded"));
+  EXPECT_FALSE(text.empty());
+  EXPECT_EQ(text.find("recorded"), std::string::npos) << text;
+  EXPECT_EQ(text.find("wrote"), std::string::npos) << text;
   auto html = RunShell("(" + Fs() + " flamegraph " + prof_ + " -o - > " + Path("g.html") + ")");
   ASSERT_EQ(html.exit_code, 0) << html.output;
   EXPECT_NE(ReadFile(Path("g.html"))->find("<svg"), std::string::npos);
@@ -181,6 +189,14 @@ TEST_F(CliTest, RecordOfACommandThatNeverExitsEndsAtItsDuration) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << r.output;
   EXPECT_NE(r.output.find("stopped with SIGTERM"), std::string::npos) << r.output;
   EXPECT_TRUE(testing::PidsMatching(tag).empty()) << "the command was left running";
+  // A shell whose child does the work: the child is stopped too, not left orphaned.
+  const std::string child_tag = tag + "-child";
+  auto tree = RunShell("timeout 30 " + Fs() + " record --duration 1 -o " + Path("t.prof") +
+                       " -- bash -c '(exec -a " + child_tag +
+                       " bash -c \"while :; do :; done\" >/dev/null 2>&1) & wait'");
+  EXPECT_NE(tree.output.find("with its 1 child process(es)"), std::string::npos) << tree.output;
+  EXPECT_TRUE(testing::PidsMatching(child_tag).empty()) << "the command's child was left running";
+  RunShell("pkill -f " + child_tag);
   auto keep = RunShell("timeout 30 " + Fs() + " record --duration 1 --keep-running -o " +
                        Path("k.prof") + forever);
   EXPECT_NE(keep.output.find("still running"), std::string::npos) << keep.output;
