@@ -360,8 +360,14 @@ void HttpServer::Stop() {
     std::lock_guard<std::mutex> lock(conn_mu_);
     for (const auto& conn : conns_) shutdown(conn->fd, SHUT_RDWR);
   }
-  // Workers are detached; wait for them so handlers never outlive the server.
-  for (int i = 0; i < 500 && workers_.load() > 0; ++i) usleep(10000);
+  // Workers are detached; wait for them, however long, so no handler outlives the server (its
+  // members) — their sockets are shut down, so only a handler still running can take long.
+  for (int i = 1; workers_.load() > 0; ++i) {
+    usleep(10000);
+    if (i % 500 == 0) {
+      LOG(WARNING) << "http: stopping: waiting for " << workers_.load() << " handler(s) to return";
+    }
+  }
   listen_fd_.Reset();
 }
 
