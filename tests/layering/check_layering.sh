@@ -17,6 +17,7 @@ declare -A forbidden=(
   [record]="clients config report system session cli"
   [report]="clients config system session cli"
   [system]="profile collect symbolize record report session cli"
+  [memory]="clients config record report system session cli"
   [session]="cli"
 )
 bad=0
