@@ -1,0 +1,96 @@
+#include "src/memory/heap/heap_counters.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/memory/heap/heap_counters_format.h"
+
+namespace fs::memory {
+namespace {
+
+Status FileError(const std::string& path, const std::string& what) {
+  return Err("heap counters " + path + ": " + what);
+}
+
+Status ValidateHeader(const std::string& path, const HeapCountersHeader& h) {
+  if (h.magic != kHeapCountersMagic) {
+    return FileError(path, "not a framescope heap counters file (bad magic)");
+  }
+  if (h.version != kHeapCountersVersion) {
+    return FileError(path, "format version " + std::to_string(h.version) + ", this reader knows " +
+                               std::to_string(kHeapCountersVersion) +
+                               ": use the framescope that matches the preload library");
+  }
+  if (h.header_size != sizeof(HeapCountersHeader)) {
+    return FileError(path, "header size " + std::to_string(h.header_size) + ", expected " +
+                               std::to_string(sizeof(HeapCountersHeader)));
+  }
+  if (h.pid <= 0) return FileError(path, "corrupt: pid " + std::to_string(h.pid));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string HeapCountersPath(const std::string& dir, int pid) {
+  return dir + "/heap-" + std::to_string(pid) + ".counters";
+}
+
+StatusOr<HeapCounters> ReadHeapCounters(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return FileError(path, std::strerror(errno));
+  struct stat st {};
+  HeapCountersHeader h{};
+  ssize_t n = -1;
+  int read_errno = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    n = pread(fd, &h, sizeof(h), 0);
+    read_errno = errno;
+  }
+  close(fd);
+  if (!S_ISREG(st.st_mode)) return FileError(path, "not a regular file");
+  if (n < 0) return FileError(path, std::strerror(read_errno));
+  if (static_cast<size_t>(n) < sizeof(h)) {
+    return FileError(path, "truncated: " + std::to_string(n) + " bytes, the header needs " +
+                               std::to_string(sizeof(h)));
+  }
+  RETURN_IF_ERROR(ValidateHeader(path, h));
+  HeapCounters c;
+  c.pid = h.pid;
+  c.generation = h.generation;
+  c.start_unix_ns = h.start_unix_ns;
+  c.allocated_bytes = h.allocated_bytes;
+  c.allocated_calls = h.allocated_calls;
+  c.freed_bytes = h.freed_bytes;
+  c.freed_calls = h.freed_calls;
+  return c;
+}
+
+StatusOr<ReclaimRatio> ReclaimRatioBetween(const HeapCounters& earlier, const HeapCounters& later) {
+  if (earlier.pid != later.pid || earlier.generation != later.generation ||
+      earlier.start_unix_ns != later.start_unix_ns) {
+    return Err("reclaim ratio: the readings are of different process images (pid " +
+               std::to_string(earlier.pid) + " generation " + std::to_string(earlier.generation) +
+               " vs pid " + std::to_string(later.pid) + " generation " +
+               std::to_string(later.generation) + "): start a new window after an exec");
+  }
+  if (later.allocated_bytes < earlier.allocated_bytes || later.freed_bytes < earlier.freed_bytes ||
+      later.allocated_calls < earlier.allocated_calls || later.freed_calls < earlier.freed_calls) {
+    return Err("reclaim ratio: counters of pid " + std::to_string(later.pid) +
+               " went backwards between the readings (corrupt file or readings swapped)");
+  }
+  ReclaimRatio r;
+  r.allocated_bytes = later.allocated_bytes - earlier.allocated_bytes;
+  r.freed_bytes = later.freed_bytes - earlier.freed_bytes;
+  if (r.allocated_bytes == 0) {
+    r.why_absent = "nothing was allocated in the window";
+  } else {
+    r.value = static_cast<double>(r.freed_bytes) / static_cast<double>(r.allocated_bytes);
+  }
+  return r;
+}
+
+}  // namespace fs::memory

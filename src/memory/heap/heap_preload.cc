@@ -1,0 +1,403 @@
+// libframescope_heap.so: an LD_PRELOAD library that counts, per process, the bytes and calls
+// allocated and freed through malloc & co and C++ operator new/delete, exactly, into a shared
+// file that framescope reads (format: heap_counters_format.h).
+//
+// Design constraints, all because it runs inside any process:
+// - Depends on libc/libstdc++ only (no fs_base) and never allocates through malloc itself: the
+//   hooks forward to glibc's __libc_* entry points (no dlsym bootstrap, no reentrancy through
+//   our own hooks); file names are built in stack buffers; the file is created with raw
+//   open/ftruncate/mmap.
+// - A no-op beyond forwarding when FRAMESCOPE_HEAP_DIR is unset (one load of a global).
+// - Hot path: thread-local pending counts (initial-exec TLS: no __tls_get_addr, which can
+//   allocate), flushed with relaxed atomic adds every kFlushCalls calls or kFlushBytes bytes.
+//   Pending counts are flushed at thread exit (a pthread key destructor) and at process exit
+//   (this library's destructor); after that flush the thread counts unbatched, so frees done
+//   later in its teardown are counted too. What is never flushed, hence the bounded error: a
+//   thread still running when the process exits or calls _exit loses at most kFlushCalls-1
+//   calls and < kFlushBytes + one block of bytes; a process killed by a signal loses that much
+//   per thread. A reader that wants an exact window calls framescope_heap_flush() (exported)
+//   in each thread first, as heap_testprog does.
+// - fork: the child resets the forking thread's pending counts (they belong to the parent, which
+//   flushes its own copy) and makes its own file heap-<childpid>.counters.
+// - exec: the environment carries LD_PRELOAD and FRAMESCOPE_HEAP_DIR over, so the new image
+//   loads the library again under the same pid. It replaces heap-<pid>.counters (rename over it)
+//   with a fresh file whose generation is the old one's + 1 and whose start time is its own; the
+//   old image's counts end there (exec released all its memory without free()).
+// - posix_spawn/vfork children run no fork handlers; they share the parent's file until they
+//   exec, which allocates nothing in glibc's implementation.
+// - Counting starts when this library initialises: allocations by constructors of libraries
+//   initialised before it (libstdc++'s emergency pool) are not counted, nor their frees.
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+#include "src/memory/heap/heap_counters_format.h"
+
+extern "C" {
+void* __libc_malloc(size_t size);
+void __libc_free(void* ptr);
+void* __libc_calloc(size_t n, size_t size);
+void* __libc_realloc(void* ptr, size_t size);
+void* __libc_memalign(size_t alignment, size_t size);
+void* __libc_valloc(size_t size);
+void* __libc_pvalloc(size_t size);
+}
+
+namespace {
+
+using fs::memory::HeapCountersHeader;
+
+constexpr uint32_t kFlushCalls = 64;
+constexpr uint64_t kFlushBytes = 1 << 20;
+
+struct Pending {
+  uint64_t allocated_bytes;
+  uint64_t allocated_calls;
+  uint64_t freed_bytes;
+  uint64_t freed_calls;
+  uint32_t calls;   // since the last flush
+  bool registered;  // the thread-exit destructor is armed
+  bool direct;      // past this thread's final flush: count unbatched
+};
+
+// Zero-initialised static TLS: no constructor, no allocation on first touch.
+__attribute__((tls_model("initial-exec"))) thread_local Pending t_pending;
+
+// The mapped file; null when not reporting. Written at init and in the fork child (one thread).
+HeapCountersHeader* g_block = nullptr;
+char g_dir[3072];
+pthread_key_t g_exit_key;
+
+void AddTo(uint64_t* counter, uint64_t v) {
+  if (v != 0) __atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
+}
+
+void Flush(Pending& p) {
+  HeapCountersHeader* block = g_block;
+  if (block != nullptr) {
+    AddTo(&block->allocated_bytes, p.allocated_bytes);
+    AddTo(&block->allocated_calls, p.allocated_calls);
+    AddTo(&block->freed_bytes, p.freed_bytes);
+    AddTo(&block->freed_calls, p.freed_calls);
+  }
+  p.allocated_bytes = p.allocated_calls = p.freed_bytes = p.freed_calls = 0;
+  p.calls = 0;
+}
+
+void OnThreadExit(void*) {
+  Flush(t_pending);
+  t_pending.direct = true;
+}
+
+void AfterCount(Pending& p) {
+  if (++p.calls >= kFlushCalls || p.allocated_bytes + p.freed_bytes >= kFlushBytes || p.direct) {
+    Flush(p);
+  }
+  if (!p.registered) {
+    // Set before the call: were pthread_setspecific to allocate, that allocation must not come
+    // back here. Keys below PTHREAD_KEY_2NDLEVEL_SIZE (ours, made at load) need no allocation.
+    p.registered = true;
+    pthread_setspecific(g_exit_key, &p);
+  }
+}
+
+void CountAlloc(void* ptr) {
+  if (g_block == nullptr || ptr == nullptr) return;
+  Pending& p = t_pending;
+  p.allocated_bytes += malloc_usable_size(ptr);
+  ++p.allocated_calls;
+  AfterCount(p);
+}
+
+// Takes the usable size measured before the block went back to glibc.
+void CountFree(size_t usable) {
+  Pending& p = t_pending;
+  p.freed_bytes += usable;
+  ++p.freed_calls;
+  AfterCount(p);
+}
+
+void CountFree(void* ptr) {
+  if (g_block == nullptr || ptr == nullptr) return;
+  CountFree(malloc_usable_size(ptr));
+}
+
+// ---- The counters file (no malloc: stack buffers and raw syscalls) ----
+
+// Appends s to buf[*len], keeping room for the terminator; false when it does not fit.
+bool Append(char* buf, size_t cap, size_t* len, const char* s) {
+  size_t n = strlen(s);
+  if (*len + n + 1 > cap) return false;
+  memcpy(buf + *len, s, n + 1);
+  *len += n;
+  return true;
+}
+
+bool AppendInt(char* buf, size_t cap, size_t* len, long v) {
+  char digits[24];
+  int i = sizeof(digits) - 1;
+  digits[i] = '\0';
+  do {
+    digits[--i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0 && i > 0);
+  return Append(buf, cap, len, digits + i);
+}
+
+bool CountersPath(char* buf, size_t cap, pid_t pid, const char* suffix) {
+  size_t len = 0;
+  buf[0] = '\0';
+  return Append(buf, cap, &len, g_dir) && Append(buf, cap, &len, "/heap-") &&
+         AppendInt(buf, cap, &len, pid) && Append(buf, cap, &len, suffix);
+}
+
+void Complain(const char* what, const char* path) {
+  // One line on stderr: the process keeps running, uncounted. write(), not stdio (no buffers).
+  char line[4096];
+  size_t len = 0;
+  line[0] = '\0';
+  Append(line, sizeof(line), &len, "framescope-heap: cannot ");
+  Append(line, sizeof(line), &len, what);
+  Append(line, sizeof(line), &len, " ");
+  Append(line, sizeof(line), &len, path);
+  Append(line, sizeof(line), &len, ": ");
+  Append(line, sizeof(line), &len, strerrorname_np(errno));  // static, never allocates
+  Append(line, sizeof(line), &len, "; heap counting is off\n");
+  ssize_t ignored = write(STDERR_FILENO, line, len);
+  (void)ignored;
+}
+
+// The generation of the file an earlier image of this pid left (exec), or -1 when none.
+long PreviousGeneration(const char* path, pid_t pid) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  HeapCountersHeader old;
+  long generation = -1;
+  if (pread(fd, &old, sizeof(old), 0) == static_cast<ssize_t>(sizeof(old)) &&
+      old.magic == fs::memory::kHeapCountersMagic && old.pid == pid) {
+    generation = old.generation;
+  }
+  close(fd);
+  return generation;
+}
+
+// Creates <dir>/heap-<pid>.counters.tmp exclusively, fills the header, renames it over
+// heap-<pid>.counters (so a reader never sees a half-made file), and maps it.
+HeapCountersHeader* CreateBlock() {
+  pid_t pid = getpid();
+  char path[4096], tmp[4096];
+  if (!CountersPath(path, sizeof(path), pid, ".counters") ||
+      !CountersPath(tmp, sizeof(tmp), pid, ".counters.tmp")) {
+    errno = ENAMETOOLONG;
+    Complain("name a file in", g_dir);
+    return nullptr;
+  }
+  unlink(tmp);  // left by a process of the same pid that died mid-creation
+  int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    Complain("create", tmp);
+    return nullptr;
+  }
+  void* map = MAP_FAILED;
+  if (ftruncate(fd, fs::memory::kHeapCountersFileSize) == 0) {
+    map =
+        mmap(nullptr, fs::memory::kHeapCountersFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  close(fd);
+  if (map == MAP_FAILED) {
+    Complain("size and map", tmp);
+    unlink(tmp);
+    return nullptr;
+  }
+  auto* block = static_cast<HeapCountersHeader*>(map);
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  block->version = fs::memory::kHeapCountersVersion;
+  block->header_size = sizeof(HeapCountersHeader);
+  block->pid = pid;
+  block->generation = static_cast<uint32_t>(PreviousGeneration(path, pid) + 1);
+  block->start_unix_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + now.tv_nsec;
+  __atomic_store_n(&block->magic, fs::memory::kHeapCountersMagic, __ATOMIC_RELEASE);
+  if (rename(tmp, path) != 0) {
+    Complain("rename into place", tmp);
+    munmap(map, fs::memory::kHeapCountersFileSize);
+    unlink(tmp);
+    return nullptr;
+  }
+  return block;
+}
+
+void OnForkChild() {
+  if (g_block == nullptr) return;
+  // The parent's mapping stays shared with the parent: drop it before counting anything here.
+  HeapCountersHeader* parent = g_block;
+  g_block = nullptr;
+  munmap(parent, fs::memory::kHeapCountersFileSize);
+  Pending& p = t_pending;
+  p.allocated_bytes = p.allocated_calls = p.freed_bytes = p.freed_calls = 0;
+  p.calls = 0;
+  g_block = CreateBlock();
+}
+
+__attribute__((constructor)) void Init() {
+  const char* dir = getenv("FRAMESCOPE_HEAP_DIR");
+  if (dir == nullptr || dir[0] == '\0') return;
+  if (strlen(dir) >= sizeof(g_dir)) {
+    errno = ENAMETOOLONG;
+    Complain("use FRAMESCOPE_HEAP_DIR", dir);
+    return;
+  }
+  strcpy(g_dir, dir);
+  if (pthread_key_create(&g_exit_key, OnThreadExit) != 0) return;
+  pthread_atfork(nullptr, nullptr, OnForkChild);
+  g_block = CreateBlock();
+}
+
+// Runs in exit() after the program's atexit handlers and static destructors.
+__attribute__((destructor)) void Fini() {
+  Flush(t_pending);
+  t_pending.direct = true;
+}
+
+// operator new's contract: retry through the new-handler, throw when there is none.
+void* NewOrThrow(size_t size, size_t alignment) {
+  if (size == 0) size = 1;
+  for (;;) {
+    void* p = alignment != 0 ? __libc_memalign(alignment, size) : __libc_malloc(size);
+    if (p != nullptr) {
+      CountAlloc(p);
+      return p;
+    }
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) throw std::bad_alloc();
+    handler();
+  }
+}
+
+void* NewNoThrow(size_t size, size_t alignment) noexcept {
+  try {
+    return NewOrThrow(size, alignment);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void Delete(void* ptr) noexcept {
+  CountFree(ptr);
+  __libc_free(ptr);
+}
+
+bool ValidAlignment(size_t alignment) {
+  return alignment != 0 && (alignment & (alignment - 1)) == 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+// Flushes the calling thread's pending counts, so that a reader sees them now. For programs
+// (and tests) that want an exact window; looked up with dlsym, so absent without the preload.
+__attribute__((visibility("default"))) void framescope_heap_flush() { Flush(t_pending); }
+
+void* malloc(size_t size) noexcept {
+  void* p = __libc_malloc(size);
+  CountAlloc(p);
+  return p;
+}
+
+void free(void* ptr) noexcept {
+  CountFree(ptr);
+  __libc_free(ptr);
+}
+
+void* calloc(size_t n, size_t size) noexcept {
+  void* p = __libc_calloc(n, size);
+  CountAlloc(p);
+  return p;
+}
+
+// A realloc counts as a free of the old block and an allocation of the new one (even in place),
+// so the usable sizes on both sides stay exact. realloc(NULL, n) is a malloc; realloc(p, 0)
+// frees p in glibc and returns NULL; a failed realloc leaves p allocated and counts nothing.
+void* realloc(void* ptr, size_t size) noexcept {
+  if (g_block == nullptr) return __libc_realloc(ptr, size);
+  size_t old_usable = ptr != nullptr ? malloc_usable_size(ptr) : 0;
+  void* p = __libc_realloc(ptr, size);
+  if (ptr != nullptr && (p != nullptr || size == 0)) CountFree(old_usable);
+  CountAlloc(p);
+  return p;
+}
+
+void* memalign(size_t alignment, size_t size) noexcept {
+  void* p = __libc_memalign(alignment, size);
+  CountAlloc(p);
+  return p;
+}
+
+void* aligned_alloc(size_t alignment, size_t size) noexcept {
+  if (!ValidAlignment(alignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return memalign(alignment, size);
+}
+
+int posix_memalign(void** out, size_t alignment, size_t size) noexcept {
+  if (!ValidAlignment(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  void* p = __libc_memalign(alignment, size);
+  if (p == nullptr) return ENOMEM;
+  CountAlloc(p);
+  *out = p;
+  return 0;
+}
+
+void* valloc(size_t size) noexcept {
+  void* p = __libc_valloc(size);
+  CountAlloc(p);
+  return p;
+}
+
+void* pvalloc(size_t size) noexcept {
+  void* p = __libc_pvalloc(size);
+  CountAlloc(p);
+  return p;
+}
+
+}  // extern "C"
+
+// Every operator new/delete that libstdc++ exports (plain, array, nothrow, sized, aligned).
+void* operator new(size_t n) { return NewOrThrow(n, 0); }
+void* operator new[](size_t n) { return NewOrThrow(n, 0); }
+void* operator new(size_t n, const std::nothrow_t&) noexcept { return NewNoThrow(n, 0); }
+void* operator new[](size_t n, const std::nothrow_t&) noexcept { return NewNoThrow(n, 0); }
+void* operator new(size_t n, std::align_val_t a) { return NewOrThrow(n, static_cast<size_t>(a)); }
+void* operator new[](size_t n, std::align_val_t a) { return NewOrThrow(n, static_cast<size_t>(a)); }
+void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return NewNoThrow(n, static_cast<size_t>(a));
+}
+void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return NewNoThrow(n, static_cast<size_t>(a));
+}
+void operator delete(void* p) noexcept { Delete(p); }
+void operator delete[](void* p) noexcept { Delete(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { Delete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { Delete(p); }
+void operator delete(void* p, size_t) noexcept { Delete(p); }
+void operator delete[](void* p, size_t) noexcept { Delete(p); }
+void operator delete(void* p, std::align_val_t) noexcept { Delete(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { Delete(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { Delete(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { Delete(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { Delete(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { Delete(p); }

@@ -1,0 +1,291 @@
+// A program whose allocations are known, run under libframescope_heap.so by heap_test.
+//
+//   heap_testprog work SNAPDIR   threads and the main thread allocate and free known blocks
+//                                between two snapshots of the counters file; then fork + exec
+//                                of `child`; prints its truth as one JSON line
+//   heap_testprog child SNAPDIR  (the exec'd child) its own window, its own JSON line
+//   heap_testprog bench N        N malloc/free pairs; prints the loop's nanoseconds
+//
+// Exact windows: every thread calls the library's framescope_heap_flush() and parks at a
+// barrier before the program copies the counters file (SNAPDIR/<name>), so the copy holds every
+// count so far; nothing between two snapshots allocates except the counted work (no stdio, no
+// containers). The truth uses malloc_usable_size, as the library does.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <new>
+
+namespace {
+
+constexpr int kThreads = 8;
+constexpr int kPerThread = 100000;
+constexpr int kKeepEvery = 4;  // every 4th block stays allocated: reclaim ratio below 1
+constexpr int kThreadExitBlocks = 10;
+constexpr size_t kThreadExitSize = 8192;
+constexpr int kExitBlocks = 16;
+constexpr size_t kExitSize = 32768;
+
+struct Truth {
+  uint64_t allocated_bytes = 0, allocated_calls = 0, freed_bytes = 0, freed_calls = 0;
+  void Alloc(void* p) {
+    allocated_bytes += malloc_usable_size(p);
+    ++allocated_calls;
+  }
+  void Free(void* p) {
+    freed_bytes += malloc_usable_size(p);
+    ++freed_calls;
+  }
+  void Add(const Truth& o) {
+    allocated_bytes += o.allocated_bytes;
+    allocated_calls += o.allocated_calls;
+    freed_bytes += o.freed_bytes;
+    freed_calls += o.freed_calls;
+  }
+};
+
+void (*g_flush)() = nullptr;
+const char* g_snapdir = nullptr;
+char g_counters[4096];
+pthread_barrier_t g_ready, g_start, g_done, g_release;
+Truth g_thread_truth[kThreads];
+void* g_kept[kThreads][kPerThread / kKeepEvery];
+uint64_t g_thread_exit_bytes[kThreads];
+
+void Flush() {
+  if (g_flush != nullptr) g_flush();
+}
+
+// Copies the counters file to SNAPDIR/name with plain syscalls (no allocation).
+void Snapshot(const char* name) {
+  static char buf[4096];
+  char out[4096];
+  snprintf(out, sizeof(out), "%s/%s", g_snapdir, name);
+  int in = open(g_counters, O_RDONLY);
+  if (in < 0) return;  // not reporting (no FRAMESCOPE_HEAP_DIR): the test sees no snapshot
+  ssize_t n = read(in, buf, sizeof(buf));
+  close(in);
+  int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || n < 0 || write(fd, buf, n) != n) {
+    fprintf(stderr, "heap_testprog: cannot write %s\n", out);
+    exit(1);
+  }
+  close(fd);
+}
+
+size_t SizeOf(int i) { return 16 + static_cast<size_t>(i * 37 % 1000); }
+
+void* ThreadMain(void* arg) {
+  int t = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  Truth truth;
+  Flush();
+  pthread_barrier_wait(&g_ready);
+  pthread_barrier_wait(&g_start);
+  for (int i = 0; i < kPerThread; ++i) {
+    void* p = malloc(SizeOf(i + t));
+    truth.Alloc(p);
+    if (i % kKeepEvery == 0) {
+      g_kept[t][i / kKeepEvery] = p;
+    } else {
+      truth.Free(p);
+      free(p);
+    }
+  }
+  g_thread_truth[t] = truth;
+  Flush();
+  pthread_barrier_wait(&g_done);
+  pthread_barrier_wait(&g_release);
+  // Left pending (fewer than the library's batch): only its thread-exit flush counts these.
+  for (int i = 0; i < kThreadExitBlocks; ++i) {
+    void* p = malloc(kThreadExitSize);
+    g_thread_exit_bytes[t] += malloc_usable_size(p);
+  }
+  return nullptr;
+}
+
+// The C allocation entry points and their edge cases, and C++ new/delete, on the main thread.
+Truth MainThreadWork() {
+  Truth t;
+  void* c = calloc(100, 24);
+  t.Alloc(c);
+  void* r = realloc(nullptr, 100);  // a malloc
+  t.Alloc(r);
+  t.Free(r);
+  r = realloc(r, 5000);  // grows: moves
+  t.Alloc(r);
+  t.Free(r);
+  r = realloc(r, 10);  // shrinks in place
+  t.Alloc(r);
+  t.Free(r);
+  r = realloc(r, 0);  // glibc: frees, returns NULL
+  if (r != nullptr) t.Alloc(r);
+  void* pm = nullptr;
+  if (posix_memalign(&pm, 64, 1000) != 0) abort();
+  t.Alloc(pm);
+  if (posix_memalign(&pm, 3, 1000) != EINVAL) abort();  // refused: counts nothing
+  void* aa = aligned_alloc(256, 512);
+  t.Alloc(aa);
+  void* ma = memalign(4096, 100);
+  t.Alloc(ma);
+  void* va = valloc(100);
+  t.Alloc(va);
+  int* arr = new int[1000];
+  t.Alloc(arr);
+  t.Free(arr);
+  delete[] arr;
+  struct alignas(128) Wide {
+    char bytes[300];
+  };
+  Wide* w = new Wide;
+  t.Alloc(w);
+  t.Free(w);
+  delete w;
+  char* nt = new (std::nothrow) char[10];
+  t.Alloc(nt);
+  void* sized = ::operator new(777);
+  t.Alloc(sized);
+  t.Free(sized);
+  ::operator delete(sized, 777);
+  for (void* p : {c, pm, ma}) {  // aa, va and nt stay allocated
+    t.Free(p);
+    free(p);
+  }
+  (void)aa, (void)va, (void)nt;
+  return t;
+}
+
+void PrintWindow(const Truth& t) {
+  printf(
+      "\"window\":{\"allocated_bytes\":%llu,\"allocated_calls\":%llu,\"freed_bytes\":%llu,"
+      "\"freed_calls\":%llu}",
+      static_cast<unsigned long long>(t.allocated_bytes),
+      static_cast<unsigned long long>(t.allocated_calls),
+      static_cast<unsigned long long>(t.freed_bytes),
+      static_cast<unsigned long long>(t.freed_calls));
+}
+
+pid_t ForkExecChild(const char* self) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(self, self, "child", g_snapdir, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "heap_testprog: the exec'd child failed\n");
+    exit(1);
+  }
+  return pid;
+}
+
+int Work(const char* self) {
+  pthread_t threads[kThreads];
+  pthread_barrier_init(&g_ready, nullptr, kThreads + 1);
+  pthread_barrier_init(&g_start, nullptr, kThreads + 1);
+  pthread_barrier_init(&g_done, nullptr, kThreads + 1);
+  pthread_barrier_init(&g_release, nullptr, kThreads + 1);
+  for (int t = 0; t < kThreads; ++t) {
+    pthread_create(&threads[t], nullptr, ThreadMain, reinterpret_cast<void*>(intptr_t{t}));
+  }
+  pthread_barrier_wait(&g_ready);
+  Flush();
+  Snapshot("snap0");
+  pthread_barrier_wait(&g_start);
+  Truth truth = MainThreadWork();
+  Flush();
+  pthread_barrier_wait(&g_done);
+  Snapshot("snap1");
+  pthread_barrier_wait(&g_release);
+  uint64_t thread_exit_bytes = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    pthread_join(threads[t], nullptr);
+    truth.Add(g_thread_truth[t]);
+    thread_exit_bytes += g_thread_exit_bytes[t];
+  }
+  Flush();
+  Snapshot("snap2");
+  // Left pending on the main thread: only the library's exit flush counts these.
+  uint64_t exit_bytes = 0;
+  for (int i = 0; i < kExitBlocks; ++i) exit_bytes += malloc_usable_size(malloc(kExitSize));
+  pid_t child = ForkExecChild(self);
+  printf(
+      "{\"mode\":\"work\",\"pid\":%d,\"child_pid\":%d,\"thread_exit_min_bytes\":%llu,"
+      "\"exit_min_bytes\":%llu,",
+      getpid(), child, static_cast<unsigned long long>(thread_exit_bytes),
+      static_cast<unsigned long long>(exit_bytes));
+  PrintWindow(truth);
+  printf("}\n");
+  return 0;
+}
+
+int Child() {
+  Flush();
+  Snapshot("child-snap0");
+  Truth t;
+  for (int i = 0; i < 1000; ++i) {
+    void* p = malloc(200);
+    t.Alloc(p);
+    if (i % 2 == 0) {
+      t.Free(p);
+      free(p);
+    }
+  }
+  Flush();
+  Snapshot("child-snap1");
+  printf("{\"mode\":\"child\",\"pid\":%d,", getpid());
+  PrintWindow(t);
+  printf("}\n");
+  fflush(stdout);
+  return 0;
+}
+
+// A fixed amount of allocation work: a ring of 64 live blocks, one freed and one allocated per
+// step, sizes cycling over small classes.
+int Bench(long steps) {
+  static void* ring[64];
+  timespec a{}, b{};
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  uint64_t sum = 0;
+  for (long i = 0; i < steps; ++i) {
+    void*& slot = ring[i & 63];
+    free(slot);
+    slot = malloc(16 + (i * 37) % 512);
+    static_cast<char*>(slot)[0] = static_cast<char>(i);
+    sum += static_cast<unsigned char>(static_cast<char*>(slot)[0]);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  printf("{\"ns\":%lld,\"checksum\":%llu}\n",
+         (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec),
+         static_cast<unsigned long long>(sum));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: heap_testprog work|child SNAPDIR | bench STEPS\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "bench") == 0) return Bench(atol(argv[2]));
+  g_snapdir = argv[2];
+  g_flush = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "framescope_heap_flush"));
+  const char* dir = getenv("FRAMESCOPE_HEAP_DIR");
+  snprintf(g_counters, sizeof(g_counters), "%s/heap-%d.counters", dir ? dir : "/nonexistent",
+           getpid());
+  if (strcmp(argv[1], "work") == 0) return Work(argv[0]);
+  if (strcmp(argv[1], "child") == 0) return Child();
+  fprintf(stderr, "heap_testprog: unknown mode %s\n", argv[1]);
+  return 2;
+}
