@@ -62,6 +62,7 @@ StatusOr<HeapCounters> ReadHeapCounters(const std::string& path) {
   c.pid = h.pid;
   c.generation = h.generation;
   c.start_unix_ns = h.start_unix_ns;
+  c.process_start_ticks = h.process_start_ticks;
   c.allocated_bytes = h.allocated_bytes;
   c.allocated_calls = h.allocated_calls;
   c.freed_bytes = h.freed_bytes;

@@ -14,8 +14,9 @@ namespace fs::memory {
 // One reading of one process's counters. Bytes are malloc_usable_size of each block.
 struct HeapCounters {
   int pid = 0;
-  uint32_t generation = 0;     // +1 per exec of the same pid (the file was replaced)
-  uint64_t start_unix_ns = 0;  // when that image's library initialised
+  uint32_t generation = 0;           // +1 per exec of the same pid (the file was replaced)
+  uint64_t start_unix_ns = 0;        // when that image's library initialised
+  uint64_t process_start_ticks = 0;  // the process's start (same across exec)
   uint64_t allocated_bytes = 0;
   uint64_t allocated_calls = 0;
   uint64_t freed_bytes = 0;

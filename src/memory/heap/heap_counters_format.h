@@ -27,13 +27,17 @@ struct HeapCountersHeader {
   // again (the new image replaces the file; the previous image's counts end with it).
   uint32_t generation;
   uint64_t start_unix_ns;  // CLOCK_REALTIME when this image's library initialised
+  // The process's start time (/proc/PID/stat field 22, clock ticks since boot): the same across
+  // exec, different for a later process that reuses the pid. Tells an exec (generation + 1) from
+  // a stale file of an earlier process with this pid (generation 0).
+  uint64_t process_start_ticks;
   // Bytes are malloc_usable_size of each block, on both sides, so freed/allocated is exact.
   uint64_t allocated_bytes;
   uint64_t allocated_calls;
   uint64_t freed_bytes;
   uint64_t freed_calls;
 };
-static_assert(sizeof(HeapCountersHeader) == 64, "the file format fixes this layout");
+static_assert(sizeof(HeapCountersHeader) == 72, "the file format fixes this layout");
 
 }  // namespace fs::memory
 

@@ -178,14 +178,32 @@ void Complain(const char* what, const char* path) {
   (void)ignored;
 }
 
-// The generation of the file an earlier image of this pid left (exec), or -1 when none.
-long PreviousGeneration(const char* path, pid_t pid) {
+// Field 22 of /proc/self/stat (starttime), parsed without allocating; 0 when unreadable.
+uint64_t ProcessStartTicks() {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = strrchr(buf, ')');  // the command name may hold spaces and parentheses
+  if (p == nullptr) return 0;
+  // After ") " comes field 3 (state); starttime is field 22.
+  for (int field = 2; field < 22 && p != nullptr; ++field) p = strchr(p + 1, ' ');
+  return p != nullptr ? strtoull(p + 1, nullptr, 10) : 0;
+}
+
+// The generation of the file an earlier image of this process left (exec), or -1 when there is
+// none: a file of an earlier process that had this pid has another start time.
+long PreviousGeneration(const char* path, pid_t pid, uint64_t start_ticks) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -1;
   HeapCountersHeader old;
   long generation = -1;
   if (pread(fd, &old, sizeof(old), 0) == static_cast<ssize_t>(sizeof(old)) &&
-      old.magic == fs::memory::kHeapCountersMagic && old.pid == pid) {
+      old.magic == fs::memory::kHeapCountersMagic && old.pid == pid && start_ticks != 0 &&
+      old.process_start_ticks == start_ticks) {
     generation = old.generation;
   }
   close(fd);
@@ -226,7 +244,9 @@ HeapCountersHeader* CreateBlock() {
   block->version = fs::memory::kHeapCountersVersion;
   block->header_size = sizeof(HeapCountersHeader);
   block->pid = pid;
-  block->generation = static_cast<uint32_t>(PreviousGeneration(path, pid) + 1);
+  block->process_start_ticks = ProcessStartTicks();
+  block->generation =
+      static_cast<uint32_t>(PreviousGeneration(path, pid, block->process_start_ticks) + 1);
   block->start_unix_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + now.tv_nsec;
   __atomic_store_n(&block->magic, fs::memory::kHeapCountersMagic, __ATOMIC_RELEASE);
   if (rename(tmp, path) != 0) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,10 @@ struct RunResult {
 };
 
 // Runs argv in `cwd` with this process's environment less the library's variables, plus `env`.
+// `before_exec(pid)` runs here while the child waits to exec.
 RunResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                     const std::string& cwd = "/") {
+                     const std::string& cwd = "/",
+                     const std::function<void(pid_t)>& before_exec = nullptr) {
   std::vector<std::string> envs = env;
   for (char** e = environ; *e != nullptr; ++e) {
     if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "FRAMESCOPE_HEAP_DIR=", 20) != 0) {
@@ -62,18 +65,23 @@ RunResult RunProgram(const std::vector<std::string>& argv, const std::vector<std
   for (const auto& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
   args.push_back(nullptr);
   envp.push_back(nullptr);
-  int fds[2];
-  if (pipe(fds) != 0) return {};
+  int fds[2], go[2];
+  if (pipe(fds) != 0 || pipe(go) != 0) return {};
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);
-    if (chdir(cwd.c_str()) != 0) _exit(126);
+    close(go[1]);
+    char byte;
+    if (read(go[0], &byte, 1) < 0 || chdir(cwd.c_str()) != 0) _exit(126);
     execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(fds[1]);
+  close(go[0]);
+  if (before_exec) before_exec(pid);
+  close(go[1]);  // the child's read returns: exec
   RunResult r;
   char buf[4096];
   ssize_t n;
@@ -179,6 +187,45 @@ TEST_F(HeapPreloadTest, ForkedAndExecdChildHasItsOwnFile) {
   ExpectWindowMatches(Read(Snap("child-snap0")), Read(Snap("child-snap1")), child_);
 }
 
+HeapCountersHeader ValidHeader() {
+  HeapCountersHeader h{};
+  h.magic = kHeapCountersMagic;
+  h.version = kHeapCountersVersion;
+  h.header_size = sizeof(HeapCountersHeader);
+  h.pid = 4242;
+  h.generation = 2;
+  h.start_unix_ns = 1700000000000000000ULL;
+  h.process_start_ticks = 12345;
+  h.allocated_bytes = 1000;
+  h.allocated_calls = 10;
+  h.freed_bytes = 900;
+  h.freed_calls = 9;
+  return h;
+}
+
+// A file left by an earlier process with the same pid (pid reuse) is replaced, and not taken for
+// this process's pre-exec image: generation 0, not the stale file's + 1.
+TEST(HeapPreloadStaleTest, AStaleFileOfAReusedPidIsNotAnExec) {
+  TempDir counters, snaps;
+  RunResult r = RunProgram(
+      {TestProg(), "child", snaps.path()},
+      {"LD_PRELOAD=" + Library(), "FRAMESCOPE_HEAP_DIR=" + counters.path()}, "/", [&](pid_t pid) {
+        HeapCountersHeader stale = ValidHeader();
+        stale.pid = pid;  // its start time (12345 ticks after boot) is not this process's
+        std::ofstream(HeapCountersPath(counters.path(), pid), std::ios::binary)
+            .write(reinterpret_cast<const char*>(&stale), sizeof(stale));
+      });
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  Json child = Line(r.out, "child");
+  HeapCounters c =
+      Read(HeapCountersPath(counters.path(), static_cast<int>(child.Get("pid").AsInt())));
+  EXPECT_EQ(c.generation, 0u);
+  EXPECT_NE(c.process_start_ticks, 0u);
+  EXPECT_NE(c.process_start_ticks, 12345u);
+  ExpectWindowMatches(Read(snaps.path() + "/child-snap0"), Read(snaps.path() + "/child-snap1"),
+                      child);
+}
+
 // Unset or empty, FRAMESCOPE_HEAP_DIR leaves the library forwarding only: no file anywhere (an
 // empty value must not mean the working directory), and the program still runs, forks and execs.
 TEST(HeapPreloadOffTest, WithoutTheDirectoryNothingIsCreated) {
@@ -195,21 +242,6 @@ TEST(HeapPreloadOffTest, WithoutTheDirectoryNothingIsCreated) {
 }
 
 // ---- The reader ----
-
-HeapCountersHeader ValidHeader() {
-  HeapCountersHeader h{};
-  h.magic = kHeapCountersMagic;
-  h.version = kHeapCountersVersion;
-  h.header_size = sizeof(HeapCountersHeader);
-  h.pid = 4242;
-  h.generation = 2;
-  h.start_unix_ns = 1700000000000000000ULL;
-  h.allocated_bytes = 1000;
-  h.allocated_calls = 10;
-  h.freed_bytes = 900;
-  h.freed_calls = 9;
-  return h;
-}
 
 std::string Write(const TempDir& dir, const std::string& name, const void* data, size_t size) {
   std::string path = dir.path() + "/" + name;
@@ -231,6 +263,7 @@ TEST(HeapCountersReaderTest, ReadsAValidFile) {
   EXPECT_EQ(c->pid, 4242);
   EXPECT_EQ(c->generation, 2u);
   EXPECT_EQ(c->start_unix_ns, h.start_unix_ns);
+  EXPECT_EQ(c->process_start_ticks, 12345u);
   EXPECT_EQ(c->allocated_bytes, 1000u);
   EXPECT_EQ(c->allocated_calls, 10u);
   EXPECT_EQ(c->freed_bytes, 900u);
