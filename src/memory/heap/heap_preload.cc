@@ -112,10 +112,40 @@ void AfterCount(Pending& p) {
   }
 }
 
+// glibc's chunk header (the size word before the block; low bits are flags, 2 = mmapped) gives
+// what malloc_usable_size returns without its call and checks. Init verifies the two agree on
+// this glibc before relying on it; otherwise every count calls malloc_usable_size.
+bool g_read_chunk_header = false;
+
+size_t UsableSize(void* ptr) {
+  if (!g_read_chunk_header) return malloc_usable_size(ptr);
+  size_t header = static_cast<size_t*>(ptr)[-1];
+  size_t chunk = header & ~size_t{7};
+  return (header & 2) != 0 ? chunk - 2 * sizeof(size_t) : chunk - sizeof(size_t);
+}
+
+// True when UsableSize from the header equals malloc_usable_size for blocks of every kind:
+// small, large, mmapped, aligned, calloc'd. Runs before counting starts.
+bool ChunkHeaderAgrees() {
+  constexpr size_t kSizes[] = {0, 1, 24, 25, 1000, 4096, 70000, 300000, 2 << 20};
+  bool agrees = true;
+  g_read_chunk_header = true;
+  for (size_t size : kSizes) {
+    void* blocks[] = {__libc_malloc(size), __libc_calloc(1, size), __libc_memalign(64, size),
+                      __libc_memalign(4096, size)};
+    for (void* b : blocks) {
+      if (b != nullptr && UsableSize(b) != malloc_usable_size(b)) agrees = false;
+      __libc_free(b);
+    }
+  }
+  g_read_chunk_header = agrees;
+  return agrees;
+}
+
 void CountAlloc(void* ptr) {
   if (g_block == nullptr || ptr == nullptr) return;
   Pending& p = t_pending;
-  p.allocated_bytes += malloc_usable_size(ptr);
+  p.allocated_bytes += UsableSize(ptr);
   ++p.allocated_calls;
   AfterCount(p);
 }
@@ -130,7 +160,7 @@ void CountFree(size_t usable) {
 
 void CountFree(void* ptr) {
   if (g_block == nullptr || ptr == nullptr) return;
-  CountFree(malloc_usable_size(ptr));
+  CountFree(UsableSize(ptr));
 }
 
 // ---- The counters file (no malloc: stack buffers and raw syscalls) ----
@@ -281,6 +311,7 @@ __attribute__((constructor)) void Init() {
   strcpy(g_dir, dir);
   if (pthread_key_create(&g_exit_key, OnThreadExit) != 0) return;
   pthread_atfork(nullptr, nullptr, OnForkChild);
+  ChunkHeaderAgrees();
   g_block = CreateBlock();
 }
 
@@ -330,13 +361,16 @@ extern "C" {
 // (and tests) that want an exact window; looked up with dlsym, so absent without the preload.
 __attribute__((visibility("default"))) void framescope_heap_flush() { Flush(t_pending); }
 
+// When not reporting, malloc and free are tail calls into glibc.
 void* malloc(size_t size) noexcept {
+  if (g_block == nullptr) return __libc_malloc(size);
   void* p = __libc_malloc(size);
   CountAlloc(p);
   return p;
 }
 
 void free(void* ptr) noexcept {
+  if (g_block == nullptr) return __libc_free(ptr);
   CountFree(ptr);
   __libc_free(ptr);
 }
@@ -352,7 +386,7 @@ void* calloc(size_t n, size_t size) noexcept {
 // frees p in glibc and returns NULL; a failed realloc leaves p allocated and counts nothing.
 void* realloc(void* ptr, size_t size) noexcept {
   if (g_block == nullptr) return __libc_realloc(ptr, size);
-  size_t old_usable = ptr != nullptr ? malloc_usable_size(ptr) : 0;
+  size_t old_usable = ptr != nullptr ? UsableSize(ptr) : 0;
   void* p = __libc_realloc(ptr, size);
   if (ptr != nullptr && (p != nullptr || size == 0)) CountFree(old_usable);
   CountAlloc(p);

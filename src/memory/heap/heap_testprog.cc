@@ -129,6 +129,13 @@ Truth MainThreadWork() {
   t.Free(r);
   r = realloc(r, 0);  // glibc: frees, returns NULL
   if (r != nullptr) t.Alloc(r);
+  void* big = malloc(1 << 20);  // above the mmap threshold: an mmapped chunk
+  t.Alloc(big);
+  t.Free(big);
+  big = realloc(big, 3 << 20);  // mremap
+  t.Alloc(big);
+  t.Free(big);
+  free(big);
   void* pm = nullptr;
   if (posix_memalign(&pm, 64, 1000) != 0) abort();
   t.Alloc(pm);
