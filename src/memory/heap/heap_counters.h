@@ -34,8 +34,10 @@ std::string HeapCountersPath(const std::string& dir, int pid);
 struct ReclaimRatio {
   uint64_t allocated_bytes = 0;  // over the window
   uint64_t freed_bytes = 0;
-  std::optional<double> value;  // freed / allocated; absent when nothing was allocated
-  std::string why_absent;       // set when value is absent
+  // freed / allocated; absent when nothing was allocated. Can exceed 1 when the window frees
+  // blocks allocated before it (or, in a forked child, by the parent).
+  std::optional<double> value;
+  std::string why_absent;  // set when value is absent
 };
 
 // The reclaim ratio between an earlier and a later reading of the same process image. Readings

@@ -15,10 +15,12 @@
 //   later in its teardown are counted too. What is never flushed, hence the bounded error: a
 //   thread still running when the process exits or calls _exit loses at most kFlushCalls-1
 //   calls and < kFlushBytes + one block of bytes; a process killed by a signal loses that much
-//   per thread. A reader that wants an exact window calls framescope_heap_flush() (exported)
-//   in each thread first, as heap_testprog does.
+//   per thread. A reading of a running process lags by up to that much per thread. A program
+//   that wants an exact window calls framescope_heap_flush() (exported) in each thread first,
+//   as heap_testprog does.
 // - fork: the child resets the forking thread's pending counts (they belong to the parent, which
-//   flushes its own copy) and makes its own file heap-<childpid>.counters.
+//   flushes its own copy) and makes its own file heap-<childpid>.counters. The child's frees of
+//   blocks it inherited count, their allocation does not: its reclaim ratio can exceed 1.
 // - exec: the environment carries LD_PRELOAD and FRAMESCOPE_HEAP_DIR over, so the new image
 //   loads the library again under the same pid. It replaces heap-<pid>.counters (rename over it)
 //   with a fresh file whose generation is the old one's + 1 and whose start time is its own; the
@@ -27,6 +29,9 @@
 //   exec, which allocates nothing in glibc's implementation.
 // - Counting starts when this library initialises: allocations by constructors of libraries
 //   initialised before it (libstdc++'s emergency pool) are not counted, nor their frees.
+// - Files stay after their process exits (the reader wants the final counts); whoever sets
+//   FRAMESCOPE_HEAP_DIR removes the folder. A stale file of a reused pid is replaced.
+// - LD_PRELOAD only: initial-exec TLS may not be available to a dlopen'ed copy.
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
