@@ -49,8 +49,8 @@ struct RunResult {
   std::string out;
 };
 
-// Runs argv in `cwd` with this process's environment less the library's variables, plus `env`.
-// `before_exec(pid)` runs here while the child waits to exec.
+// Runs argv (stdout and stderr together) in `cwd` with this process's environment less the
+// library's variables, plus `env`. `before_exec(pid)` runs here while the child waits to exec.
 RunResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                      const std::string& cwd = "/",
                      const std::function<void(pid_t)>& before_exec = nullptr) {
@@ -70,6 +70,7 @@ RunResult RunProgram(const std::vector<std::string>& argv, const std::vector<std
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
+    dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
     close(go[1]);
@@ -239,6 +240,22 @@ TEST(HeapPreloadOffTest, WithoutTheDirectoryNothingIsCreated) {
     EXPECT_TRUE(cwd.Entries().empty()) << env;
     EXPECT_TRUE(snaps.Entries().empty()) << env;
   }
+}
+
+// A folder the library cannot write: one line on stderr says so, the program runs uncounted.
+TEST(HeapPreloadOffTest, AnUnwritableDirectoryIsReportedAndHarmless) {
+  TempDir snaps;
+  std::string missing = snaps.path() + "/missing";
+  RunResult r = RunProgram({TestProg(), "child", snaps.path()},
+                           {"LD_PRELOAD=" + Library(), "FRAMESCOPE_HEAP_DIR=" + missing});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  Json child = Line(r.out, "child");
+  EXPECT_NE(r.out.find("framescope-heap: cannot create " +
+                       HeapCountersPath(missing, static_cast<int>(child.Get("pid").AsInt())) +
+                       ".tmp: ENOENT; heap counting is off\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(snaps.Entries().size(), 0u);
 }
 
 // ---- The reader ----
