@@ -38,13 +38,14 @@ test-asan: deps
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test clients_test config_test base_test \
 	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test \
 	  kernel_symbols_test cpu_report_test preflight_test recorder_test call_tree_test governor_test \
-	  http_test output_test
+	  http_test output_test heap_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/clients_test --gtest_brief=1
 	@./build/asan/bin/config_test --gtest_brief=1
 	@./build/asan/bin/base_test --gtest_brief=1
 	@./build/asan/bin/http_test --gtest_brief=1
 	@./build/asan/bin/output_test --gtest_brief=1
+	@./build/asan/bin/heap_test --gtest_brief=1
 	@./build/asan/bin/pg_client_test --gtest_brief=1
 	@./build/asan/bin/api_test --gtest_brief=1 --gtest_filter='ApiParamsTest.*:ApiClientTest.*'
 	@./build/asan/bin/aggregation_test --gtest_brief=1 --gtest_filter='DetectionEntryTest.*'
