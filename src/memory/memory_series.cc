@@ -180,10 +180,11 @@ StatusOr<LoadedLog> LoadMemoryLog(const std::string& path) {
 }
 
 std::vector<MemorySample> SamplesNamed(const std::vector<MemorySample>& all,
-                                       const std::string& name) {
+                                       const std::string& name, pid_t root_pid) {
   std::vector<MemorySample> out;
   for (const MemorySample& s : all) {
-    if (s.name == name) out.push_back(s);
+    bool same_process = root_pid <= 0 || (!s.pids.empty() && s.pids.front() == root_pid);
+    if (s.name == name && same_process) out.push_back(s);
   }
   return out;
 }

@@ -78,9 +78,10 @@ struct LoadedLog {
 LoadedLog ParseMemoryLog(const std::string& text);
 // Reads a log file (a regular file only).
 StatusOr<LoadedLog> LoadMemoryLog(const std::string& path);
-// The samples of one name, in file order.
+// The samples of one name, in file order; with `root_pid` > 0 only those of that process (a
+// resumed log continues one process's series; a new process of the same name starts its own).
 std::vector<MemorySample> SamplesNamed(const std::vector<MemorySample>& all,
-                                       const std::string& name);
+                                       const std::string& name, pid_t root_pid = 0);
 
 }  // namespace fs::profile
 

@@ -135,6 +135,8 @@ TEST(MemoryLog, AppendsAndResumesTheSameLog) {
   EXPECT_EQ(loaded->samples[1].pids, (std::vector<pid_t>{100, 101}));
   EXPECT_EQ(SamplesNamed(loaded->samples, "svc").size(), 2u);
   EXPECT_EQ(SamplesNamed(loaded->samples, "other")[0].time_s, 3);
+  EXPECT_EQ(SamplesNamed(loaded->samples, "svc", 100).size(), 2u);
+  EXPECT_EQ(SamplesNamed(loaded->samples, "svc", 101).size(), 0u);  // another process
 }
 
 // A crash mid-line: the cut line is counted as corrupt, the next run's lines are whole.
