@@ -319,8 +319,14 @@ void PrintTable(const Json& analysis, FILE* out) {
             ci_text, p.Get("verdict").AsString().c_str());
     if (p.Has("reason")) fprintf(out, "  %s\n", p.Get("reason").AsString().c_str());
     if (p.Get("extra_time_s").is_number()) {
-      fprintf(out, "  about %.1f h more would likely decide it (if the slope holds)\n",
-              p.Get("extra_time_s").AsDouble() / 3600);
+      double extra = p.Get("extra_time_s").AsDouble();
+      fprintf(out, "  about %.1f %s more would likely decide it (if the slope holds)\n",
+              extra >= 7200  ? extra / 3600
+              : extra >= 120 ? extra / 60
+                             : extra,
+              extra >= 7200  ? "h"
+              : extra >= 120 ? "min"
+                             : "s");
     }
   }
   if (analysis.Get("corrupt_lines").AsInt() > 0) {
