@@ -83,6 +83,36 @@ TEST(MemoryCommand, TooShortIsNotMeasurableAnd24hLogName) {
   EXPECT_TRUE(PathExists(tmp.path() + "/memory/24h_run.log"));
 }
 
+// Services mode reads pids and names from the state dir's state.json. A stand-in supervisor (its
+// command line names _supervise, as SupervisorRunning checks) and two leak_testprog "services"
+// keep this test at 3 s; a real `up` is left to the tests that already start one.
+TEST(MemoryCommand, StateDirFollowsEveryService) {
+  TempDir tmp;
+  const std::string d = tmp.path() + "/state",
+                    prog = LeakProg() + " leak 1024 20 >/dev/null 2>&1 & ";
+  CommandResult r = RunShell(
+      "mkdir " + d + "; sh -c 'while :; do sleep 0.2; done' _supervise >/dev/null 2>&1 & S=$!; " +
+      prog + "A=$!; " + prog +
+      "B=$!; printf '{\"supervisor_pid\":%d,\"services\":[{\"name\":\"capture\","
+      "\"pid\":%d},{\"name\":\"detection\",\"pid\":%d}]}' $S $A $B >" +
+      d + "/state.json; { " + Framescope() + " memory --state-dir " + d +
+      " --duration 3 --interval 0.2 --json --out " + tmp.path() + " 2>" + tmp.path() +
+      "/err; echo rc=$?; }; kill $S $A $B");
+  ASSERT_NE(r.output.find("rc="), std::string::npos) << r.output;
+  const std::string rc = r.output.substr(r.output.rfind("rc="));
+  EXPECT_TRUE(rc.starts_with("rc=0") || rc.starts_with("rc=3")) << r.output;
+  const Json out = ParseJson(r.output.substr(0, r.output.rfind("rc=")));
+  ASSERT_EQ(out.Get("processes").size(), 2u) << r.output << *ReadFile(tmp.path() + "/err");
+  EXPECT_EQ(out.Get("processes").AsArray()[0].Get("name").AsString(), "capture");
+  EXPECT_EQ(out.Get("processes").AsArray()[1].Get("name").AsString(), "detection");
+  for (const Json& p : out.Get("processes").AsArray()) EXPECT_GE(p.Get("samples").AsInt(), 10);
+  // One log for the system, one line per service per sample, each with its service's name.
+  auto log = ReadFile(tmp.path() + "/memory/system.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("\"name\":\"capture\""), std::string::npos);
+  EXPECT_NE(log->find("\"name\":\"detection\""), std::string::npos);
+}
+
 TEST(MemoryCommand, BadDurationsAreUsageErrors) {
   for (const char* d : {"0", "-5", "nan", "inf", "8d", "10x", "", "1e400"}) {
     CommandResult r = RunShell(Framescope() + " memory --duration='" + d + "' -- true");
