@@ -174,6 +174,7 @@ StatusOr<pid_t> StartCommand(const std::vector<std::string>& cmd, bool stdout_to
   if (pipe2(p, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
   std::vector<std::string> args = cmd;
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t child = fork();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 namespace fs::profile {
@@ -13,12 +14,18 @@ constexpr double kBytesPerSecToMbPerHour = 3600.0 / 1e6;
 // (2000 points = 2 M slopes, 16 MB). A 24 h run at 5 s has 17 280 points.
 constexpr size_t kMaxPoints = 2000;
 
+// Iterator at index `i` (vectors here are far below PTRDIFF_MAX).
+template <typename It>
+It At(It begin, size_t i) {
+  return begin + static_cast<std::ptrdiff_t>(i);
+}
+
 double Median(std::vector<double> v) {
   size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), v.begin() + mid, v.end());
+  std::nth_element(v.begin(), At(v.begin(), mid), v.end());
   double hi = v[mid];
   if (v.size() % 2 == 1) return hi;
-  return (*std::max_element(v.begin(), v.begin() + mid) + hi) / 2;
+  return (*std::max_element(v.begin(), At(v.begin(), mid)) + hi) / 2;
 }
 
 // Consecutive bins of equal count, each replaced by its median time and median bytes.
@@ -38,10 +45,10 @@ std::vector<SeriesPoint> Thin(const std::vector<SeriesPoint>& s) {
 double AtRank(std::vector<double>* v, double rank) {
   rank = std::clamp(rank, 1.0, static_cast<double>(v->size()));
   size_t lo = static_cast<size_t>(std::floor(rank)) - 1;
-  std::nth_element(v->begin(), v->begin() + lo, v->end());
+  std::nth_element(v->begin(), At(v->begin(), lo), v->end());
   double a = (*v)[lo];
   if (lo + 1 >= v->size() || rank == std::floor(rank)) return a;
-  double b = *std::min_element(v->begin() + lo + 1, v->end());
+  double b = *std::min_element(At(v->begin(), lo + 1), v->end());
   return a + (b - a) * (rank - std::floor(rank));
 }
 

@@ -1,13 +1,14 @@
 // A program with a known leak rate, for the memory tests (issue 11's known-truth check).
 //
 //   leak_testprog leak   KIB_PER_S [SECONDS]   leaks KIB_PER_S for SECONDS (default 120)
-//   leak_testprog warmup KIB_PER_S [SECONDS]   grows at that rate for the first 2 s, then flat
+//   leak_testprog warmup KIB_PER_S [SECONDS]   grows at that rate for the first 3 s, then flat
 //
 // The leak: LeakOneBlock allocates a 256 KiB block and touches every byte (so it is resident),
 // on an absolute schedule (block k at start + k * period), so resident memory grows at exactly
-// KIB_PER_S KiB per second. Alongside, ChurnOnce allocates and frees 4 MiB in mixed sizes every
+// KIB_PER_S KiB per second. Alongside, ChurnOnce allocates and frees 1 MiB in mixed sizes every
 // period (what a healthy service does), which must not look like a leak. Prints "ready" once
-// started.
+// started. The first blocks reuse heap memory the churn freed (already resident), so RSS starts
+// rising a little after the start: the tests' warm-up covers that.
 #include <time.h>
 
 #include <cstdio>
@@ -21,6 +22,7 @@ namespace {
 // 256 KiB less malloc's chunk header: the mmap'd chunk is then exactly 64 pages.
 constexpr size_t kBlock = (256 << 10) - 64;
 constexpr double kBlockKib = 256;
+constexpr double kWarmupS = 3;
 
 std::vector<void*>* g_leaked = new std::vector<void*>;  // reachable, yet never freed
 
@@ -33,7 +35,7 @@ __attribute__((noinline)) void LeakOneBlock() {
 __attribute__((noinline)) void ChurnOnce(unsigned* seed) {
   std::vector<char*> live;
   size_t total = 0;
-  while (total < (4u << 20)) {
+  while (total < (1u << 20)) {
     size_t size = 1024 + rand_r(seed) % (64 << 10);
     char* p = static_cast<char*>(std::malloc(size));
     std::memset(p, 1, size);
@@ -70,9 +72,9 @@ int main(int argc, char** argv) {
   clock_gettime(CLOCK_MONOTONIC, &start);
   std::printf("ready\n");
   std::fflush(stdout);
-  for (long k = 0; k * period < seconds; ++k) {
-    SleepUntil(start, static_cast<double>(k) * period);
-    if (!warmup_only || k * period < 2.0) LeakOneBlock();
+  for (double k = 0; k * period < seconds; ++k) {
+    SleepUntil(start, k * period);
+    if (!warmup_only || k * period < kWarmupS) LeakOneBlock();
     ChurnOnce(&seed);
   }
   return 0;
