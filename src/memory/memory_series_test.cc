@@ -1,5 +1,6 @@
 #include "src/memory/memory_series.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -66,7 +67,7 @@ TEST(ProcessTreeMemory, SeesTouchedAnonymousMemory) {
 // The tree sum includes a child's private memory.
 TEST(ProcessTreeMemory, SumsChildren) {
   int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
