@@ -22,6 +22,7 @@ constexpr Command kCommands[] = {
     {"record", fs::RecordMain, "CPU profile of processes or services (pprof + folded)"},
     {"flamegraph", fs::FlamegraphMain, "flame graph HTML (self-contained) from a pprof profile"},
     {"diff", fs::DiffMain, "differential flame graph of two profiles"},
+    {"memory", fs::MemoryMain, "memory series and leak rate (MB/h, 95% interval) of processes"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 

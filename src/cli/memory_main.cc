@@ -1,0 +1,413 @@
+// framescope memory: the memory series of processes (RSS, PSS, anonymous, file-backed from
+// /proc/PID/smaps_rollup, summed over each process tree), appended to a log as it is sampled,
+// and each target's leak rate (Theil–Sen slope of RSS with its 95 % interval) against a limit.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/flags.h"
+#include "src/base/output.h"
+#include "src/base/procfs.h"
+#include "src/cli/cli.h"
+#include "src/cli/cli_util.h"
+#include "src/memory/leak_rate.h"
+#include "src/memory/memory_series.h"
+#include "src/system/state.h"
+
+namespace fs {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+constexpr double kMaxDurationS = 7 * 24 * 3600;
+
+struct Target {
+  std::string name;
+  pid_t pid = -1;
+  bool gone = false;
+};
+
+struct MemoryFlags {
+  std::string duration = "60", out = "profiles", state_dir = kDefaultStateDir;
+  double interval = 5, limit = 10, warmup = -1;
+  int pid = 0;
+  bool json = false;
+  std::vector<std::string> command;
+};
+
+constexpr const char* kMemorySummary =
+    "Follows the memory of processes and reports each one's leak rate.\n"
+    "Targets: -- CMD ARGS (started and followed; stopped at the end if still running),\n"
+    "--pid N (a running process and its descendants), or, with neither, every service of\n"
+    "the system `framescope up` started (--state-dir).\n"
+    "Every --interval, each target's process tree is read from /proc/PID/smaps_rollup\n"
+    "(rss, pss, anon, file = rss - anon, swap; bytes) and appended as one JSON line to\n"
+    "OUT/memory/NAME.log: NAME is the command's name, the process's, or \"system\" for\n"
+    "the services (one line per service per sample, with the service's name), and\n"
+    "\"24h_run\" for --duration 24h (the planning document's log). An existing log is\n"
+    "appended to: a restarted run continues the series of the same process (same name\n"
+    "and pid); corrupt lines are skipped and counted.\n"
+    "The leak rate is the Theil-Sen slope of RSS after the warm-up (default: the first\n"
+    "10% of the series), in MB/h (10^6 bytes) with Sen's 95% interval; the verdict\n"
+    "against --limit is met (interval below), not met (above), inconclusive (with how\n"
+    "much longer a run would likely decide) or not measurable (too few samples).\n"
+    "Writes OUT/memory/analysis.json (--json prints it; the command's own output then\n"
+    "goes to stderr). Ctrl-C stops and analyses what was collected.\n"
+    "Exit codes: 0 ok, 1 failure, 2 bad usage or output, 3 a target's leak rate is over\n"
+    "the limit (not met), 130 interrupted (the analysis is written).";
+
+// "90", "90s", "30m", "24h", "2d": seconds; finite, positive, at most 7 days.
+StatusOr<double> ParseDuration(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit = end ? end : "";
+  double scale = unit.empty() || unit == "s" ? 1
+                 : unit == "m"               ? 60
+                 : unit == "h"               ? 3600
+                 : unit == "d"               ? 86400
+                                             : 0;
+  if (end == text.c_str() || errno != 0 || scale == 0 || !std::isfinite(v) || v <= 0 ||
+      v * scale > kMaxDurationS) {
+    return Err("--duration '" + text +
+               "' must be a positive number of seconds, or with a suffix s/m/h/d, at most 7d");
+  }
+  return v * scale;
+}
+
+// Parses and validates; returns -1 to go on, else the exit code.
+int ParseMemoryFlags(int argc, char** argv, MemoryFlags* f, double* duration_s) {
+  FlagSet flags("framescope memory", kMemorySummary);
+  flags.String("duration", &f->duration, "how long to follow: seconds or 30m, 24h, 2d (max 7d)");
+  flags.Double("interval", &f->interval, "seconds between samples, 0.05..3600");
+  flags.String("out", &f->out, "output folder (the log and analysis go to OUT/memory/)");
+  flags.Int("pid", &f->pid, "follow this running process and its descendants");
+  flags.String("state-dir", &f->state_dir, "the running system's state dir (services mode)");
+  flags.Double("limit", &f->limit, "leak-rate limit in MB/h (10^6 bytes per hour)");
+  flags.Double("warmup", &f->warmup, "seconds excluded at the start (default: 10% of the run)");
+  flags.Bool("json", &f->json, "print the analysis as JSON on standard output");
+  flags.AllowPositional("[-- CMD ARGS...]");
+  int code = 0;
+  if (!flags.ParseOrExit(argc, argv, &code)) return code;
+  f->command = flags.positional();
+  auto usage = [](const std::string& message) {
+    fprintf(stderr, "framescope memory: %s\n", message.c_str());
+    return 2;
+  };
+  if (f->pid != 0 && !f->command.empty()) return usage("give --pid or -- CMD, not both");
+  if ((f->pid != 0 || !f->command.empty()) && flags.WasSet("state-dir")) {
+    return usage("--state-dir follows the running system's services; not with --pid or -- CMD");
+  }
+  if (flags.WasSet("pid") && f->pid <= 0) return usage("--pid must be a process id (1 or more)");
+  auto duration = ParseDuration(f->duration);
+  if (!duration.ok()) return usage(duration.status().message());
+  *duration_s = *duration;
+  if (f->interval < 0.05 || f->interval > 3600 || f->interval >= *duration_s) {
+    return usage("--interval must be 0.05..3600 seconds and shorter than --duration");
+  }
+  if (!(f->limit > 0)) return usage("--limit must be positive (MB/h)");
+  if (flags.WasSet("warmup") && (f->warmup < 0 || f->warmup >= *duration_s)) {
+    return usage("--warmup must be 0 or more seconds and shorter than --duration");
+  }
+  return -1;
+}
+
+// A log file name from a target's name: letters, digits, '.', '_' and '-' only.
+std::string SafeName(const std::string& name) {
+  std::string out;
+  for (char c : name)
+    out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+  return out.empty() || out[0] == '.' ? "process" + out : out;
+}
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The targets before anything starts: --pid's process, the running services, or a placeholder
+// for the command (its pid comes when it starts).
+StatusOr<std::vector<Target>> ResolveTargets(const MemoryFlags& f) {
+  if (!f.command.empty()) return std::vector<Target>{{Basename(f.command[0]), -1}};
+  if (f.pid > 0) {
+    ProcStat st;
+    if (!ReadProcStat(f.pid, &st)) return Err("no process " + std::to_string(f.pid));
+    return std::vector<Target>{{st.comm, f.pid}};
+  }
+  ASSIGN_OR_RETURN(StateDir dir, ResolveStateDir(f.state_dir));
+  auto state = ReadState(dir);
+  if (!state.ok() || !SupervisorRunning(*state)) {
+    return Err("no running system in " + dir.root +
+               " (start it with `framescope up`, pass --state-dir, --pid or -- CMD)");
+  }
+  std::vector<Target> out;
+  for (const Json& s : state->Get("services").AsArray()) {
+    pid_t pid = static_cast<pid_t>(s.Get("pid").AsInt(-1));
+    if (pid > 0) out.push_back({s.Get("name").AsString(), pid});
+  }
+  if (out.empty()) return Err("no service of the system in " + dir.root + " is running");
+  return out;
+}
+
+std::string LogName(const MemoryFlags& f, double duration_s, const std::vector<Target>& t) {
+  if (duration_s == 86400) return "24h_run";  // the planning document's name for the 24 h run
+  return SafeName(f.command.empty() && f.pid == 0 ? "system" : t.front().name);
+}
+
+// Starts the command; returns once it has exec'd (the CLOEXEC pipe closes) or failed to. With
+// --json its standard output goes to stderr, so ours stays one JSON document.
+StatusOr<pid_t> StartCommand(const std::vector<std::string>& cmd, bool stdout_to_stderr) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
+  std::vector<std::string> args = cmd;
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t child = fork();
+  if (child < 0) return Err(std::string("fork: ") + strerror(errno));
+  if (child == 0) {
+    close(p[0]);
+    if (stdout_to_stderr) dup2(STDERR_FILENO, STDOUT_FILENO);
+    signal(SIGPIPE, SIG_DFL);
+    execvp(argv[0], argv.data());
+    int e = errno;
+    (void)!write(p[1], &e, sizeof(e));
+    _exit(127);
+  }
+  close(p[1]);
+  int e = 0;
+  ssize_t n;
+  do n = read(p[0], &e, sizeof(e));
+  while (n < 0 && errno == EINTR);
+  close(p[0]);
+  if (n == sizeof(e)) {
+    waitpid(child, nullptr, 0);
+    return Err("cannot run " + cmd[0] + ": " + strerror(e));
+  }
+  return child;
+}
+
+// A command still running at the end is stopped with its descendants: SIGTERM, SIGKILL after 5 s.
+void EndCommand(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) == pid) return;
+  std::vector<pid_t> tree = ProcessTree(pid);
+  for (pid_t p : tree) kill(p, SIGTERM);
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+    usleep(10000);
+  }
+  for (pid_t p : tree) kill(p, SIGKILL);  // those that outlived SIGTERM (ESRCH for the rest)
+  waitpid(pid, &status, WNOHANG);
+}
+
+// Sleeps until `deadline_ns` (monotonic) or a stop request, in steps that notice Ctrl-C.
+void SleepUntil(int64_t deadline_ns) {
+  while (!g_stop.load()) {
+    int64_t left = deadline_ns - MonotonicNs();
+    if (left <= 0) return;
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(left, 100'000'000)));
+  }
+}
+
+// One sample of every live target into the log; a target that is gone keeps its series.
+Status SampleOnce(std::vector<Target>* targets, profile::MemoryLog* log, size_t* samples,
+                  uint64_t* rss) {
+  *rss = 0;
+  for (Target& t : *targets) {
+    if (t.gone) continue;
+    auto s = profile::ReadProcessTreeMemory(t.pid, t.name);
+    if (!s.ok()) {
+      t.gone = true;
+      fprintf(stderr, "\n%s (pid %d) exited; its series so far is kept\n", t.name.c_str(), t.pid);
+      continue;
+    }
+    RETURN_IF_ERROR(log->Append(*s));
+    ++*samples;
+    *rss += s->bytes.rss;
+  }
+  return Status::Ok();
+}
+
+// Samples every `interval_s` until `duration_s`, Ctrl-C, or every target is gone.
+StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, double duration_s,
+                        double interval_s) {
+  size_t samples = 0;
+  const int64_t start = MonotonicNs();
+  for (int64_t k = 0; !g_stop.load(); ++k) {
+    int64_t due = start + static_cast<int64_t>(static_cast<double>(k) * interval_s * 1e9);
+    if (static_cast<double>(due - start) / 1e9 > duration_s) break;
+    SleepUntil(due);
+    if (g_stop.load()) break;
+    uint64_t rss = 0;
+    RETURN_IF_ERROR(SampleOnce(targets, log, &samples, &rss));
+    if (std::all_of(targets->begin(), targets->end(), [](const Target& t) { return t.gone; }))
+      break;
+    fprintf(stderr, "\rsampling %.0f/%.0f s, %zu samples, RSS %.1f MB   ",
+            static_cast<double>(MonotonicNs() - start) / 1e9, duration_s, samples,
+            static_cast<double>(rss) / 1e6);
+    fflush(stderr);
+  }
+  fprintf(stderr, "\n");
+  return samples;
+}
+
+// NaN and infinity (not measurable, never decidable) are JSON null, never a made-up number.
+Json Num(double v) { return std::isfinite(v) ? Json(v) : Json(); }
+
+Json AnalyseOne(const std::vector<profile::MemorySample>& series, const std::string& name,
+                const MemoryFlags& f) {
+  profile::LeakRateOptions opts;
+  opts.limit_mb_per_h = f.limit;
+  opts.warmup_s = f.warmup;
+  profile::LeakRate r = profile::EstimateLeakRate(profile::RssSeries(series), opts);
+  Json j = Json::MakeObject();
+  j["name"] = name;
+  j["samples"] = static_cast<uint64_t>(series.size());
+  j["samples_fitted"] = static_cast<uint64_t>(r.points);
+  j["duration_s"] = series.empty() ? 0.0 : series.back().time_s - series.front().time_s;
+  j["rss_bytes"] = series.empty() ? Json() : Json(series.back().bytes.rss);
+  j["rss_slope_mb_per_h"] = Num(r.slope_mb_per_h);
+  j["ci95"] = std::isfinite(r.ci95_lo) ? Json(Json::Array{r.ci95_lo, r.ci95_hi}) : Json();
+  j["verdict"] = profile::LeakVerdictName(r.verdict);
+  if (r.verdict == profile::LeakVerdict::kInconclusive) j["extra_time_s"] = Num(r.extra_time_s);
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  return j;
+}
+
+// Each target's samples in the whole log: a resumed log continues the series of the same
+// process (same root pid); an earlier process of the same name is not mixed in.
+Json Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
+             const std::string& log_path, const MemoryFlags& f) {
+  Json out = Json::MakeObject();
+  out["log"] = log_path;
+  out["corrupt_lines"] = static_cast<uint64_t>(log.corrupt_lines);
+  out["limit_mb_per_h"] = f.limit;
+  Json processes = Json::MakeArray();
+  for (const Target& t : targets) {
+    processes.Push(AnalyseOne(profile::SamplesNamed(log.samples, t.name, t.pid), t.name, f));
+  }
+  out["processes"] = processes;
+  return out;
+}
+
+void PrintTable(const Json& analysis, FILE* out) {
+  fprintf(out, "%-20s %12s %14s %24s  %s\n", "name", "RSS now MB", "slope MB/h", "ci95 MB/h",
+          "verdict");
+  for (const Json& p : analysis.Get("processes").AsArray()) {
+    const Json& ci = p.Get("ci95");
+    char ci_text[64] = "-";
+    if (ci.is_array()) {
+      snprintf(ci_text, sizeof(ci_text), "[%.1f, %.1f]", ci.AsArray()[0].AsDouble(),
+               ci.AsArray()[1].AsDouble());
+    }
+    fprintf(out, "%-20s %12.1f %14.1f %24s  %s\n", p.Get("name").AsString().c_str(),
+            p.Get("rss_bytes").AsDouble(NAN) / 1e6, p.Get("rss_slope_mb_per_h").AsDouble(NAN),
+            ci_text, p.Get("verdict").AsString().c_str());
+    if (p.Has("reason")) fprintf(out, "  %s\n", p.Get("reason").AsString().c_str());
+    if (p.Get("extra_time_s").is_number()) {
+      double extra = p.Get("extra_time_s").AsDouble();
+      fprintf(out, "  about %.1f %s more would likely decide it (if the slope holds)\n",
+              extra >= 7200  ? extra / 3600
+              : extra >= 120 ? extra / 60
+                             : extra,
+              extra >= 7200  ? "h"
+              : extra >= 120 ? "min"
+                             : "s");
+    }
+  }
+  if (analysis.Get("corrupt_lines").AsInt() > 0) {
+    fprintf(out, "skipped %lld corrupt line(s) of %s\n",
+            static_cast<long long>(analysis.Get("corrupt_lines").AsInt()),
+            analysis.Get("log").AsString().c_str());
+  }
+}
+
+// Creates OUT/memory and checks the log and analysis paths; all before any work.
+StatusOr<profile::MemoryLog> PrepareOutputs(const std::string& dir, const std::string& log_path,
+                                            const std::string& analysis_path) {
+  RETURN_IF_ERROR(MakeDirs(dir).Annotate("--out: cannot create " + dir));
+  RETURN_IF_ERROR(CheckFolderWritable(dir).Annotate("--out"));
+  RETURN_IF_ERROR(CheckOutputs({analysis_path}));
+  return profile::MemoryLog::Open(log_path);
+}
+
+// Loads the log, writes the analysis, prints it; returns the exit code.
+int Report(const std::vector<Target>& targets, const std::string& log_path,
+           const std::string& analysis_path, const MemoryFlags& f) {
+  auto log = profile::LoadMemoryLog(log_path);
+  if (!log.ok()) {
+    fprintf(stderr, "framescope memory: %s\n", log.status().message().c_str());
+    return 1;
+  }
+  Json analysis = Analyse(*log, targets, log_path, f);
+  if (Status st = WriteOutput(analysis_path, analysis.Dump(2) + "\n"); !st.ok()) {
+    fprintf(stderr, "framescope memory: %s\n", st.message().c_str());
+    return 1;
+  }
+  if (f.json) {
+    printf("%s\n", analysis.Dump(2).c_str());
+  } else {
+    PrintTable(analysis, stdout);
+    printf("wrote %s and %s\n", log_path.c_str(), analysis_path.c_str());
+  }
+  if (g_stop.load()) return 130;
+  for (const Json& p : analysis.Get("processes").AsArray()) {
+    if (p.Get("verdict").AsString() == "not met") return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int MemoryMain(int argc, char** argv) {
+  MemoryFlags f;
+  double duration_s = 0;
+  if (int code = ParseMemoryFlags(argc, argv, &f, &duration_s); code >= 0) return code;
+  auto targets = ResolveTargets(f);
+  if (!targets.ok()) {
+    fprintf(stderr, "framescope memory: %s\n", targets.status().message().c_str());
+    return 1;
+  }
+  const std::string dir = f.out + "/memory";
+  const std::string log_path = dir + "/" + LogName(f, duration_s, *targets) + ".log";
+  const std::string analysis_path = dir + "/analysis.json";
+  auto log = PrepareOutputs(dir, log_path, analysis_path);
+  if (!log.ok()) {
+    fprintf(stderr, "framescope memory: %s\n", log.status().message().c_str());
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  CatchStopSignals(&g_stop);
+  if (!f.command.empty()) {
+    auto pid = StartCommand(f.command, f.json);
+    if (!pid.ok()) {
+      fprintf(stderr, "framescope memory: %s\n", pid.status().message().c_str());
+      return 1;
+    }
+    targets->front().pid = *pid;
+  }
+  auto samples = Follow(&*targets, &*log, duration_s, f.interval);
+  if (!f.command.empty()) EndCommand(targets->front().pid);
+  if (!samples.ok()) {
+    fprintf(stderr, "framescope memory: %s\n", samples.status().message().c_str());
+    return 1;
+  }
+  return Report(*targets, log_path, analysis_path, f);
+}
+
+}  // namespace fs

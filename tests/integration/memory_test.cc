@@ -1,0 +1,148 @@
+// `framescope memory` end to end: a program with a known leak rate is measured within ±10 %, a
+// running process is followed until Ctrl-C, and bad input is refused before any work.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "src/base/file_util.h"
+#include "src/base/json.h"
+#include "tests/integration/test_util.h"
+
+namespace fs::testing {
+namespace {
+
+constexpr double kTrueMbPerHour = 2048.0 * 1024 * 3600 / 1e6;  // leak_testprog leak 2048
+
+std::string Framescope() { return BinDir() + "/framescope"; }
+std::string LeakProg() { return BinDir() + "/leak_testprog"; }
+
+Json ParseJson(const std::string& text) {
+  auto j = Json::Parse(text);
+  EXPECT_TRUE(j.ok()) << text;
+  return j.ok() ? *j : Json();
+}
+
+TEST(MemoryCommand, KnownLeakRateWithinTenPercent) {
+  TempDir tmp;
+  // RunShell captures both streams: stderr (progress, the program's own output) goes to a file.
+  CommandResult r =
+      RunShell("{ " + Framescope() + " memory --duration 6 --interval 0.2 --json --out " +
+               tmp.path() + " -- " + LeakProg() + " leak 2048 60 2>" + tmp.path() + "/err; }");
+  ASSERT_EQ(r.exit_code, 3) << r.output << *ReadFile(tmp.path() + "/err");  // over 10 MB/h
+  Json out = ParseJson(r.output);
+  ASSERT_EQ(out.Get("processes").size(), 1u);
+  const Json& p = out.Get("processes").AsArray()[0];
+  EXPECT_EQ(p.Get("name").AsString(), "leak_testprog");
+  EXPECT_NEAR(p.Get("rss_slope_mb_per_h").AsDouble(), kTrueMbPerHour, kTrueMbPerHour * 0.10)
+      << out.Dump(2);
+  EXPECT_EQ(p.Get("verdict").AsString(), "not met");
+  ASSERT_EQ(p.Get("ci95").size(), 2u);
+  EXPECT_LE(p.Get("ci95").AsArray()[0].AsDouble(), p.Get("rss_slope_mb_per_h").AsDouble());
+  EXPECT_GE(p.Get("samples").AsInt(), 25);
+  EXPECT_NEAR(p.Get("duration_s").AsDouble(), 6, 1);
+  // The same analysis on disk, and the log it came from: one JSON line per sample.
+  EXPECT_EQ(ParseJson(*ReadFile(tmp.path() + "/memory/analysis.json")).Dump(), out.Dump());
+  auto log = ReadFile(tmp.path() + "/memory/leak_testprog.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(std::count(log->begin(), log->end(), '\n'), p.Get("samples").AsInt());
+}
+
+// --pid follows a running process; Ctrl-C ends the run and the analysis is still written.
+TEST(MemoryCommand, PidUntilCtrlC) {
+  TempDir tmp;
+  CommandResult r = RunShell(
+      LeakProg() + " leak 1024 30 >/dev/null & L=$!; " + Framescope() + " memory --pid $L " +
+      "--duration 60 --interval 0.2 --out " + tmp.path() + " >" + tmp.path() +
+      "/out 2>&1 & F=$!; sleep 3; kill -INT $F; wait $F; echo rc=$?; kill $L");
+  EXPECT_NE(r.output.find("rc=130"), std::string::npos)
+      << r.output << *ReadFile(tmp.path() + "/out");
+  auto analysis = ReadFile(tmp.path() + "/memory/analysis.json");
+  ASSERT_TRUE(analysis.ok());
+  const Json out = ParseJson(*analysis);
+  const Json& p = out.Get("processes").AsArray().at(0);
+  EXPECT_EQ(p.Get("name").AsString(), "leak_testprog");
+  EXPECT_GE(p.Get("samples").AsInt(), 10);
+  EXPECT_LT(p.Get("duration_s").AsDouble(), 10);
+}
+
+// A target gone at once: "not measurable" with its reason, never a slope of 0; --duration 24h
+// logs to 24h_run.log.
+TEST(MemoryCommand, TooShortIsNotMeasurableAnd24hLogName) {
+  TempDir tmp;
+  CommandResult r = RunShell("{ " + Framescope() + " memory --duration 24h --json --out " +
+                             tmp.path() + " --interval 0.5 -- true 2>/dev/null; }");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json out = ParseJson(r.output);
+  const Json& p = out.Get("processes").AsArray().at(0);
+  EXPECT_EQ(p.Get("verdict").AsString(), "not measurable");
+  EXPECT_TRUE(p.Get("rss_slope_mb_per_h").is_null());
+  EXPECT_FALSE(p.Get("reason").AsString().empty());
+  EXPECT_TRUE(PathExists(tmp.path() + "/memory/24h_run.log"));
+}
+
+// Services mode reads pids and names from the state dir's state.json. A stand-in supervisor (its
+// command line names _supervise, as SupervisorRunning checks) and two leak_testprog "services"
+// keep this test at 3 s; a real `up` is left to the tests that already start one.
+TEST(MemoryCommand, StateDirFollowsEveryService) {
+  TempDir tmp;
+  const std::string d = tmp.path() + "/state",
+                    prog = LeakProg() + " leak 1024 20 >/dev/null 2>&1 & ";
+  CommandResult r = RunShell(
+      "mkdir " + d + "; sh -c 'while :; do sleep 0.2; done' _supervise >/dev/null 2>&1 & S=$!; " +
+      prog + "A=$!; " + prog +
+      "B=$!; printf '{\"supervisor_pid\":%d,\"services\":[{\"name\":\"capture\","
+      "\"pid\":%d},{\"name\":\"detection\",\"pid\":%d}]}' $S $A $B >" +
+      d + "/state.json; { " + Framescope() + " memory --state-dir " + d +
+      " --duration 3 --interval 0.2 --json --out " + tmp.path() + " 2>" + tmp.path() +
+      "/err; echo rc=$?; }; kill $S $A $B");
+  ASSERT_NE(r.output.find("rc="), std::string::npos) << r.output;
+  const std::string rc = r.output.substr(r.output.rfind("rc="));
+  EXPECT_TRUE(rc.starts_with("rc=0") || rc.starts_with("rc=3")) << r.output;
+  const Json out = ParseJson(r.output.substr(0, r.output.rfind("rc=")));
+  ASSERT_EQ(out.Get("processes").size(), 2u) << r.output << *ReadFile(tmp.path() + "/err");
+  EXPECT_EQ(out.Get("processes").AsArray()[0].Get("name").AsString(), "capture");
+  EXPECT_EQ(out.Get("processes").AsArray()[1].Get("name").AsString(), "detection");
+  for (const Json& p : out.Get("processes").AsArray()) EXPECT_GE(p.Get("samples").AsInt(), 10);
+  // One log for the system, one line per service per sample, each with its service's name.
+  auto log = ReadFile(tmp.path() + "/memory/system.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("\"name\":\"capture\""), std::string::npos);
+  EXPECT_NE(log->find("\"name\":\"detection\""), std::string::npos);
+}
+
+TEST(MemoryCommand, BadDurationsAreUsageErrors) {
+  for (const char* d : {"0", "-5", "nan", "inf", "8d", "10x", "", "1e400"}) {
+    CommandResult r = RunShell(Framescope() + " memory --duration='" + d + "' -- true");
+    EXPECT_EQ(r.exit_code, 2) << d << ": " << r.output;
+  }
+  EXPECT_EQ(RunShell(Framescope() + " memory --interval 0 -- true").exit_code, 2);
+  EXPECT_EQ(RunShell(Framescope() + " memory --pid 1 -- true").exit_code, 2);
+}
+
+// An --out that cannot hold files, and a symlink where the log would go: 2, before the command
+// runs (it would create `marker`), and the symlink's target is untouched.
+TEST(MemoryCommand, BadOutputsRefusedBeforeAnyWork) {
+  TempDir tmp;
+  const std::string marker = tmp.path() + "/marker", cmd = " -- sh -c 'touch " + marker + "'";
+  { std::ofstream(tmp.path() + "/file") << "x"; }
+  CommandResult r = RunShell(Framescope() + " memory --duration 2 --interval 0.5 --out " +
+                             tmp.path() + "/file" + cmd);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  ASSERT_EQ(mkdir((tmp.path() + "/out").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((tmp.path() + "/out/memory").c_str(), 0755), 0);
+  { std::ofstream(tmp.path() + "/target") << "keep\n"; }
+  ASSERT_EQ(symlink((tmp.path() + "/target").c_str(), (tmp.path() + "/out/memory/sh.log").c_str()),
+            0);
+  r = RunShell(Framescope() + " memory --duration 2 --interval 0.5 --out " + tmp.path() + "/out" +
+               cmd);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("symlink"), std::string::npos) << r.output;
+  EXPECT_EQ(*ReadFile(tmp.path() + "/target"), "keep\n");
+  EXPECT_FALSE(PathExists(marker));
+}
+
+}  // namespace
+}  // namespace fs::testing
