@@ -1,9 +1,7 @@
 // framescope memory: the memory series of processes (RSS, PSS, anonymous, file-backed from
 // /proc/PID/smaps_rollup, summed over each process tree), appended to a log as it is sampled,
 // and each target's leak rate (Theil–Sen slope of RSS with its 95 % interval) against a limit.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "src/base/clock.h"
@@ -23,6 +22,7 @@
 #include "src/base/procfs.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
+#include "src/cli/command.h"
 #include "src/memory/leak_rate.h"
 #include "src/memory/memory_series.h"
 #include "src/system/state.h"
@@ -165,54 +165,6 @@ StatusOr<std::vector<Target>> ResolveTargets(const MemoryFlags& f) {
 std::string LogName(const MemoryFlags& f, double duration_s, const std::vector<Target>& t) {
   if (duration_s == 86400) return "24h_run";  // the planning document's name for the 24 h run
   return SafeName(f.command.empty() && f.pid == 0 ? "system" : t.front().name);
-}
-
-// Starts the command; returns once it has exec'd (the CLOEXEC pipe closes) or failed to. With
-// --json its standard output goes to stderr, so ours stays one JSON document.
-StatusOr<pid_t> StartCommand(const std::vector<std::string>& cmd, bool stdout_to_stderr) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
-  std::vector<std::string> args = cmd;
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t child = fork();
-  if (child < 0) return Err(std::string("fork: ") + strerror(errno));
-  if (child == 0) {
-    close(p[0]);
-    if (stdout_to_stderr) dup2(STDERR_FILENO, STDOUT_FILENO);
-    signal(SIGPIPE, SIG_DFL);
-    execvp(argv[0], argv.data());
-    int e = errno;
-    (void)!write(p[1], &e, sizeof(e));
-    _exit(127);
-  }
-  close(p[1]);
-  int e = 0;
-  ssize_t n;
-  do n = read(p[0], &e, sizeof(e));
-  while (n < 0 && errno == EINTR);
-  close(p[0]);
-  if (n == sizeof(e)) {
-    waitpid(child, nullptr, 0);
-    return Err("cannot run " + cmd[0] + ": " + strerror(e));
-  }
-  return child;
-}
-
-// A command still running at the end is stopped with its descendants: SIGTERM, SIGKILL after 5 s.
-void EndCommand(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, WNOHANG) == pid) return;
-  std::vector<pid_t> tree = ProcessTree(pid);
-  for (pid_t p : tree) kill(p, SIGTERM);
-  for (int i = 0; i < 500; ++i) {
-    if (waitpid(pid, &status, WNOHANG) == pid) break;
-    usleep(10000);
-  }
-  for (pid_t p : tree) kill(p, SIGKILL);  // those that outlived SIGTERM (ESRCH for the rest)
-  waitpid(pid, &status, WNOHANG);
 }
 
 // Sleeps until `deadline_ns` (monotonic) or a stop request, in steps that notice Ctrl-C.
@@ -393,16 +345,19 @@ int MemoryMain(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);
+  std::optional<ChildCommand> command;
   if (!f.command.empty()) {
-    auto pid = StartCommand(f.command, f.json);
-    if (!pid.ok()) {
-      fprintf(stderr, "framescope memory: %s\n", pid.status().message().c_str());
+    // With --json the command's standard output goes to stderr: ours stays one JSON document.
+    auto started = ChildCommand::Start(f.command, {.stdout_to_stderr = f.json});
+    if (!started.ok()) {
+      fprintf(stderr, "framescope memory: %s\n", started.status().message().c_str());
       return 1;
     }
-    targets->front().pid = *pid;
+    command = std::move(*started);
+    targets->front().pid = command->pid();
   }
   auto samples = Follow(&*targets, &*log, duration_s, f.interval);
-  if (!f.command.empty()) EndCommand(targets->front().pid);
+  if (command) command->End(/*keep_running=*/false);
   if (!samples.ok()) {
     fprintf(stderr, "framescope memory: %s\n", samples.status().message().c_str());
     return 1;

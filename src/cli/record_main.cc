@@ -2,9 +2,7 @@
 // format, plus folded stacks. Sampling: cpu-clock at --frequency Hz, every thread (new ones
 // too), frame-pointer callchains or (--unwind dwarf) DWARF unwinding of a copy of each sample's
 // user stack; symbolization with libdwfl.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,9 +14,9 @@
 
 #include "src/base/flags.h"
 #include "src/base/output.h"
-#include "src/base/procfs.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
+#include "src/cli/command.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/record/recorder.h"
@@ -199,97 +197,6 @@ int ParseRecordFlags(int argc, char** argv, RecordFlags* f) {
   return -1;
 }
 
-// A command started by record: it waits on `go` until the sampler is attached, then execs,
-// so its first instruction is sampled.
-struct Command {
-  pid_t pid = -1;
-  int go = -1;  // Write end; one byte releases the child.
-  std::string name;
-};
-
-StatusOr<Command> StartCommand(const std::vector<std::string>& cmd) {
-  int go_pipe[2];
-  if (pipe2(go_pipe, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
-  std::vector<std::string> args = cmd;
-  std::vector<char*> argv;
-  for (auto& c : args) argv.push_back(c.data());
-  argv.push_back(nullptr);
-  const pid_t child = fork();
-  if (child < 0) return Err(std::string("fork: ") + strerror(errno));
-  if (child == 0) {
-    close(go_pipe[1]);
-    char c;
-    ssize_t n;
-    do {  // A Ctrl-C before the release interrupts the read: keep waiting for the go byte.
-      n = read(go_pipe[0], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(126);
-    signal(SIGPIPE, SIG_DFL);  // An ignored signal would stay ignored across the exec.
-    execvp(argv[0], argv.data());
-    fprintf(stderr, "framescope record: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  close(go_pipe[0]);
-  return Command{child, go_pipe[1], cmd[0]};
-}
-
-// Releases the command and waits (up to 2 s) for its exec, so the symbolizer reads the
-// command's modules rather than ours.
-void ReleaseCommand(Command& c) {
-  const std::string target = "/proc/" + std::to_string(c.pid) + "/exe";
-  char a[4096] = {}, b[4096] = {};
-  const ssize_t na = readlink("/proc/self/exe", a, sizeof(a) - 1);
-  if (write(c.go, "g", 1) != 1) return;
-  close(c.go);
-  c.go = -1;
-  for (int i = 0; i < 200; ++i) {
-    ssize_t nb = readlink(target.c_str(), b, sizeof(b) - 1);
-    if (nb <= 0 || std::string(a, na > 0 ? na : 0) != std::string(b, nb)) break;
-    usleep(10000);
-  }
-}
-
-std::string DescribeWaitStatus(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by ") + strsignal(WTERMSIG(status));
-  return "ended";
-}
-
-// After the recording: a command that is still running is stopped with every process it
-// started (a shell's children would outlive it): SIGTERM, then SIGKILL after 5 s. With
-// --keep-running it is left running. Returns one line saying what happened to it.
-std::string EndCommand(Command& c, bool keep_running, bool recording_failed) {
-  if (c.go >= 0) close(c.go);  // Never released: the child exits 126.
-  int status = 0;
-  if (waitpid(c.pid, &status, WNOHANG) == c.pid) return c.name + " " + DescribeWaitStatus(status);
-  if (keep_running && !recording_failed) {
-    return c.name + " is still running (pid " + std::to_string(c.pid) + "; --keep-running)";
-  }
-  const std::vector<pid_t> tree = ProcessTree(c.pid);
-  for (pid_t p : tree) kill(p, SIGTERM);
-  bool exited = false;
-  for (int i = 0; i < 500 && !exited; ++i) {
-    exited = waitpid(c.pid, &status, WNOHANG) == c.pid;
-    if (!exited) usleep(10000);
-  }
-  // Descendants that outlived SIGTERM (or the command's exit) get SIGKILL, like the command.
-  size_t killed = 0;
-  for (pid_t p : tree) {
-    if (p != c.pid && kill(p, 0) == 0 && kill(p, SIGKILL) == 0) ++killed;
-  }
-  if (!exited) {
-    kill(c.pid, SIGKILL);
-    waitpid(c.pid, &status, 0);
-    return c.name + " was still running and ignored SIGTERM for 5 s: killed with SIGKILL";
-  }
-  const bool by_term = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
-  return c.name + " was still running: stopped with SIGTERM" +
-         (tree.size() > 1 ? " with its " + std::to_string(tree.size() - 1) + " child process(es)"
-                          : "") +
-         (killed > 0 ? " (" + std::to_string(killed) + " needed SIGKILL)" : "") +
-         (by_term ? "" : " (it " + DescribeWaitStatus(status) + ")");
-}
-
 // Both outputs are tried whatever happens to the other; every failure is reported.
 bool WriteOutputs(const RecordFlags& f, const profile::Profile& p, FILE* info) {
   const Status pprof = profile::WritePprofFile(f.out, p);
@@ -378,21 +285,27 @@ int RecordMain(int argc, char** argv) {
   // not a silent death by SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);  // Before the command starts: a Ctrl-C from now on still writes.
-  std::optional<Command> command;
+  std::optional<ChildCommand> command;
   if (!f.command.empty()) {
-    auto started = StartCommand(f.command);
+    auto started = ChildCommand::Start(
+        f.command,
+        {.hold_until_release = true, .stdout_to_stderr = f.out == "-" || f.folded == "-"});
     if (!started.ok()) {
       fprintf(stderr, "framescope record: %s\n", started.status().message().c_str());
       return 1;
     }
-    command = *started;
-    opts.pids.push_back(command->pid);
-    opts.after_attach = [&command] { ReleaseCommand(*command); };
+    command = std::move(*started);
+    opts.pids.push_back(command->pid());
+    opts.after_attach = [&command] {
+      if (Status st = command->Release(); !st.ok()) {
+        fprintf(stderr, "framescope record: %s\n", st.message().c_str());
+      }
+    };
   }
   auto result = profile::Record(opts);
   fprintf(stderr, "\n");
   std::string command_end;
-  if (command) command_end = EndCommand(*command, f.keep_running, !result.ok());
+  if (command) command_end = command->End(f.keep_running && result.ok());
   if (!command_end.empty() && !(result.ok() && result->samples == 0)) {
     fprintf(stderr, "framescope record: %s\n", command_end.c_str());
   }

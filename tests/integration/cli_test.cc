@@ -217,6 +217,13 @@ TEST_F(CliTest, FailingCommandsAndFoldedInputsGetClearMessages) {
   auto fail = RunShell(Fs() + " record --duration 2 -o " + Path("f.prof") + " -- false");
   EXPECT_EQ(fail.exit_code, PathExists(Path("f.prof")) ? 0 : 1) << fail.output;
   EXPECT_NE(fail.output.find("false exited with status 1"), std::string::npos) << fail.output;
+  // A command that cannot be run says so at once (and is not waited on as if still running).
+  const auto start = std::chrono::steady_clock::now();
+  auto missing = RunShell(Fs() + " record --duration 5 -o " + Path("m.prof") + " -- /no/such/cmd");
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_NE(missing.output.find("cannot run /no/such/cmd"), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("exited with status 127"), std::string::npos) << missing.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   const std::string folded = tmp_.path() + "/g.folded";
   ASSERT_TRUE(PathExists(folded));
   auto fg = RunShell(Fs() + " flamegraph " + folded + " -o " + Path("f.html"));
