@@ -64,21 +64,6 @@ std::string Mib(uint64_t bytes) { return Fixed(static_cast<double>(bytes) / 1048
 
 std::string HtmlText(const std::string& s) { return HtmlEscape(s); }
 
-// Markdown table cells: pipes and newlines would break the row.
-std::string MdCell(const std::string& s, size_t max_chars = 120) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  if (out.size() > max_chars) out = out.substr(0, max_chars - 3) + "...";
-  return out;
-}
 
 Json FunctionsJson(const std::vector<FunctionCost>& fns, int64_t total_samples) {
   Json arr = Json::MakeArray();
@@ -220,6 +205,21 @@ std::string RestartText(const std::string& service, const ServiceRestart& r) {
   return t + "; samples: " + std::to_string(r.old_samples) + " from pid " +
          std::to_string(r.old_pid) + ", " + std::to_string(r.new_samples) + " from pid " +
          std::to_string(r.new_pid);
+}
+
+std::string MdCell(const std::string& s, size_t max_chars) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') {
+      out += "\\|";
+    } else if (c == '\n') {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  if (out.size() > max_chars) out = out.substr(0, max_chars - 3) + "...";
+  return out;
 }
 
 std::string Fixed(double v, int decimals) {

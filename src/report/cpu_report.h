@@ -164,6 +164,10 @@ struct CpuReport {
 // `v` with `decimals` digits after the point ("%.*f"): every number in the reports.
 std::string Fixed(double v, int decimals);
 
+// A Markdown table cell: pipes escaped and newlines flattened (either would break the row),
+// cut to `max_chars`.
+std::string MdCell(const std::string& s, size_t max_chars = 120);
+
 // What the governor did, in sentences (index.html, the baseline document, the CLI): its budget
 // and readings, each rate change with time and reason, the host CPU warning summary.
 std::vector<std::string> GovernorLines(const GovernorReport& governor);
