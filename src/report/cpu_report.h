@@ -180,7 +180,8 @@ std::string CpuPctWithError(const ServiceCpu& s, double duration_s);
 std::string RateText(const CpuReport& report);
 
 Json CpuReportToJson(const CpuReport& report);
-std::string RenderIndexHtml(const CpuReport& report);
+// `more_sections` (HTML, e.g. the memory section) goes after the services and before preflight.
+std::string RenderIndexHtml(const CpuReport& report, const std::string& more_sections = "");
 // The "## CPU" section of the baseline document (Markdown), between kCpuSectionBegin/End.
 std::string RenderBaselineCpuSection(const CpuReport& report);
 

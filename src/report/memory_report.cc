@@ -22,12 +22,12 @@ std::string DurationText(double s) {
   return Fixed(s, 0) + " s";
 }
 
-std::string RssAt(const ServiceMemory& s, bool last) {
-  if (s.samples.empty()) return "n/a";
-  return Mb((last ? s.samples.back() : s.samples.front()).bytes.rss);
-}
-
 }  // namespace
+
+std::string RssAt(const ServiceMemory& s, bool at_end) {
+  if (s.samples.empty()) return "n/a";
+  return Mb((at_end ? s.samples.back() : s.samples.front()).bytes.rss);
+}
 
 Json ServiceMemoryJson(const ServiceMemory& s) {
   Json j = LeakRateJson(s.name, s.samples, s.rate);
@@ -58,7 +58,8 @@ std::string SlopeText(const LeakRate& r) {
 std::string VerdictText(const LeakRate& r) {
   std::string v = LeakVerdictName(r.verdict);
   if (r.verdict != LeakVerdict::kInconclusive) return v;
-  if (!std::isfinite(r.extra_time_s)) return v + ": the slope sits on the limit; no run would decide";
+  if (!std::isfinite(r.extra_time_s))
+    return v + ": the slope sits on the limit; no run would decide";
   return v + ": about " + DurationText(r.extra_time_s) +
          " more would likely decide it (if the slope holds)";
 }
@@ -68,10 +69,9 @@ std::string RssChartSvg(const ServiceMemory& s) {
                   "\" height=\"" + Fixed(kChartHeight + 20, 0) + "\" role=\"img\"><title>" +
                   HtmlEscape(s.name) + " RSS over time</title>";
   if (s.samples.empty()) return h + "<text x=\"4\" y=\"20\">no samples</text></svg>";
-  auto [lo, hi] = std::minmax_element(s.samples.begin(), s.samples.end(),
-                                      [](const MemorySample& a, const MemorySample& b) {
-                                        return a.bytes.rss < b.bytes.rss;
-                                      });
+  auto [lo, hi] = std::minmax_element(
+      s.samples.begin(), s.samples.end(),
+      [](const MemorySample& a, const MemorySample& b) { return a.bytes.rss < b.bytes.rss; });
   const double min = static_cast<double>(lo->bytes.rss), max = static_cast<double>(hi->bytes.rss);
   const double t0 = s.samples.front().time_s, span = s.samples.back().time_s - t0;
   h += "<polyline fill=\"none\" stroke=\"#36c\" stroke-width=\"1.5\" points=\"";
@@ -108,9 +108,8 @@ std::string RenderMemoryHtml(const MemoryReport& r) {
          "</td><td class=\"n\">" + RssAt(s, true) + "</td><td>" + HtmlEscape(SlopeText(s.rate)) +
          "</td><td>" + HtmlEscape(VerdictText(s.rate)) + "</td><td class=\"n\">" +
          std::to_string(s.samples.size()) +
-         (s.earlier_samples > 0
-              ? " (+" + std::to_string(s.earlier_samples) + " before a restart)"
-              : std::string()) +
+         (s.earlier_samples > 0 ? " (+" + std::to_string(s.earlier_samples) + " before a restart)"
+                                : std::string()) +
          " <a href=\"" + HtmlEscape(s.log_file) + "\">log</a></td><td>" + RssChartSvg(s) +
          "</td></tr>\n";
   }
@@ -119,12 +118,13 @@ std::string RenderMemoryHtml(const MemoryReport& r) {
 
 std::string RenderBaselineMemorySection(const MemoryReport& r) {
   std::string m = std::string(kMemorySectionBegin) + "\n## Memory\n\n";
-  m += "RSS of each service's process tree (`/proc/PID/smaps_rollup`, summed over the tree) every " +
-       Fixed(r.interval_s, 1) +
-       " s while `framescope profile` recorded (MB = 10^6 bytes). Leak rate: Theil–Sen slope "
-       "after a 10% warm-up with Sen's 95% interval, verdict against " +
-       Fixed(r.limit_mb_per_h, 1) +
-       " MB/h; a profile window rarely decides it, `framescope memory --duration 24h` does.\n\n";
+  m +=
+      "RSS of each service's process tree (`/proc/PID/smaps_rollup`, summed over the tree) every " +
+      Fixed(r.interval_s, 1) +
+      " s while `framescope profile` recorded (MB = 10^6 bytes). Leak rate: Theil–Sen slope "
+      "after a 10% warm-up with Sen's 95% interval, verdict against " +
+      Fixed(r.limit_mb_per_h, 1) +
+      " MB/h; a profile window rarely decides it, `framescope memory --duration 24h` does.\n\n";
   m += "| service | RSS start MB | RSS end MB | slope MB/h (95% CI) | verdict | samples |\n";
   m += "|---|---:|---:|---|---|---:|\n";
   for (const ServiceMemory& s : r.services) {

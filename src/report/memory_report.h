@@ -44,6 +44,8 @@ Json ServiceMemoryJson(const ServiceMemory& s);
 // the shape `framescope memory` writes.
 Json MemoryReportToJson(const MemoryReport& r);
 
+// RSS (MB, one decimal) of the series' first or last sample; "n/a" without samples.
+std::string RssAt(const ServiceMemory& s, bool at_end);
 // "+1.20 MB/h (95% CI -3.00 .. 4.10)", or "not measurable (why)": never a made-up 0.
 std::string SlopeText(const LeakRate& r);
 // The verdict, and for an inconclusive one how much longer a run would likely decide it.
