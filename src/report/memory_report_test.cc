@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "src/report/cpu_report.h"
+
 namespace fs::profile {
 namespace {
 
@@ -81,6 +83,23 @@ TEST(MemoryReportTest, MeasuredSlopeAndSectionMarkers) {
   EXPECT_EQ(md.rfind(kMemorySectionBegin, 0), 0u);
   EXPECT_NE(md.find(std::string(kMemorySectionEnd) + "\n"), std::string::npos);
   EXPECT_NE(md.find("| detection | 100.0 | 100.0 | +1.80 MB/h"), std::string::npos) << md;
+}
+
+// The baseline's memory section has markers of its own: rewriting it keeps the CPU section and
+// the hand-written text byte for byte, and replaces (never appends) the old memory section.
+TEST(MemoryReportTest, MemorySectionRewrittenWithoutTouchingTheCpuSection) {
+  const std::string cpu = std::string(kCpuSectionBegin) + "\n## CPU\nx\n" + kCpuSectionEnd + "\n";
+  std::string doc = ReplaceSection("# B\n\nnotes\n", kCpuSectionBegin, kCpuSectionEnd, cpu);
+  doc = ReplaceSection(doc, kMemorySectionBegin, kMemorySectionEnd,
+                       RenderBaselineMemorySection(Report()));
+  MemoryReport fewer = Report();
+  fewer.services.pop_back();
+  doc = ReplaceSection(doc, kMemorySectionBegin, kMemorySectionEnd,
+                       RenderBaselineMemorySection(fewer));
+  EXPECT_EQ(doc.rfind("# B\n\nnotes\n", 0), 0u) << doc;
+  EXPECT_NE(doc.find(cpu), std::string::npos) << doc;
+  EXPECT_EQ(Count(doc, "## Memory"), 1u) << doc;
+  EXPECT_EQ(doc.find("| redis |"), std::string::npos) << doc;
 }
 
 }  // namespace
