@@ -183,15 +183,26 @@ void CheckGovernor(const Json& summary, const std::string& out) {
   EXPECT_NEAR(static_cast<double>(p->period), 1e9 / hz, 1e9 / hz * 1e-3) << g.Dump(2);
 }
 
-// Readings of `service` in its memory log (one JSON object per line).
-size_t MemoryLogSamples(const std::string& out, const std::string& service) {
+// Readings of `service` in its memory log (one JSON object per line), by root pid.
+std::map<int64_t, size_t> MemoryLogRoots(const std::string& out, const std::string& service) {
   auto text = ReadFile(out + "/memory/" + service + ".log");
-  if (!text.ok()) return 0;
-  size_t n = 0;
+  std::map<int64_t, size_t> roots;
+  if (!text.ok()) return roots;
   for (size_t at = 0, nl; (nl = text->find('\n', at)) != std::string::npos; at = nl + 1) {
     auto line = Json::Parse(text->substr(at, nl - at));
-    n += line.ok() && line->Get("name").AsString() == service && line->Get("rss").AsDouble() > 0;
+    if (!line.ok() || line->Get("name").AsString() != service ||
+        !(line->Get("rss").AsDouble() > 0) || !line->Get("pids").is_array() ||
+        line->Get("pids").AsArray().empty()) {
+      continue;
+    }
+    ++roots[line->Get("pids").AsArray()[0].AsInt()];
   }
+  return roots;
+}
+
+size_t MemoryLogSamples(const std::string& out, const std::string& service) {
+  size_t n = 0;
+  for (const auto& [pid, count] : MemoryLogRoots(out, service)) n += count;
   return n;
 }
 
@@ -456,6 +467,14 @@ void CheckFollowsRestart(const std::string& tmp, const std::string& state_) {
   EXPECT_GT(by_pid[new_pid], 10) << detection->Dump(2);
   EXPECT_EQ(restarts[0].Get("old_pid_samples").AsInt(-1), by_pid[old_pid]);
   EXPECT_EQ(restarts[0].Get("new_pid_samples").AsInt(-1), by_pid[new_pid]);
+  // Memory: both processes' readings are in the log; the analysed series is the new one's only.
+  std::map<int64_t, size_t> roots = MemoryLogRoots(out, "detection");
+  EXPECT_GE(roots[old_pid], 1u);
+  EXPECT_GE(roots[new_pid], 1u);
+  EXPECT_EQ(roots.size(), 2u);
+  const Json& memory = detection->Get("memory");
+  EXPECT_EQ(static_cast<size_t>(memory.Get("samples").AsInt(-1)), roots[new_pid]) << memory.Dump(2);
+  EXPECT_EQ(static_cast<size_t>(memory.Get("earlier_samples").AsInt(-1)), roots[old_pid]);
 }
 
 TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
