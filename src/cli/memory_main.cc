@@ -218,27 +218,13 @@ StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, d
   return samples;
 }
 
-// NaN and infinity (not measurable, never decidable) are JSON null, never a made-up number.
-Json Num(double v) { return std::isfinite(v) ? Json(v) : Json(); }
-
 Json AnalyseOne(const std::vector<profile::MemorySample>& series, const std::string& name,
                 const MemoryFlags& f) {
   profile::LeakRateOptions opts;
   opts.limit_mb_per_h = f.limit;
   opts.warmup_s = f.warmup;
-  profile::LeakRate r = profile::EstimateLeakRate(profile::RssSeries(series), opts);
-  Json j = Json::MakeObject();
-  j["name"] = name;
-  j["samples"] = static_cast<uint64_t>(series.size());
-  j["samples_fitted"] = static_cast<uint64_t>(r.points);
-  j["duration_s"] = series.empty() ? 0.0 : series.back().time_s - series.front().time_s;
-  j["rss_bytes"] = series.empty() ? Json() : Json(series.back().bytes.rss);
-  j["rss_slope_mb_per_h"] = Num(r.slope_mb_per_h);
-  j["ci95"] = std::isfinite(r.ci95_lo) ? Json(Json::Array{r.ci95_lo, r.ci95_hi}) : Json();
-  j["verdict"] = profile::LeakVerdictName(r.verdict);
-  if (r.verdict == profile::LeakVerdict::kInconclusive) j["extra_time_s"] = Num(r.extra_time_s);
-  if (!r.reason.empty()) j["reason"] = r.reason;
-  return j;
+  return profile::LeakRateJson(name, series,
+                               profile::EstimateLeakRate(profile::RssSeries(series), opts));
 }
 
 // Each target's samples in the whole log: a resumed log continues the series of the same

@@ -54,8 +54,17 @@ constexpr const char* kSummary =
     "  OUT/cpu/<service>_profile.prof (pprof) and .folded, OUT/cpu/system_profile.prof,\n"
     "  OUT/flamegraphs/<service>_flame.html, OUT/summary.json, OUT/index.html,\n"
     "and the CPU section of the baseline document (default OUT/performance-baseline.md; other\n"
-    "sections are kept). A failed output does not stop the others: all are tried, each failure\n"
-    "is reported, exit 1.\n"
+    "sections are kept).\n"
+    "Memory, over the same window: every --memory-interval (2 s) each service's process tree\n"
+    "is read from /proc/PID/smaps_rollup and appended to OUT/memory/<service>.log (one JSON\n"
+    "line per reading, as `framescope memory` writes). At the end each service's RSS at start\n"
+    "and end and its leak rate (Theil-Sen slope of RSS in MB/h with a 95% interval, verdict\n"
+    "against 10 MB/h: met, not met, inconclusive with how much longer a run would decide, or\n"
+    "not measurable) go to OUT/memory/analysis.json, each service's \"memory\" in summary.json,\n"
+    "the memory section of index.html (with an RSS-over-time chart per service) and the\n"
+    "memory section of the baseline document. A restarted service starts a new series.\n"
+    "A failed output does not stop the others: all are tried, each failure is reported,\n"
+    "exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
     "comes from distribution packages built without frame pointers, so a frame-pointer walk\n"
     "stops inside them (over 90% of detection's samples end in [truncated stack]); DWARF\n"
@@ -100,6 +109,8 @@ std::string InvalidFlag(const CliFlags& f) {
       {o.top >= 1, "--top must be >= 1"},
       {o.fps_tolerance >= 0 && o.fps_tolerance < 1, "--fps-tolerance must be in [0, 1)"},
       {o.fps_wait_s >= 0 && o.fps_wait_s <= 3600, "--fps-wait must be 0..3600 seconds"},
+      {o.memory_interval_s >= 0.1 && o.memory_interval_s <= 3600,
+       "--memory-interval must be 0.1..3600 seconds"},
       {o.max_overhead_pct >= 0, "--max-overhead-pct must be >= 0"},
       {o.max_host_cpu_pct >= 0, "--max-host-cpu must be >= 0"},
       {f.unwind == "fp" || f.unwind == "dwarf", "--unwind must be dwarf or fp"},
@@ -143,6 +154,8 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Double("fps-wait", &o.fps_wait_s,
                "seconds to wait for loadgen's FPS reports to reach the configured rate");
   flags.Int("top", &o.top, "functions per service in the report tables");
+  flags.Double("memory-interval", &o.memory_interval_s,
+               "seconds between memory readings of every service");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -173,6 +186,17 @@ std::string TableCell(const profile::ServiceCpu& s) {
   return what.size() > 60 ? what.substr(0, 57) + "..." : what;
 }
 
+// RSS at the window's start and end and the leak rate per service.
+void PrintMemoryTable(const profile::MemoryReport& m) {
+  printf("\n%-12s %10s %10s %8s  %s\n", "service", "RSS start", "RSS end", "samples",
+         "RSS slope MB/h (95% CI); verdict vs the limit (MB = 10^6 bytes)");
+  for (const profile::ServiceMemory& s : m.services) {
+    printf("%-12s %10s %10s %8zu  %s; %s\n", s.name.c_str(), profile::RssAt(s, false).c_str(),
+           profile::RssAt(s, true).c_str(), s.samples.size(), profile::SlopeText(s.rate).c_str(),
+           profile::VerdictText(s.rate).c_str());
+  }
+}
+
 void PrintTable(const profile::ProfileRunResult& result, const std::string& out_dir) {
   const profile::CpuReport& r = result.report;
   printf("%-12s %20s %8s %10s %10s  %s\n", "service", "CPU % of 1 core (95%)", "samples",
@@ -196,6 +220,7 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
           : "n/a",
       r.profiler_cpu_s, static_cast<double>(r.profiler_peak_rss) / 1048576.0);
   for (const std::string& line : profile::GovernorLines(r.governor)) printf("%s\n", line.c_str());
+  PrintMemoryTable(result.memory);
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());
 }

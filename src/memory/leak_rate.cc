@@ -153,4 +153,25 @@ std::vector<SeriesPoint> RssSeries(const std::vector<MemorySample>& samples) {
   return out;
 }
 
+namespace {
+// NaN and infinity (not measurable, never decidable) are JSON null.
+Json Num(double v) { return std::isfinite(v) ? Json(v) : Json(); }
+}  // namespace
+
+Json LeakRateJson(const std::string& name, const std::vector<MemorySample>& series,
+                  const LeakRate& r) {
+  Json j = Json::MakeObject();
+  j["name"] = name;
+  j["samples"] = static_cast<uint64_t>(series.size());
+  j["samples_fitted"] = static_cast<uint64_t>(r.points);
+  j["duration_s"] = series.empty() ? 0.0 : series.back().time_s - series.front().time_s;
+  j["rss_bytes"] = series.empty() ? Json() : Json(series.back().bytes.rss);
+  j["rss_slope_mb_per_h"] = Num(r.slope_mb_per_h);
+  j["ci95"] = std::isfinite(r.ci95_lo) ? Json(Json::Array{r.ci95_lo, r.ci95_hi}) : Json();
+  j["verdict"] = LeakVerdictName(r.verdict);
+  if (r.verdict == LeakVerdict::kInconclusive) j["extra_time_s"] = Num(r.extra_time_s);
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  return j;
+}
+
 }  // namespace fs::profile

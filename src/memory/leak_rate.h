@@ -55,6 +55,13 @@ LeakRate EstimateLeakRate(std::vector<SeriesPoint> series, const LeakRateOptions
 // The RSS series of a list of samples (one target's).
 std::vector<SeriesPoint> RssSeries(const std::vector<MemorySample>& samples);
 
+// One target's analysis as `framescope memory` and `framescope profile` write it: name, samples,
+// samples_fitted, duration_s, rss_bytes (the last sample's), rss_slope_mb_per_h, ci95 [lo, hi],
+// verdict, extra_time_s (inconclusive only) and reason (not measurable only). A number that is
+// not measurable is null, never a made-up 0.
+Json LeakRateJson(const std::string& name, const std::vector<MemorySample>& series,
+                  const LeakRate& rate);
+
 }  // namespace fs::profile
 
 #endif  // FRAMESCOPE_MEMORY_LEAK_RATE_H_

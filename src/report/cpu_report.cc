@@ -64,22 +64,6 @@ std::string Mib(uint64_t bytes) { return Fixed(static_cast<double>(bytes) / 1048
 
 std::string HtmlText(const std::string& s) { return HtmlEscape(s); }
 
-// Markdown table cells: pipes and newlines would break the row.
-std::string MdCell(const std::string& s, size_t max_chars = 120) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  if (out.size() > max_chars) out = out.substr(0, max_chars - 3) + "...";
-  return out;
-}
-
 Json FunctionsJson(const std::vector<FunctionCost>& fns, int64_t total_samples) {
   Json arr = Json::MakeArray();
   for (const FunctionCost& f : fns) {
@@ -220,6 +204,21 @@ std::string RestartText(const std::string& service, const ServiceRestart& r) {
   return t + "; samples: " + std::to_string(r.old_samples) + " from pid " +
          std::to_string(r.old_pid) + ", " + std::to_string(r.new_samples) + " from pid " +
          std::to_string(r.new_pid);
+}
+
+std::string MdCell(const std::string& s, size_t max_chars) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') {
+      out += "\\|";
+    } else if (c == '\n') {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  if (out.size() > max_chars) out = out.substr(0, max_chars - 3) + "...";
+  return out;
 }
 
 std::string Fixed(double v, int decimals) {
@@ -463,7 +462,7 @@ Json CpuReportToJson(const CpuReport& r) {
   return j;
 }
 
-std::string RenderIndexHtml(const CpuReport& r) {
+std::string RenderIndexHtml(const CpuReport& r, const std::string& more_sections) {
   std::string h =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<title>framescope profile</title><style>"
@@ -512,6 +511,7 @@ std::string RenderIndexHtml(const CpuReport& r) {
     for (const std::string& e : r.write_errors) h += "<li>" + HtmlText(e) + "</li>\n";
     h += "</ul>\n";
   }
+  h += more_sections;
   h += "<h2>Preflight</h2><ul>\n";
   for (const std::string& p : r.preflight) h += "<li>" + HtmlText(p) + "</li>\n";
   h += "</ul>\n<h2>Profiler overhead</h2><ul>\n";

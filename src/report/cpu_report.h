@@ -164,6 +164,10 @@ struct CpuReport {
 // `v` with `decimals` digits after the point ("%.*f"): every number in the reports.
 std::string Fixed(double v, int decimals);
 
+// A Markdown table cell: pipes escaped and newlines flattened (either would break the row),
+// cut to `max_chars`.
+std::string MdCell(const std::string& s, size_t max_chars = 120);
+
 // What the governor did, in sentences (index.html, the baseline document, the CLI): its budget
 // and readings, each rate change with time and reason, the host CPU warning summary.
 std::vector<std::string> GovernorLines(const GovernorReport& governor);
@@ -176,7 +180,8 @@ std::string CpuPctWithError(const ServiceCpu& s, double duration_s);
 std::string RateText(const CpuReport& report);
 
 Json CpuReportToJson(const CpuReport& report);
-std::string RenderIndexHtml(const CpuReport& report);
+// `more_sections` (HTML, e.g. the memory section) goes after the services and before preflight.
+std::string RenderIndexHtml(const CpuReport& report, const std::string& more_sections = "");
 // The "## CPU" section of the baseline document (Markdown), between kCpuSectionBegin/End.
 std::string RenderBaselineCpuSection(const CpuReport& report);
 

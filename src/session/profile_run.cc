@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -22,6 +23,8 @@
 #include "src/base/output.h"
 #include "src/base/procfs.h"
 #include "src/collect/preflight.h"
+#include "src/memory/leak_rate.h"
+#include "src/memory/memory_series.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/report/flamegraph.h"
@@ -39,7 +42,12 @@ struct Target {
   std::map<pid_t, double> cpu_start_s;   // utime+stime per pid when sampling started.
   std::map<pid_t, double> cpu_end_s;     // ... and when it stopped (or last seen alive).
   std::vector<ServiceRestart> restarts;  // `pid` is the latest (followed or not) process.
+  std::optional<MemoryLog> memory_log;   // OUT/memory/<name>.log; closed after a failed write.
+  std::vector<MemorySample> memory;      // This run's readings, every pid it had.
 };
+
+// Relative to the output folder.
+std::string MemoryLogFile(const Target& t) { return "memory/" + t.name + ".log"; }
 
 // What the stages share: the run's options, its progress sink and the result being built.
 struct Session {
@@ -77,14 +85,15 @@ std::string BaselinePath(const ProfileRunOptions& options) {
 }
 
 Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
-  for (const char* sub : {"", "/cpu", "/flamegraphs"}) {
+  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory"}) {
     RETURN_IF_ERROR(MakeDirs(out_dir + sub).Annotate("output folder"));
     RETURN_IF_ERROR(CheckFolderWritable(out_dir + sub));
   }
   // The baseline's folder is not created: a mistyped path should fail, not grow a tree. Its
   // other sections are kept, so it must be readable as well as replaceable.
   RETURN_IF_ERROR(fs::CheckOutputs({out_dir + "/summary.json", out_dir + "/index.html",
-                                    out_dir + "/cpu/system_profile.prof", baseline}));
+                                    out_dir + "/cpu/system_profile.prof",
+                                    out_dir + "/memory/analysis.json", baseline}));
   if (KindOfOutput(baseline) == OutputKind::kFile && PathExists(baseline)) {
     RETURN_IF_ERROR(ReadFile(baseline).status().Annotate("baseline (its other sections are kept)"));
   }
@@ -428,17 +437,58 @@ void SummarizeServices(Session& s, const RecordResult& rec) {
   r.partial = !r.partial_reasons.empty();
 }
 
-// Replaces the CPU section and keeps the rest; an existing document that cannot be read is left
-// alone rather than replaced by the CPU section alone.
-Status WriteBaseline(const std::string& path, const CpuReport& r) {
+// Replaces the CPU and memory sections and keeps the rest; an existing document that cannot be
+// read is left alone rather than replaced by our sections alone.
+Status WriteBaseline(const std::string& path, const CpuReport& r, const MemoryReport& memory) {
   std::string existing;
   if (KindOfOutput(path) == OutputKind::kFile && PathExists(path)) {
     auto text = ReadFile(path);
     if (!text.ok()) return text.status().Annotate("baseline not updated");
     existing = std::move(*text);
   }
-  return WriteOutput(path, ReplaceSection(existing, kCpuSectionBegin, kCpuSectionEnd,
-                                          RenderBaselineCpuSection(r)));
+  std::string doc =
+      ReplaceSection(existing, kCpuSectionBegin, kCpuSectionEnd, RenderBaselineCpuSection(r));
+  return WriteOutput(path, ReplaceSection(doc, kMemorySectionBegin, kMemorySectionEnd,
+                                          RenderBaselineMemorySection(memory)));
+}
+
+// Each service's series (its latest process: a restart starts a new one) and leak rate.
+MemoryReport AnalyseMemory(const Session& s) {
+  MemoryReport m;
+  m.interval_s = s.options.memory_interval_s;
+  for (const Target& t : s.targets) {
+    ServiceMemory svc;
+    svc.name = t.name;
+    svc.log_file = MemoryLogFile(t);
+    if (!t.memory.empty() && !t.memory.back().pids.empty()) {
+      svc.samples = SamplesNamed(t.memory, t.name, t.memory.back().pids.front());
+    }
+    svc.earlier_samples = t.memory.size() - svc.samples.size();
+    LeakRateOptions opts;
+    opts.limit_mb_per_h = m.limit_mb_per_h;
+    svc.rate = EstimateLeakRate(RssSeries(svc.samples), opts);
+    m.services.push_back(std::move(svc));
+  }
+  return m;
+}
+
+// summary.json: the CPU report with each service's memory analysis as its "memory" object.
+Json SummaryJson(const CpuReport& r, const MemoryReport& memory) {
+  Json summary = CpuReportToJson(r);
+  Json services = Json::MakeArray();
+  for (Json svc : summary.Get("services").AsArray()) {
+    for (const ServiceMemory& m : memory.services) {
+      if (m.name == svc.Get("name").AsString()) svc["memory"] = ServiceMemoryJson(m);
+    }
+    services.Push(std::move(svc));
+  }
+  summary["services"] = std::move(services);
+  Json about = Json::MakeObject();  // The per-service numbers are in each service's "memory".
+  about["limit_mb_per_h"] = memory.limit_mb_per_h;
+  about["interval_s"] = memory.interval_s;
+  about["analysis"] = "memory/analysis.json";
+  summary["memory"] = std::move(about);
+  return summary;
 }
 
 // summary.json, index.html and the baseline's CPU section: each is tried whatever happened to
@@ -449,10 +499,13 @@ void WriteReports(Session& s, const RecordResult& rec) {
   if (Status st = WritePprofFile(out + "/cpu/system_profile.prof", rec.profile); !st.ok()) {
     r.write_errors.push_back(st.message());
   }
-  s.result.summary_json = CpuReportToJson(r).Dump(2) + "\n";
-  std::vector<Status> written = {WriteOutput(out + "/summary.json", s.result.summary_json),
-                                 WriteOutput(out + "/index.html", RenderIndexHtml(r)),
-                                 WriteBaseline(s.result.baseline_path, r)};
+  const MemoryReport& memory = s.result.memory;
+  s.result.summary_json = SummaryJson(r, memory).Dump(2) + "\n";
+  std::vector<Status> written = {
+      WriteOutput(out + "/memory/analysis.json", MemoryReportToJson(memory).Dump(2) + "\n"),
+      WriteOutput(out + "/summary.json", s.result.summary_json),
+      WriteOutput(out + "/index.html", RenderIndexHtml(r, RenderMemoryHtml(memory))),
+      WriteBaseline(s.result.baseline_path, r, memory)};
   for (const Status& st : written) {
     if (!st.ok()) r.write_errors.push_back(st.message());
   }
@@ -517,10 +570,38 @@ void WatchRestarts(Session& s, Recording* rec) {
   }
 }
 
-// Record() with the restart watch between polls.
+// Opens (appends to: a rerun continues it) every service's memory log before anything is
+// recorded; one that cannot be opened (a symlink, not a regular file) is a bad output path.
+bool OpenMemoryLogs(Session& s) {
+  for (Target& t : s.targets) {
+    auto log = MemoryLog::Open(s.options.out_dir + "/" + MemoryLogFile(t));
+    if (!log.ok()) return s.Fail(ProfileOutcome::kBadOutputPath, log.status().message());
+    t.memory_log = std::move(*log);
+  }
+  return true;
+}
+
+// One reading of every service's process tree, under its current pid (the restart watch moves
+// it to a restarted process), appended to its log. A service between exit and restart has no
+// reading. A failed append is reported once and that log closed; the readings are still kept.
+void SampleMemory(Session& s) {
+  for (Target& t : s.targets) {
+    auto sample = ReadProcessTreeMemory(t.pid, t.name);
+    if (!sample.ok()) continue;
+    t.memory.push_back(*sample);
+    if (!t.memory_log) continue;
+    if (Status st = t.memory_log->Append(*sample); !st.ok()) {
+      s.result.report.write_errors.push_back(st.message());
+      t.memory_log.reset();
+    }
+  }
+}
+
+// Record() with the restart watch and the memory readings between polls.
 StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& opts) {
   ASSIGN_OR_RETURN(std::unique_ptr<Recording> recording, Recording::Start(opts));
-  int64_t next_watch_ns = 0;
+  int64_t next_watch_ns = 0, next_memory_ns = 0;
+  const auto memory_ns = static_cast<int64_t>(s.options.memory_interval_s * 1e9);
   do {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     // 4x a second: reading and parsing state.json takes well under a millisecond.
@@ -528,7 +609,14 @@ StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& o
       WatchRestarts(s, recording.get());
       next_watch_ns = MonotonicNs() + 250'000'000;
     }
+    if (const int64_t now = MonotonicNs(); now >= next_memory_ns) {
+      SampleMemory(s);
+      // On the schedule set by the first reading; one that ran late is not caught up in a burst.
+      next_memory_ns =
+          next_memory_ns == 0 ? now + memory_ns : std::max(next_memory_ns + memory_ns, now);
+    }
   } while (recording->Poll());
+  SampleMemory(s);  // The window's end, before symbolizing.
   RecordResult result = recording->Finish();
   s.result.report.duration_s = result.elapsed_s;
   WatchRestarts(s, nullptr);  // Exits in the last moments.
@@ -618,7 +706,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
       !LoadTargets(s) ||
       !TakeLock(s, &system_lock, s.dir.root + "/profile.lock",
                 "is profiling the system in " + s.dir.root) ||
-      !Preflight(s)) {
+      !OpenMemoryLogs(s) || !Preflight(s)) {
     return result;
   }
   GovernorOptions go;
@@ -638,6 +726,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   FillRunReport(s, *rec, governor, ticks);
   DescribeRate(result.report, &rec->profile);
   SummarizeServices(s, *rec);
+  result.memory = AnalyseMemory(s);
   CpuReport& r = result.report;
   r.postprocess_s = rec->symbolize_s + static_cast<double>(MonotonicNs() - post_start) / 1e9;
   r.profiler_cpu_s = ProcessCpuSeconds() - cpu_start;

@@ -1,7 +1,9 @@
 // A profiling session of the system `framescope up` started: output paths checked, preflight
 // (perf events, NVML, the load generator's FPS), one recording of every service at once under
 // the overhead governor, then per-service pprof + folded + flame graph, summary.json, index.html
-// and the CPU section of the baseline document.
+// and the CPU section of the baseline document; every service's memory is read every
+// memory_interval_s while recording, appended to OUT/memory/<service>.log, and analysed
+// (OUT/memory/analysis.json, the memory sections of the reports).
 //
 //   CheckOutputs ─▶ LoadTargets ─▶ Preflight ─▶ Record (governor) ─▶ per-service reports
 //        exit 2        exit 1        exit 3         exit 1            every file tried, exit 1
@@ -22,6 +24,7 @@
 
 #include "src/record/recorder.h"
 #include "src/report/cpu_report.h"
+#include "src/report/memory_report.h"
 
 namespace fs::profile {
 
@@ -41,6 +44,9 @@ struct ProfileRunOptions {
   double fps_tolerance = 0.1;    // Allowed loadgen FPS shortfall vs configured.
   double fps_wait_s = 30;        // Wait for loadgen's FPS reports to reach the configured rate.
   int top = 15;                  // Functions per service in the report tables.
+  // Seconds between memory readings of every service (smaps_rollup over its process tree),
+  // appended to OUT/memory/<service>.log as they are taken.
+  double memory_interval_s = 2;
   const std::atomic<bool>* stop = nullptr;  // Ctrl-C: stop early, keep partial results.
 };
 
@@ -63,6 +69,7 @@ struct ProfileRunResult {
   ProfileOutcome outcome = ProfileOutcome::kOk;
   std::vector<std::string> errors;  // What failed, why, what to do; one line each.
   CpuReport report;                 // Filled once recording ran.
+  MemoryReport memory;              // Likewise: every service's RSS series and leak rate.
   std::string summary_json;         // As written to OUT/summary.json.
   std::string baseline_path;        // Resolved.
   int coverage_failures = 0;
@@ -86,7 +93,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
 // The baseline path RunProfile uses: options.baseline, or OUT/performance-baseline.md.
 std::string BaselinePath(const ProfileRunOptions& options);
 
-// Creates OUT (and cpu/, flamegraphs/) and checks that every output can be written: each
+// Creates OUT (and cpu/, flamegraphs/, memory/) and checks that every output can be written: each
 // folder exists and accepts a new file, the baseline's folder exists (it is not created: a
 // mistyped path should fail, not grow a tree), and no output is a symlink, device or FIFO.
 Status CheckOutputs(const std::string& out_dir, const std::string& baseline);
