@@ -28,6 +28,8 @@ struct StateDir {
   std::string LogFile(const std::string& service) const {
     return LogDir() + "/" + service + ".log";
   }
+  // Where the heap counters library writes for a service started with heap_profile.
+  std::string HeapDir(const std::string& service) const { return root + "/heap/" + service; }
   std::string PortFile(const std::string& service) const {
     return RunDir() + "/" + service + ".json";
   }

@@ -17,6 +17,7 @@
 #include "src/base/net.h"
 #include "src/clients/prom_text.h"
 #include "src/clients/redis_client.h"
+#include "src/memory/heap/heap_counters.h"
 #include "src/system/process.h"
 #include "tests/integration/test_util.h"
 
@@ -80,12 +81,34 @@ std::vector<int> OurPids(const std::string& state_dir, const Json& last_status) 
   return pids;
 }
 
+// The services `up --heap-profile` names run with the heap counters library: mapped into the
+// process, counting into <state-dir>/heap/<service>/heap-<pid>.counters; the others without it.
+void ExpectHeapProfiled(const std::string& sd, const Json& status) {
+  std::map<std::string, int> pids;
+  for (const auto& s : status.Get("services").AsArray()) {
+    pids[s.Get("name").AsString()] = static_cast<int>(s.Get("pid").AsInt(-1));
+  }
+  for (const char* svc : {"aggregation", "api", "capture"}) {
+    ASSERT_GT(pids[svc], 0) << svc << " in " << status.Dump(2);
+    auto maps = ReadFile("/proc/" + std::to_string(pids[svc]) + "/maps");
+    ASSERT_TRUE(maps.ok()) << svc;
+    bool want = std::string(svc) != "capture";
+    EXPECT_EQ(maps->find("libframescope_heap.so") != std::string::npos, want) << svc;
+    if (!want) continue;
+    auto c = memory::ReadHeapCounters(memory::HeapCountersPath(sd + "/heap/" + svc, pids[svc]));
+    ASSERT_TRUE(c.ok()) << svc << ": " << c.status().message();
+    EXPECT_EQ(c->pid, pids[svc]);
+    EXPECT_GT(c->allocated_calls, 0u) << svc;
+  }
+}
+
 TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
+  // Two of our services counted by the heap library: the system must still run as it does.
+  const std::string kHeap = " --heap-profile aggregation,api --state-dir ";
   TempDir tmp;
   std::string sd = tmp.path() + "/state";
   testing::SystemGuard guard(sd);
-  auto up =
-      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus --state-dir " + sd);
+  auto up = RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus" + kHeap + sd);
   ASSERT_EQ(up.exit_code, 0) << up.output
                              << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
   EXPECT_NE(up.output.find("framescope is up"), std::string::npos) << up.output;
@@ -95,13 +118,14 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   // A second `up` with the same settings is a no-op; with others it names each that differs
   // and refuses (exit 2) instead of silently keeping the running ones.
   auto again =
-      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus --state-dir " + sd);
+      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus" + kHeap + sd);
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("already up"), std::string::npos) << again.output;
   auto other = RunShell(Fs() + " up --cameras 2 --fps 15 --api-rate 0 --state-dir " + sd);
   EXPECT_EQ(other.exit_code, 2) << other.output;
   for (const char* want : {"fps (--fps): running 30, requested 15",
                            "prometheus.enabled (--no-prometheus): running false, requested true",
+                           "heap_profile (--heap-profile): running aggregation,api, requested \"\"",
                            "framescope down --state-dir"}) {
     EXPECT_NE(other.output.find(want), std::string::npos) << want << " in:\n" << other.output;
   }
@@ -111,6 +135,7 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   auto ports = MetricsPorts(status);
   ASSERT_TRUE(ports.count("loadgen") && ports.count("capture") && ports.count("detection"))
       << status.Dump(2);
+  ExpectHeapProfiled(sd, status);
 
   // Let it run ~15 s, then compare what loadgen sent with what capture decoded.
   sleep(15);
