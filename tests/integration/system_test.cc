@@ -298,9 +298,12 @@ TEST_F(BadInputTest, BadValuesExit2NamingTheFlag) {
   ExpectFailsCleanly("--api-port 70000", 2, "--api-port must be between 0 and 65535");
   ExpectFailsCleanly("--input-size 100", 2, "--input-size must be a multiple of 32");
   ExpectFailsCleanly("--redis-url nowhere", 2, "--redis-url \"nowhere\"");
+  ExpectFailsCleanly("--heap-profile api,redis", 2, "--heap-profile: unknown service \"redis\"");
   std::string cfg = tmp_.path() + "/values.toml";
   ASSERT_TRUE(WriteFileAtomic(cfg, "[aggregation]\nprocesses = 0\n").ok());
   ExpectFailsCleanly("--config " + cfg, 2, "aggregation.processes (in " + cfg + ") must be");
+  ASSERT_TRUE(WriteFileAtomic(cfg, "heap_profile = [\"postgres\"]\n").ok());
+  ExpectFailsCleanly("--config " + cfg, 2, "values.toml:1: heap_profile: unknown service");
   ASSERT_TRUE(WriteFileAtomic(cfg,
                               "[[camera]]\nname = \"door\"\nurl = \"rtsp://a/1\"\n"
                               "[[camera]]\nname = \"door\"\nurl = \"rtsp://a/2\"\n")
