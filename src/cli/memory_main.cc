@@ -247,8 +247,9 @@ StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, d
 Json Num(double v) { return std::isfinite(v) ? Json(v) : Json(); }
 
 // The reclaim ratio's fields: null (with the reason) where it was not measured.
-void AddReclaim(const memory::ReclaimRatio& r, Json* j) {
-  bool counted = r.why_absent.rfind("not counted", 0) != 0;
+void AddReclaim(const memory::HeapWindow& window, Json* j) {
+  const memory::ReclaimRatio r = window.Result();
+  const bool counted = window.counted();
   (*j)["heap_counted"] = counted;
   (*j)["allocated_bytes"] = counted ? Json(r.allocated_bytes) : Json();
   (*j)["freed_bytes"] = counted ? Json(r.freed_bytes) : Json();
@@ -288,7 +289,7 @@ Json Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
   Json processes = Json::MakeArray();
   for (const Target& t : targets) {
     Json p = AnalyseOne(profile::SamplesNamed(log.samples, t.name, t.pid), t.name, f);
-    AddReclaim(t.heap.Result(), &p);
+    AddReclaim(t.heap, &p);
     processes.Push(p);
   }
   out["processes"] = processes;

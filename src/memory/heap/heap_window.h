@@ -26,6 +26,8 @@ class HeapWindow {
   // Allocated and freed bytes over the window and their ratio; value absent (why_absent says
   // why) when the process was not counted, no reading succeeded, or nothing was allocated.
   ReclaimRatio Result() const;
+  // Whether the process was started with the library (a folder to read from) at all.
+  bool counted() const { return !dir_.empty(); }
 
  private:
   std::string dir_;
