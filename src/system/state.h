@@ -5,7 +5,8 @@
 //    "config": {...},
 //    "services": [{"name": "capture", "pid": 130, "state": "running", "restarts": 0,
 //                  "started_at": <unix s>, "metrics_port": 40123, "endpoints": {...},
-//                  "log": ".../logs/capture.log"}]}
+//                  "log": ".../logs/capture.log",
+//                  "heap_dir": ".../heap/capture"}]}   (only under up --heap-profile)
 #ifndef FRAMESCOPE_SYSTEM_STATE_H_
 #define FRAMESCOPE_SYSTEM_STATE_H_
 

@@ -495,6 +495,7 @@ void Supervisor::WriteState() {
     if (s.name == "redis") o["endpoints"]["redis"] = redis_url_;
     if (s.name == "postgres") o["endpoints"]["postgres"] = RedactUrl(postgres_url_);
     o["log"] = dir_.LogFile(s.name);
+    if (HeapProfiled(config_, s.name)) o["heap_dir"] = dir_.HeapDir(s.name);
     arr.Push(o);
   }
   j["services"] = arr;

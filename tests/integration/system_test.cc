@@ -85,8 +85,10 @@ std::vector<int> OurPids(const std::string& state_dir, const Json& last_status) 
 // process, counting into <state-dir>/heap/<service>/heap-<pid>.counters; the others without it.
 void ExpectHeapProfiled(const std::string& sd, const Json& status) {
   std::map<std::string, int> pids;
+  std::map<std::string, std::string> heap_dirs;  // what `status` says is counted, and where
   for (const auto& s : status.Get("services").AsArray()) {
     pids[s.Get("name").AsString()] = static_cast<int>(s.Get("pid").AsInt(-1));
+    heap_dirs[s.Get("name").AsString()] = s.Get("heap_dir").AsString();
   }
   for (const char* svc : {"aggregation", "api", "capture"}) {
     ASSERT_GT(pids[svc], 0) << svc << " in " << status.Dump(2);
@@ -94,6 +96,7 @@ void ExpectHeapProfiled(const std::string& sd, const Json& status) {
     ASSERT_TRUE(maps.ok()) << svc;
     bool want = std::string(svc) != "capture";
     EXPECT_EQ(maps->find("libframescope_heap.so") != std::string::npos, want) << svc;
+    EXPECT_EQ(heap_dirs[svc], want ? sd + "/heap/" + svc : "") << svc;
     if (!want) continue;
     auto c = memory::ReadHeapCounters(memory::HeapCountersPath(sd + "/heap/" + svc, pids[svc]));
     ASSERT_TRUE(c.ok()) << svc << ": " << c.status().message();
