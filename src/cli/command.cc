@@ -68,6 +68,15 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra)
   return out;
 }
 
+// exec's argv/envp form of `strings` (which must outlive it).
+std::vector<char*> NullTerminated(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 }  // namespace
 
 StatusOr<ChildCommand> ChildCommand::Start(const std::vector<std::string>& cmd,
@@ -78,13 +87,9 @@ StatusOr<ChildCommand> ChildCommand::Start(const std::vector<std::string>& cmd,
     return Err(std::string("pipe: ") + strerror(errno));
   }
   std::vector<std::string> args = cmd;
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<char*> argv = NullTerminated(args);
   std::vector<std::string> env = ChildEnvironment(options.extra_env);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> envp = NullTerminated(env);
   const pid_t child = fork();
   if (child < 0) return Err(std::string("fork: ") + strerror(errno));
   if (child == 0) {
