@@ -224,6 +224,15 @@ Status Preflight(const SystemConfig& c, const std::string& bin_dir) {
       return Err(std::string(b) + " not found in " + bin_dir + " (run `make build`)");
     }
   }
+#if defined(__SANITIZE_ADDRESS__)
+  // The services beside this binary are sanitized too: ASan owns their malloc and insists on
+  // being first in the library list, so the preload library cannot sit under it.
+  if (!c.heap_profile.empty()) {
+    return Err(
+        "heap_profile: not with a sanitizer build (its services run under ASan, which "
+        "owns malloc); use the dev or release build");
+  }
+#endif
   if (!c.heap_profile.empty() && !PathExists(bin_dir + "/" + memory::kHeapLibrary)) {
     return Err(std::string("heap_profile: ") + memory::kHeapLibrary + " not found in " + bin_dir +
                " (run `make build`)");
