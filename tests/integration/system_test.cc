@@ -266,6 +266,23 @@ TEST_F(BadInputTest, MissingConfigFile) {
   ExpectFailsCleanly("--config " + tmp_.path() + "/nope.toml", 2, "nope.toml");
 }
 
+// --heap-profile without the preload library built beside framescope: 1 before anything starts
+// (a copy of framescope in a folder with the services but not the library).
+TEST_F(BadInputTest, HeapProfileWithoutTheLibraryFailsBeforeStarting) {
+  const std::string bin = tmp_.path() + "/bin", sd = tmp_.path() + "/state";
+  testing::SystemGuard guard(sd);  // should the check be missed, the system it starts is stopped
+  std::string links;
+  for (const char* b : {"loadgen", "capture", "detection", "aggregation", "api", "apiclient"}) {
+    links += "ln -s " + testing::BinDir() + "/framescope-" + b + " " + bin + "/; ";
+  }
+  auto r = RunShell("mkdir " + bin + " && cp " + Fs() + " " + bin + "/ && " + links + bin +
+                    "/framescope up --heap-profile api --state-dir " + sd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("libframescope_heap.so not found in " + bin), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(PathExists(sd));
+}
+
 // A file the user named that is missing is bad usage (2), unlike a missing package (1).
 TEST_F(BadInputTest, MissingNamedFiles) {
   ExpectFailsCleanly("--cameras 1 --model " + tmp_.path() + "/missing.cfg", 2,
