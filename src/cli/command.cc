@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -29,12 +30,13 @@ ssize_t ReadRetrying(int fd, void* buf, size_t n) {
 
 // In the child: waits for the go byte (if held), then execs; an exec failure's errno goes back
 // through `error_fd`, which the exec closes on success.
-[[noreturn]] void RunChild(std::vector<char*>& argv, int go_fd, int error_fd, bool to_stderr) {
+[[noreturn]] void RunChild(std::vector<char*>& argv, char** envp, int go_fd, int error_fd,
+                           bool to_stderr) {
   char c;
   if (go_fd >= 0 && ReadRetrying(go_fd, &c, 1) != 1) _exit(126);
   if (to_stderr) dup2(STDERR_FILENO, STDOUT_FILENO);
   signal(SIGPIPE, SIG_DFL);  // An ignored signal would stay ignored across the exec.
-  execvp(argv[0], argv.data());
+  execvpe(argv[0], argv.data(), envp);
   const int e = errno;
   (void)!write(error_fd, &e, sizeof(e));
   _exit(127);
@@ -50,6 +52,31 @@ Status AwaitExec(int error_fd, pid_t pid, const std::string& name, int* status) 
   return Err("cannot run " + name + ": " + strerror(e));
 }
 
+// Our environment with `extra` ("KEY=value") added or replacing; built before the fork, so the
+// child allocates nothing between fork and exec.
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    std::string key = entry.substr(0, entry.find('='));
+    bool replaced = std::any_of(extra.begin(), extra.end(), [&key](const std::string& x) {
+      return x.compare(0, key.size() + 1, key + "=") == 0;
+    });
+    if (!replaced) out.push_back(entry);
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+// exec's argv/envp form of `strings` (which must outlive it).
+std::vector<char*> NullTerminated(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 }  // namespace
 
 StatusOr<ChildCommand> ChildCommand::Start(const std::vector<std::string>& cmd,
@@ -60,15 +87,15 @@ StatusOr<ChildCommand> ChildCommand::Start(const std::vector<std::string>& cmd,
     return Err(std::string("pipe: ") + strerror(errno));
   }
   std::vector<std::string> args = cmd;
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<char*> argv = NullTerminated(args);
+  std::vector<std::string> env = ChildEnvironment(options.extra_env);
+  std::vector<char*> envp = NullTerminated(env);
   const pid_t child = fork();
   if (child < 0) return Err(std::string("fork: ") + strerror(errno));
   if (child == 0) {
     if (go[1] >= 0) close(go[1]);
     close(error[0]);
-    RunChild(argv, go[0], error[1], options.stdout_to_stderr);
+    RunChild(argv, envp.data(), go[0], error[1], options.stdout_to_stderr);
   }
   if (go[0] >= 0) close(go[0]);
   close(error[1]);

@@ -17,6 +17,8 @@ namespace fs {
 struct CommandOptions {
   bool hold_until_release = false;  // Waits before its exec until Release().
   bool stdout_to_stderr = false;    // Keeps our standard output for JSON or a profile.
+  // "KEY=value" added to (or replacing in) the child's environment only: ours stays as it was.
+  std::vector<std::string> extra_env = {};
 };
 
 class ChildCommand {

@@ -1,6 +1,7 @@
 // framescope memory: the memory series of processes (RSS, PSS, anonymous, file-backed from
 // /proc/PID/smaps_rollup, summed over each process tree), appended to a log as it is sampled,
-// and each target's leak rate (Theil–Sen slope of RSS with its 95 % interval) against a limit.
+// and each target's leak rate (Theil–Sen slope of RSS with its 95 % interval) against a limit;
+// for processes started with the heap counters library, the reclaim ratio (freed / allocated).
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/cli/command.h"
+#include "src/memory/heap/heap_window.h"
 #include "src/memory/leak_rate.h"
 #include "src/memory/memory_series.h"
 #include "src/system/state.h"
@@ -38,13 +40,14 @@ struct Target {
   std::string name;
   pid_t pid = -1;
   bool gone = false;
+  memory::HeapWindow heap{""};  // counted only where it was started with the library
 };
 
 struct MemoryFlags {
   std::string duration = "60", out = "profiles", state_dir = kDefaultStateDir;
   double interval = 5, limit = 10, warmup = -1;
   int pid = 0;
-  bool json = false;
+  bool json = false, heap = false;
   std::vector<std::string> command;
 };
 
@@ -64,10 +67,17 @@ constexpr const char* kMemorySummary =
     "10% of the series), in MB/h (10^6 bytes) with Sen's 95% interval; the verdict\n"
     "against --limit is met (interval below), not met (above), inconclusive (with how\n"
     "much longer a run would likely decide) or not measurable (too few samples).\n"
+    "Reclaim ratio: for a command started with --heap, and for the services `up\n"
+    "--heap-profile` started, the bytes freed / bytes allocated over the run after the\n"
+    "warm-up, counted exactly by libframescope_heap.so (files in OUT/memory/heap-NAME/\n"
+    "or <state-dir>/heap/SERVICE/); verdict met at 0.95 or more. C++ has no garbage\n"
+    "collector: a low ratio means memory kept (a cache filling, a growing working set,\n"
+    "or a leak).\n"
     "Writes OUT/memory/analysis.json (--json prints it; the command's own output then\n"
     "goes to stderr). Ctrl-C stops and analyses what was collected.\n"
     "Exit codes: 0 ok, 1 failure, 2 bad usage or output, 3 a target's leak rate is over\n"
-    "the limit (not met), 130 interrupted (the analysis is written).";
+    "the limit or its reclaim ratio under 0.95 (not met), 130 interrupted (the analysis is "
+    "written).";
 
 // "90", "90s", "30m", "24h", "2d": seconds; finite, positive, at most 7 days.
 StatusOr<double> ParseDuration(const std::string& text) {
@@ -99,6 +109,7 @@ int ParseMemoryFlags(int argc, char** argv, MemoryFlags* f, double* duration_s) 
   flags.Double("limit", &f->limit, "leak-rate limit in MB/h (10^6 bytes per hour)");
   flags.Double("warmup", &f->warmup, "seconds excluded at the start (default: 10% of the run)");
   flags.Bool("json", &f->json, "print the analysis as JSON on standard output");
+  flags.Bool("heap", &f->heap, "with -- CMD: count its allocations (reclaim ratio)");
   flags.AllowPositional("[-- CMD ARGS...]");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -110,6 +121,9 @@ int ParseMemoryFlags(int argc, char** argv, MemoryFlags* f, double* duration_s) 
   if (f->pid != 0 && !f->command.empty()) return usage("give --pid or -- CMD, not both");
   if ((f->pid != 0 || !f->command.empty()) && flags.WasSet("state-dir")) {
     return usage("--state-dir follows the running system's services; not with --pid or -- CMD");
+  }
+  if (f->heap && f->command.empty()) {
+    return usage("--heap starts the command with the heap counters library: give -- CMD");
   }
   if (flags.WasSet("pid") && f->pid <= 0) return usage("--pid must be a process id (1 or more)");
   auto duration = ParseDuration(f->duration);
@@ -153,10 +167,17 @@ StatusOr<std::vector<Target>> ResolveTargets(const MemoryFlags& f) {
     return Err("no running system in " + dir.root +
                " (start it with `framescope up`, pass --state-dir, --pid or -- CMD)");
   }
+  // The services `up --heap-profile` started with the library have their counters there.
+  auto config = ConfigFromJson(state->Get("config"));
   std::vector<Target> out;
   for (const Json& s : state->Get("services").AsArray()) {
     pid_t pid = static_cast<pid_t>(s.Get("pid").AsInt(-1));
-    if (pid > 0) out.push_back({s.Get("name").AsString(), pid});
+    std::string name = s.Get("name").AsString();
+    if (pid <= 0) continue;
+    out.push_back({name, pid});
+    if (config.ok() && HeapProfiled(*config, name)) {
+      out.back().heap = memory::HeapWindow(dir.HeapDir(name));
+    }
   }
   if (out.empty()) return Err("no service of the system in " + dir.root + " is running");
   return out;
@@ -176,13 +197,16 @@ void SleepUntil(int64_t deadline_ns) {
   }
 }
 
-// One sample of every live target into the log; a target that is gone keeps its series.
-Status SampleOnce(std::vector<Target>* targets, profile::MemoryLog* log, size_t* samples,
-                  uint64_t* rss) {
+// One sample of every live target into the log; a target that is gone keeps its series. The
+// heap counters are read from `heap_window` on (the warm-up is left out of the reclaim ratio
+// too); those of a target that exited are read once more (its file keeps its final counts).
+Status SampleOnce(std::vector<Target>* targets, profile::MemoryLog* log, bool heap_window,
+                  size_t* samples, uint64_t* rss) {
   *rss = 0;
   for (Target& t : *targets) {
     if (t.gone) continue;
     auto s = profile::ReadProcessTreeMemory(t.pid, t.name);
+    if (heap_window) t.heap.Read(t.pid);
     if (!s.ok()) {
       t.gone = true;
       fprintf(stderr, "\n%s (pid %d) exited; its series so far is kept\n", t.name.c_str(), t.pid);
@@ -197,7 +221,7 @@ Status SampleOnce(std::vector<Target>* targets, profile::MemoryLog* log, size_t*
 
 // Samples every `interval_s` until `duration_s`, Ctrl-C, or every target is gone.
 StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, double duration_s,
-                        double interval_s) {
+                        double interval_s, double warmup_s) {
   size_t samples = 0;
   const int64_t start = MonotonicNs();
   for (int64_t k = 0; !g_stop.load(); ++k) {
@@ -206,7 +230,8 @@ StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, d
     SleepUntil(due);
     if (g_stop.load()) break;
     uint64_t rss = 0;
-    RETURN_IF_ERROR(SampleOnce(targets, log, &samples, &rss));
+    bool heap_window = static_cast<double>(due - start) / 1e9 >= warmup_s;
+    RETURN_IF_ERROR(SampleOnce(targets, log, heap_window, &samples, &rss));
     if (std::all_of(targets->begin(), targets->end(), [](const Target& t) { return t.gone; }))
       break;
     fprintf(stderr, "\rsampling %.0f/%.0f s, %zu samples, RSS %.1f MB   ",
@@ -216,6 +241,18 @@ StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, d
   }
   fprintf(stderr, "\n");
   return samples;
+}
+
+// The reclaim ratio's fields: null (with the reason) where it was not measured.
+void AddReclaim(const memory::HeapWindow& window, Json* j) {
+  const memory::ReclaimRatio r = window.Result();
+  const bool counted = window.counted();
+  (*j)["heap_counted"] = counted;
+  (*j)["allocated_bytes"] = counted ? Json(r.allocated_bytes) : Json();
+  (*j)["freed_bytes"] = counted ? Json(r.freed_bytes) : Json();
+  (*j)["reclaim_ratio"] = r.value ? Json(*r.value) : Json();
+  (*j)["reclaim_verdict"] = memory::ReclaimVerdict(r);
+  if (!r.why_absent.empty()) (*j)["reclaim_reason"] = r.why_absent;
 }
 
 Json AnalyseOne(const std::vector<profile::MemorySample>& series, const std::string& name,
@@ -237,15 +274,41 @@ Json Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
   out["limit_mb_per_h"] = f.limit;
   Json processes = Json::MakeArray();
   for (const Target& t : targets) {
-    processes.Push(AnalyseOne(profile::SamplesNamed(log.samples, t.name, t.pid), t.name, f));
+    Json p = AnalyseOne(profile::SamplesNamed(log.samples, t.name, t.pid), t.name, f);
+    AddReclaim(t.heap, &p);
+    processes.Push(p);
   }
   out["processes"] = processes;
+  out["reclaim_target"] = memory::kReclaimTarget;
+  out["reclaim_explanation"] = memory::ReclaimExplanation();
   return out;
 }
 
+// The reclaim ratio's part of a row ("0.750 not met", "-" where not counted) and, for a counted
+// process, its bytes or why there is no ratio.
+std::string ReclaimCell(const Json& p) {
+  if (!p.Get("heap_counted").AsBool()) return "-";
+  char text[64];
+  if (!p.Get("reclaim_ratio").is_number()) return "not measured";
+  snprintf(text, sizeof(text), "%.3f %s", p.Get("reclaim_ratio").AsDouble(),
+           p.Get("reclaim_verdict").AsString().c_str());
+  return text;
+}
+
+void PrintReclaimDetail(const Json& p, FILE* out) {
+  if (!p.Get("heap_counted").AsBool()) return;
+  if (p.Has("reclaim_reason")) {
+    fprintf(out, "  reclaim ratio: %s\n", p.Get("reclaim_reason").AsString().c_str());
+  } else {
+    fprintf(out, "  heap: %.1f MB allocated, %.1f MB freed in the window\n",
+            p.Get("allocated_bytes").AsDouble() / 1e6, p.Get("freed_bytes").AsDouble() / 1e6);
+  }
+}
+
 void PrintTable(const Json& analysis, FILE* out) {
-  fprintf(out, "%-20s %12s %14s %24s  %s\n", "name", "RSS now MB", "slope MB/h", "ci95 MB/h",
-          "verdict");
+  fprintf(out, "%-20s %12s %14s %24s  %-14s %s\n", "name", "RSS now MB", "slope MB/h", "ci95 MB/h",
+          "verdict", "reclaim");
+  bool low_reclaim = false;
   for (const Json& p : analysis.Get("processes").AsArray()) {
     const Json& ci = p.Get("ci95");
     char ci_text[64] = "-";
@@ -253,9 +316,11 @@ void PrintTable(const Json& analysis, FILE* out) {
       snprintf(ci_text, sizeof(ci_text), "[%.1f, %.1f]", ci.AsArray()[0].AsDouble(),
                ci.AsArray()[1].AsDouble());
     }
-    fprintf(out, "%-20s %12.1f %14.1f %24s  %s\n", p.Get("name").AsString().c_str(),
+    fprintf(out, "%-20s %12.1f %14.1f %24s  %-14s %s\n", p.Get("name").AsString().c_str(),
             p.Get("rss_bytes").AsDouble(NAN) / 1e6, p.Get("rss_slope_mb_per_h").AsDouble(NAN),
-            ci_text, p.Get("verdict").AsString().c_str());
+            ci_text, p.Get("verdict").AsString().c_str(), ReclaimCell(p).c_str());
+    PrintReclaimDetail(p, out);
+    low_reclaim |= p.Get("reclaim_verdict").AsString() == "not met";
     if (p.Has("reason")) fprintf(out, "  %s\n", p.Get("reason").AsString().c_str());
     if (p.Get("extra_time_s").is_number()) {
       double extra = p.Get("extra_time_s").AsDouble();
@@ -268,6 +333,7 @@ void PrintTable(const Json& analysis, FILE* out) {
                              : "s");
     }
   }
+  if (low_reclaim) fprintf(out, "%s\n", analysis.Get("reclaim_explanation").AsString().c_str());
   if (analysis.Get("corrupt_lines").AsInt() > 0) {
     fprintf(out, "skipped %lld corrupt line(s) of %s\n",
             static_cast<long long>(analysis.Get("corrupt_lines").AsInt()),
@@ -282,6 +348,20 @@ StatusOr<profile::MemoryLog> PrepareOutputs(const std::string& dir, const std::s
   RETURN_IF_ERROR(CheckFolderWritable(dir).Annotate("--out"));
   RETURN_IF_ERROR(CheckOutputs({analysis_path}));
   return profile::MemoryLog::Open(log_path);
+}
+
+// `memory --heap -- CMD`: an empty OUT/memory/heap-NAME for the command's counters and the
+// environment that preloads the library (ours stays as it is).
+StatusOr<std::vector<std::string>> HeapEnvironment(const std::string& out_dir, Target* target) {
+  std::string bin_dir = SelfExeDir();
+  if (!PathExists(bin_dir + "/" + memory::kHeapLibrary)) {
+    return Err(std::string("--heap: ") + memory::kHeapLibrary + " not found in " + bin_dir +
+               " (run `make build`)");
+  }
+  std::string heap_dir = out_dir + "/heap-" + SafeName(target->name);
+  RETURN_IF_ERROR(memory::PrepareHeapDir(heap_dir));
+  target->heap = memory::HeapWindow(heap_dir);
+  return memory::HeapProfileEnv(bin_dir, heap_dir);
 }
 
 // Loads the log, writes the analysis, prints it; returns the exit code.
@@ -306,6 +386,7 @@ int Report(const std::vector<Target>& targets, const std::string& log_path,
   if (g_stop.load()) return 130;
   for (const Json& p : analysis.Get("processes").AsArray()) {
     if (p.Get("verdict").AsString() == "not met") return 3;
+    if (p.Get("reclaim_verdict").AsString() == "not met") return 3;
   }
   return 0;
 }
@@ -333,8 +414,16 @@ int MemoryMain(int argc, char** argv) {
   CatchStopSignals(&g_stop);
   std::optional<ChildCommand> command;
   if (!f.command.empty()) {
-    // With --json the command's standard output goes to stderr: ours stays one JSON document.
-    auto started = ChildCommand::Start(f.command, {.stdout_to_stderr = f.json});
+    CommandOptions options{.stdout_to_stderr = f.json};  // ours stays one JSON document
+    if (f.heap) {
+      auto env = HeapEnvironment(dir, &targets->front());
+      if (!env.ok()) {
+        fprintf(stderr, "framescope memory: %s\n", env.status().message().c_str());
+        return 1;
+      }
+      options.extra_env = *env;
+    }
+    auto started = ChildCommand::Start(f.command, options);
     if (!started.ok()) {
       fprintf(stderr, "framescope memory: %s\n", started.status().message().c_str());
       return 1;
@@ -342,7 +431,9 @@ int MemoryMain(int argc, char** argv) {
     command = std::move(*started);
     targets->front().pid = command->pid();
   }
-  auto samples = Follow(&*targets, &*log, duration_s, f.interval);
+  // The reclaim window leaves out the same warm-up as the leak rate (default: 10% of the run).
+  double warmup_s = f.warmup >= 0 ? f.warmup : 0.1 * duration_s;
+  auto samples = Follow(&*targets, &*log, duration_s, f.interval, warmup_s);
   if (command) command->End(/*keep_running=*/false);
   if (!samples.ok()) {
     fprintf(stderr, "framescope memory: %s\n", samples.status().message().c_str());

@@ -29,6 +29,7 @@ Json CollectStatus(const Json& state) {
     o["uptime_s"] = alive ? Json(std::round(ProcessUptimeSeconds(pid) * 10) / 10) : Json();
     o["endpoints"] = s.Get("endpoints");
     o["log"] = s.Get("log");
+    if (s.Has("heap_dir")) o["heap_dir"] = s.Get("heap_dir");  // up --heap-profile counts it
     bool healthy = false;
     int port = static_cast<int>(s.Get("metrics_port").AsInt());
     if (alive && name == "redis") {
@@ -146,6 +147,9 @@ std::string RenderStatusTable(const Json& status) {
              restarts.c_str());
     out += line;
     if (s.Has("detail")) out += std::string(14, ' ') + s.Get("detail").AsString() + "\n";
+    if (s.Has("heap_dir")) {
+      out += std::string(14, ' ') + "heap: counted in " + s.Get("heap_dir").AsString() + "\n";
+    }
   }
   return out;
 }

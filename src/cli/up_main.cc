@@ -20,6 +20,7 @@
 #include "src/clients/pg_client.h"
 #include "src/clients/redis_client.h"
 #include "src/config/config.h"
+#include "src/memory/heap/heap_counters.h"
 #include "src/system/postgres_cluster.h"
 #include "src/system/process.h"
 #include "src/system/state.h"
@@ -49,6 +50,7 @@ constexpr std::pair<const char*, const char*> kFlagOfKey[] = {
     {"api.client_rate", "api-rate"},
     {"aggregation.processes", "aggregation-processes"},
     {"ports.rtsp", "rtsp-port"},
+    {"heap_profile", "heap-profile"},
 };
 
 const char* FlagOf(const std::string& key) {
@@ -99,6 +101,10 @@ constexpr const char* kUpHelp =
     "down/up. Flags override the config file; the config file overrides the\n"
     "defaults. Set FRAMESCOPE_API_TOKEN to require a bearer token on the api.\n"
     "Ctrl-C during start-up stops whatever was already started.\n"
+    "--heap-profile detection,api (or --heap-profile all; config key heap_profile)\n"
+    "starts those of our services with libframescope_heap.so preloaded: it counts\n"
+    "their allocated and freed bytes exactly into <state-dir>/heap/<service>/, which\n"
+    "`framescope memory` reads for the reclaim ratio.\n"
     "Exit codes: 0 up (or already up with the same settings); 1 a failure: a\n"
     "missing binary or package (`make deps`), a port in use, an unreachable\n"
     "--redis-url/--postgres-url, a service that did not become healthy; 2 bad\n"
@@ -112,6 +118,7 @@ struct UpFlags {
   std::string config_file;
   std::string resolution = "640x360";
   bool no_prometheus = false;
+  std::string heap_profile;
 };
 
 void DefineUpFlags(FlagSet* flags, UpFlags* f, UpOptions* o) {
@@ -137,6 +144,9 @@ void DefineUpFlags(FlagSet* flags, UpFlags* f, UpOptions* o) {
   flags->Int("aggregation-processes", &v.aggregation_processes,
              "aggregation consumers sharing the stream");
   flags->Int("rtsp-port", &v.rtsp_port, "loadgen RTSP port (0 = any free port)");
+  flags->String("heap-profile", &f->heap_profile,
+                "services started with the heap counters library: a comma-separated list of "
+                "loadgen, capture, detection, aggregation, api, apiclient, or all");
   flags->Int("timeout", &o->timeout_s,
              "seconds to wait for the system to become healthy, 1..86400");
   flags->Bool("json", &o->json, "print the final status as JSON");
@@ -165,6 +175,16 @@ Status ApplyUpFlags(const FlagSet& flags, const UpFlags& f, SystemConfig* c) {
     c->aggregation_processes = v.aggregation_processes;
   }
   if (flags.WasSet("rtsp-port")) c->rtsp_port = v.rtsp_port;
+  if (flags.WasSet("heap-profile")) {
+    std::vector<std::string> names;
+    for (size_t start = 0;;) {
+      size_t comma = f.heap_profile.find(',', start);
+      names.push_back(f.heap_profile.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    ASSIGN_OR_RETURN(c->heap_profile, ParseHeapProfile(names, "--heap-profile"));
+  }
   return Status::Ok();
 }
 
@@ -203,6 +223,19 @@ Status Preflight(const SystemConfig& c, const std::string& bin_dir) {
     if (access((bin_dir + "/" + b).c_str(), X_OK) != 0) {
       return Err(std::string(b) + " not found in " + bin_dir + " (run `make build`)");
     }
+  }
+#if defined(__SANITIZE_ADDRESS__)
+  // The services beside this binary are sanitized too: ASan owns their malloc and insists on
+  // being first in the library list, so the preload library cannot sit under it.
+  if (!c.heap_profile.empty()) {
+    return Err(
+        "heap_profile: not with a sanitizer build (its services run under ASan, which "
+        "owns malloc); use the dev or release build");
+  }
+#endif
+  if (!c.heap_profile.empty() && !PathExists(bin_dir + "/" + memory::kHeapLibrary)) {
+    return Err(std::string("heap_profile: ") + memory::kHeapLibrary + " not found in " + bin_dir +
+               " (run `make build`)");
   }
   if (!PathExists(c.model)) {  // the default: CheckUsage checked one the user named
     return Err("detection: model file " + c.model +

@@ -1,5 +1,6 @@
 #include "src/config/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -241,6 +242,19 @@ class TableReader {
     }
     return TypeError(key, *v, "a string");
   }
+  Status StringArray(const std::string& key, std::vector<std::string>* out) {
+    const TomlValue* v = Take(key);
+    if (!v) return Status::Ok();
+    const auto* arr = std::get_if<TomlArray>(&v->v);
+    if (!arr) return TypeError(key, *v, "an array of strings");
+    out->clear();
+    for (const TomlValue& item : *arr) {
+      const auto* s = std::get_if<std::string>(&item.v);
+      if (!s) return TypeError(key, *v, "an array of strings");
+      out->push_back(*s);
+    }
+    return Status::Ok();
+  }
   // Every key must have been read: anything left over is a typo or an unsupported option.
   Status CheckAllUsed() const {
     for (const auto& [k, v] : t_.values) {
@@ -252,9 +266,13 @@ class TableReader {
     return Status::Ok();
   }
   Status Error(const std::string& key, const std::string& what) const {
+    return AtLineOf(key, prefix_ + key + ": " + what);
+  }
+  // `what` (which names the key itself) at the key's line.
+  Status AtLineOf(const std::string& key, const std::string& what) const {
     auto it = t_.values.find(key);
     int line = it == t_.values.end() ? t_.line : it->second.line;
-    return Err(origin_ + ":" + std::to_string(line) + ": " + prefix_ + key + ": " + what);
+    return Err(origin_ + ":" + std::to_string(line) + ": " + what);
   }
 
  private:
@@ -317,6 +335,33 @@ std::string CameraName(int index) {
   return buf;
 }
 
+StatusOr<std::vector<std::string>> ParseHeapProfile(const std::vector<std::string>& names,
+                                                    const std::string& setting) {
+  std::set<std::string> known(std::begin(kHeapProfileServices), std::end(kHeapProfileServices));
+  std::set<std::string> out;
+  for (const std::string& n : names) {
+    if (n == "all") {
+      out = known;
+    } else if (known.count(n)) {
+      out.insert(n);
+    } else {
+      std::string valid;
+      for (const char* k : kHeapProfileServices)
+        valid += std::string(valid.empty() ? "" : ", ") + k;
+      return Err(setting + ": unknown service \"" + n + "\" (one of " + valid +
+                 ", or all; redis, postgres and prometheus cannot be heap-profiled)");
+    }
+  }
+  return std::vector<std::string>(out.begin(), out.end());
+}
+
+bool HeapProfiled(const SystemConfig& config, const std::string& service) {
+  // aggregation-2, aggregation-3 ...: the scale-out processes of "aggregation".
+  std::string base = service.rfind("aggregation-", 0) == 0 ? "aggregation" : service;
+  return std::find(config.heap_profile.begin(), config.heap_profile.end(), base) !=
+         config.heap_profile.end();
+}
+
 StatusOr<TomlDocument> ParseToml(const std::string& text, const std::string& origin) {
   return TomlParser(text, origin).Parse();
 }
@@ -330,6 +375,13 @@ Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, Syste
   if (!resolution.empty()) {
     Status st = ParseResolution(resolution, &c->width, &c->height);
     if (!st.ok()) return root.Error("resolution", st.message());
+  }
+  std::vector<std::string> heap;
+  RETURN_IF_ERROR(root.StringArray("heap_profile", &heap));
+  if (!heap.empty()) {
+    auto parsed = ParseHeapProfile(heap, "heap_profile");
+    if (!parsed.ok()) return root.AtLineOf("heap_profile", parsed.status().message());
+    c->heap_profile = *parsed;
   }
   RETURN_IF_ERROR(root.CheckAllUsed());
 
@@ -427,6 +479,8 @@ std::vector<Setting> Settings(const SystemConfig& c) {
   }
   auto plain = [](const char* key, std::string v) { return Setting{key, v, v}; };
   auto url = [](const char* key, const std::string& v) { return Setting{key, v, RedactUrl(v)}; };
+  std::string heap;
+  for (const auto& n : c.heap_profile) heap += (heap.empty() ? "" : ",") + n;
   return {plain("cameras", std::to_string(c.cameras)),
           plain("fps", Number(c.fps)),
           plain("resolution", std::to_string(c.width) + "x" + std::to_string(c.height)),
@@ -444,7 +498,8 @@ std::vector<Setting> Settings(const SystemConfig& c) {
           plain("api.port", std::to_string(c.api_port)),
           plain("api.client_rate", Number(c.api_client_rate)),
           plain("prometheus.enabled", c.prometheus ? "true" : "false"),
-          plain("ports.rtsp", std::to_string(c.rtsp_port))};
+          plain("ports.rtsp", std::to_string(c.rtsp_port)),
+          plain("heap_profile", heap)};
 }
 
 }  // namespace
@@ -492,6 +547,7 @@ Status ValidateConfig(const SystemConfig& c, const SettingNamer& namer) {
   RETURN_IF_ERROR(range("api.port", c.api_port, 0, 65535));
   RETURN_IF_ERROR(range("aggregation.processes", c.aggregation_processes, 1, 16));
   RETURN_IF_ERROR(range("aggregation.batch", c.aggregation_batch, 1, 100000));
+  RETURN_IF_ERROR(ParseHeapProfile(c.heap_profile, name("heap_profile")).status());
   return range("api.client_rate", c.api_client_rate, 0, 10000);
 }
 

@@ -29,6 +29,8 @@
 //   enabled = true
 //   [ports]
 //   rtsp = 0                # 0: any free port
+//   heap_profile = ["detection", "aggregation"]   # (a root key) our services started with the
+//                           # heap counters library (libframescope_heap.so); ["all"]: all of them
 #ifndef FRAMESCOPE_CONFIG_CONFIG_H_
 #define FRAMESCOPE_CONFIG_CONFIG_H_
 
@@ -96,7 +98,22 @@ struct SystemConfig {
   int api_port = 0;
   double api_client_rate = 50;
   bool prometheus = true;
+  // Our services started with the preload library that counts their allocations exactly
+  // (issue 11), by service name (kHeapProfileServices; "aggregation" covers every aggregation
+  // process), sorted and unique; "all" is expanded when the config is read.
+  std::vector<std::string> heap_profile;
 };
+
+// The services `heap_profile` may name: framescope's own, not redis, postgres or prometheus
+// (the library counts what it interposes; third-party servers are not ours to instrument).
+inline constexpr const char* kHeapProfileServices[] = {"loadgen",     "capture", "detection",
+                                                       "aggregation", "api",     "apiclient"};
+// "detection,api", "all" (or the TOML array's items): the sorted, unique service list, or an
+// error naming each unknown name and the valid ones. `setting` names the key or flag.
+StatusOr<std::vector<std::string>> ParseHeapProfile(const std::vector<std::string>& names,
+                                                    const std::string& setting);
+// True if `service` (a supervisor service name such as "aggregation-2") is in heap_profile.
+bool HeapProfiled(const SystemConfig& config, const std::string& service);
 
 // Applies a TOML document onto `config` (fields it does not mention keep their values).
 Status ApplyConfigToml(const TomlDocument& doc, const std::string& origin, SystemConfig* config);

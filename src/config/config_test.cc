@@ -136,6 +136,51 @@ TEST(ConfigTest, CompareConfigsNamesEachChangedSettingWithoutPasswords) {
   EXPECT_EQ(changes[2].to, "false");
 }
 
+TEST(ConfigTest, HeapProfileKeyParsedSortedAndAllExpanded) {
+  auto c = Load("heap_profile = [\"api\", \"detection\", \"api\"]\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->heap_profile, (std::vector<std::string>{"api", "detection"}));
+  EXPECT_TRUE(HeapProfiled(*c, "api"));
+  EXPECT_FALSE(HeapProfiled(*c, "capture"));
+  c = Load("heap_profile = [\"all\"]\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->heap_profile.size(), std::size(kHeapProfileServices));
+  EXPECT_TRUE(HeapProfiled(*c, "aggregation-2"));  // a scale-out process of aggregation
+  EXPECT_TRUE(Load("")->heap_profile.empty());
+}
+
+TEST(ConfigTest, HeapProfileRejectsOtherServicesNamingTheKey) {
+  for (const char* bad : {"redis", "postgres", "prometheus", "detecton"}) {
+    auto c = Load(std::string("heap_profile = [\"api\", \"") + bad + "\"]\n");
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("test.toml:1: heap_profile: unknown service \"" +
+                                        std::string(bad) + "\""),
+              std::string::npos)
+        << c.status().message();
+  }
+  auto c = Load("heap_profile = \"api\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("heap_profile must be an array of strings"),
+            std::string::npos)
+      << c.status().message();
+  // The same check behind ValidateConfig (a resolved config read back), through the namer.
+  SystemConfig v;
+  v.heap_profile = {"redis"};
+  Status st = ValidateConfig(v, [](const std::string& key) { return "--" + key; });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--heap_profile: unknown service \"redis\""), std::string::npos);
+}
+
+TEST(ConfigTest, CompareConfigsSeesAHeapProfileChange) {
+  SystemConfig running, requested;
+  requested.heap_profile = {"aggregation", "api"};
+  auto changes = CompareConfigs(running, requested);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].key, "heap_profile");
+  EXPECT_EQ(changes[0].from, "\"\"");
+  EXPECT_EQ(changes[0].to, "aggregation,api");
+}
+
 TEST(ConfigTest, MissingFile) {
   SystemConfig c;
   Status st = LoadConfigFile("/nonexistent/framescope.toml", &c);

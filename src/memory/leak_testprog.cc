@@ -2,6 +2,7 @@
 //
 //   leak_testprog leak   KIB_PER_S [SECONDS]   leaks KIB_PER_S for SECONDS (default 120)
 //   leak_testprog warmup KIB_PER_S [SECONDS]   grows at that rate for the first 3 s, then flat
+//   leak_testprog reclaim PERCENT [SECONDS]    frees PERCENT % of what it allocates, steadily
 //
 // The leak: LeakOneBlock allocates a 256 KiB block and touches every byte (so it is resident),
 // on an absolute schedule (block k at start + k * period), so resident memory grows at exactly
@@ -45,6 +46,32 @@ __attribute__((noinline)) void ChurnOnce(unsigned* seed) {
   for (char* p : live) std::free(p);
 }
 
+// The reclaim mode's truth: every cycle allocates kCycleBlocks blocks of one size and frees the
+// first `percent` of them, so freed / allocated bytes is percent / 100 exactly (one size: the
+// same usable size each), over any window of whole cycles; 500 cycles a second make a window of
+// seconds hold 10^5 allocations, so a partial cycle at either end moves the ratio < 0.1 %.
+// The kept blocks are chained through their first word: reachable, with no container that
+// would allocate (and free) behind the count.
+constexpr int kCycleBlocks = 100;
+constexpr size_t kReclaimBlock = 64;
+void* volatile g_kept = nullptr;
+void* g_cycle[kCycleBlocks];  // global: the compiler cannot elide the malloc/free pairs
+
+__attribute__((noinline)) void ReclaimCycle(int percent) {
+  for (void*& p : g_cycle) {
+    p = std::malloc(kReclaimBlock);
+    std::memset(p, 0x11, kReclaimBlock);
+  }
+  for (int i = 0; i < kCycleBlocks; ++i) {
+    if (i < percent) {
+      std::free(g_cycle[i]);
+    } else {
+      *static_cast<void**>(g_cycle[i]) = g_kept;
+      g_kept = g_cycle[i];
+    }
+  }
+}
+
 void SleepUntil(const timespec& start, double offset_s) {
   timespec t = start;
   auto whole = static_cast<time_t>(offset_s);
@@ -57,9 +84,31 @@ void SleepUntil(const timespec& start, double offset_s) {
 
 }  // namespace
 
+int Reclaim(int percent, double seconds) {
+  constexpr double kPeriod = 1.0 / 500;
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (double k = 0; k * kPeriod < seconds; ++k) {
+    SleepUntil(start, k * kPeriod);
+    ReclaimCycle(percent);
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  if (argc < 3 || (std::string(argv[1]) != "leak" && std::string(argv[1]) != "warmup")) {
-    std::fprintf(stderr, "usage: leak_testprog leak|warmup KIB_PER_S [SECONDS]\n");
+  std::string mode = argc >= 3 ? argv[1] : "";
+  if (mode == "reclaim") {
+    int percent = std::atoi(argv[2]);
+    double seconds = argc > 3 ? std::atof(argv[3]) : 120;
+    if (percent < 0 || percent > 100 || !(seconds > 0)) return 2;
+    return Reclaim(percent, seconds);
+  }
+  if (mode != "leak" && mode != "warmup") {
+    std::fprintf(stderr,
+                 "usage: leak_testprog leak|warmup KIB_PER_S [SECONDS] | reclaim PERCENT "
+                 "[SECONDS]\n");
     return 2;
   }
   bool warmup_only = std::string(argv[1]) == "warmup";

@@ -74,6 +74,9 @@ Json ConfigToJson(const SystemConfig& c) {
   j["api_port"] = c.api_port;
   j["api_client_rate"] = c.api_client_rate;
   j["prometheus"] = c.prometheus;
+  Json heap = Json::MakeArray();
+  for (const auto& name : c.heap_profile) heap.Push(Json(name));
+  j["heap_profile"] = heap;
   return j;
 }
 
@@ -102,6 +105,8 @@ StatusOr<SystemConfig> ConfigFromJson(const Json& j) {
   c.api_port = static_cast<int>(j.Get("api_port").AsInt(0));
   c.api_client_rate = j.Get("api_client_rate").AsDouble(c.api_client_rate);
   c.prometheus = j.Get("prometheus").AsBool(c.prometheus);
+  for (const auto& name : j.Get("heap_profile").AsArray())
+    c.heap_profile.push_back(name.AsString());
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }

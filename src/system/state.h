@@ -5,7 +5,8 @@
 //    "config": {...},
 //    "services": [{"name": "capture", "pid": 130, "state": "running", "restarts": 0,
 //                  "started_at": <unix s>, "metrics_port": 40123, "endpoints": {...},
-//                  "log": ".../logs/capture.log"}]}
+//                  "log": ".../logs/capture.log",
+//                  "heap_dir": ".../heap/capture"}]}   (only under up --heap-profile)
 #ifndef FRAMESCOPE_SYSTEM_STATE_H_
 #define FRAMESCOPE_SYSTEM_STATE_H_
 
@@ -28,6 +29,8 @@ struct StateDir {
   std::string LogFile(const std::string& service) const {
     return LogDir() + "/" + service + ".log";
   }
+  // Where the heap counters library writes for a service started with heap_profile.
+  std::string HeapDir(const std::string& service) const { return root + "/heap/" + service; }
   std::string PortFile(const std::string& service) const {
     return RunDir() + "/" + service + ".json";
   }

@@ -15,6 +15,7 @@
 #include "src/base/net.h"
 #include "src/clients/pg_client.h"
 #include "src/clients/redis_client.h"
+#include "src/memory/heap/heap_counters.h"
 #include "src/system/process.h"
 
 namespace fs {
@@ -364,6 +365,12 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
   std::vector<std::string> env;  // only the services that talk to PostgreSQL get the secret
   bool pg_client = s->name == "api" || s->name.rfind("aggregation", 0) == 0;
   if (pg_client && !postgres_password_.empty()) env.push_back("PGPASSWORD=" + postgres_password_);
+  if (HeapProfiled(config_, s->name)) {
+    // Cleared at every start: a restarted service's dir holds only its current process's file.
+    std::string heap_dir = dir_.HeapDir(s->name);
+    RETURN_IF_ERROR(memory::PrepareHeapDir(heap_dir));
+    for (std::string& e : memory::HeapProfileEnv(bin_dir_, heap_dir)) env.push_back(std::move(e));
+  }
   ASSIGN_OR_RETURN(s->pid, SpawnProcess(argv, dir_.LogFile(s->name), run_as, env));
   s->state = "starting";
   s->started_at_ns = WallNs();
@@ -488,6 +495,7 @@ void Supervisor::WriteState() {
     if (s.name == "redis") o["endpoints"]["redis"] = redis_url_;
     if (s.name == "postgres") o["endpoints"]["postgres"] = RedactUrl(postgres_url_);
     o["log"] = dir_.LogFile(s.name);
+    if (HeapProfiled(config_, s.name)) o["heap_dir"] = dir_.HeapDir(s.name);
     arr.Push(o);
   }
   j["services"] = arr;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -39,6 +40,11 @@ TEST(MemoryCommand, KnownLeakRateWithinTenPercent) {
   EXPECT_NEAR(p.Get("rss_slope_mb_per_h").AsDouble(), kTrueMbPerHour, kTrueMbPerHour * 0.10)
       << out.Dump(2);
   EXPECT_EQ(p.Get("verdict").AsString(), "not met");
+  // Not started with --heap: no reclaim ratio, and the reason says so (never a made-up 0).
+  EXPECT_TRUE(p.Get("reclaim_ratio").is_null()) << out.Dump(2);
+  EXPECT_TRUE(p.Get("allocated_bytes").is_null());
+  EXPECT_EQ(p.Get("reclaim_verdict").AsString(), "not measured");
+  EXPECT_TRUE(p.Get("reclaim_reason").AsString().starts_with("not counted")) << out.Dump(2);
   ASSERT_EQ(p.Get("ci95").size(), 2u);
   EXPECT_LE(p.Get("ci95").AsArray()[0].AsDouble(), p.Get("rss_slope_mb_per_h").AsDouble());
   EXPECT_GE(p.Get("samples").AsInt(), 25);
@@ -48,6 +54,41 @@ TEST(MemoryCommand, KnownLeakRateWithinTenPercent) {
   auto log = ReadFile(tmp.path() + "/memory/leak_testprog.log");
   ASSERT_TRUE(log.ok());
   EXPECT_EQ(std::count(log->begin(), log->end(), '\n'), p.Get("samples").AsInt());
+}
+
+// --heap: the command runs with the preload library and its reclaim ratio (freed / allocated
+// bytes, exact counters) matches the program's truth within ±0.02 (issue 11's accuracy bar).
+// leak_testprog reclaim P frees exactly P % of the bytes it allocates, 50,000 allocations a
+// second; one run under the 0.95 target (not met: exit 3), one over it (met).
+TEST(MemoryCommand, HeapReclaimRatioMatchesTheProgramsTruth) {
+  for (int percent : {75, 98}) {
+    TempDir tmp;
+    CommandResult r =
+        RunShell("{ " + Framescope() + " memory --heap --duration 3 --interval 0.2 --json --out " +
+                 tmp.path() + " -- " + LeakProg() + " reclaim " + std::to_string(percent) +
+                 " 30 2>" + tmp.path() + "/err; }");
+    EXPECT_EQ(r.exit_code, 3) << r.output << *ReadFile(tmp.path() + "/err");  // RSS grows
+    Json out = ParseJson(r.output);
+    ASSERT_EQ(out.Get("processes").size(), 1u) << r.output;
+    const Json& p = out.Get("processes").AsArray()[0];
+    const double truth = percent / 100.0;
+    ASSERT_TRUE(p.Get("reclaim_ratio").is_number()) << out.Dump(2);
+    EXPECT_NEAR(p.Get("reclaim_ratio").AsDouble(), truth, 0.02) << out.Dump(2);
+    EXPECT_EQ(p.Get("reclaim_verdict").AsString(), percent >= 95 ? "met" : "not met");
+    // About 2.7 s (after the 0.3 s warm-up) of 50,000 64-byte blocks a second.
+    EXPECT_GT(p.Get("allocated_bytes").AsDouble(), 64.0 * 50000 * 2);
+    EXPECT_NEAR(p.Get("freed_bytes").AsDouble() / p.Get("allocated_bytes").AsDouble(),
+                p.Get("reclaim_ratio").AsDouble(), 1e-9);
+    EXPECT_NE(out.Get("reclaim_explanation").AsString().find("leak"), std::string::npos);
+    // The library counted into OUT/memory/heap-NAME; framescope's own environment had no
+    // LD_PRELOAD (it would have counted framescope itself, into a second file).
+    std::vector<std::string> files;
+    for (const auto& e :
+         std::filesystem::directory_iterator(tmp.path() + "/memory/heap-leak_testprog")) {
+      files.push_back(e.path().filename().string());
+    }
+    EXPECT_EQ(files.size(), 1u) << ::testing::PrintToString(files);
+  }
 }
 
 // --pid follows a running process; Ctrl-C ends the run and the analysis is still written.
@@ -90,11 +131,16 @@ TEST(MemoryCommand, StateDirFollowsEveryService) {
   TempDir tmp;
   const std::string d = tmp.path() + "/state",
                     prog = LeakProg() + " leak 1024 20 >/dev/null 2>&1 & ";
+  // "detection" as `up --heap-profile detection` starts it: the library counting into its dir.
+  const std::string heap = "LD_PRELOAD=" + BinDir() +
+                           "/libframescope_heap.so FRAMESCOPE_HEAP_DIR=" + d + "/heap/detection ";
   CommandResult r = RunShell(
-      "mkdir " + d + "; sh -c 'while :; do sleep 0.2; done' _supervise >/dev/null 2>&1 & S=$!; " +
-      prog + "A=$!; " + prog +
-      "B=$!; printf '{\"supervisor_pid\":%d,\"services\":[{\"name\":\"capture\","
-      "\"pid\":%d},{\"name\":\"detection\",\"pid\":%d}]}' $S $A $B >" +
+      "mkdir -p " + d +
+      "/heap/detection; sh -c 'while :; do sleep 0.2; done' _supervise >/dev/null 2>&1 & S=$!; " +
+      prog + "A=$!; " + heap + prog +
+      "B=$!; printf '{\"supervisor_pid\":%d,\"config\":{\"heap_profile\":[\"detection\"]},"
+      "\"services\":[{\"name\":\"capture\",\"pid\":%d},{\"name\":\"detection\",\"pid\":%d}]}' "
+      "$S $A $B >" +
       d + "/state.json; { " + Framescope() + " memory --state-dir " + d +
       " --duration 3 --interval 0.2 --json --out " + tmp.path() + " 2>" + tmp.path() +
       "/err; echo rc=$?; }; kill $S $A $B");
@@ -106,6 +152,16 @@ TEST(MemoryCommand, StateDirFollowsEveryService) {
   EXPECT_EQ(out.Get("processes").AsArray()[0].Get("name").AsString(), "capture");
   EXPECT_EQ(out.Get("processes").AsArray()[1].Get("name").AsString(), "detection");
   for (const Json& p : out.Get("processes").AsArray()) EXPECT_GE(p.Get("samples").AsInt(), 10);
+  // The heap-profiled service has its reclaim ratio from <state-dir>/heap/detection; the other
+  // none. leak_testprog leak keeps 256 KiB per ~1 MiB of churn: a ratio near 0.8.
+  const Json& capture = out.Get("processes").AsArray()[0];
+  const Json& detection = out.Get("processes").AsArray()[1];
+  EXPECT_TRUE(capture.Get("reclaim_ratio").is_null());
+  EXPECT_FALSE(capture.Get("heap_counted").AsBool());
+  ASSERT_TRUE(detection.Get("reclaim_ratio").is_number()) << out.Dump(2);
+  EXPECT_GT(detection.Get("reclaim_ratio").AsDouble(), 0.6);
+  EXPECT_LT(detection.Get("reclaim_ratio").AsDouble(), 0.9);
+  EXPECT_GT(detection.Get("allocated_bytes").AsDouble(), 1e6);
   // One log for the system, one line per service per sample, each with its service's name.
   auto log = ReadFile(tmp.path() + "/memory/system.log");
   ASSERT_TRUE(log.ok());

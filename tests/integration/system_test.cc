@@ -17,6 +17,7 @@
 #include "src/base/net.h"
 #include "src/clients/prom_text.h"
 #include "src/clients/redis_client.h"
+#include "src/memory/heap/heap_counters.h"
 #include "src/system/process.h"
 #include "tests/integration/test_util.h"
 
@@ -80,12 +81,37 @@ std::vector<int> OurPids(const std::string& state_dir, const Json& last_status) 
   return pids;
 }
 
+// The services `up --heap-profile` names run with the heap counters library: mapped into the
+// process, counting into <state-dir>/heap/<service>/heap-<pid>.counters; the others without it.
+void ExpectHeapProfiled(const std::string& sd, const Json& status) {
+  std::map<std::string, int> pids;
+  std::map<std::string, std::string> heap_dirs;  // what `status` says is counted, and where
+  for (const auto& s : status.Get("services").AsArray()) {
+    pids[s.Get("name").AsString()] = static_cast<int>(s.Get("pid").AsInt(-1));
+    heap_dirs[s.Get("name").AsString()] = s.Get("heap_dir").AsString();
+  }
+  for (const char* svc : {"aggregation", "api", "capture"}) {
+    ASSERT_GT(pids[svc], 0) << svc << " in " << status.Dump(2);
+    auto maps = ReadFile("/proc/" + std::to_string(pids[svc]) + "/maps");
+    ASSERT_TRUE(maps.ok()) << svc;
+    bool want = std::string(svc) != "capture";
+    EXPECT_EQ(maps->find("libframescope_heap.so") != std::string::npos, want) << svc;
+    EXPECT_EQ(heap_dirs[svc], want ? sd + "/heap/" + svc : "") << svc;
+    if (!want) continue;
+    auto c = memory::ReadHeapCounters(memory::HeapCountersPath(sd + "/heap/" + svc, pids[svc]));
+    ASSERT_TRUE(c.ok()) << svc << ": " << c.status().message();
+    EXPECT_EQ(c->pid, pids[svc]);
+    EXPECT_GT(c->allocated_calls, 0u) << svc;
+  }
+}
+
 TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
+  // Two of our services counted by the heap library: the system must still run as it does.
+  const std::string kHeap = " --heap-profile aggregation,api --state-dir ";
   TempDir tmp;
   std::string sd = tmp.path() + "/state";
   testing::SystemGuard guard(sd);
-  auto up =
-      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus --state-dir " + sd);
+  auto up = RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus" + kHeap + sd);
   ASSERT_EQ(up.exit_code, 0) << up.output
                              << RunShell(Fs() + " logs --lines 30 --state-dir " + sd).output;
   EXPECT_NE(up.output.find("framescope is up"), std::string::npos) << up.output;
@@ -95,13 +121,14 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   // A second `up` with the same settings is a no-op; with others it names each that differs
   // and refuses (exit 2) instead of silently keeping the running ones.
   auto again =
-      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus --state-dir " + sd);
+      RunShell(Fs() + " up --cameras 2 --fps 30 --api-rate 0 --no-prometheus" + kHeap + sd);
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("already up"), std::string::npos) << again.output;
   auto other = RunShell(Fs() + " up --cameras 2 --fps 15 --api-rate 0 --state-dir " + sd);
   EXPECT_EQ(other.exit_code, 2) << other.output;
   for (const char* want : {"fps (--fps): running 30, requested 15",
                            "prometheus.enabled (--no-prometheus): running false, requested true",
+                           "heap_profile (--heap-profile): running aggregation,api, requested \"\"",
                            "framescope down --state-dir"}) {
     EXPECT_NE(other.output.find(want), std::string::npos) << want << " in:\n" << other.output;
   }
@@ -111,6 +138,7 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   auto ports = MetricsPorts(status);
   ASSERT_TRUE(ports.count("loadgen") && ports.count("capture") && ports.count("detection"))
       << status.Dump(2);
+  ExpectHeapProfiled(sd, status);
 
   // Let it run ~15 s, then compare what loadgen sent with what capture decoded.
   sleep(15);
@@ -238,6 +266,23 @@ TEST_F(BadInputTest, MissingConfigFile) {
   ExpectFailsCleanly("--config " + tmp_.path() + "/nope.toml", 2, "nope.toml");
 }
 
+// --heap-profile without the preload library built beside framescope: 1 before anything starts
+// (a copy of framescope in a folder with the services but not the library).
+TEST_F(BadInputTest, HeapProfileWithoutTheLibraryFailsBeforeStarting) {
+  const std::string bin = tmp_.path() + "/bin", sd = tmp_.path() + "/state";
+  testing::SystemGuard guard(sd);  // should the check be missed, the system it starts is stopped
+  std::string links;
+  for (const char* b : {"loadgen", "capture", "detection", "aggregation", "api", "apiclient"}) {
+    links += "ln -s " + testing::BinDir() + "/framescope-" + b + " " + bin + "/; ";
+  }
+  auto r = RunShell("mkdir " + bin + " && cp " + Fs() + " " + bin + "/ && " + links + bin +
+                    "/framescope up --heap-profile api --state-dir " + sd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("libframescope_heap.so not found in " + bin), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(PathExists(sd));
+}
+
 // A file the user named that is missing is bad usage (2), unlike a missing package (1).
 TEST_F(BadInputTest, MissingNamedFiles) {
   ExpectFailsCleanly("--cameras 1 --model " + tmp_.path() + "/missing.cfg", 2,
@@ -273,9 +318,12 @@ TEST_F(BadInputTest, BadValuesExit2NamingTheFlag) {
   ExpectFailsCleanly("--api-port 70000", 2, "--api-port must be between 0 and 65535");
   ExpectFailsCleanly("--input-size 100", 2, "--input-size must be a multiple of 32");
   ExpectFailsCleanly("--redis-url nowhere", 2, "--redis-url \"nowhere\"");
+  ExpectFailsCleanly("--heap-profile api,redis", 2, "--heap-profile: unknown service \"redis\"");
   std::string cfg = tmp_.path() + "/values.toml";
   ASSERT_TRUE(WriteFileAtomic(cfg, "[aggregation]\nprocesses = 0\n").ok());
   ExpectFailsCleanly("--config " + cfg, 2, "aggregation.processes (in " + cfg + ") must be");
+  ASSERT_TRUE(WriteFileAtomic(cfg, "heap_profile = [\"postgres\"]\n").ok());
+  ExpectFailsCleanly("--config " + cfg, 2, "values.toml:1: heap_profile: unknown service");
   ASSERT_TRUE(WriteFileAtomic(cfg,
                               "[[camera]]\nname = \"door\"\nurl = \"rtsp://a/1\"\n"
                               "[[camera]]\nname = \"door\"\nurl = \"rtsp://a/2\"\n")

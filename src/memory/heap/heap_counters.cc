@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
+#include "src/base/file_util.h"
 #include "src/memory/heap/heap_counters_format.h"
 
 namespace fs::memory {
@@ -34,6 +37,22 @@ Status ValidateHeader(const std::string& path, const HeapCountersHeader& h) {
 }
 
 }  // namespace
+
+Status PrepareHeapDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return Err("heap dir " + dir + ": cannot clear it: " + ec.message());
+  return MakeDirs(dir).Annotate("heap dir");
+}
+
+std::vector<std::string> HeapProfileEnv(const std::string& bin_dir, const std::string& dir) {
+  std::string preload = bin_dir + "/" + kHeapLibrary;
+  // Keeps whatever the environment already preloads (a sanitizer runtime, say) after ours.
+  if (const char* inherited = getenv("LD_PRELOAD"); inherited && *inherited) {
+    preload += std::string(":") + inherited;
+  }
+  return {"LD_PRELOAD=" + preload, std::string(kHeapDirEnv) + "=" + dir};
+}
 
 std::string HeapCountersPath(const std::string& dir, int pid) {
   return dir + "/heap-" + std::to_string(pid) + ".counters";

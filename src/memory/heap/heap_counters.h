@@ -6,10 +6,23 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "src/base/status.h"
 
 namespace fs::memory {
+
+// The preload library's file name (built beside the framescope binary) and the variable that
+// turns its counting on.
+inline constexpr char kHeapLibrary[] = "libframescope_heap.so";
+inline constexpr char kHeapDirEnv[] = "FRAMESCOPE_HEAP_DIR";
+
+// Creates `dir` empty: counters files of an earlier run are removed first, so a reader never
+// mixes them with this run's (they carry pid and start time too, but a stale pid can recur).
+Status PrepareHeapDir(const std::string& dir);
+// "LD_PRELOAD=<bin_dir>/libframescope_heap.so[:<the inherited LD_PRELOAD>]" and
+// "FRAMESCOPE_HEAP_DIR=<dir>": the environment a child is started with to be counted.
+std::vector<std::string> HeapProfileEnv(const std::string& bin_dir, const std::string& dir);
 
 // One reading of one process's counters. Bytes are malloc_usable_size of each block.
 struct HeapCounters {
