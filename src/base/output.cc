@@ -1,6 +1,5 @@
 #include "src/base/output.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>

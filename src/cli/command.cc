@@ -81,17 +81,22 @@ std::vector<char*> NullTerminated(std::vector<std::string>& strings) {
 
 StatusOr<ChildCommand> ChildCommand::Start(const std::vector<std::string>& cmd,
                                            const CommandOptions& options) {
-  int go[2] = {-1, -1}, error[2];
-  if (pipe2(error, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
-  if (options.hold_until_release && pipe2(go, O_CLOEXEC) != 0) {
-    return Err(std::string("pipe: ") + strerror(errno));
-  }
+  int go[2] = {-1, -1}, error[2] = {-1, -1};
+  auto fail = [&go, &error](const char* what) {
+    const int e = errno;
+    for (int fd : {go[0], go[1], error[0], error[1]}) {
+      if (fd >= 0) close(fd);
+    }
+    return Err(std::string(what) + ": " + strerror(e));
+  };
+  if (pipe2(error, O_CLOEXEC) != 0) return fail("pipe");
+  if (options.hold_until_release && pipe2(go, O_CLOEXEC) != 0) return fail("pipe");
   std::vector<std::string> args = cmd;
   std::vector<char*> argv = NullTerminated(args);
   std::vector<std::string> env = ChildEnvironment(options.extra_env);
   std::vector<char*> envp = NullTerminated(env);
   const pid_t child = fork();
-  if (child < 0) return Err(std::string("fork: ") + strerror(errno));
+  if (child < 0) return fail("fork");
   if (child == 0) {
     if (go[1] >= 0) close(go[1]);
     close(error[0]);
