@@ -101,6 +101,20 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents, int
   return st;
 }
 
+StatusOr<int> OpenRegularFileForUpdate(const std::string& path, int extra_flags) {
+  const int fd = open(path.c_str(),
+                      O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | extra_flags, 0644);
+  if (fd < 0) {
+    return Err(errno == ELOOP ? std::string("it is a symlink (refused)") : strerror(errno));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Err("not a regular file (refused)");
+  }
+  return fd;
+}
+
 Status CheckRegularOrAbsent(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {

@@ -15,6 +15,11 @@ StatusOr<std::string> ReadFile(const std::string& path);
 // points at the new file). Only a regular file is ever replaced: a symlink, folder, device, FIFO or
 // socket at `path` is an error (checked just before the rename) and is left as it was.
 Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644);
+// Opens `path` read-write, creating it (0644) if absent, for files updated in place (append-only
+// logs, lock files): only a regular file is opened; a symlink is refused (O_NOFOLLOW), a FIFO
+// fails fast instead of waiting (O_NONBLOCK), a device or folder is refused. `extra_flags` are
+// added (e.g. O_APPEND). The caller owns the returned fd.
+StatusOr<int> OpenRegularFileForUpdate(const std::string& path, int extra_flags = 0);
 // OK when nothing is at `path` (lstat: a symlink is not followed) or a regular file is.
 Status CheckRegularOrAbsent(const std::string& path);
 // mkdir -p.

@@ -82,18 +82,23 @@ void SleepUntil(const timespec& start, double offset_s) {
   }
 }
 
-}  // namespace
-
-int Reclaim(int percent, double seconds) {
-  constexpr double kPeriod = 1.0 / 500;
+// Says "ready", then runs step(offset_s) at start + k * period for `seconds`.
+template <typename Step>
+void RunPaced(double period, double seconds, Step step) {
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   std::printf("ready\n");
   std::fflush(stdout);
-  for (double k = 0; k * kPeriod < seconds; ++k) {
-    SleepUntil(start, k * kPeriod);
-    ReclaimCycle(percent);
+  for (double k = 0; k * period < seconds; ++k) {
+    SleepUntil(start, k * period);
+    step(k * period);
   }
+}
+
+}  // namespace
+
+int Reclaim(int percent, double seconds) {
+  RunPaced(1.0 / 500, seconds, [percent](double) { ReclaimCycle(percent); });
   return 0;
 }
 
@@ -115,16 +120,10 @@ int main(int argc, char** argv) {
   double rate_kib = std::atof(argv[2]);
   double seconds = argc > 3 ? std::atof(argv[3]) : 120;
   if (!(rate_kib > 0) || !(seconds > 0)) return 2;
-  double period = kBlockKib / rate_kib;
   unsigned seed = 42;
-  timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  std::printf("ready\n");
-  std::fflush(stdout);
-  for (double k = 0; k * period < seconds; ++k) {
-    SleepUntil(start, k * period);
-    if (!warmup_only || k * period < kWarmupS) LeakOneBlock();
+  RunPaced(kBlockKib / rate_kib, seconds, [&](double at_s) {
+    if (!warmup_only || at_s < kWarmupS) LeakOneBlock();
     ChurnOnce(&seed);
-  }
+  });
   return 0;
 }

@@ -121,25 +121,18 @@ bool SampleFromJson(const Json& j, MemorySample* out) {
 }
 
 StatusOr<MemoryLog> MemoryLog::Open(const std::string& path) {
-  // O_NOFOLLOW: a symlink planted at the log's name is refused (ELOOP), never written through.
-  // O_NONBLOCK: a FIFO at the name fails fast instead of waiting for a reader. O_RDWR only to
-  // read the last byte back below.
-  int fd =
-      open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-  if (fd < 0) {
-    return Err("cannot open memory log " + path + ": " +
-               (errno == ELOOP ? std::string("it is a symlink (refused; remove it or pick another "
-                                             "--out)")
-                               : std::string(std::strerror(errno))));
+  // Read-write only to read the last byte back below.
+  auto opened = OpenRegularFileForUpdate(path, O_APPEND);
+  if (!opened.ok()) {
+    return opened.status().Annotate("cannot open memory log " + path +
+                                    " (remove it or pick another --out)");
   }
-  ScopedFd owned(fd);
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Err("memory log " + path + " is not a regular file (refused)");
-  }
+  ScopedFd owned(*opened);
+  const int fd = *opened;
   MemoryLog log(std::move(owned), path);
+  const off_t size = lseek(fd, 0, SEEK_END);
   char last = '\n';
-  if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) last = '\n';
+  if (size > 0 && pread(fd, &last, 1, size - 1) != 1) last = '\n';
   if (last != '\n' && write(fd, "\n", 1) != 1) {
     return Err("cannot write memory log " + path + ": " + std::strerror(errno));
   }

@@ -649,13 +649,13 @@ class RunLock {
 
   // `what` completes "another `framescope profile` (pid N) ...".
   Status Take(const std::string& path, const std::string& what) {
-    // O_NOFOLLOW | O_NONBLOCK: a symlink or FIFO planted there is refused, never followed.
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-    struct stat st {};
-    if (fd_ < 0 || fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      return Err("cannot use " + path + " as a lock file: " +
-                 (fd_ < 0 ? strerror(errno) : "not a regular file") + "; remove it");
+    // A symlink or FIFO planted there is refused, never followed.
+    auto opened = OpenRegularFileForUpdate(path);
+    if (!opened.ok()) {
+      return Err("cannot use " + path + " as a lock file: " + opened.status().message() +
+                 "; remove it");
     }
+    fd_ = *opened;
     if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) return Err("cannot lock " + path + ": " + strerror(errno));
       char holder[32] = {};
