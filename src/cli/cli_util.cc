@@ -1,17 +1,34 @@
 #include "src/cli/cli_util.h"
 
 #include <signal.h>
+#include <stdint.h>
+#include <time.h>
 
 namespace fs {
 namespace {
 
 std::atomic<bool>* g_stop_flag = nullptr;
+std::atomic<int64_t> g_first_signal_ns{0};
+
+// A repeat this soon after the first signal is the same request delivered twice (timeout(1) and
+// other supervisors signal both the process and its process group), not a second Ctrl-C.
+constexpr int64_t kDuplicateWindowNs = 1'000'000'000;
+
+int64_t MonotonicNs() {  // clock_gettime is async-signal-safe.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 void OnStopSignal(int sig) {
-  if (g_stop_flag->exchange(true)) {
-    signal(sig, SIG_DFL);
-    raise(sig);
+  const int64_t now = MonotonicNs();
+  if (!g_stop_flag->exchange(true)) {
+    g_first_signal_ns = now;
+    return;
   }
+  if (now - g_first_signal_ns.load() < kDuplicateWindowNs) return;
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 }  // namespace

@@ -202,12 +202,17 @@ TEST_F(CliTest, RecordOfACommandThatNeverExitsEndsAtItsDuration) {
   EXPECT_NE(keep.output.find("still running"), std::string::npos) << keep.output;
   EXPECT_EQ(testing::PidsMatching(tag).size(), 1u) << keep.output;
   RunShell("pkill -f " + tag);
-  // timeout forwards the SIGINT to framescope; the sh loop ignores it (a background job).
-  auto intr =
-      RunShell("{ timeout -k 1 20 " + Fs() + " record --duration 0 -o " + Path("i.prof") +
-               " -- sh -c 'while :; do :; done' & p=$!; sleep 1.5; kill -INT $p; wait $p; }");
+  // A SIGINT delivered twice in quick succession (timeout(1) signals both its child and the
+  // child's process group) is one request to stop, not a second Ctrl-C that kills.
+  auto intr = RunShell("{ timeout -k 5 20 " + Fs() + " record --duration 0 -o " + Path("i.prof") +
+                       " -- bash -c 'exec -a " + tag +
+                       "-int bash -c \"while :; do :; done\" >/dev/null 2>&1'" +
+                       " & p=$!; sleep 1.5; c=$(pgrep -P $p); kill -INT $c; sleep 0.05; "
+                       "kill -INT $c; wait $p; }");
   EXPECT_EQ(intr.exit_code, 130) << intr.output;
   EXPECT_TRUE(profile::ReadPprofFile(Path("i.prof")).ok()) << intr.output;
+  EXPECT_TRUE(testing::PidsMatching(tag + "-int").empty()) << "the command was left running";
+  RunShell("pkill -f " + tag + "-int");
 }
 
 // Item 14: a failing command's exit status is in the message; a folded input is named as such.
