@@ -101,6 +101,34 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents, int
   return st;
 }
 
+StatusOr<std::string> ReadFileRange(const std::string& path, uint64_t offset, size_t length) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    return Err(errno == ELOOP ? std::string("it is a symlink (refused)") : strerror(errno));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Err("not a regular file (refused)");
+  }
+  std::string out(length, '\0');
+  size_t got = 0;
+  while (got < length) {
+    ssize_t n = pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      close(fd);
+      return Err(strerror(e));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  out.resize(got);
+  return out;
+}
+
 StatusOr<int> OpenRegularFileForUpdate(const std::string& path, int extra_flags) {
   const int fd = open(path.c_str(),
                       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | extra_flags, 0644);

@@ -1,6 +1,7 @@
 #ifndef FRAMESCOPE_BASE_FILE_UTIL_H_
 #define FRAMESCOPE_BASE_FILE_UTIL_H_
 
+#include <cstdint>
 #include <string>
 
 #include "src/base/status.h"
@@ -9,6 +10,9 @@ namespace fs {
 
 // Regular files only (a device or FIFO is an error, never read or waited on).
 StatusOr<std::string> ReadFile(const std::string& path);
+// Up to `length` bytes of a regular file from `offset` (pread: fewer at its end). A symlink
+// (O_NOFOLLOW), device, FIFO or folder is an error, never read or waited on.
+StatusOr<std::string> ReadFileRange(const std::string& path, uint64_t offset, size_t length);
 // Writes to `path.tmp.<pid>` then renames over `path`: readers never see a partial file.
 // `mode` is the most a file gets: a new one gets mode (less the umask), an existing one keeps
 // its owner and at most its own permissions (hard links to it are not followed: the name now

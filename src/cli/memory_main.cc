@@ -24,9 +24,11 @@
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/cli/command.h"
+#include "src/memory/heap/heap_profile.h"
 #include "src/memory/heap/heap_window.h"
 #include "src/memory/leak_rate.h"
 #include "src/memory/memory_series.h"
+#include "src/report/heap_report.h"
 #include "src/system/state.h"
 
 namespace fs {
@@ -41,6 +43,15 @@ struct Target {
   pid_t pid = -1;
   bool gone = false;
   memory::HeapWindow heap{""};  // counted only where it was started with the library
+  // Sampled allocations per site, where it was started with the library (shared: a Target is
+  // copied into its list).
+  std::shared_ptr<memory::HeapSiteTracker> sites = nullptr;
+
+  // Reads the counters and the sites files the library writes in `dir` for this target.
+  void CountHeap(const std::string& dir) {
+    heap = memory::HeapWindow(dir);
+    sites = std::make_shared<memory::HeapSiteTracker>(dir);
+  }
 };
 
 struct MemoryFlags {
@@ -176,7 +187,7 @@ StatusOr<std::vector<Target>> ResolveTargets(const MemoryFlags& f) {
     if (pid <= 0) continue;
     out.push_back({name, pid});
     if (config.ok() && HeapProfiled(*config, name)) {
-      out.back().heap = memory::HeapWindow(dir.HeapDir(name));
+      out.back().CountHeap(dir.HeapDir(name));
     }
   }
   if (out.empty()) return Err("no service of the system in " + dir.root + " is running");
@@ -201,12 +212,13 @@ void SleepUntil(int64_t deadline_ns) {
 // heap counters are read from `heap_window` on (the warm-up is left out of the reclaim ratio
 // too); those of a target that exited are read once more (its file keeps its final counts).
 Status SampleOnce(std::vector<Target>* targets, profile::MemoryLog* log, bool heap_window,
-                  size_t* samples, uint64_t* rss) {
+                  double t_s, size_t* samples, uint64_t* rss) {
   *rss = 0;
   for (Target& t : *targets) {
     if (t.gone) continue;
     auto s = profile::ReadProcessTreeMemory(t.pid, t.name);
     if (heap_window) t.heap.Read(t.pid);
+    if (heap_window && t.sites) t.sites->Read(t.pid, t_s);
     if (!s.ok()) {
       t.gone = true;
       fprintf(stderr, "\n%s (pid %d) exited; its series so far is kept\n", t.name.c_str(), t.pid);
@@ -231,7 +243,8 @@ StatusOr<size_t> Follow(std::vector<Target>* targets, profile::MemoryLog* log, d
     if (g_stop.load()) break;
     uint64_t rss = 0;
     bool heap_window = static_cast<double>(due - start) / 1e9 >= warmup_s;
-    RETURN_IF_ERROR(SampleOnce(targets, log, heap_window, &samples, &rss));
+    RETURN_IF_ERROR(SampleOnce(targets, log, heap_window, static_cast<double>(due - start) / 1e9,
+                               &samples, &rss));
     if (std::all_of(targets->begin(), targets->end(), [](const Target& t) { return t.gone; }))
       break;
     fprintf(stderr, "\rsampling %.0f/%.0f s, %zu samples, RSS %.1f MB   ",
@@ -266,8 +279,21 @@ Json AnalyseOne(const std::vector<profile::MemorySample>& series, const std::str
 
 // Each target's samples in the whole log: a resumed log continues the series of the same
 // process (same root pid); an earlier process of the same name is not mixed in.
-Json Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
-             const std::string& log_path, const MemoryFlags& f) {
+// The sampled sites of a target started with the library: profiles and flame graphs in `dir`,
+// their fields into `p`. The series already starts after the warm-up.
+Status AddHeapSites(const Target& t, const std::string& dir, const MemoryFlags& f, Json* p) {
+  if (!t.sites) return Status::Ok();
+  profile::LeakRateOptions opts;
+  opts.limit_mb_per_h = f.limit;
+  opts.warmup_s = 0;
+  ASSIGN_OR_RETURN(Json heap,
+                   profile::WriteHeapOutputs(*t.sites, dir, "heap-" + SafeName(t.name), opts));
+  for (const auto& [key, value] : heap.AsObject()) (*p)[key] = value;
+  return Status::Ok();
+}
+
+StatusOr<Json> Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
+                       const std::string& log_path, const std::string& dir, const MemoryFlags& f) {
   Json out = Json::MakeObject();
   out["log"] = log_path;
   out["corrupt_lines"] = static_cast<uint64_t>(log.corrupt_lines);
@@ -276,6 +302,7 @@ Json Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
   for (const Target& t : targets) {
     Json p = AnalyseOne(profile::SamplesNamed(log.samples, t.name, t.pid), t.name, f);
     AddReclaim(t.heap, &p);
+    RETURN_IF_ERROR(AddHeapSites(t, dir, f, &p));
     processes.Push(p);
   }
   out["processes"] = processes;
@@ -293,6 +320,30 @@ std::string ReclaimCell(const Json& p) {
   snprintf(text, sizeof(text), "%.3f %s", p.Get("reclaim_ratio").AsDouble(),
            p.Get("reclaim_verdict").AsString().c_str());
   return text;
+}
+
+// The fastest-growing sampled sites of a process started with the library.
+void PrintTopSites(const Json& p, FILE* out) {
+  if (!p.Get("heap_sampled").AsBool()) {
+    if (p.Has("heap_reason")) {
+      fprintf(out, "  heap sites: %s\n", p.Get("heap_reason").AsString().c_str());
+    }
+    return;
+  }
+  const Json& growth = p.Get("heap_growth_mb_per_h");
+  char growth_text[64] = "growth not measurable";
+  if (growth.is_number())
+    snprintf(growth_text, sizeof(growth_text), "%+.1f MB/h", growth.AsDouble());
+  fprintf(out, "  heap in use (sampled every %.0f KiB): %s; flame graph %s\n",
+          p.Get("sample_interval_bytes").AsDouble() / 1024, growth_text,
+          p.Get("heap_flamegraph").AsString().c_str());
+  size_t shown = 0;
+  for (const Json& site : p.Get("sites").AsArray()) {
+    if (shown++ == 3) break;
+    const Json& g = site.Get("growth_mb_per_h");
+    fprintf(out, "    %+10.1f MB/h %8.1f MB in use  %s\n", g.AsDouble(NAN),
+            site.Get("inuse_bytes").AsDouble() / 1e6, site.Get("function").AsString().c_str());
+  }
 }
 
 void PrintReclaimDetail(const Json& p, FILE* out) {
@@ -320,6 +371,7 @@ void PrintTable(const Json& analysis, FILE* out) {
             p.Get("rss_bytes").AsDouble(NAN) / 1e6, p.Get("rss_slope_mb_per_h").AsDouble(NAN),
             ci_text, p.Get("verdict").AsString().c_str(), ReclaimCell(p).c_str());
     PrintReclaimDetail(p, out);
+    PrintTopSites(p, out);
     low_reclaim |= p.Get("reclaim_verdict").AsString() == "not met";
     if (p.Has("reason")) fprintf(out, "  %s\n", p.Get("reason").AsString().c_str());
     if (p.Get("extra_time_s").is_number()) {
@@ -360,7 +412,7 @@ StatusOr<std::vector<std::string>> HeapEnvironment(const std::string& out_dir, T
   }
   std::string heap_dir = out_dir + "/heap-" + SafeName(target->name);
   RETURN_IF_ERROR(memory::PrepareHeapDir(heap_dir));
-  target->heap = memory::HeapWindow(heap_dir);
+  target->CountHeap(heap_dir);
   return memory::HeapProfileEnv(bin_dir, heap_dir);
 }
 
@@ -372,7 +424,12 @@ int Report(const std::vector<Target>& targets, const std::string& log_path,
     fprintf(stderr, "framescope memory: %s\n", log.status().message().c_str());
     return 1;
   }
-  Json analysis = Analyse(*log, targets, log_path, f);
+  auto analysed = Analyse(*log, targets, log_path, Dirname(analysis_path), f);
+  if (!analysed.ok()) {
+    fprintf(stderr, "framescope memory: %s\n", analysed.status().message().c_str());
+    return 1;
+  }
+  const Json& analysis = *analysed;
   if (Status st = WriteOutput(analysis_path, analysis.Dump(2) + "\n"); !st.ok()) {
     fprintf(stderr, "framescope memory: %s\n", st.message().c_str());
     return 1;

@@ -229,6 +229,9 @@ const std::string& CallTree::NameOf(int32_t node) const {
 }
 
 int DisplayValueIndex(const Profile& profile) {
+  for (size_t i = 0; i < profile.sample_types.size() && !profile.default_sample_type.empty(); ++i) {
+    if (profile.sample_types[i].type == profile.default_sample_type) return static_cast<int>(i);
+  }
   for (size_t i = 0; i < profile.sample_types.size(); ++i) {
     if (profile.sample_types[i].type == "cpu") return static_cast<int>(i);
   }

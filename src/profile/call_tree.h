@@ -46,7 +46,8 @@ struct CallTree {
   const std::string& NameOf(int32_t node) const;
 };
 
-// The sample_types index reports weigh frames by: the "cpu" type if present, else 0.
+// The sample_types index reports weigh frames by: the profile's default_sample_type if it names
+// one (a heap profile's inuse_space), else the "cpu" type if present, else 0.
 int DisplayValueIndex(const Profile& profile);
 
 // The index of the "samples" (count) type, or -1 when the profile has none.

@@ -12,6 +12,7 @@
 
 #include "src/base/clock.h"
 #include "src/base/logging.h"
+#include "src/symbolize/location_interner.h"
 
 namespace fs::profile {
 namespace {
@@ -28,8 +29,6 @@ bool Alive(pid_t pid) {
   const char* paren = strrchr(buf, ')');
   return paren != nullptr && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
-
-constexpr const char* kTruncated = "[truncated stack]";
 
 // User-space code lives below the x86_64 canonical hole and above the null page.
 bool PlausibleReturnAddress(uint64_t address) { return PlausibleUserAddress(address); }
@@ -69,16 +68,11 @@ size_t RealUserFrames(const std::vector<uint64_t>& ips, Symbolizer* symbolizer) 
   return WithoutCyclicTail(ips, n);
 }
 
-// Interns mappings per (pid, module start) and locations per (pid, pc), where pc is a leaf's
-// address and a return address - 1. A return address is the instruction after a call, which may
-// begin the next line or function; the call itself is at address - 1, inside the call
-// instruction, where no sampled pc can be. So callers are looked up and interned there (perf's
-// DWARF unwinder steps back the same byte): a leaf and a caller at one address are two
-// locations, each with its own function, in whichever order they come.
+// Location ids of whole stacks (LocationInterner per frame), junk frames cut off.
 class StackInterner {
  public:
   StackInterner(ProfileBuilder* b, const std::map<pid_t, Symbolizer*>& symbolizers)
-      : b_(b), symbolizers_(symbolizers) {}
+      : locations_(b), symbolizers_(symbolizers) {}
 
   // Location ids of `r`'s frames, leaf first: kernel, then user frames up to the first junk one
   // (see RealUserFrames), where one "[truncated stack]" frame ends the stack.
@@ -88,13 +82,13 @@ class StackInterner {
     std::vector<uint64_t> ids;
     ids.reserve(r.kernel_ips.size() + r.user_ips.size());
     for (size_t i = 0; i < r.kernel_ips.size(); ++i) {
-      ids.push_back(Location(symbolizer, pid, r.kernel_ips[i], i > 0));
+      ids.push_back(locations_.Location(symbolizer, pid, r.kernel_ips[i], i > 0));
     }
     const size_t real = RealUserFrames(r.user_ips, symbolizer);
     for (size_t i = 0; i < real; ++i) {
-      ids.push_back(Location(symbolizer, pid, r.user_ips[i], i > 0));
+      ids.push_back(locations_.Location(symbolizer, pid, r.user_ips[i], i > 0));
     }
-    if (real < r.user_ips.size()) ids.push_back(Truncated());
+    if (real < r.user_ips.size()) ids.push_back(locations_.Truncated());
     return ids;
   }
 
@@ -104,56 +98,8 @@ class StackInterner {
     return it == symbolizers_.end() ? nullptr : it->second;
   }
 
-  uint64_t Location(Symbolizer* symbolizer, pid_t pid, uint64_t address, bool is_return_address) {
-    const uint64_t pc = is_return_address && address > 0 ? address - 1 : address;
-    auto key = std::make_pair(pid, pc);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
-    uint64_t id;
-    if (symbolizer == nullptr) {
-      id = b_->InternLocation(0, pc);
-    } else {
-      Symbolized s = symbolizer->Lookup(pc);
-      uint64_t mapping = MappingFor(pid, s);
-      std::vector<Line> lines;
-      for (const Frame& f : s.frames) {
-        if (f.function.empty()) continue;
-        lines.push_back({b_->InternFunction(f.function, f.file), f.line});
-      }
-      id = b_->InternLocation(mapping, pc, std::move(lines));
-    }
-    cache_[key] = id;
-    return id;
-  }
-
-  uint64_t Truncated() {
-    if (truncated_ == 0)
-      truncated_ = b_->InternLocation(0, 0, {{b_->InternFunction(kTruncated), 0}});
-    return truncated_;
-  }
-
-  uint64_t MappingFor(pid_t pid, const Symbolized& s) {
-    auto key = std::make_pair(pid, s.module + "@" + std::to_string(s.module_start));
-    if (auto it = mappings_.find(key); it != mappings_.end()) {
-      Mapping& m = b_->profile().mappings[it->second - 1];
-      if (s.resolved()) m.has_functions = true;
-      return it->second;
-    }
-    Mapping m;
-    m.start = s.module_start;
-    m.limit = s.module_end;
-    m.file = s.module;
-    m.build_id = s.build_id;
-    m.has_functions = s.resolved();
-    uint64_t id = b_->AddMapping(m);
-    mappings_[key] = id;
-    return id;
-  }
-
-  ProfileBuilder* b_;
+  LocationInterner locations_;
   const std::map<pid_t, Symbolizer*>& symbolizers_;
-  std::map<std::pair<pid_t, std::string>, uint64_t> mappings_;
-  std::map<std::pair<pid_t, uint64_t>, uint64_t> cache_;  // (pid, pc) -> location id.
-  uint64_t truncated_ = 0;  // The "[truncated stack]" location, made on first use.
 };
 
 }  // namespace

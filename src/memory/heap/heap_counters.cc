@@ -59,23 +59,15 @@ std::string HeapCountersPath(const std::string& dir, int pid) {
 }
 
 StatusOr<HeapCounters> ReadHeapCounters(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return FileError(path, std::strerror(errno));
-  struct stat st {};
+  auto bytes = ReadFileRange(path, 0, sizeof(HeapCountersHeader));
+  if (!bytes.ok()) return FileError(path, bytes.status().message());
+  if (bytes->size() < sizeof(HeapCountersHeader)) {
+    return FileError(path, "truncated: " + std::to_string(bytes->size()) +
+                               " bytes, the header needs " +
+                               std::to_string(sizeof(HeapCountersHeader)));
+  }
   HeapCountersHeader h{};
-  ssize_t n = -1;
-  int read_errno = 0;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    n = pread(fd, &h, sizeof(h), 0);
-    read_errno = errno;
-  }
-  close(fd);
-  if (!S_ISREG(st.st_mode)) return FileError(path, "not a regular file");
-  if (n < 0) return FileError(path, std::strerror(read_errno));
-  if (static_cast<size_t>(n) < sizeof(h)) {
-    return FileError(path, "truncated: " + std::to_string(n) + " bytes, the header needs " +
-                               std::to_string(sizeof(h)));
-  }
+  std::memcpy(&h, bytes->data(), sizeof(h));
   RETURN_IF_ERROR(ValidateHeader(path, h));
   HeapCounters c;
   c.pid = h.pid;

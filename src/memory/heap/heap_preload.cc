@@ -48,6 +48,8 @@
 #include <new>
 
 #include "src/memory/heap/heap_counters_format.h"
+#include "src/memory/heap/heap_sampling.h"
+#include "src/memory/heap/heap_sites_format.h"
 
 extern "C" {
 void* __libc_malloc(size_t size);
@@ -62,6 +64,7 @@ void* __libc_pvalloc(size_t size);
 namespace {
 
 using fs::memory::HeapCountersHeader;
+namespace heap_internal = fs::memory::heap_internal;
 
 constexpr uint32_t kFlushCalls = 64;
 constexpr uint64_t kFlushBytes = 1 << 20;
@@ -74,6 +77,7 @@ struct Pending {
   uint32_t calls;   // since the last flush
   bool registered;  // the thread-exit destructor is armed
   bool direct;      // past this thread's final flush: count unbatched
+  heap_internal::SamplerThread sampler;
 };
 
 // Zero-initialised static TLS: no constructor, no allocation on first touch.
@@ -150,12 +154,16 @@ bool ChunkHeaderAgrees() {
 void CountAlloc(void* ptr) {
   if (g_block == nullptr || ptr == nullptr) return;
   Pending& p = t_pending;
-  p.allocated_bytes += UsableSize(ptr);
+  const size_t usable = UsableSize(ptr);
+  p.allocated_bytes += usable;
   ++p.allocated_calls;
+  heap_internal::MaybeSample(p.sampler, ptr, usable);
   AfterCount(p);
 }
 
-// Takes the usable size measured before the block went back to glibc.
+// Takes the usable size measured before the block went back to glibc (and after
+// ForgetIfSampled: a block's key must leave the live table before glibc can hand its address
+// to another thread).
 void CountFree(size_t usable) {
   Pending& p = t_pending;
   p.freed_bytes += usable;
@@ -165,6 +173,7 @@ void CountFree(size_t usable) {
 
 void CountFree(void* ptr) {
   if (g_block == nullptr || ptr == nullptr) return;
+  heap_internal::ForgetIfSampled(ptr);
   CountFree(UsableSize(ptr));
 }
 
@@ -245,35 +254,76 @@ long PreviousGeneration(const char* path, pid_t pid, uint64_t start_ticks) {
   return generation;
 }
 
-// Creates <dir>/heap-<pid>.counters.tmp exclusively, fills the header, renames it over
-// heap-<pid>.counters (so a reader never sees a half-made file), and maps it.
-HeapCountersHeader* CreateBlock() {
-  pid_t pid = getpid();
-  char path[4096], tmp[4096];
-  if (!CountersPath(path, sizeof(path), pid, ".counters") ||
-      !CountersPath(tmp, sizeof(tmp), pid, ".counters.tmp")) {
+// A file made in two steps so that a reader never sees it half-made: MapNewFile creates
+// <dir>/heap-<pid><suffix>.tmp exclusively, sizes and maps it; the caller fills it; Publish
+// renames it over <dir>/heap-<pid><suffix>.
+struct NewFile {
+  char path[4096];
+  char tmp[4096];
+  void* map;
+  size_t size;
+};
+
+bool MapNewFile(pid_t pid, const char* suffix, size_t size, NewFile* f) {
+  char tmp_suffix[64];
+  size_t len = 0;
+  tmp_suffix[0] = '\0';
+  if (!Append(tmp_suffix, sizeof(tmp_suffix), &len, suffix) ||
+      !Append(tmp_suffix, sizeof(tmp_suffix), &len, ".tmp") ||
+      !CountersPath(f->path, sizeof(f->path), pid, suffix) ||
+      !CountersPath(f->tmp, sizeof(f->tmp), pid, tmp_suffix)) {
     errno = ENAMETOOLONG;
     Complain("name a file in", g_dir);
-    return nullptr;
+    return false;
   }
-  unlink(tmp);  // left by a process of the same pid that died mid-creation
-  int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  unlink(f->tmp);  // left by a process of the same pid that died mid-creation
+  int fd = open(f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
-    Complain("create", tmp);
-    return nullptr;
+    Complain("create", f->tmp);
+    return false;
   }
-  void* map = MAP_FAILED;
-  if (ftruncate(fd, fs::memory::kHeapCountersFileSize) == 0) {
-    map =
-        mmap(nullptr, fs::memory::kHeapCountersFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  f->map = MAP_FAILED;
+  f->size = size;
+  if (ftruncate(fd, static_cast<off_t>(size)) == 0) {
+    f->map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
   close(fd);
-  if (map == MAP_FAILED) {
-    Complain("size and map", tmp);
-    unlink(tmp);
-    return nullptr;
+  if (f->map == MAP_FAILED) {
+    Complain("size and map", f->tmp);
+    unlink(f->tmp);
+    return false;
   }
-  auto* block = static_cast<HeapCountersHeader*>(map);
+  return true;
+}
+
+bool Publish(NewFile* f) {
+  if (rename(f->tmp, f->path) == 0) return true;
+  Complain("rename into place", f->tmp);
+  munmap(f->map, f->size);
+  unlink(f->tmp);
+  return false;
+}
+
+uint64_t g_sample_interval = 0;  // from the environment at init; 0: sampling off
+
+void StartSampling(const HeapCountersHeader& block) {
+  NewFile f;
+  if (g_sample_interval == 0 ||
+      !MapNewFile(block.pid, ".sites", fs::memory::kHeapSitesFileSize, &f)) {
+    return;
+  }
+  heap_internal::SamplingStart(
+      f.map, g_sample_interval,
+      {block.pid, block.generation, block.start_unix_ns, block.process_start_ticks});
+  if (Publish(&f)) heap_internal::SamplingEnable();
+}
+
+// The counters file, then (unless sampling is off) the sites file with the same identity.
+HeapCountersHeader* CreateBlock() {
+  pid_t pid = getpid();
+  NewFile f;
+  if (!MapNewFile(pid, ".counters", fs::memory::kHeapCountersFileSize, &f)) return nullptr;
+  auto* block = static_cast<HeapCountersHeader*>(f.map);
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   block->version = fs::memory::kHeapCountersVersion;
@@ -281,19 +331,19 @@ HeapCountersHeader* CreateBlock() {
   block->pid = pid;
   block->process_start_ticks = ProcessStartTicks();
   block->generation =
-      static_cast<uint32_t>(PreviousGeneration(path, pid, block->process_start_ticks) + 1);
+      static_cast<uint32_t>(PreviousGeneration(f.path, pid, block->process_start_ticks) + 1);
   block->start_unix_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + now.tv_nsec;
   __atomic_store_n(&block->magic, fs::memory::kHeapCountersMagic, __ATOMIC_RELEASE);
-  if (rename(tmp, path) != 0) {
-    Complain("rename into place", tmp);
-    munmap(map, fs::memory::kHeapCountersFileSize);
-    unlink(tmp);
-    return nullptr;
-  }
+  if (!Publish(&f)) return nullptr;
+  StartSampling(*block);
   return block;
 }
 
+void BeforeFork() { heap_internal::SamplingBeforeFork(); }
+void AfterForkParent() { heap_internal::SamplingAfterForkParent(); }
+
 void OnForkChild() {
+  heap_internal::SamplingAfterForkChild();
   if (g_block == nullptr) return;
   // The parent's mapping stays shared with the parent: drop it before counting anything here.
   HeapCountersHeader* parent = g_block;
@@ -315,8 +365,9 @@ __attribute__((constructor)) void Init() {
   }
   strcpy(g_dir, dir);
   if (pthread_key_create(&g_exit_key, OnThreadExit) != 0) return;
-  pthread_atfork(nullptr, nullptr, OnForkChild);
+  pthread_atfork(BeforeFork, AfterForkParent, OnForkChild);
   ChunkHeaderAgrees();
+  g_sample_interval = heap_internal::SampleIntervalFromEnv();
   g_block = CreateBlock();
 }
 
@@ -392,8 +443,11 @@ void* calloc(size_t n, size_t size) noexcept {
 void* realloc(void* ptr, size_t size) noexcept {
   if (g_block == nullptr) return __libc_realloc(ptr, size);
   size_t old_usable = ptr != nullptr ? UsableSize(ptr) : 0;
+  bool was_sampled = ptr != nullptr && heap_internal::ForgetIfSampled(ptr);
   void* p = __libc_realloc(ptr, size);
   if (ptr != nullptr && (p != nullptr || size == 0)) CountFree(old_usable);
+  // Failed: the old block lives on, sampled again as from this call.
+  if (p == nullptr && size != 0 && was_sampled) heap_internal::Resample(ptr, old_usable);
   CountAlloc(p);
   return p;
 }

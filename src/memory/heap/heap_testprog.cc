@@ -5,6 +5,10 @@
 //                                of `child`; prints its truth as one JSON line
 //   heap_testprog child SNAPDIR  (the exec'd child) its own window, its own JSON line
 //   heap_testprog bench N        N malloc/free pairs; prints the loop's nanoseconds
+//   heap_testprog sites SNAPDIR  4 threads churn 512 MiB each (ChurnBlock: malloc, realloc,
+//                                posix_memalign, new[], all freed) and keep 16 MiB each
+//                                (KeepBlock, never freed); writes its truth to SNAPDIR/truth.json
+//                                and stays alive (for symbolization) until SNAPDIR/done exists
 //
 // Exact windows: every thread calls the library's framescope_heap_flush() and parks at a
 // barrier before the program copies the counters file (SNAPDIR/<name>), so the copy holds every
@@ -278,11 +282,86 @@ int Bench(long steps) {
   return 0;
 }
 
+// ---- sites: sampled allocations with a known split between two sites ----
+
+constexpr int kSiteThreads = 4;
+constexpr uint64_t kChurnPerThread = 512ull << 20;
+constexpr uint64_t kKeepPerThread = 16ull << 20;
+uint64_t g_churned[kSiteThreads], g_kept_bytes[kSiteThreads];
+
+__attribute__((noinline)) void* KeepBlock(size_t n) { return malloc(n); }
+
+// Every allocation entry point, each block freed at once: in use stays 0 at this site.
+__attribute__((noinline)) void ChurnBlock(size_t n, int kind, uint64_t* bytes) {
+  void* p = nullptr;
+  if (kind == 0) {
+    p = malloc(n);
+  } else if (kind == 1) {
+    void* smaller = malloc(n / 2 + 1);  // allocated here too, and freed by the realloc
+    *bytes += malloc_usable_size(smaller);
+    p = realloc(smaller, n);
+  } else if (kind == 2) {
+    if (posix_memalign(&p, 64, n) != 0) p = nullptr;
+  } else {
+    p = new char[n];
+  }
+  if (p == nullptr) abort();
+  static_cast<volatile char*>(p)[0] = 1;
+  *bytes += malloc_usable_size(p);
+  if (kind == 3) {
+    delete[] static_cast<char*>(p);
+  } else {
+    free(p);
+  }
+}
+
+void* SitesThread(void* arg) {
+  const int i = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  unsigned seed = 1234 + i;
+  uint64_t churned = 0, kept = 0;
+  for (int k = 0; churned < kChurnPerThread || kept < kKeepPerThread; ++k) {
+    if (churned < kChurnPerThread) ChurnBlock(16 + rand_r(&seed) % 65536, k % 4, &churned);
+    if (kept < kKeepPerThread && k % 8 == 0) {
+      void* p = KeepBlock(4096 + rand_r(&seed) % 8192);
+      kept += malloc_usable_size(p);
+    }
+  }
+  g_churned[i] = churned;
+  g_kept_bytes[i] = kept;
+  Flush();
+  return nullptr;
+}
+
+int Sites() {
+  pthread_t threads[kSiteThreads];
+  for (int i = 0; i < kSiteThreads; ++i) {
+    pthread_create(&threads[i], nullptr, SitesThread, reinterpret_cast<void*>(intptr_t{i}));
+  }
+  uint64_t churned = 0, kept = 0;
+  for (int i = 0; i < kSiteThreads; ++i) {
+    pthread_join(threads[i], nullptr);
+    churned += g_churned[i];
+    kept += g_kept_bytes[i];
+  }
+  char path[4096], tmp[4200];
+  snprintf(path, sizeof(path), "%s/truth.json", g_snapdir);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  FILE* f = fopen(tmp, "w");
+  if (f == nullptr) return 1;
+  fprintf(f, "{\"pid\":%d,\"churn_bytes\":%llu,\"kept_bytes\":%llu}\n", getpid(),
+          static_cast<unsigned long long>(churned), static_cast<unsigned long long>(kept));
+  fclose(f);
+  rename(tmp, path);
+  snprintf(path, sizeof(path), "%s/done", g_snapdir);
+  for (int waited = 0; access(path, F_OK) != 0 && waited < 6000; ++waited) usleep(10000);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: heap_testprog work|child SNAPDIR | bench STEPS\n");
+    fprintf(stderr, "usage: heap_testprog work|child|sites SNAPDIR | bench STEPS\n");
     return 2;
   }
   if (strcmp(argv[1], "bench") == 0) return Bench(atol(argv[2]));
@@ -293,6 +372,7 @@ int main(int argc, char** argv) {
            getpid());
   if (strcmp(argv[1], "work") == 0) return Work(argv[0]);
   if (strcmp(argv[1], "child") == 0) return Child();
+  if (strcmp(argv[1], "sites") == 0) return Sites();
   fprintf(stderr, "heap_testprog: unknown mode %s\n", argv[1]);
   return 2;
 }
