@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "src/base/file_util.h"
+#include "src/memory/heap/heap_counters.h"
+
 namespace fs {
 namespace {
 
@@ -40,6 +43,16 @@ void CatchStopSignals(std::atomic<bool>* stop) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+StatusOr<std::vector<std::string>> HeapPreloadEnv(const std::string& heap_dir) {
+  const std::string bin_dir = SelfExeDir();
+  if (!PathExists(bin_dir + "/" + memory::kHeapLibrary)) {
+    return Err(std::string("--heap: ") + memory::kHeapLibrary + " not found in " + bin_dir +
+               " (run `make build`)");
+  }
+  RETURN_IF_ERROR(memory::PrepareHeapDir(heap_dir));
+  return memory::HeapProfileEnv(bin_dir, heap_dir);
 }
 
 std::string SwapExtension(const std::string& path, const std::string& ext,

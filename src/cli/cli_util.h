@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
+
+#include "src/base/status.h"
 
 namespace fs {
 
@@ -17,6 +20,10 @@ std::string SwapExtension(const std::string& path, const std::string& ext,
 // post-processing step can always be abandoned. A repeat within 1 s of the first is taken as the
 // same request delivered twice (timeout(1) signals both the process and its group).
 void CatchStopSignals(std::atomic<bool>* stop);
+
+// The environment that starts a command under libframescope_heap.so (found beside this
+// binary) writing into `heap_dir`, which is created empty (an earlier run's files removed).
+StatusOr<std::vector<std::string>> HeapPreloadEnv(const std::string& heap_dir);
 
 }  // namespace fs
 

@@ -405,15 +405,10 @@ StatusOr<profile::MemoryLog> PrepareOutputs(const std::string& dir, const std::s
 // `memory --heap -- CMD`: an empty OUT/memory/heap-NAME for the command's counters and the
 // environment that preloads the library (ours stays as it is).
 StatusOr<std::vector<std::string>> HeapEnvironment(const std::string& out_dir, Target* target) {
-  std::string bin_dir = SelfExeDir();
-  if (!PathExists(bin_dir + "/" + memory::kHeapLibrary)) {
-    return Err(std::string("--heap: ") + memory::kHeapLibrary + " not found in " + bin_dir +
-               " (run `make build`)");
-  }
   std::string heap_dir = out_dir + "/heap-" + SafeName(target->name);
-  RETURN_IF_ERROR(memory::PrepareHeapDir(heap_dir));
+  ASSIGN_OR_RETURN(std::vector<std::string> env, HeapPreloadEnv(heap_dir));
   target->CountHeap(heap_dir);
-  return memory::HeapProfileEnv(bin_dir, heap_dir);
+  return env;
 }
 
 // Loads the log, writes the analysis, prints it; returns the exit code.

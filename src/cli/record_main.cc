@@ -17,6 +17,7 @@
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/cli/command.h"
+#include "src/cli/heap_record.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/record/recorder.h"
@@ -108,7 +109,7 @@ struct RecordFlags {
   int frequency = 99;
   std::string unwind = "fp";
   int stack_bytes = 8192;
-  bool keep_running = false;
+  bool keep_running = false, heap = false;
   std::vector<std::string> command;
 };
 
@@ -131,6 +132,11 @@ constexpr const char* kRecordSummary =
     "Targets: --pid, --service (of the system `up` started), or `-- CMD ARGS...`. A\n"
     "command still running when --duration ends is stopped (SIGTERM, SIGKILL after 5 s)\n"
     "unless --keep-running; --duration 0 records until it exits.\n"
+    "--heap -- CMD records a heap profile instead: the command runs under\n"
+    "libframescope_heap.so, which samples allocations (a Poisson process over bytes,\n"
+    "mean 512 KiB; FRAMESCOPE_HEAP_SAMPLE_BYTES=N to change it) with their stacks; OUT\n"
+    "gets pprof's alloc_objects, alloc_space, inuse_objects and inuse_space (`go tool\n"
+    "pprof -sample_index=inuse_space OUT`), the folded output the bytes in use per stack.\n"
     "Ctrl-C (or SIGTERM) stops early and writes what was recorded; a second one quits at\n"
     "once without writing.\n"
     "Exit codes: 0 ok, 1 failure (nothing recorded, an output not written), 2 bad usage,\n"
@@ -153,6 +159,8 @@ int ParseRecordFlags(int argc, char** argv, RecordFlags* f) {
   flags.String("out", &f->out, "pprof output (\"-\": standard output)");
   flags.ShortName('o', "out");
   flags.String("folded", &f->folded, "folded stacks output (default: OUT with .folded)");
+  flags.Bool("heap", &f->heap,
+             "with -- CMD: record its heap (sampled allocations and their stacks), not CPU");
   flags.Bool("keep-running", &f->keep_running,
              "with -- CMD: leave the command running when --duration ends");
   flags.AllowPositional("[-- CMD ARGS...]");
@@ -190,6 +198,14 @@ int ParseRecordFlags(int argc, char** argv, RecordFlags* f) {
         ".." + std::to_string(profile::kMaxStackBytes) + ", not " + std::to_string(f->stack_bytes));
   }
   if (f->keep_running && f->command.empty()) return usage("--keep-running needs -- CMD");
+  if (f->heap && f->command.empty()) {
+    return usage("--heap starts the command under the heap library: give -- CMD");
+  }
+  for (const char* cpu_only : {"frequency", "unwind", "stack-bytes"}) {
+    if (f->heap && flags.WasSet(cpu_only)) {
+      return usage(std::string("--") + cpu_only + " is for CPU profiles, not --heap");
+    }
+  }
   if (Status st = CheckOutputs({f->out, f->folded}); !st.ok()) return usage(st.message());
   if (f->out == "-" && isatty(STDOUT_FILENO)) {
     return usage("-o -: refusing to write a binary profile to a terminal (redirect it)");
@@ -285,6 +301,14 @@ int RecordMain(int argc, char** argv) {
   // not a silent death by SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);  // Before the command starts: a Ctrl-C from now on still writes.
+  if (f.heap) {
+    return RecordHeapProfile({.command = f.command,
+                              .duration_s = f.duration,
+                              .keep_running = f.keep_running,
+                              .out = f.out,
+                              .folded = f.folded,
+                              .stop = &g_stop});
+  }
   std::optional<ChildCommand> command;
   if (!f.command.empty()) {
     auto started = ChildCommand::Start(

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -98,10 +99,10 @@ TEST(MemoryCommand, HeapReclaimRatioMatchesTheProgramsTruth) {
 // seen (at the default 512 KiB, 12 MB of leak is ~24 samples: a ±25 % estimate).
 TEST(MemoryCommand, KnownLeakingSiteIsTheTopSiteWithItsRate) {
   TempDir tmp;
-  CommandResult r = RunShell("{ FRAMESCOPE_HEAP_SAMPLE_BYTES=16384 " + Framescope() +
-                             " memory --heap --duration 6 --interval 0.2 --json --out " +
-                             tmp.path() + " -- " + LeakProg() + " leak 2048 60 2>" + tmp.path() +
-                             "/err; }");
+  CommandResult r =
+      RunShell("{ FRAMESCOPE_HEAP_SAMPLE_BYTES=16384 " + Framescope() +
+               " memory --heap --duration 6 --interval 0.2 --json --out " + tmp.path() + " -- " +
+               LeakProg() + " leak 2048 60 2>" + tmp.path() + "/err; }");
   ASSERT_EQ(r.exit_code, 3) << r.output << *ReadFile(tmp.path() + "/err");
   const Json p = ParseJson(r.output).Get("processes").AsArray().at(0);
   ASSERT_TRUE(p.Get("heap_sampled").AsBool()) << p.Dump(2);
@@ -131,6 +132,36 @@ TEST(MemoryCommand, KnownLeakingSiteIsTheTopSiteWithItsRate) {
   auto growth = ReadFile(p.Get("growth_flamegraph").AsString());
   ASSERT_TRUE(growth.ok());
   EXPECT_NE(growth->find("LeakOneBlock"), std::string::npos);
+}
+
+// record --heap: one command's heap profile (pprof with go's four sample types) and its folded
+// bytes in use; 3 s of a 2048 KiB/s leak leave 6 MiB in use at LeakOneBlock when it exits.
+TEST(MemoryCommand, RecordHeapWritesTheCommandsHeapProfile) {
+  TempDir tmp;
+  const std::string out = tmp.path() + "/h.prof";
+  CommandResult r =
+      RunShell("FRAMESCOPE_HEAP_SAMPLE_BYTES=16384 " + Framescope() +
+               " record --heap --duration 0 -o " + out + " -- " + LeakProg() + " leak 2048 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto heap = profile::ReadPprofFile(out);
+  ASSERT_TRUE(heap.ok()) << heap.status().message();
+  ASSERT_EQ(heap->sample_types.size(), 4u);
+  EXPECT_EQ(heap->sample_types[0].type, "alloc_objects");
+  EXPECT_EQ(heap->period, 16384);
+  auto folded = ReadFile(tmp.path() + "/h.folded");
+  ASSERT_TRUE(folded.ok());
+  double leaked = 0;
+  std::istringstream lines(*folded);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("LeakOneBlock") != std::string::npos) {
+      leaked += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  EXPECT_NEAR(leaked / (3 * 2048.0 * 1024), 1.0, 0.10) << *folded;
+  // CPU-only flags and a missing command are usage errors.
+  EXPECT_EQ(RunShell(Framescope() + " record --heap --pid 1 -o " + out).exit_code, 2);
+  EXPECT_EQ(
+      RunShell(Framescope() + " record --heap --unwind dwarf -o " + out + " -- true").exit_code, 2);
 }
 
 // --pid follows a running process; Ctrl-C ends the run and the analysis is still written.
