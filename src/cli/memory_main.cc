@@ -279,21 +279,21 @@ Json AnalyseOne(const std::vector<profile::MemorySample>& series, const std::str
 
 // Each target's samples in the whole log: a resumed log continues the series of the same
 // process (same root pid); an earlier process of the same name is not mixed in.
-// The sampled sites of a target started with the library: profiles and flame graphs in `dir`,
-// their fields into `p`. The series already starts after the warm-up.
-Status AddHeapSites(const Target& t, const std::string& dir, const MemoryFlags& f, Json* p) {
+// The sampled sites of a target started with the library: profiles and flame graphs in
+// OUT/memory, their fields (paths relative to OUT) into `p`. The series already starts after the warm-up.
+Status AddHeapSites(const Target& t, const MemoryFlags& f, Json* p) {
   if (!t.sites) return Status::Ok();
   profile::LeakRateOptions opts;
   opts.limit_mb_per_h = f.limit;
   opts.warmup_s = 0;
-  ASSIGN_OR_RETURN(Json heap,
-                   profile::WriteHeapOutputs(*t.sites, dir, "heap-" + SafeName(t.name), opts));
+  ASSIGN_OR_RETURN(Json heap, profile::WriteHeapOutputs(*t.sites, f.out, "memory",
+                                                        "heap-" + SafeName(t.name), opts));
   for (const auto& [key, value] : heap.AsObject()) (*p)[key] = value;
   return Status::Ok();
 }
 
 StatusOr<Json> Analyse(const profile::LoadedLog& log, const std::vector<Target>& targets,
-                       const std::string& log_path, const std::string& dir, const MemoryFlags& f) {
+                       const std::string& log_path, const MemoryFlags& f) {
   Json out = Json::MakeObject();
   out["log"] = log_path;
   out["corrupt_lines"] = static_cast<uint64_t>(log.corrupt_lines);
@@ -302,7 +302,7 @@ StatusOr<Json> Analyse(const profile::LoadedLog& log, const std::vector<Target>&
   for (const Target& t : targets) {
     Json p = AnalyseOne(profile::SamplesNamed(log.samples, t.name, t.pid), t.name, f);
     AddReclaim(t.heap, &p);
-    RETURN_IF_ERROR(AddHeapSites(t, dir, f, &p));
+    RETURN_IF_ERROR(AddHeapSites(t, f, &p));
     processes.Push(p);
   }
   out["processes"] = processes;
@@ -323,7 +323,7 @@ std::string ReclaimCell(const Json& p) {
 }
 
 // The fastest-growing sampled sites of a process started with the library.
-void PrintTopSites(const Json& p, FILE* out) {
+void PrintTopSites(const Json& p, const std::string& root, FILE* out) {
   if (!p.Get("heap_sampled").AsBool()) {
     if (p.Has("heap_reason")) {
       fprintf(out, "  heap sites: %s\n", p.Get("heap_reason").AsString().c_str());
@@ -336,7 +336,7 @@ void PrintTopSites(const Json& p, FILE* out) {
     snprintf(growth_text, sizeof(growth_text), "%+.1f MB/h", growth.AsDouble());
   fprintf(out, "  heap in use (sampled every %.0f KiB): %s; flame graph %s\n",
           p.Get("sample_interval_bytes").AsDouble() / 1024, growth_text,
-          p.Get("heap_flamegraph").AsString().c_str());
+          (root + "/" + p.Get("heap_flamegraph").AsString()).c_str());
   size_t shown = 0;
   for (const Json& site : p.Get("sites").AsArray()) {
     if (shown++ == 3) break;
@@ -356,7 +356,7 @@ void PrintReclaimDetail(const Json& p, FILE* out) {
   }
 }
 
-void PrintTable(const Json& analysis, FILE* out) {
+void PrintTable(const Json& analysis, const std::string& root, FILE* out) {
   fprintf(out, "%-20s %12s %14s %24s  %-14s %s\n", "name", "RSS now MB", "slope MB/h", "ci95 MB/h",
           "verdict", "reclaim");
   bool low_reclaim = false;
@@ -371,7 +371,7 @@ void PrintTable(const Json& analysis, FILE* out) {
             p.Get("rss_bytes").AsDouble(NAN) / 1e6, p.Get("rss_slope_mb_per_h").AsDouble(NAN),
             ci_text, p.Get("verdict").AsString().c_str(), ReclaimCell(p).c_str());
     PrintReclaimDetail(p, out);
-    PrintTopSites(p, out);
+    PrintTopSites(p, root, out);
     low_reclaim |= p.Get("reclaim_verdict").AsString() == "not met";
     if (p.Has("reason")) fprintf(out, "  %s\n", p.Get("reason").AsString().c_str());
     if (p.Get("extra_time_s").is_number()) {
@@ -419,7 +419,7 @@ int Report(const std::vector<Target>& targets, const std::string& log_path,
     fprintf(stderr, "framescope memory: %s\n", log.status().message().c_str());
     return 1;
   }
-  auto analysed = Analyse(*log, targets, log_path, Dirname(analysis_path), f);
+  auto analysed = Analyse(*log, targets, log_path, f);
   if (!analysed.ok()) {
     fprintf(stderr, "framescope memory: %s\n", analysed.status().message().c_str());
     return 1;
@@ -432,7 +432,7 @@ int Report(const std::vector<Target>& targets, const std::string& log_path,
   if (f.json) {
     printf("%s\n", analysis.Dump(2).c_str());
   } else {
-    PrintTable(analysis, stdout);
+    PrintTable(analysis, f.out, stdout);
     printf("wrote %s and %s\n", log_path.c_str(), analysis_path.c_str());
   }
   if (g_stop.load()) return 130;

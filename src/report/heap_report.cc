@@ -24,9 +24,9 @@ Status WriteFlamegraph(const std::string& path, const Profile& p, const std::str
 
 }  // namespace
 
-StatusOr<Json> WriteHeapOutputs(const memory::HeapSiteTracker& tracker, const std::string& dir,
-                                const std::string& name, const LeakRateOptions& options,
-                                size_t top_sites) {
+StatusOr<Json> WriteHeapOutputs(const memory::HeapSiteTracker& tracker, const std::string& root,
+                                const std::string& sub, const std::string& name,
+                                const LeakRateOptions& options, size_t top_sites) {
   Json j = Json::MakeObject();
   const memory::HeapSites* last = tracker.last();
   j["heap_sampled"] = last != nullptr;
@@ -47,18 +47,18 @@ StatusOr<Json> WriteHeapOutputs(const memory::HeapSiteTracker& tracker, const st
   if (!growth.reason.empty()) j["heap_growth_reason"] = growth.reason;
   j["sites"] = Sites(tracker, options, top_sites);
 
-  const std::string base = dir + "/" + name;
+  const std::string rel = sub + "/" + name, base = root + "/" + rel;
   const Profile heap = tracker.HeapProfile();
   RETURN_IF_ERROR(WritePprofFile(base + ".heap.pb.gz", heap));
   RETURN_IF_ERROR(WriteFlamegraph(base + ".heap.html", heap, name + ": heap in use"));
-  j["heap_profile"] = base + ".heap.pb.gz";
-  j["heap_flamegraph"] = base + ".heap.html";
+  j["heap_profile"] = rel + ".heap.pb.gz";
+  j["heap_flamegraph"] = rel + ".heap.html";
   const Profile grown = tracker.GrowthProfile();
   RETURN_IF_ERROR(WritePprofFile(base + ".growth.pb.gz", grown));
-  j["growth_profile"] = base + ".growth.pb.gz";
+  j["growth_profile"] = rel + ".growth.pb.gz";
   if (!grown.samples.empty()) {
     RETURN_IF_ERROR(WriteFlamegraph(base + ".growth.html", grown, name + ": heap growth"));
-    j["growth_flamegraph"] = base + ".growth.html";
+    j["growth_flamegraph"] = rel + ".growth.html";
   } else {
     j["growth_flamegraph"] = Json();
   }

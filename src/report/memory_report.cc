@@ -34,6 +34,7 @@ Json ServiceMemoryJson(const ServiceMemory& s) {
   j["rss_start_bytes"] = s.samples.empty() ? Json() : Json(s.samples.front().bytes.rss);
   j["log"] = s.log_file;
   j["earlier_samples"] = static_cast<uint64_t>(s.earlier_samples);
+  if (!s.heap.is_null()) j["heap"] = s.heap;
   return j;
 }
 
@@ -89,6 +90,70 @@ std::string RssChartSvg(const ServiceMemory& s) {
   return h;
 }
 
+namespace {
+
+// "+12.3" MB/h of a JSON number, "n/a" for null (not measurable).
+std::string RateCell(const Json& v) { return v.is_number() ? Signed(v.AsDouble(), 1) : "n/a"; }
+
+// The heap-profiled services' fastest-growing allocation sites, in HTML.
+std::string HeapSitesHtml(const MemoryReport& r) {
+  std::string h;
+  for (const ServiceMemory& s : r.services) {
+    if (s.heap.is_null()) continue;
+    h += "<h3>Heap of " + HtmlEscape(s.name) + "</h3>\n";
+    if (!s.heap.Get("heap_sampled").AsBool()) {
+      h += "<p>Not sampled: " + HtmlEscape(s.heap.Get("heap_reason").AsString()) + "</p>\n";
+      continue;
+    }
+    h += "<p>Sampled allocations (a Poisson process over bytes, mean " +
+         Fixed(s.heap.Get("sample_interval_bytes").AsDouble() / 1024, 0) +
+         " KiB; estimates weighted by 1/probability). In use grew " +
+         RateCell(s.heap.Get("heap_growth_mb_per_h")) + " MB/h. <a href=\"" +
+         HtmlEscape(s.heap.Get("heap_flamegraph").AsString()) +
+         "\">in-use flame graph</a>, <a href=\"" +
+         HtmlEscape(s.heap.Get("heap_profile").AsString()) + "\">pprof heap profile</a>";
+    if (s.heap.Get("growth_flamegraph").is_string()) {
+      h += ", <a href=\"" + HtmlEscape(s.heap.Get("growth_flamegraph").AsString()) +
+           "\">growth flame graph</a>";
+    }
+    h += ".</p>\n<table class=\"heap-sites\"><tr><th>site</th><th>growth MB/h</th><th>in use "
+         "MB</th><th>allocated MB</th></tr>\n";
+    size_t shown = 0;
+    for (const Json& site : s.heap.Get("sites").AsArray()) {
+      if (shown++ == 10) break;
+      h += "<tr><td>" + HtmlEscape(site.Get("function").AsString()) + "</td><td class=\"n\">" +
+           RateCell(site.Get("growth_mb_per_h")) + "</td><td class=\"n\">" +
+           Fixed(site.Get("inuse_bytes").AsDouble() / 1e6, 2) + "</td><td class=\"n\">" +
+           Fixed(site.Get("alloc_bytes").AsDouble() / 1e6, 1) + "</td></tr>\n";
+    }
+    h += "</table>\n";
+  }
+  return h;
+}
+
+// The same, as Markdown for the baseline document.
+std::string HeapSitesMarkdown(const MemoryReport& r) {
+  std::string m;
+  for (const ServiceMemory& s : r.services) {
+    if (s.heap.is_null() || !s.heap.Get("heap_sampled").AsBool()) continue;
+    m += "\nHeap of " + MdCell(s.name) + " (sampled every " +
+         Fixed(s.heap.Get("sample_interval_bytes").AsDouble() / 1024, 0) + " KiB): in use grew " +
+         RateCell(s.heap.Get("heap_growth_mb_per_h")) + " MB/h; profile `" +
+         s.heap.Get("heap_profile").AsString() + "`.\n\n";
+    m += "| site | growth MB/h | in use MB |\n|---|---:|---:|\n";
+    size_t shown = 0;
+    for (const Json& site : s.heap.Get("sites").AsArray()) {
+      if (shown++ == 5) break;
+      m += "| " + MdCell(site.Get("function").AsString(), 120) + " | " +
+           RateCell(site.Get("growth_mb_per_h")) + " | " +
+           Fixed(site.Get("inuse_bytes").AsDouble() / 1e6, 2) + " |\n";
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
 std::string RenderMemoryHtml(const MemoryReport& r) {
   std::string h =
       "<h2 id=\"memory\">Memory</h2>\n<p>RSS of each service's process tree from "
@@ -113,7 +178,7 @@ std::string RenderMemoryHtml(const MemoryReport& r) {
          " <a href=\"" + HtmlEscape(s.log_file) + "\">log</a></td><td>" + RssChartSvg(s) +
          "</td></tr>\n";
   }
-  return h + "</table>\n";
+  return h + "</table>\n" + HeapSitesHtml(r);
 }
 
 std::string RenderBaselineMemorySection(const MemoryReport& r) {
@@ -132,6 +197,7 @@ std::string RenderBaselineMemorySection(const MemoryReport& r) {
          MdCell(SlopeText(s.rate), 200) + " | " + MdCell(VerdictText(s.rate), 200) + " | " +
          std::to_string(s.samples.size()) + " |\n";
   }
+  m += HeapSitesMarkdown(r);
   m += std::string("\n") + kMemorySectionEnd + "\n";
   return m;
 }

@@ -27,6 +27,10 @@ struct ServiceMemory {
   size_t earlier_samples = 0;
   LeakRate rate;
   std::string log_file;  // Relative to the output folder.
+  // Sampled allocation sites (a service `up --heap-profile` started with the library):
+  // WriteHeapOutputs' object (heap_report.h), paths relative to the output folder. Null when
+  // the service was not heap-profiled.
+  Json heap;
 };
 
 struct MemoryReport {
@@ -38,7 +42,7 @@ struct MemoryReport {
 inline constexpr const char* kMemorySectionBegin = "<!-- framescope:memory:begin -->";
 inline constexpr const char* kMemorySectionEnd = "<!-- framescope:memory:end -->";
 
-// LeakRateJson plus rss_start_bytes, log and earlier_samples.
+// LeakRateJson plus rss_start_bytes, log, earlier_samples and heap (when heap-profiled).
 Json ServiceMemoryJson(const ServiceMemory& s);
 // {limit_mb_per_h, interval_s, processes: [ServiceMemoryJson...]}: OUT/memory/analysis.json,
 // the shape `framescope memory` writes.

@@ -23,11 +23,13 @@
 #include "src/base/output.h"
 #include "src/base/procfs.h"
 #include "src/collect/preflight.h"
+#include "src/memory/heap/heap_profile.h"
 #include "src/memory/leak_rate.h"
 #include "src/memory/memory_series.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/report/flamegraph.h"
+#include "src/report/heap_report.h"
 #include "src/session/governor.h"
 #include "src/system/state.h"
 
@@ -44,6 +46,9 @@ struct Target {
   std::vector<ServiceRestart> restarts;  // `pid` is the latest (followed or not) process.
   std::optional<MemoryLog> memory_log;   // OUT/memory/<name>.log; closed after a failed write.
   std::vector<MemorySample> memory;      // This run's readings, every pid it had.
+  // A service `up --heap-profile` started with the library: its sampled allocation sites, read
+  // with each memory reading (a restart starts a new image, whose sites start over).
+  std::shared_ptr<memory::HeapSiteTracker> heap_sites;
 };
 
 // Relative to the output folder.
@@ -118,6 +123,9 @@ bool LoadTargets(Session& s) {
     t.name = j.Get("name").AsString();
     t.pid = static_cast<pid_t>(j.Get("pid").AsInt(-1));
     t.started_at = j.Get("started_at").AsDouble(0);
+    if (j.Get("heap_dir").is_string()) {
+      t.heap_sites = std::make_shared<memory::HeapSiteTracker>(j.Get("heap_dir").AsString());
+    }
     if (t.pid <= 0 || j.Get("state").AsString() != "running") {
       return s.Fail(ProfileOutcome::kPreflightFailed,
                     "preflight: service " + t.name + " is not running (state: " +
@@ -452,6 +460,18 @@ Status WriteBaseline(const std::string& path, const CpuReport& r, const MemoryRe
                                           RenderBaselineMemorySection(memory)));
 }
 
+// The heap profiles and flame graphs of a heap-profiled service in OUT/memory, and their JSON;
+// a failed write is reported and the JSON says so.
+Json HeapOutputs(const Session& s, const Target& t, const LeakRateOptions& opts) {
+  auto heap = WriteHeapOutputs(*t.heap_sites, s.options.out_dir, "memory", t.name, opts);
+  if (heap.ok()) return *heap;
+  s.result.report.write_errors.push_back(heap.status().message());
+  Json j = Json::MakeObject();
+  j["heap_sampled"] = false;
+  j["heap_reason"] = heap.status().message();
+  return j;
+}
+
 // Each service's series (its latest process: a restart starts a new one) and leak rate.
 MemoryReport AnalyseMemory(const Session& s) {
   MemoryReport m;
@@ -467,6 +487,7 @@ MemoryReport AnalyseMemory(const Session& s) {
     LeakRateOptions opts;
     opts.limit_mb_per_h = m.limit_mb_per_h;
     svc.rate = EstimateLeakRate(RssSeries(svc.samples), opts);
+    if (t.heap_sites) svc.heap = HeapOutputs(s, t, opts);
     m.services.push_back(std::move(svc));
   }
   return m;
@@ -588,6 +609,7 @@ void SampleMemory(Session& s) {
   for (Target& t : s.targets) {
     auto sample = ReadProcessTreeMemory(t.pid, t.name);
     if (!sample.ok()) continue;
+    if (t.heap_sites) t.heap_sites->Read(t.pid, sample->time_s);
     t.memory.push_back(*sample);
     if (!t.memory_log) continue;
     if (Status st = t.memory_log->Append(*sample); !st.ok()) {

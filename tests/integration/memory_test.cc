@@ -124,12 +124,12 @@ TEST(MemoryCommand, KnownLeakingSiteIsTheTopSiteWithItsRate) {
   }
   EXPECT_TRUE(churn_seen) << p.Dump(2);
   // The heap profile opens as pprof with go's heap sample types; both flame graphs exist.
-  auto heap = profile::ReadPprofFile(p.Get("heap_profile").AsString());
+  auto heap = profile::ReadPprofFile(tmp.path() + "/" + p.Get("heap_profile").AsString());
   ASSERT_TRUE(heap.ok()) << heap.status().message();
   ASSERT_EQ(heap->sample_types.size(), 4u);
   EXPECT_EQ(heap->sample_types[3].type, "inuse_space");
-  EXPECT_TRUE(PathExists(p.Get("heap_flamegraph").AsString()));
-  auto growth = ReadFile(p.Get("growth_flamegraph").AsString());
+  EXPECT_TRUE(PathExists(tmp.path() + "/" + p.Get("heap_flamegraph").AsString()));
+  auto growth = ReadFile(tmp.path() + "/" + p.Get("growth_flamegraph").AsString());
   ASSERT_TRUE(growth.ok());
   EXPECT_NE(growth->find("LeakOneBlock"), std::string::npos);
 }

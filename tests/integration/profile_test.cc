@@ -90,8 +90,10 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
   TempDir tmp;
   const std::string state = tmp.path() + "/state";
   testing::SystemGuard guard(state);
-  auto up =
-      RunShell(Fs() + " up --cameras 2 --fps 10 --api-rate 20 --timeout 240 --state-dir " + state);
+  auto up = RunShell(Fs() +
+                     " up --cameras 2 --fps 10 --api-rate 20 --timeout 240 --heap-profile "
+                     "aggregation,api --state-dir " +
+                     state);
   ASSERT_EQ(up.exit_code, 0) << up.output;
   {
     SCOPED_TRACE("full run");
@@ -206,6 +208,26 @@ size_t MemoryLogSamples(const std::string& out, const std::string& service) {
   return n;
 }
 
+// The services `up --heap-profile aggregation,api` started: their sampled allocation sites in
+// analysis.json, a heap profile and flame graph in memory/, a section in index.html; the others
+// have no "heap" at all (not a made-up empty one).
+void CheckHeapSites(const std::string& out, std::map<std::string, Json>& analysed,
+                    const std::string& index) {
+  for (const char* name : {"aggregation", "api"}) {
+    SCOPED_TRACE(name);
+    const Json& heap = analysed[name].Get("heap");
+    ASSERT_TRUE(heap.Get("heap_sampled").AsBool()) << heap.Dump(2);
+    EXPECT_FALSE(heap.Get("sites").AsArray().empty()) << heap.Dump(2);
+    EXPECT_FALSE(heap.Get("sites").AsArray()[0].Get("function").AsString().empty());
+    auto p = profile::ReadPprofFile(out + "/" + heap.Get("heap_profile").AsString());
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    EXPECT_EQ(p->sample_types.size(), 4u);
+    EXPECT_TRUE(PathExists(out + "/" + heap.Get("heap_flamegraph").AsString()));
+    EXPECT_NE(index.find(std::string("Heap of ") + name), std::string::npos);
+  }
+  EXPECT_FALSE(analysed["detection"].Has("heap"));
+}
+
 // The memory part of an 8 s run at the default 2 s interval: every service read 4+ times (the
 // window's start, every 2 s, its end) into its log, analysed in memory/analysis.json and
 // summary.json, charted in index.html; not measurable on so short a window, with the reason.
@@ -237,6 +259,7 @@ void CheckMemory(const std::string& out, const Json& summary, const std::string&
     ++lines;
   }
   EXPECT_EQ(lines, services.size()) << "one RSS chart per service";
+  CheckHeapSites(out, analysed, index);
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_) {
