@@ -9,6 +9,9 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 STATE_DIR ?= $(CURDIR)/.framescope
 PROFILE_SECONDS ?= 60
+# Our services run under the heap library (exact counters + sampled allocation sites) so the
+# baseline has their heap profiles; HEAP_PROFILE= (empty) runs them without it.
+HEAP_PROFILE ?= all
 BENCH_SECONDS ?= 60
 
 .PHONY: all deps build test test-asan run bench clean format
@@ -62,7 +65,7 @@ test-asan: deps
 
 run: build
 	@./build/release/bin/framescope down --state-dir $(STATE_DIR) >/dev/null 2>&1 || true
-	@./build/release/bin/framescope up --state-dir $(STATE_DIR)
+	@./build/release/bin/framescope up --state-dir $(STATE_DIR) --heap-profile=$(HEAP_PROFILE)
 	@trap './build/release/bin/framescope down --state-dir $(STATE_DIR)' EXIT; \
 	echo; echo "--- profiling every service for $(PROFILE_SECONDS) s ---"; \
 	./build/release/bin/framescope profile --state-dir $(STATE_DIR) \
