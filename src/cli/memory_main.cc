@@ -46,6 +46,9 @@ struct Target {
   // Sampled allocations per site, where it was started with the library (shared: a Target is
   // copied into its list).
   std::shared_ptr<memory::HeapSiteTracker> sites = nullptr;
+  // A service of the running system (state.json here): an exit is followed to its restart.
+  std::string state_root = "";
+  bool waiting_restart = false;
 
   // Reads the counters and the sites files the library writes in `dir` for this target.
   void CountHeap(const std::string& dir) {
@@ -186,6 +189,7 @@ StatusOr<std::vector<Target>> ResolveTargets(const MemoryFlags& f) {
     std::string name = s.Get("name").AsString();
     if (pid <= 0) continue;
     out.push_back({name, pid});
+    out.back().state_root = dir.root;
     if (config.ok() && HeapProfiled(*config, name)) {
       out.back().CountHeap(dir.HeapDir(name));
     }
@@ -208,6 +212,29 @@ void SleepUntil(int64_t deadline_ns) {
   }
 }
 
+// A service that exited: its restarted process if the supervisor has one running (a new
+// series; the earlier one stays in the log), else it is waited for; false when the system is
+// no longer up (the target is then gone).
+bool FollowRestart(Target* t) {
+  auto state = ReadState(StateDir{t->state_root});
+  if (!state.ok() || !SupervisorRunning(*state)) return false;
+  for (const Json& s : state->Get("services").AsArray()) {
+    const pid_t pid = static_cast<pid_t>(s.Get("pid").AsInt(-1));
+    if (s.Get("name").AsString() != t->name || pid <= 0 || pid == t->pid) continue;
+    if (s.Get("state").AsString() != "running") continue;
+    fprintf(stderr, "\n%s restarted (pid %d -> %d): following the new process\n", t->name.c_str(),
+            t->pid, pid);
+    t->pid = pid;
+    t->waiting_restart = false;
+    return true;
+  }
+  if (!t->waiting_restart) {
+    fprintf(stderr, "\n%s (pid %d) exited: waiting for its restart\n", t->name.c_str(), t->pid);
+  }
+  t->waiting_restart = true;
+  return true;
+}
+
 // One sample of every live target into the log; a target that is gone keeps its series. The
 // heap counters are read from `heap_window` on (the warm-up is left out of the reclaim ratio
 // too); those of a target that exited are read once more (its file keeps its final counts).
@@ -219,6 +246,10 @@ Status SampleOnce(std::vector<Target>* targets, profile::MemoryLog* log, bool he
     auto s = profile::ReadProcessTreeMemory(t.pid, t.name);
     if (heap_window) t.heap.Read(t.pid);
     if (heap_window && t.sites) t.sites->Read(t.pid, t_s);
+    if (!s.ok() && !t.state_root.empty() && FollowRestart(&t)) {
+      if (t.waiting_restart) continue;
+      s = profile::ReadProcessTreeMemory(t.pid, t.name);
+    }
     if (!s.ok()) {
       t.gone = true;
       fprintf(stderr, "\n%s (pid %d) exited; its series so far is kept\n", t.name.c_str(), t.pid);
@@ -280,7 +311,8 @@ Json AnalyseOne(const std::vector<profile::MemorySample>& series, const std::str
 // Each target's samples in the whole log: a resumed log continues the series of the same
 // process (same root pid); an earlier process of the same name is not mixed in.
 // The sampled sites of a target started with the library: profiles and flame graphs in
-// OUT/memory, their fields (paths relative to OUT) into `p`. The series already starts after the warm-up.
+// OUT/memory, their fields (paths relative to OUT) into `p`. The series already starts after the
+// warm-up.
 Status AddHeapSites(const Target& t, const MemoryFlags& f, Json* p) {
   if (!t.sites) return Status::Ok();
   profile::LeakRateOptions opts;

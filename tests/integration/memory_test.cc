@@ -207,24 +207,33 @@ TEST(MemoryCommand, StateDirFollowsEveryService) {
   // "detection" as `up --heap-profile detection` starts it: the library counting into its dir.
   const std::string heap = "LD_PRELOAD=" + BinDir() +
                            "/libframescope_heap.so FRAMESCOPE_HEAP_DIR=" + d + "/heap/detection ";
+  // capture is killed after 1.2 s and "restarted" (a new process in state.json): followed.
+  const std::string state =
+      "printf '{\"supervisor_pid\":%d,\"config\":{\"heap_profile\":"
+      "[\"detection\"]},\"services\":[{\"name\":\"capture\",\"pid\":%d,"
+      "\"state\":\"running\"},{\"name\":\"detection\",\"pid\":%d,"
+      "\"state\":\"running\"}]}' ";
   CommandResult r = RunShell(
       "mkdir -p " + d +
       "/heap/detection; sh -c 'while :; do sleep 0.2; done' _supervise >/dev/null 2>&1 & S=$!; " +
-      prog + "A=$!; " + heap + prog +
-      "B=$!; printf '{\"supervisor_pid\":%d,\"config\":{\"heap_profile\":[\"detection\"]},"
-      "\"services\":[{\"name\":\"capture\",\"pid\":%d},{\"name\":\"detection\",\"pid\":%d}]}' "
-      "$S $A $B >" +
-      d + "/state.json; { " + Framescope() + " memory --state-dir " + d +
-      " --duration 3 --interval 0.2 --json --out " + tmp.path() + " 2>" + tmp.path() +
-      "/err; echo rc=$?; }; kill $S $A $B");
+      prog + "A=$!; " + heap + prog + "B=$!; " + state + "$S $A $B >" + d + "/state.json; " +
+      Framescope() + " memory --state-dir " + d + " --duration 3 --interval 0.2 --json --out " +
+      tmp.path() + " >" + tmp.path() + "/out 2>" + tmp.path() +
+      "/err & F=$!; sleep 1.2; kill $A; " + prog + "A=$!; sleep 0.3; " + state + "$S $A $B >" + d +
+      "/s.tmp; mv " + d + "/s.tmp " + d + "/state.json; wait $F; echo rc=$?; kill $S $A $B");
   ASSERT_NE(r.output.find("rc="), std::string::npos) << r.output;
   const std::string rc = r.output.substr(r.output.rfind("rc="));
-  EXPECT_TRUE(rc.starts_with("rc=0") || rc.starts_with("rc=3")) << r.output;
-  const Json out = ParseJson(r.output.substr(0, r.output.rfind("rc=")));
-  ASSERT_EQ(out.Get("processes").size(), 2u) << r.output << *ReadFile(tmp.path() + "/err");
+  const std::string err = *ReadFile(tmp.path() + "/err");
+  EXPECT_TRUE(rc.starts_with("rc=0") || rc.starts_with("rc=3")) << r.output << err;
+  const Json out = ParseJson(*ReadFile(tmp.path() + "/out"));
+  ASSERT_EQ(out.Get("processes").size(), 2u) << r.output << err;
   EXPECT_EQ(out.Get("processes").AsArray()[0].Get("name").AsString(), "capture");
   EXPECT_EQ(out.Get("processes").AsArray()[1].Get("name").AsString(), "detection");
-  for (const Json& p : out.Get("processes").AsArray()) EXPECT_GE(p.Get("samples").AsInt(), 10);
+  EXPECT_NE(err.find("capture restarted (pid"), std::string::npos) << err;
+  // The restarted capture's own series (~1.5 s of readings), not the earlier process's.
+  EXPECT_GE(out.Get("processes").AsArray()[0].Get("samples").AsInt(), 4) << out.Dump(2);
+  EXPECT_LE(out.Get("processes").AsArray()[0].Get("samples").AsInt(), 10) << out.Dump(2);
+  EXPECT_GE(out.Get("processes").AsArray()[1].Get("samples").AsInt(), 10);
   // The heap-profiled service has its reclaim ratio from <state-dir>/heap/detection; the other
   // none. leak_testprog leak keeps 256 KiB per ~1 MiB of churn: a ratio near 0.8.
   const Json& capture = out.Get("processes").AsArray()[0];
