@@ -1,6 +1,7 @@
 // libframescope_heap.so: an LD_PRELOAD library that counts, per process, the bytes and calls
-// allocated and freed through malloc & co and C++ operator new/delete, exactly, into a shared
-// file that framescope reads (format: heap_counters_format.h).
+// allocated and freed through malloc & co, C++ operator new/delete and anonymous mmap/munmap
+// (heap_regions.h), exactly, into a shared file that framescope reads (format:
+// heap_counters_format.h), and samples allocations with their stacks (heap_sampling.h).
 //
 // Design constraints, all because it runs inside any process:
 // - Depends on libc/libstdc++ only (no fs_base) and never allocates through malloc itself: the
@@ -48,6 +49,7 @@
 #include <new>
 
 #include "src/memory/heap/heap_counters_format.h"
+#include "src/memory/heap/heap_regions.h"
 #include "src/memory/heap/heap_sampling.h"
 #include "src/memory/heap/heap_sites_format.h"
 
@@ -151,14 +153,17 @@ bool ChunkHeaderAgrees() {
   return agrees;
 }
 
-void CountAlloc(void* ptr) {
-  if (g_block == nullptr || ptr == nullptr) return;
+void CountAlloc(void* ptr, size_t usable) {
   Pending& p = t_pending;
-  const size_t usable = UsableSize(ptr);
   p.allocated_bytes += usable;
   ++p.allocated_calls;
   heap_internal::MaybeSample(p.sampler, ptr, usable);
   AfterCount(p);
+}
+
+void CountAlloc(void* ptr) {
+  if (g_block == nullptr || ptr == nullptr) return;
+  CountAlloc(ptr, UsableSize(ptr));
 }
 
 // Takes the usable size measured before the block went back to glibc (and after
@@ -285,7 +290,7 @@ bool MapNewFile(pid_t pid, const char* suffix, size_t size, NewFile* f) {
   f->map = MAP_FAILED;
   f->size = size;
   if (ftruncate(fd, static_cast<off_t>(size)) == 0) {
-    f->map = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    f->map = heap_internal::RawMmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
   close(fd);
   if (f->map == MAP_FAILED) {
@@ -299,7 +304,7 @@ bool MapNewFile(pid_t pid, const char* suffix, size_t size, NewFile* f) {
 bool Publish(NewFile* f) {
   if (rename(f->tmp, f->path) == 0) return true;
   Complain("rename into place", f->tmp);
-  munmap(f->map, f->size);
+  heap_internal::RawMunmap(f->map, f->size);
   unlink(f->tmp);
   return false;
 }
@@ -339,16 +344,23 @@ HeapCountersHeader* CreateBlock() {
   return block;
 }
 
-void BeforeFork() { heap_internal::SamplingBeforeFork(); }
-void AfterForkParent() { heap_internal::SamplingAfterForkParent(); }
+void BeforeFork() {
+  heap_internal::RegionsBeforeFork();
+  heap_internal::SamplingBeforeFork();
+}
+void AfterForkParent() {
+  heap_internal::SamplingAfterForkParent();
+  heap_internal::RegionsAfterFork();
+}
 
 void OnForkChild() {
+  heap_internal::RegionsAfterFork();
   heap_internal::SamplingAfterForkChild();
   if (g_block == nullptr) return;
   // The parent's mapping stays shared with the parent: drop it before counting anything here.
   HeapCountersHeader* parent = g_block;
   g_block = nullptr;
-  munmap(parent, fs::memory::kHeapCountersFileSize);
+  heap_internal::RawMunmap(parent, fs::memory::kHeapCountersFileSize);
   Pending& p = t_pending;
   p.allocated_bytes = p.allocated_calls = p.freed_bytes = p.freed_calls = 0;
   p.calls = 0;
@@ -403,6 +415,18 @@ void* NewNoThrow(size_t size, size_t alignment) noexcept {
 void Delete(void* ptr) noexcept {
   CountFree(ptr);
   __libc_free(ptr);
+}
+
+size_t PageRounded(size_t length) {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (length + page - 1) / page * page;
+}
+
+// The part of [start, start + bytes) that counted regions held: freed.
+void CountUnmap(uintptr_t start, size_t bytes) {
+  heap_internal::Unmapped u = heap_internal::RemoveRange(start, bytes);
+  if (u.whole) heap_internal::ForgetIfSampled(reinterpret_cast<void*>(u.start));
+  if (u.bytes > 0) CountFree(u.bytes);
 }
 
 bool ValidAlignment(size_t alignment) {
@@ -485,6 +509,33 @@ void* pvalloc(size_t size) noexcept {
   void* p = __libc_pvalloc(size);
   CountAlloc(p);
   return p;
+}
+
+// Anonymous memory the program maps itself (heap_regions.h): counted as allocated and freed,
+// and sampled, like a malloc'd block. The system calls are made directly (glibc's mmap adds
+// nothing a caller relies on), so no lookup of the next definition is needed.
+void* mmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset) noexcept {
+  void* p = heap_internal::RawMmap(addr, length, prot, flags, fd, offset);
+  if (p == MAP_FAILED || g_block == nullptr || !heap_internal::CountedMapping(prot, flags, fd)) {
+    return p;
+  }
+  const size_t bytes = PageRounded(length);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  if ((flags & MAP_FIXED) != 0) CountUnmap(start, bytes);  // it replaced what was there
+  heap_internal::AddRegion(start, bytes);
+  CountAlloc(p, bytes);
+  return p;
+}
+
+void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offset) noexcept {
+  return mmap(addr, length, prot, flags, fd, offset);
+}
+
+int munmap(void* addr, size_t length) noexcept {
+  // Counted (and its sample forgotten) before the pages go: a new mapping at this address by
+  // another thread must not meet its record.
+  if (g_block != nullptr) CountUnmap(reinterpret_cast<uintptr_t>(addr), PageRounded(length));
+  return heap_internal::RawMunmap(addr, length);
 }
 
 }  // extern "C"

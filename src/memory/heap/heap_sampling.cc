@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <unwind.h>
 
+#include "src/memory/heap/heap_regions.h"
 #include "src/memory/heap/heap_sites_format.h"
 
 namespace fs::memory::heap_internal {
@@ -263,8 +264,8 @@ uint64_t SampleIntervalFromEnv() {
 void SamplingStart(void* sites_file, uint64_t interval, const SitesIdentity& id) {
   if (sites_file == nullptr || interval == 0) return;
   if (g_tables == nullptr) {
-    void* t =
-        mmap(nullptr, sizeof(Tables), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* t = RawMmap(nullptr, sizeof(Tables), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
     if (t == MAP_FAILED) return;
     g_tables = static_cast<Tables*>(t);
     dl_iterate_phdr(FindSelf, nullptr);
@@ -338,7 +339,7 @@ void SamplingAfterForkParent() {
 void SamplingAfterForkChild() {
   if (!g_sampling_on) return;
   g_sampling_on = false;
-  munmap(g_header, kHeapSitesFileSize);
+  RawMunmap(g_header, kHeapSitesFileSize);
   g_header = nullptr;
   g_sites = nullptr;
   memset(g_tables, 0, sizeof(Tables));

@@ -6,7 +6,7 @@
 //   heap_testprog child SNAPDIR  (the exec'd child) its own window, its own JSON line
 //   heap_testprog bench N        N malloc/free pairs; prints the loop's nanoseconds
 //   heap_testprog sites SNAPDIR  4 threads churn 512 MiB each (ChurnBlock: malloc, realloc,
-//                                posix_memalign, new[], all freed) and keep 16 MiB each
+//                                posix_memalign, new[], mmap, all freed) and keep 16 MiB each
 //                                (KeepBlock, never freed); writes its truth to SNAPDIR/truth.json
 //                                and stays alive (for symbolization) until SNAPDIR/done exists
 //
@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,8 +292,21 @@ uint64_t g_churned[kSiteThreads], g_kept_bytes[kSiteThreads];
 
 __attribute__((noinline)) void* KeepBlock(size_t n) { return malloc(n); }
 
+// An anonymous mapping of n bytes (whole pages), unmapped in two pieces: the library counts
+// it as allocated and freed like a malloc'd block.
+__attribute__((noinline)) void ChurnMapping(size_t n, uint64_t* bytes) {
+  const size_t page = 4096, len = (n + page - 1) / page * page;
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) abort();
+  static_cast<volatile char*>(p)[0] = 1;
+  *bytes += len;
+  munmap(p, page);
+  if (len > page) munmap(static_cast<char*>(p) + page, len - page);
+}
+
 // Every allocation entry point, each block freed at once: in use stays 0 at this site.
 __attribute__((noinline)) void ChurnBlock(size_t n, int kind, uint64_t* bytes) {
+  if (kind == 4) return ChurnMapping(n, bytes);
   void* p = nullptr;
   if (kind == 0) {
     p = malloc(n);
@@ -320,7 +334,7 @@ void* SitesThread(void* arg) {
   unsigned seed = 1234 + i;
   uint64_t churned = 0, kept = 0;
   for (int k = 0; churned < kChurnPerThread || kept < kKeepPerThread; ++k) {
-    if (churned < kChurnPerThread) ChurnBlock(16 + rand_r(&seed) % 65536, k % 4, &churned);
+    if (churned < kChurnPerThread) ChurnBlock(16 + rand_r(&seed) % 65536, k % 5, &churned);
     if (kept < kKeepPerThread && k % 8 == 0) {
       void* p = KeepBlock(4096 + rand_r(&seed) % 8192);
       kept += malloc_usable_size(p);
