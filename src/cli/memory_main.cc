@@ -87,6 +87,13 @@ constexpr const char* kMemorySummary =
     "or <state-dir>/heap/SERVICE/); verdict met at 0.95 or more. C++ has no garbage\n"
     "collector: a low ratio means memory kept (a cache filling, a growing working set,\n"
     "or a leak).\n"
+    "Allocation sites (the same processes): the library also samples allocations (every\n"
+    "512 KiB on average; FRAMESCOPE_HEAP_SAMPLE_BYTES=N) with their stacks. Per process:\n"
+    "OUT/memory/heap-NAME.heap.pb.gz (pprof alloc_/inuse_ objects and space), .growth.pb.gz\n"
+    "(bytes in use gained per site), flame graphs .heap.html and .growth.html, and in the\n"
+    "analysis heap_growth_mb_per_h and sites (function, stack, growth_mb_per_h with ci95,\n"
+    "inuse_bytes), fastest-growing first.\n"
+    "A service that exits is followed to its restarted process (a new series).\n"
     "Writes OUT/memory/analysis.json (--json prints it; the command's own output then\n"
     "goes to stderr). Ctrl-C stops and analyses what was collected.\n"
     "Exit codes: 0 ok, 1 failure, 2 bad usage or output, 3 a target's leak rate is over\n"
@@ -123,7 +130,8 @@ int ParseMemoryFlags(int argc, char** argv, MemoryFlags* f, double* duration_s) 
   flags.Double("limit", &f->limit, "leak-rate limit in MB/h (10^6 bytes per hour)");
   flags.Double("warmup", &f->warmup, "seconds excluded at the start (default: 10% of the run)");
   flags.Bool("json", &f->json, "print the analysis as JSON on standard output");
-  flags.Bool("heap", &f->heap, "with -- CMD: count its allocations (reclaim ratio)");
+  flags.Bool("heap", &f->heap,
+             "with -- CMD: count its allocations (reclaim ratio) and sample their sites");
   flags.AllowPositional("[-- CMD ARGS...]");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
