@@ -381,7 +381,9 @@ void PrintTopSites(const Json& p, const std::string& root, FILE* out) {
   for (const Json& site : p.Get("sites").AsArray()) {
     if (shown++ == 3) break;
     const Json& g = site.Get("growth_mb_per_h");
-    fprintf(out, "    %+10.1f MB/h %8.1f MB in use  %s\n", g.AsDouble(NAN),
+    char rate[32] = "n/a";
+    if (g.is_number()) snprintf(rate, sizeof(rate), "%+.1f", g.AsDouble());
+    fprintf(out, "    %10s MB/h %8.1f MB in use  %s\n", rate,
             site.Get("inuse_bytes").AsDouble() / 1e6, site.Get("function").AsString().c_str());
   }
 }

@@ -1,6 +1,7 @@
 #include "src/memory/heap/heap_profile.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 
@@ -33,8 +34,20 @@ void Append(std::vector<SeriesPoint>* series, SeriesPoint p) {
 // that called strdup or std::string's constructor, not the function that called malloc).
 bool IsRuntimeModule(const std::string& file) {
   const std::string base = file.substr(file.find_last_of('/') + 1);
-  for (const char* prefix : {"libc.so", "libstdc++.so", "libgcc_s.so", "ld-linux", "libm.so"}) {
+  for (const char* prefix :
+       {"libc.so", "libstdc++.so", "libgcc_s.so", "ld-linux", "libm.so", "libtbbmalloc"}) {
     if (base.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+// An allocation wrapper (cv::fastMalloc, av_malloc, CRYPTO_zalloc, std::allocator<T>::allocate,
+// operator new, strdup...): the site a user wants is its caller, as pprof's heap view drops
+// such frames. The stack keeps them.
+bool IsAllocatorFunction(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* word : {"alloc", "operator new", "strdup", "strndup"}) {
+    if (name.find(word) != std::string::npos) return true;
   }
   return false;
 }
@@ -154,7 +167,9 @@ std::vector<HeapSiteSummary> HeapSiteTracker::Sites(const LeakRateOptions& optio
         names.push_back(profile::FunctionDisplayName(&p.functions[line.function_id - 1]));
       }
       if (names.empty()) names.push_back(profile::AddressDisplayName(loc, m));
-      if (s.function.empty() && !runtime) s.function = names.front();
+      if (s.function.empty() && !runtime && !IsAllocatorFunction(names.back())) {
+        s.function = names.front();
+      }
       s.stack.insert(s.stack.end(), names.begin(), names.end());
     }
     if (s.function.empty() && !s.stack.empty()) s.function = s.stack.front();

@@ -28,8 +28,10 @@ class Symbolizer;
 namespace fs::memory {
 
 struct HeapSiteSummary {
-  std::string function;            // the first frame outside the C/C++ runtime (libc, libstdc++)
-  std::vector<std::string> stack;  // innermost first, inlined frames expanded
+  // The first frame outside the C/C++ runtime (libc, libstdc++) and allocation wrappers
+  // (cv::fastMalloc, av_malloc, std::allocator<T>::allocate...).
+  std::string function;
+  std::vector<std::string> stack;             // innermost first, inlined frames expanded
   double inuse_bytes = 0, inuse_objects = 0;  // at the last reading (estimates)
   double alloc_bytes = 0, alloc_objects = 0;  // since the process started (estimates)
   uint64_t alloc_samples = 0;
