@@ -364,6 +364,7 @@ void OnForkChild() {
   Pending& p = t_pending;
   p.allocated_bytes = p.allocated_calls = p.freed_bytes = p.freed_calls = 0;
   p.calls = 0;
+  p.sampler.rng = 0;  // re-seeded: the child must not repeat the parent's sample points
   g_block = CreateBlock();
 }
 
