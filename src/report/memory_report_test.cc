@@ -102,5 +102,40 @@ TEST(MemoryReportTest, MemorySectionRewrittenWithoutTouchingTheCpuSection) {
   EXPECT_EQ(doc.find("| redis |"), std::string::npos) << doc;
 }
 
+// A heap-profiled service gets its sites (escaped), links and growth in both documents; one
+// whose sites could not be read says why; the others get no heap part at all.
+TEST(MemoryReportTest, HeapSitesOfHeapProfiledServicesOnly) {
+  MemoryReport r = Report();
+  Json site = Json::MakeObject();
+  site["function"] = "Leak<int>()";
+  site["growth_mb_per_h"] = 12.5;
+  site["inuse_bytes"] = 3'000'000;
+  site["alloc_bytes"] = 9'000'000;
+  Json heap = Json::MakeObject();
+  heap["heap_sampled"] = true;
+  heap["sample_interval_bytes"] = 524288;
+  heap["heap_growth_mb_per_h"] = 12.0;
+  heap["heap_profile"] = "memory/detection.heap.pb.gz";
+  heap["heap_flamegraph"] = "memory/detection.heap.html";
+  heap["growth_flamegraph"] = "memory/detection.growth.html";
+  heap["sites"] = Json(Json::Array{site});
+  r.services[0].heap = heap;
+  Json absent = Json::MakeObject();
+  absent["heap_sampled"] = false;
+  absent["heap_reason"] = "no sites file";
+  r.services[1].heap = absent;
+  const std::string html = RenderMemoryHtml(r);
+  EXPECT_NE(html.find("Leak&lt;int&gt;()"), std::string::npos) << html;
+  EXPECT_NE(html.find("+12.5"), std::string::npos);
+  EXPECT_NE(html.find("href=\"memory/detection.growth.html\""), std::string::npos);
+  EXPECT_NE(html.find("Not sampled: no sites file"), std::string::npos);
+  EXPECT_EQ(Count(html, "<h3>Heap of "), 2u) << "redis was not heap-profiled";
+  const std::string md = RenderBaselineMemorySection(r);
+  EXPECT_NE(md.find("| Leak<int>() | +12.5 | 3.00 |"), std::string::npos) << md;
+  EXPECT_EQ(Count(md, "Heap of "), 1u) << md;
+  EXPECT_EQ(MemoryReportToJson(r).Get("processes").AsArray()[0].Get("heap").Dump(), heap.Dump());
+  EXPECT_FALSE(MemoryReportToJson(r).Get("processes").AsArray()[2].Has("heap"));
+}
+
 }  // namespace
 }  // namespace fs::profile
