@@ -558,8 +558,8 @@ std::string Verdict(const Json& spread) {
   if (hi - lo > 2 * kTargetSlowdown)
     v = "inconclusive (" + v + " on the median; range wider than the target)";
   if (m < 1 - kTargetSlowdown) {
-    v += "; below 1 is noise or the library changing what the allocator does "
-         "(docs/benchmarks.md), not a negative cost";
+    v += "; the library's side looks faster: noise, or the library changing what the "
+         "allocator does (docs/benchmarks.md), not a negative cost";
   }
   return v;
 }
