@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t) workers[t].rng.s = 0x9E3779B97F4A7C15ull * (t + 1);
   int64_t start = Now();
   std::vector<std::thread> pool;
+  pool.reserve(threads);
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] { workers[t].Run(ops, boxes[(t + 1) % threads], boxes[t]); });
   }
