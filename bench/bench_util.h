@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,39 @@ StatusOr<Json> BringUpSystem(const std::string& framescope, const std::string& s
 
 // printf-formats one number; "-" for NaN/inf.
 std::string Fmt(const char* fmt, double v);
+
+// Median and range of a series; NaNs are dropped (all NaN when nothing is left).
+struct Spread {
+  double median = NAN, lo = NAN, hi = NAN;
+};
+Spread Summarize(std::vector<double> v);
+Json SpreadJson(const Spread& s);  // {"median", "min", "max"}
+
+// The number after `key` in `text` (a JSON `"key": v` or a `key=v`); NaN when absent.
+double FindNumber(const std::string& text, const std::string& key);
+
+// Starts argv (PATH searched) with stdout and stderr in `out_path` (-1: it could not start).
+// The environment is `base` (the inherited one when null) changed by `env`: "NAME=VALUE"
+// replaces or adds NAME, a bare "NAME" removes it.
+pid_t SpawnWithEnv(const std::vector<std::string>& argv, const std::string& out_path,
+                   const std::vector<std::string>& env,
+                   const std::vector<std::string>* base = nullptr);
+
+// A child run to completion by RunChild.
+struct ChildRun {
+  pid_t pid = -1;
+  int status = -1;  // exit code, 128 + signal; -1: it could not start
+  int64_t start_mono_ns = 0;
+  int64_t exit_mono_ns = 0;
+  double self_peak_rss_mb = 0;  // the child's own VmHWM, polled every 5 ms
+  // wait4's ru_maxrss: the largest peak among the child and the descendants it waited for
+  // (a wrapper's helpers, e.g. heaptrack's interpreter and compressor).
+  double tree_peak_rss_mb = 0;
+  double tree_cpu_s = 0;  // wait4's user + system time, the same processes
+};
+// SpawnWithEnv (inherited environment), then waits for the child.
+ChildRun RunChild(const std::vector<std::string>& argv, const std::string& out_path,
+                  const std::vector<std::string>& env = {});
 
 }  // namespace fs::bench
 

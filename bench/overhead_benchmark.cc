@@ -12,11 +12,6 @@
 //
 // Usage: overhead_benchmark [--reps 7] [--forwards 100] [--threads 2] [--iterations N]
 //                           [--frequency 99] [--json-out FILE]
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -30,9 +25,6 @@
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
 #include "src/base/json.h"
-#include "src/base/procfs.h"
-
-extern char** environ;
 
 namespace fs::bench {
 namespace {
@@ -57,60 +49,9 @@ struct Run {
   std::string error;
 };
 
-struct Child {
-  double exit_mono_ns = 0;
-  double maxrss_mb = 0;
-  int status = -1;
-};
-
 std::string ReadOrEmpty(const std::string& path) {
   StatusOr<std::string> s = ReadFile(path);
   return s.ok() ? *s : std::string();
-}
-
-// The process's peak RSS so far (VmHWM), MB; NaN once it is gone.
-double PeakRssMb(pid_t pid) {
-  uint64_t rss = 0, peak = 0;
-  return ReadProcessMemory(pid, &rss, &peak) ? static_cast<double>(peak) / (1 << 20) : NAN;
-}
-
-// Runs argv with stdout and stderr in `out_path`. The peak RSS is the process's own VmHWM,
-// polled every 5 ms until it exits (wait4's ru_maxrss would include its children: the
-// workload a profiler runs).
-Child Spawn(const std::vector<std::string>& argv, const std::string& out_path) {
-  Child c;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return c;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    double hwm = PeakRssMb(pid);
-    if (!std::isnan(hwm)) c.maxrss_mb = std::max(c.maxrss_mb, hwm);
-    usleep(5000);
-  }
-  c.exit_mono_ns = static_cast<double>(MonotonicNs());
-  c.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return c;
-}
-
-// The number after `key` in `text` (modelbench's JSON `"key": v` or the workload's `key=v`).
-double FindNumber(const std::string& text, const std::string& key) {
-  size_t at = text.find(key);
-  if (at == std::string::npos) return NAN;
-  at += key.size();
-  while (at < text.size() &&
-         (text[at] == '"' || text[at] == ':' || text[at] == '=' || text[at] == ' ')) {
-    ++at;
-  }
-  return std::strtod(text.c_str() + at, nullptr);
 }
 
 Run RunOnce(const Config& c, const Workload& w, const std::string& dir) {
@@ -118,7 +59,8 @@ Run RunOnce(const Config& c, const Workload& w, const std::string& dir) {
   std::vector<std::string> argv = c.prefix;
   argv.insert(argv.end(), w.argv.begin(), w.argv.end());
   const std::string out = dir + "/out.txt";
-  Child child = Spawn(argv, out);
+  // The profiler's own peak RSS (polled VmHWM): wait4's would include the workload it runs.
+  ChildRun child = RunChild(argv, out);
   std::string text = ReadOrEmpty(out);
   r.work_s = FindNumber(text, "work_s");
   if (std::isnan(r.work_s)) r.work_s = FindNumber(text, "measured_s");
@@ -132,13 +74,14 @@ Run RunOnce(const Config& c, const Workload& w, const std::string& dir) {
     r.ok = true;
     return r;
   }
-  r.post_s = (child.exit_mono_ns - end_ns) * 1e-9;
-  r.rss_mb = child.maxrss_mb;
+  r.post_s = (static_cast<double>(child.exit_mono_ns) - end_ns) * 1e-9;
+  r.rss_mb = child.self_peak_rss_mb;
   if (c.perf) {
     int64_t t0 = MonotonicNs();
-    Child report = Spawn({"perf", "report", "--stdio", "-i", dir + "/perf.data"}, dir + "/rep.txt");
+    ChildRun report =
+        RunChild({"perf", "report", "--stdio", "-i", dir + "/perf.data"}, dir + "/rep.txt");
     r.post_s += static_cast<double>(MonotonicNs() - t0) * 1e-9;
-    r.rss_mb = std::max(r.rss_mb, report.maxrss_mb);
+    r.rss_mb = std::max(r.rss_mb, report.self_peak_rss_mb);
     if (report.status != 0) {
       r.error = "perf report failed: " + ReadOrEmpty(dir + "/rep.txt").substr(0, 400);
       return r;
@@ -146,22 +89,6 @@ Run RunOnce(const Config& c, const Workload& w, const std::string& dir) {
   }
   r.ok = true;
   return r;
-}
-
-struct Spread {
-  double median = NAN, lo = NAN, hi = NAN;
-};
-
-Spread Summarize(std::vector<double> v) {
-  Spread s;
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  s.lo = v.front();
-  s.hi = v.back();
-  return s;
 }
 
 std::vector<Config> MakeConfigs(const std::string& framescope, const std::string& dir, int hz,
@@ -188,14 +115,6 @@ std::vector<Config> MakeConfigs(const std::string& framescope, const std::string
 struct Series {
   std::vector<double> ratio, post_s, rss_mb, work_s;
 };
-
-Json SpreadJson(const Spread& s) {
-  Json j = Json::MakeObject();
-  j["median"] = s.median;
-  j["min"] = s.lo;
-  j["max"] = s.hi;
-  return j;
-}
 
 void PrintTable(const Workload& w, const std::vector<Config>& cs,
                 std::map<std::string, Series>& series, int reps, Json* out) {

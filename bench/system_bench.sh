@@ -23,3 +23,10 @@ echo
 # A fixed amount of work timed bare and under framescope record (fp, dwarf) and perf record
 # (-g, dwarf), 7 interleaved repetitions: median slowdown ratio with its range (~6 min).
 "$BIN/overhead_benchmark" --reps "${BENCH_OVERHEAD_REPS:-7}" --json-out build/bench/overhead.json
+echo
+# libframescope_heap.so (up --heap-profile): an allocation-heavy workload bare, with the library
+# and under heaptrack (7 interleaved repetitions), then detection's FPS with the library off vs
+# on in the running system (5 interleaved pairs of 15 s windows); ~5-6 min in all.
+"$BIN/heap_benchmark" --reps "${BENCH_HEAP_REPS:-7}" \
+  --detection-reps "${BENCH_HEAP_DETECTION_REPS:-5}" \
+  --detection-seconds "${BENCH_HEAP_DETECTION_SECONDS:-15}" --json-out build/bench/heap.json

@@ -25,8 +25,9 @@ PACKAGES=(
   # the profiler: elfutils (libdw/libdwfl unwinding and symbols), zlib (gzip pprof), Go's
   # pprof to check that our profiles open in the reference tool
   libdw-dev libelf-dev zlib1g-dev golang-go
-  # perf (linux-perf): the reference profiler the profiler benchmark compares against
-  linux-perf
+  # perf (linux-perf): the reference profiler the profiler benchmark compares against;
+  # heaptrack: the reference heap profiler the heap benchmark compares against
+  linux-perf heaptrack
   # headless browser that checks the flame graphs render and their scripts work
   chromium
   # process inspection used by tests and benchmarks
