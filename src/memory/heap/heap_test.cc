@@ -349,6 +349,18 @@ TEST(HeapCountersReaderTest, ReclaimRatioOverAWindow) {
   EXPECT_NE(ReclaimRatioBetween(b, a).status().message().find("went backwards"), std::string::npos);
 }
 
+// Loading the library leaves glibc's allocation policy as it was: its start-up check frees an
+// mmapped block, which must not raise the dynamic mmap threshold (a 200 KiB block stays mmapped,
+// as without the library).
+TEST(HeapPreloadOffTest, LoadingTheLibraryKeepsGlibcsMmapThreshold) {
+  TempDir heap;
+  RunResult bare = RunProgram({TestProg(), "threshold", "x"}, {});
+  RunResult with = RunProgram({TestProg(), "threshold", "x"},
+                              {"LD_PRELOAD=" + Library(), "FRAMESCOPE_HEAP_DIR=" + heap.path()});
+  ASSERT_TRUE(Line(bare.out, "threshold").Get("mmapped").AsBool()) << bare.out;
+  EXPECT_TRUE(Line(with.out, "threshold").Get("mmapped").AsBool()) << with.out;
+}
+
 // ---- Sampled allocations per site (heap_sampling.cc, heap_sites.cc, heap_profile.cc) ----
 
 // One run of `heap_testprog sites` (4 threads: 2 GiB churned through every entry point, 64 MiB

@@ -5,6 +5,8 @@
 //                                of `child`; prints its truth as one JSON line
 //   heap_testprog child SNAPDIR  (the exec'd child) its own window, its own JSON line
 //   heap_testprog bench N        N malloc/free pairs; prints the loop's nanoseconds
+//   heap_testprog threshold X    prints whether a 200 KiB malloc is mmapped (glibc's default
+//                                mmap threshold is 128 KiB: loading the library must not move it)
 //   heap_testprog sites SNAPDIR  4 threads churn 512 MiB each (ChurnBlock: malloc, realloc,
 //                                posix_memalign, new[], mmap, all freed) and keep 16 MiB each
 //                                (KeepBlock, never freed); writes its truth to SNAPDIR/truth.json
@@ -379,6 +381,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (strcmp(argv[1], "bench") == 0) return Bench(atol(argv[2]));
+  if (strcmp(argv[1], "threshold") == 0) {
+    void* p = malloc(200 << 10);
+    // An mmapped chunk is whole pages less its 16-byte header; a heap chunk of this size is not.
+    const bool mmapped = (malloc_usable_size(p) + 16) % 4096 == 0;
+    printf("{\"mode\":\"threshold\",\"mmapped\":%s}\n", mmapped ? "true" : "false");
+    free(p);
+    return 0;
+  }
   g_snapdir = argv[2];
   g_flush = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "framescope_heap_flush"));
   const char* dir = getenv("FRAMESCOPE_HEAP_DIR");
