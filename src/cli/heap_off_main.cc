@@ -301,6 +301,48 @@ int NothingToDo(const Options& o, const std::string& why) {
   return 0;
 }
 
+// When each phase began, for the FPS windows and the total.
+struct Times {
+  int window_s;
+  int64_t before_ns;   // the before window starts
+  int64_t request_ns;  // the supervisor is asked; the restarts begin
+  int64_t done_ns;     // the supervisor reported the end (or the wait ended)
+};
+
+// The report (--json prints it as is): restarts, total, FPS, what still maps the library.
+// Settles out->error for an interrupted wait and for a library still mapped.
+Json BuildReport(const StateDir& dir, const std::vector<std::string>& targets, const FrameRate& fps,
+                 const Times& t, Outcome* out) {
+  Json r = Json::MakeObject();
+  r["state_dir"] = dir.root;
+  r["rolled_back"] = Json::MakeArray();
+  for (const auto& n : targets) r["rolled_back"].Push(Json(n));
+  r["services"] =
+      out->reload.Get("services").is_array() ? out->reload.Get("services") : Json::MakeArray();
+  r["total_s"] = static_cast<double>(t.done_ns - t.request_ns) / kSecondNs;
+  r["fps"] = Json::MakeObject();
+  r["fps"]["source"] = kFpsSource;
+  r["fps"]["window_s"] = t.window_s;
+  r["fps"]["before"] = FpsJson(fps.Average(t.before_ns, t.request_ns));
+  r["fps"]["min_during"] = FpsJson(fps.Minimum(t.request_ns, t.done_ns));
+  r["fps"]["after"] = FpsJson(fps.Average(t.done_ns, MonotonicNs()));
+  r["still_mapped"] = Json::MakeArray();
+  auto state = ReadState(dir);
+  for (auto& m : StillMapped(state.ok() ? *state : Json())) {
+    r["still_mapped"].Push(Json(m));
+  }
+  if (out->interrupted && out->error.empty() && out->reload.Get("phase").AsString() != "done") {
+    out->error = "the supervisor goes on restarting the rest in the background";
+  }
+  if (out->error.empty() && !r.Get("still_mapped").AsArray().empty()) {
+    out->error = std::string("a process still maps ") + memory::kHeapLibrary;
+  }
+  r["interrupted"] = out->interrupted;
+  r["error"] = out->error;
+  r["ok"] = out->error.empty() && !out->interrupted;
+  return r;
+}
+
 // Runs the rollback on a running system: before window, request, restarts, after window.
 int RollBack(const Options& o, const StateDir& dir, const std::vector<std::string>& targets) {
   std::atomic<bool> stop{false};
@@ -315,7 +357,7 @@ int RollBack(const Options& o, const StateDir& dir, const std::vector<std::strin
     fprintf(stderr, "heap-off: %zu service(s) run with %s: %s\n", targets.size(),
             memory::kHeapLibrary, names.c_str());
   }
-  fprintf(stderr, "measuring FPS for %d s before ...\n", o.window_s);
+  if (o.window_s > 0) fprintf(stderr, "measuring FPS for %d s before ...\n", o.window_s);
   const int64_t before_ns = MonotonicNs();
   if (SampleUntil(&fps, before_ns + o.window_s * kSecondNs, stop)) {
     fprintf(stderr, "interrupted: nothing changed\n");
@@ -337,33 +379,7 @@ int RollBack(const Options& o, const StateDir& dir, const std::vector<std::strin
     out.interrupted = SampleUntil(&fps, done_ns + o.window_s * kSecondNs, stop);
   }
   fps.Sample();
-  auto after_state = ReadState(dir);
-  Json r = Json::MakeObject();
-  r["state_dir"] = dir.root;
-  r["rolled_back"] = Json::MakeArray();
-  for (const auto& n : targets) r["rolled_back"].Push(Json(n));
-  r["services"] =
-      out.reload.Get("services").is_array() ? out.reload.Get("services") : Json::MakeArray();
-  r["total_s"] = static_cast<double>(done_ns - request_ns) / kSecondNs;
-  r["fps"] = Json::MakeObject();
-  r["fps"]["source"] = kFpsSource;
-  r["fps"]["window_s"] = o.window_s;
-  r["fps"]["before"] = FpsJson(fps.Average(before_ns, request_ns));
-  r["fps"]["min_during"] = FpsJson(fps.Minimum(request_ns, done_ns));
-  r["fps"]["after"] = FpsJson(fps.Average(done_ns, MonotonicNs()));
-  r["still_mapped"] = Json::MakeArray();
-  for (auto& m : StillMapped(after_state.ok() ? *after_state : Json())) {
-    r["still_mapped"].Push(Json(m));
-  }
-  if (out.interrupted && out.error.empty() && out.reload.Get("phase").AsString() != "done") {
-    out.error = "the supervisor goes on restarting the rest in the background";
-  }
-  if (out.error.empty() && !r.Get("still_mapped").AsArray().empty()) {
-    out.error = std::string("a process still maps ") + memory::kHeapLibrary;
-  }
-  r["interrupted"] = out.interrupted;
-  r["error"] = out.error;
-  r["ok"] = out.error.empty() && !out.interrupted;
+  Json r = BuildReport(dir, targets, fps, {o.window_s, before_ns, request_ns, done_ns}, &out);
   if (o.json) {
     printf("%s\n", r.Dump(2).c_str());
   } else {
