@@ -6,7 +6,11 @@
 //    "services": [{"name": "capture", "pid": 130, "state": "running", "restarts": 0,
 //                  "started_at": <unix s>, "metrics_port": 40123, "endpoints": {...},
 //                  "log": ".../logs/capture.log",
-//                  "heap_dir": ".../heap/capture"}]}   (only under up --heap-profile)
+//                  "heap_dir": ".../heap/capture"}],  (only while its process has the
+//                                                      heap library: up --heap-profile)
+//    "reload": {"id": 1, "phase": "idle|running|done|failed", "error": "", "current": "api",
+//               "total_s": 1.9, "services": [{"name", "old_pid", "pid", "restart_s"}]}}
+//   ("reload": the supervisor's last run-time heap_profile change, e.g. `framescope heap-off`)
 #ifndef FRAMESCOPE_SYSTEM_STATE_H_
 #define FRAMESCOPE_SYSTEM_STATE_H_
 

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -23,6 +25,8 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void OnStopSignal(int) { g_stop.store(true); }
+std::atomic<bool> g_reload{false};
+void OnReloadSignal(int) { g_reload.store(true); }
 
 constexpr int64_t kMaxBackoffNs = 30LL * 1000000000;
 constexpr int64_t kStableAfterNs = 60LL * 1000000000;
@@ -63,6 +67,16 @@ int StartupTimeoutMs(const std::string& name) {
   if (name == "detection") return 180000;  // may synthesise weights and load the model
   if (name == "capture") return 20000;     // every camera must deliver a frame
   return 20000;
+}
+
+int64_t BackoffNs(int consecutive_failures) {
+  return std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(consecutive_failures - 1, 6));
+}
+
+StatusOr<SystemConfig> ReadResolvedConfig(const StateDir& dir) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(dir.ConfigFile()));
+  ASSIGN_OR_RETURN(Json json, Json::Parse(text));
+  return ConfigFromJson(json);
 }
 
 }  // namespace
@@ -108,6 +122,35 @@ Supervisor::Supervisor(SystemConfig config, StateDir dir, std::string bin_dir, i
   api_port_ = config_.api_port;
   if (postgres_url_.empty())
     cluster_ = std::make_unique<PostgresCluster>(dir_.DataDir() + "/postgres");
+  reload_ = Json::MakeObject();
+  reload_["id"] = 0;
+  reload_["phase"] = "idle";
+  reload_["error"] = "";
+  reload_["current"] = "";
+  reload_["total_s"] = 0.0;
+  reload_["services"] = Json::MakeArray();
+}
+
+StatusOr<int64_t> Supervisor::RequestHeapProfile(const StateDir& dir,
+                                                 const std::vector<std::string>& heap_profile) {
+  ASSIGN_OR_RETURN(Json state, ReadState(dir));
+  if (!SupervisorRunning(state)) return Err("framescope is not running in " + dir.root);
+  // An older supervisor would take SIGUSR1's default action, which is to exit.
+  if (!state.Has("reload")) {
+    return Err(
+        "this system's supervisor predates run-time heap_profile changes (no \"reload\" in "
+        "state.json); `framescope down`, then `framescope up` with this build");
+  }
+  ASSIGN_OR_RETURN(SystemConfig config, ReadResolvedConfig(dir));
+  config.heap_profile = heap_profile;
+  // 0600 as `up` wrote it: real camera URLs may carry passwords.
+  RETURN_IF_ERROR(WriteFileAtomic(dir.ConfigFile(), ConfigToJson(config).Dump(2) + "\n", 0600));
+  auto pid = static_cast<pid_t>(state.Get("supervisor_pid").AsInt());
+  if (kill(pid, SIGUSR1) != 0) {
+    return Err("cannot signal the supervisor (pid " + std::to_string(pid) +
+               "): " + strerror(errno));
+  }
+  return state.Get("reload").Get("id").AsInt() + 1;
 }
 
 std::vector<std::string> Supervisor::CameraNames() const {
@@ -365,7 +408,8 @@ Status Supervisor::Start(Service* s, int timeout_ms) {
   std::vector<std::string> env;  // only the services that talk to PostgreSQL get the secret
   bool pg_client = s->name == "api" || s->name.rfind("aggregation", 0) == 0;
   if (pg_client && !postgres_password_.empty()) env.push_back("PGPASSWORD=" + postgres_password_);
-  if (HeapProfiled(config_, s->name)) {
+  s->heap_profiled = HeapProfiled(config_, s->name);
+  if (s->heap_profiled) {
     // Cleared at every start: a restarted service's dir holds only its current process's file.
     std::string heap_dir = dir_.HeapDir(s->name);
     RETURN_IF_ERROR(memory::PrepareHeapDir(heap_dir));
@@ -409,8 +453,7 @@ void Supervisor::ReapAndRestart() {
                             : "killed by signal " + std::to_string(WTERMSIG(status));
       int64_t ran_ns = WallNs() - s.started_at_ns;
       s.consecutive_failures = ran_ns > kStableAfterNs ? 1 : s.consecutive_failures + 1;
-      int64_t backoff =
-          std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
+      int64_t backoff = BackoffNs(s.consecutive_failures);
       s.pid = -1;
       s.state = "restarting";
       s.restart_at_ns = MonotonicNs() + backoff;
@@ -424,18 +467,78 @@ void Supervisor::ReapAndRestart() {
     Status st = Start(&s, StartupTimeoutMs(s.name));
     if (!st.ok()) {
       LOG(ERROR) << s.name << " restart failed: " << st.message();
-      if (s.pid > 0) {
-        TerminateProcess(s.pid, stop_timeout_ms_, s.name == "postgres" ? SIGINT : SIGTERM);
-      }
-      s.pid = -1;
-      s.consecutive_failures++;
-      int64_t backoff =
-          std::min<int64_t>(kMaxBackoffNs, 500000000LL << std::min(s.consecutive_failures - 1, 6));
-      s.state = "restarting";
-      s.restart_at_ns = MonotonicNs() + backoff;
+      ScheduleRestart(&s);
     }
     WriteState();
   }
+}
+
+void Supervisor::ScheduleRestart(Service* s) {
+  if (s->pid > 0) {
+    TerminateProcess(s->pid, stop_timeout_ms_, s->name == "postgres" ? SIGINT : SIGTERM);
+  }
+  s->pid = -1;
+  s->consecutive_failures++;
+  s->state = "restarting";
+  s->restart_at_ns = MonotonicNs() + BackoffNs(s->consecutive_failures);
+}
+
+void Supervisor::ApplyHeapProfileChange() {
+  reload_["id"] = reload_.Get("id").AsInt() + 1;
+  reload_["phase"] = "running";
+  reload_["error"] = "";
+  reload_["services"] = Json::MakeArray();
+  WriteState();
+  const int64_t start_ns = MonotonicNs();
+  Status st = [this]() -> Status {
+    ASSIGN_OR_RETURN(SystemConfig next, ReadResolvedConfig(dir_));
+    for (const auto& change : CompareConfigs(config_, next)) {
+      if (change.key != "heap_profile") {
+        return Err(change.key +
+                   " cannot change while the system runs (`framescope down`, then "
+                   "`framescope up`)");
+      }
+    }
+    config_.heap_profile = next.heap_profile;
+    // One at a time, each healthy before the next is touched: the others keep serving.
+    for (auto& s : services_) {
+      if (g_stop.load()) return Err("stop requested");
+      if (s.pid <= 0 || s.heap_profiled == HeapProfiled(config_, s.name)) continue;
+      RETURN_IF_ERROR(RestartWithNewSettings(&s).Annotate(s.name));
+    }
+    return Status::Ok();
+  }();
+  reload_["total_s"] = static_cast<double>(MonotonicNs() - start_ns) / 1e9;
+  reload_["phase"] = st.ok() ? "done" : "failed";
+  reload_["error"] = st.ok() ? "" : st.message();
+  reload_["current"] = "";
+  if (!st.ok()) LOG(ERROR) << "heap_profile change failed: " << st.message();
+  WriteState();
+}
+
+// A deliberate restart, not a crash: not counted in `restarts`. A service that does not come
+// back healthy goes on the crash schedule, so it is retried with the new settings.
+Status Supervisor::RestartWithNewSettings(Service* s) {
+  const int64_t start_ns = MonotonicNs();
+  const pid_t old_pid = s->pid;
+  LOG(INFO) << "restarting " << s->name << (HeapProfiled(config_, s->name) ? " with" : " without")
+            << " " << memory::kHeapLibrary;
+  reload_["current"] = s->name;
+  s->state = "restarting";
+  WriteState();
+  TerminateProcess(s->pid, stop_timeout_ms_);
+  s->pid = -1;
+  if (Status st = Start(s, StartupTimeoutMs(s->name)); !st.ok()) {
+    ScheduleRestart(s);
+    return st;
+  }
+  Json done = Json::MakeObject();
+  done["name"] = s->name;
+  done["old_pid"] = static_cast<int64_t>(old_pid);
+  done["pid"] = static_cast<int64_t>(s->pid);
+  done["restart_s"] = static_cast<double>(MonotonicNs() - start_ns) / 1e9;
+  reload_["services"].Push(done);
+  return Status::Ok();
 }
 
 void Supervisor::StopAll() {
@@ -495,10 +598,11 @@ void Supervisor::WriteState() {
     if (s.name == "redis") o["endpoints"]["redis"] = redis_url_;
     if (s.name == "postgres") o["endpoints"]["postgres"] = RedactUrl(postgres_url_);
     o["log"] = dir_.LogFile(s.name);
-    if (HeapProfiled(config_, s.name)) o["heap_dir"] = dir_.HeapDir(s.name);
+    if (s.heap_profiled) o["heap_dir"] = dir_.HeapDir(s.name);
     arr.Push(o);
   }
   j["services"] = arr;
+  j["reload"] = reload_;
   if (auto st = WriteFileAtomic(dir_.StateFile(), j.Dump(2) + "\n", 0600); !st.ok()) {
     LOG(ERROR) << st.message();
   }
@@ -521,6 +625,8 @@ int Supervisor::Run() {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
+  sa.sa_handler = OnReloadSignal;
+  sigaction(SIGUSR1, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
   started_at_ns_ = WallNs();
   WriteState();
@@ -551,6 +657,7 @@ int Supervisor::Run() {
   int64_t last_write = MonotonicNs();
   while (!g_stop.load()) {
     ReapAndRestart();
+    if (g_reload.exchange(false)) ApplyHeapProfileChange();
     if (MonotonicNs() - last_write > 2000000000LL) {
       WriteState();
       last_write = MonotonicNs();

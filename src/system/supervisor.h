@@ -4,6 +4,9 @@
 // with exponential backoff and its restart counted. On SIGTERM it stops everything in
 // reverse order (SIGTERM, then SIGKILL after a timeout) and sweeps its process group so no
 // process of ours is left behind. Everything it knows is published in state.json.
+// On SIGUSR1 it re-reads config.resolved.json and applies a changed heap_profile (the only
+// setting that may change while it runs): `framescope heap-off` takes the preload library out
+// this way, one service at a time, and reads the progress from state.json's "reload".
 #ifndef FRAMESCOPE_SYSTEM_SUPERVISOR_H_
 #define FRAMESCOPE_SYSTEM_SUPERVISOR_H_
 
@@ -31,6 +34,14 @@ class Supervisor {
   // The services this config starts, in start order (exposed for tests and `status`).
   static std::vector<std::string> ServiceNames(const SystemConfig& config);
 
+  // The client half of the SIGUSR1 protocol: rewrites `dir`'s resolved config with
+  // `heap_profile` (every other setting kept) and signals the supervisor that state.json names.
+  // Returns the reload id whose outcome state.json's "reload" will report: the current id + 1
+  // (signals that arrive while one is pending make one reload, so the id is a lower bound).
+  // An error if the supervisor does not run, or predates the protocol (no "reload" in state).
+  static StatusOr<int64_t> RequestHeapProfile(const StateDir& dir,
+                                              const std::vector<std::string>& heap_profile);
+
  private:
   struct Service {
     std::string name;
@@ -38,9 +49,10 @@ class Supervisor {
     std::string state = "pending";  // pending|starting|running|restarting|failed|stopped
     int restarts = 0;
     int consecutive_failures = 0;
-    int64_t started_at_ns = 0;  // wall clock
-    int64_t restart_at_ns = 0;  // monotonic; when to restart
-    int metrics_port = 0;       // pinned after the first start
+    int64_t started_at_ns = 0;   // wall clock
+    int64_t restart_at_ns = 0;   // monotonic; when to restart
+    int metrics_port = 0;        // pinned after the first start
+    bool heap_profiled = false;  // its current process was started with the preload library
     Json endpoints = Json::MakeObject();
   };
 
@@ -52,6 +64,11 @@ class Supervisor {
   // Writes <run-dir>/prometheus.yml: every service with a /metrics endpoint, every 5 s.
   StatusOr<std::string> WritePrometheusConfig() const;
   void ReapAndRestart();
+  // Puts a service whose start failed back on the restart schedule, with backoff.
+  void ScheduleRestart(Service* s);
+  // SIGUSR1: applies config.resolved.json's heap_profile; see the top of this file.
+  void ApplyHeapProfileChange();
+  Status RestartWithNewSettings(Service* s);
   void StopAll();
   void WriteState();
   std::string LogTail(const std::string& service, int lines) const;
@@ -71,6 +88,10 @@ class Supervisor {
   int rtsp_port_ = 0;
   int api_port_ = 0;
   int64_t started_at_ns_ = 0;
+  // What the last SIGUSR1 did, published in state.json as "reload":
+  // {"id", "phase": idle|running|done|failed, "error", "current", "total_s",
+  //  "services": [{"name", "old_pid", "pid", "restart_s"}]}.
+  Json reload_;
 };
 
 }  // namespace fs
