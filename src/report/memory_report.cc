@@ -92,8 +92,17 @@ std::string RssChartSvg(const ServiceMemory& s) {
 
 namespace {
 
-// "+12.3" MB/h of a JSON number, "n/a" for null (not measurable).
-std::string RateCell(const Json& v) { return v.is_number() ? Signed(v.AsDouble(), 1) : "n/a"; }
+// "+12.3 (95% CI -2.0 .. 20.1)" MB/h from a rate and its [lo, hi]; "n/a" for null (not
+// measurable).
+std::string RateCell(const Json& v, const Json& ci) {
+  if (!v.is_number()) return "n/a";
+  std::string text = Signed(v.AsDouble(), 1);
+  if (ci.is_array() && ci.size() == 2) {
+    text += " (95% CI " + Fixed(ci.AsArray()[0].AsDouble(), 1) + " .. " +
+            Fixed(ci.AsArray()[1].AsDouble(), 1) + ")";
+  }
+  return text;
+}
 
 // The heap-profiled services' fastest-growing allocation sites, in HTML.
 std::string HeapSitesHtml(const MemoryReport& r) {
@@ -108,8 +117,8 @@ std::string HeapSitesHtml(const MemoryReport& r) {
     h += "<p>Sampled allocations (a Poisson process over bytes, mean " +
          Fixed(s.heap.Get("sample_interval_bytes").AsDouble() / 1024, 0) +
          " KiB; estimates weighted by 1/probability). In use grew " +
-         RateCell(s.heap.Get("heap_growth_mb_per_h")) + " MB/h. <a href=\"" +
-         HtmlEscape(s.heap.Get("heap_flamegraph").AsString()) +
+         RateCell(s.heap.Get("heap_growth_mb_per_h"), s.heap.Get("heap_growth_ci95")) +
+         " MB/h. <a href=\"" + HtmlEscape(s.heap.Get("heap_flamegraph").AsString()) +
          "\">in-use flame graph</a>, <a href=\"" +
          HtmlEscape(s.heap.Get("heap_profile").AsString()) + "\">pprof heap profile</a>";
     if (s.heap.Get("growth_flamegraph").is_string()) {
@@ -122,7 +131,7 @@ std::string HeapSitesHtml(const MemoryReport& r) {
     for (const Json& site : s.heap.Get("sites").AsArray()) {
       if (shown++ == 10) break;
       h += "<tr><td>" + HtmlEscape(site.Get("function").AsString()) + "</td><td class=\"n\">" +
-           RateCell(site.Get("growth_mb_per_h")) + "</td><td class=\"n\">" +
+           RateCell(site.Get("growth_mb_per_h"), site.Get("ci95")) + "</td><td class=\"n\">" +
            Fixed(site.Get("inuse_bytes").AsDouble() / 1e6, 2) + "</td><td class=\"n\">" +
            Fixed(site.Get("alloc_bytes").AsDouble() / 1e6, 1) + "</td></tr>\n";
     }
@@ -138,14 +147,14 @@ std::string HeapSitesMarkdown(const MemoryReport& r) {
     if (s.heap.is_null() || !s.heap.Get("heap_sampled").AsBool()) continue;
     m += "\nHeap of " + MdCell(s.name) + " (sampled every " +
          Fixed(s.heap.Get("sample_interval_bytes").AsDouble() / 1024, 0) + " KiB): in use grew " +
-         RateCell(s.heap.Get("heap_growth_mb_per_h")) + " MB/h; profile `" +
-         s.heap.Get("heap_profile").AsString() + "`.\n\n";
+         RateCell(s.heap.Get("heap_growth_mb_per_h"), s.heap.Get("heap_growth_ci95")) +
+         " MB/h; profile `" + s.heap.Get("heap_profile").AsString() + "`.\n\n";
     m += "| site | growth MB/h | in use MB |\n|---|---:|---:|\n";
     size_t shown = 0;
     for (const Json& site : s.heap.Get("sites").AsArray()) {
       if (shown++ == 5) break;
       m += "| " + MdCell(site.Get("function").AsString(), 120) + " | " +
-           RateCell(site.Get("growth_mb_per_h")) + " | " +
+           RateCell(site.Get("growth_mb_per_h"), site.Get("ci95")) + " | " +
            Fixed(site.Get("inuse_bytes").AsDouble() / 1e6, 2) + " |\n";
     }
   }

@@ -109,6 +109,7 @@ TEST(MemoryReportTest, HeapSitesOfHeapProfiledServicesOnly) {
   Json site = Json::MakeObject();
   site["function"] = "Leak<int>()";
   site["growth_mb_per_h"] = 12.5;
+  site["ci95"] = Json(Json::Array{10.0, 15.0});
   site["inuse_bytes"] = 3'000'000;
   site["alloc_bytes"] = 9'000'000;
   Json heap = Json::MakeObject();
@@ -131,7 +132,8 @@ TEST(MemoryReportTest, HeapSitesOfHeapProfiledServicesOnly) {
   EXPECT_NE(html.find("Not sampled: no sites file"), std::string::npos);
   EXPECT_EQ(Count(html, "<h3>Heap of "), 2u) << "redis was not heap-profiled";
   const std::string md = RenderBaselineMemorySection(r);
-  EXPECT_NE(md.find("| Leak<int>() | +12.5 | 3.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| Leak<int>() | +12.5 (95% CI 10.0 .. 15.0) | 3.00 |"), std::string::npos)
+      << md;
   EXPECT_EQ(Count(md, "Heap of "), 1u) << md;
   EXPECT_EQ(MemoryReportToJson(r).Get("processes").AsArray()[0].Get("heap").Dump(), heap.Dump());
   EXPECT_FALSE(MemoryReportToJson(r).Get("processes").AsArray()[2].Has("heap"));

@@ -120,6 +120,10 @@ TEST(MemoryCommand, KnownLeakingSiteIsTheTopSiteWithItsRate) {
     if (site.Get("function").AsString().find("ChurnOnce") == std::string::npos) continue;
     churn_seen = true;
     EXPECT_NEAR(site.Get("growth_mb_per_h").AsDouble(), 0, kTrueMbPerHour * 0.02) << site.Dump();
+    // Never in use, yet not "exactly 0": the interval is as wide as one sampling interval over
+    // the window (16 KiB over ~5 s: ~±12 MB/h), what sampling can resolve.
+    EXPECT_GT(site.Get("ci95").AsArray()[1].AsDouble(), 5) << site.Dump();
+    EXPECT_LT(site.Get("ci95").AsArray()[0].AsDouble(), -5) << site.Dump();
     EXPECT_GT(site.Get("alloc_bytes").AsDouble(), 1e6);
   }
   EXPECT_TRUE(churn_seen) << p.Dump(2);

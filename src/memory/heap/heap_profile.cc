@@ -52,6 +52,17 @@ bool IsAllocatorFunction(std::string name) {
   return false;
 }
 
+// Sampled bytes in use move in steps of about one sampling interval, so a window sees no change
+// smaller than one step over its length: Sen's interval (which knows nothing of sampling, and
+// is [0, 0] when most pairs of readings are equal) is widened by that resolution either side.
+LeakRate WithSamplingResolution(LeakRate rate, uint64_t interval_bytes) {
+  if (!std::isfinite(rate.slope_mb_per_h) || rate.duration_s <= 0) return rate;
+  const double resolution = static_cast<double>(interval_bytes) / 1e6 / (rate.duration_s / 3600);
+  rate.ci95_lo -= resolution;
+  rate.ci95_hi += resolution;
+  return rate;
+}
+
 bool SameImage(const HeapSites& a, const HeapSites& b) {
   return a.pid == b.pid && a.generation == b.generation && a.start_unix_ns == b.start_unix_ns;
 }
@@ -178,7 +189,8 @@ std::vector<HeapSiteSummary> HeapSiteTracker::Sites(const LeakRateOptions& optio
     s.alloc_bytes = c.alloc_bytes;
     s.alloc_objects = c.alloc_objects;
     s.alloc_samples = c.alloc_samples;
-    s.growth = profile::EstimateLeakRate(s_->series[i], options);
+    s.growth = WithSamplingResolution(profile::EstimateLeakRate(s_->series[i], options),
+                                      last_->sample_interval_bytes);
     out.push_back(std::move(s));
   }
   auto slope = [](const HeapSiteSummary& s) {
@@ -193,7 +205,9 @@ std::vector<HeapSiteSummary> HeapSiteTracker::Sites(const LeakRateOptions& optio
 }
 
 LeakRate HeapSiteTracker::HeapGrowth(const LeakRateOptions& options) const {
-  return profile::EstimateLeakRate(s_->total, options);
+  if (!last_) return profile::EstimateLeakRate({}, options);
+  return WithSamplingResolution(profile::EstimateLeakRate(s_->total, options),
+                                last_->sample_interval_bytes);
 }
 
 Json HeapSiteJson(const HeapSiteSummary& site) {

@@ -35,7 +35,9 @@ struct HeapSiteSummary {
   double inuse_bytes = 0, inuse_objects = 0;  // at the last reading (estimates)
   double alloc_bytes = 0, alloc_objects = 0;  // since the process started (estimates)
   uint64_t alloc_samples = 0;
-  profile::LeakRate growth;  // of the site's in-use bytes over the window
+  // Of the site's in-use bytes over the window; its interval is Sen's widened by the sampling
+  // resolution (one sampling interval over the window's length) either side.
+  profile::LeakRate growth;
 };
 
 class HeapSiteTracker {
