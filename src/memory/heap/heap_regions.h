@@ -9,6 +9,7 @@
 // the region's record whole (its later unmaps can then over-count by the hole). Regions past
 // the table's capacity (8192 at once) are counted as allocated but their unmaps cannot be
 // matched. A munmap spanning several whole regions forgets the sample of one of them only.
+// mremap is not followed: a remapped region's record stays at its old address.
 #ifndef FRAMESCOPE_MEMORY_HEAP_HEAP_REGIONS_H_
 #define FRAMESCOPE_MEMORY_HEAP_HEAP_REGIONS_H_
 

@@ -82,7 +82,9 @@ uint32_t Find(uintptr_t key) {
   }
 }
 
-void InsertLocked(uintptr_t key, const LiveValue& v) {
+// Seats `key` in the first free slot of its probe path. g_live is the caller's to count: a
+// rebuild moves keys without changing it (a free that read 0 there would skip its lookup).
+void SeatLocked(uintptr_t key, const LiveValue& v) {
   uint32_t slot = SlotOf(key);
   while (g_tables->keys[slot] != kEmpty && g_tables->keys[slot] != kTombstone) {
     slot = (slot + 1) & (kLiveSlots - 1);
@@ -90,29 +92,28 @@ void InsertLocked(uintptr_t key, const LiveValue& v) {
   if (g_tables->keys[slot] == kTombstone) --g_tombstones;
   g_tables->values[slot] = v;
   __atomic_store_n(&g_tables->keys[slot], key, __ATOMIC_RELEASE);
-  __atomic_store_n(&g_live, g_live + 1, __ATOMIC_RELAXED);
 }
 
 // Drops tombstones: every live key is re-inserted into an empty table. Probes running meanwhile
 // see the odd sequence number and retry. The copy lives on this thread's stack in pieces (no
 // allocation): keys are gathered from the table itself by moving them in place.
 void RebuildLocked() {
-  __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE);
+  // A seqlock writer: odd while keys move, ordered before the moves; even again after them.
+  __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
   // Clear tombstones, then re-seat every key whose probe path now starts at an empty slot.
   for (uint32_t i = 0; i < kLiveSlots; ++i) {
-    if (g_tables->keys[i] == kTombstone) g_tables->keys[i] = kEmpty;
+    if (g_tables->keys[i] == kTombstone)
+      __atomic_store_n(&g_tables->keys[i], kEmpty, __ATOMIC_RELAXED);
   }
   g_tombstones = 0;
-  const uint32_t live = g_live;
   for (uint32_t i = 0; i < kLiveSlots; ++i) {
     uintptr_t key = g_tables->keys[i];
     if (key == kEmpty) continue;
     LiveValue v = g_tables->values[i];
-    g_tables->keys[i] = kEmpty;
-    __atomic_store_n(&g_live, g_live - 1, __ATOMIC_RELAXED);
-    InsertLocked(key, v);
+    __atomic_store_n(&g_tables->keys[i], kEmpty, __ATOMIC_RELAXED);
+    SeatLocked(key, v);
   }
-  __atomic_store_n(&g_live, live, __ATOMIC_RELAXED);
   __atomic_store_n(&g_seq, g_seq + 1, __ATOMIC_RELEASE);
 }
 
@@ -216,7 +217,8 @@ void Record(void* ptr, size_t usable) {
     return;
   }
   if (g_live + g_tombstones >= kRebuildAt) RebuildLocked();
-  InsertLocked(reinterpret_cast<uintptr_t>(ptr), v);
+  SeatLocked(reinterpret_cast<uintptr_t>(ptr), v);
+  __atomic_store_n(&g_live, g_live + 1, __ATOMIC_RELAXED);
   HeapSite& s = g_sites[v.site];
   Add(&s.alloc_samples, 1);
   Add(&s.alloc_objects_scaled, v.objects_scaled);
