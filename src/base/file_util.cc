@@ -101,8 +101,12 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents, int
   return st;
 }
 
-StatusOr<std::string> ReadFileRange(const std::string& path, uint64_t offset, size_t length) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+namespace {
+
+// Opens a regular file only: a symlink is refused (O_NOFOLLOW), a FIFO does not block
+// (O_NONBLOCK), a device or folder is refused after the open.
+StatusOr<int> OpenRegularFile(const std::string& path, int flags, mode_t mode = 0) {
+  const int fd = open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
   if (fd < 0) {
     return Err(errno == ELOOP ? std::string("it is a symlink (refused)") : strerror(errno));
   }
@@ -111,6 +115,13 @@ StatusOr<std::string> ReadFileRange(const std::string& path, uint64_t offset, si
     close(fd);
     return Err("not a regular file (refused)");
   }
+  return fd;
+}
+
+}  // namespace
+
+StatusOr<std::string> ReadFileRange(const std::string& path, uint64_t offset, size_t length) {
+  ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, O_RDONLY));
   std::string out(length, '\0');
   size_t got = 0;
   while (got < length) {
@@ -130,17 +141,7 @@ StatusOr<std::string> ReadFileRange(const std::string& path, uint64_t offset, si
 }
 
 StatusOr<int> OpenRegularFileForUpdate(const std::string& path, int extra_flags) {
-  const int fd = open(path.c_str(),
-                      O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | extra_flags, 0644);
-  if (fd < 0) {
-    return Err(errno == ELOOP ? std::string("it is a symlink (refused)") : strerror(errno));
-  }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return Err("not a regular file (refused)");
-  }
-  return fd;
+  return OpenRegularFile(path, O_RDWR | O_CREAT | extra_flags, 0644);
 }
 
 Status CheckRegularOrAbsent(const std::string& path) {

@@ -10,12 +10,12 @@
 
 #include "src/base/clock.h"
 #include "src/base/output.h"
-#include "src/base/procfs.h"
 #include "src/cli/cli_util.h"
 #include "src/cli/command.h"
 #include "src/memory/heap/heap_profile.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
+#include "src/system/process.h"
 
 namespace fs {
 namespace {
@@ -24,17 +24,12 @@ namespace {
 // command's sites are named too (what appears after its last reading keeps bare addresses).
 constexpr double kReadIntervalS = 0.1;
 
-bool Running(pid_t pid) {
-  ProcStat st;
-  return ReadProcStat(pid, &st) && st.state != 'Z';
-}
-
 // Reads the command's sites every kReadIntervalS until the duration, its exit or Ctrl-C.
 void Follow(const HeapRecordOptions& o, pid_t pid, memory::HeapSiteTracker* tracker) {
   const int64_t start = MonotonicNs();
   for (;;) {
     const double t = static_cast<double>(MonotonicNs() - start) / 1e9;
-    const bool running = Running(pid);
+    const bool running = ProcessAlive(pid);
     tracker->Read(pid, t);
     if (!running || o.stop->load() || (o.duration_s > 0 && t >= o.duration_s)) return;
     fprintf(stderr, "\rrecording heap %.0f s, %llu sampled allocations", t,

@@ -18,8 +18,9 @@ using profile::SeriesPoint;
 namespace {
 
 // A site's series keeps at most this many points: past it every other point is dropped (the
-// slope of a steady growth is unchanged; a 24 h run at 2 s would otherwise hold 43 200 per site).
-constexpr size_t kMaxSeriesPoints = 2048;
+// slope of a steady growth is unchanged). It bounds memory (a 24 h run at 2 s would hold 43 200
+// per site) and the fit: Theil–Sen is O(n^2) per site, and a process has hundreds of sites.
+constexpr size_t kMaxSeriesPoints = 512;
 
 void Append(std::vector<SeriesPoint>* series, SeriesPoint p) {
   if (series->size() >= kMaxSeriesPoints) {
