@@ -3,6 +3,7 @@
 # src/ includes services/, and each profiler stage includes only the stages before it.
 #   base → clients, config → system → cli
 #   base → profile → collect → symbolize → record → report → session → cli
+#   base → memory, model, gpu (analysers) → report → session → cli
 set -uo pipefail
 root="${1:-$(dirname "$0")/../..}"
 cd "$root" || exit 2
@@ -18,6 +19,8 @@ declare -A forbidden=(
   [report]="clients config system session cli"
   [system]="profile collect symbolize record report session cli"
   [memory]="clients config record report system session cli"
+  [model]="clients config profile collect symbolize record report system session cli"
+  [gpu]="clients config profile collect symbolize record report system session cli"
   [session]="cli"
 )
 bad=0
