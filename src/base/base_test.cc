@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "src/base/flags.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
 #include "src/base/procfs.h"
+#include "src/base/stats.h"
 
 namespace fs {
 namespace {
@@ -147,6 +149,18 @@ TEST(ProcfsTest, HostCpuPercent) {
   EXPECT_FALSE(ParseHostCpu("intr 1 2 3", &a));
   ASSERT_TRUE(ReadHostCpu(&a));
   EXPECT_GT(a.total, a.busy);
+}
+
+TEST(StatsTest, PercentileInterpolatesBetweenClosestRanks) {
+  // numpy.percentile([7, 1, 3, 5], [0, 25, 50, 90, 100]) = 1, 2.5, 4, 6.4, 7.
+  std::vector<double> v = {7, 1, 3, 5};
+  EXPECT_DOUBLE_EQ(Percentile(v, 0), 1);
+  EXPECT_DOUBLE_EQ(Percentile(v, 0.25), 2.5);
+  EXPECT_DOUBLE_EQ(Median(v), 4);
+  EXPECT_DOUBLE_EQ(Percentile(v, 0.9), 6.4);
+  EXPECT_DOUBLE_EQ(Percentile(v, 1), 7);
+  EXPECT_DOUBLE_EQ(Median({2, 9, 4}), 4);
+  EXPECT_TRUE(std::isnan(Percentile({}, 0.5)));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <limits>
 
+#include "src/base/stats.h"
+
 namespace fs::profile {
 namespace {
 
@@ -18,14 +20,6 @@ constexpr size_t kMaxPoints = 2000;
 template <typename It>
 It At(It begin, size_t i) {
   return begin + static_cast<std::ptrdiff_t>(i);
-}
-
-double Median(std::vector<double> v) {
-  size_t mid = v.size() / 2;
-  std::nth_element(v.begin(), At(v.begin(), mid), v.end());
-  double hi = v[mid];
-  if (v.size() % 2 == 1) return hi;
-  return (*std::max_element(v.begin(), At(v.begin(), mid)) + hi) / 2;
 }
 
 // Consecutive bins of equal count, each replaced by its median time and median bytes.
