@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <opencv2/core.hpp>
+#include <opencv2/dnn/shape_utils.hpp>
 #include <sstream>
 
 #include "src/base/file_util.h"
@@ -17,7 +18,8 @@ constexpr size_t kDarknetHeaderBytes = 20;  // major, minor, revision (int32), s
 bool EndsWithNoCase(std::string s, const std::string& suffix) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Status CvError(const std::string& what, const cv::Exception& e) {
@@ -30,9 +32,9 @@ void DarknetInputSize(const std::string& cfg, int* width, int* height) {
   std::string line;
   bool in_net = false;
   while (std::getline(in, line)) {
-    line.erase(std::remove_if(line.begin(), line.end(),
-                              [](unsigned char c) { return std::isspace(c); }),
-               line.end());
+    line.erase(
+        std::remove_if(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); }),
+        line.end());
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     if (line[0] == '[') {
       if (in_net) return;  // the first section is [net]; its keys end at the next one
@@ -60,7 +62,8 @@ size_t DarknetParamBytes(const std::string& cfg) {
 StatusOr<cv::dnn::Net> LoadDarknet(const ModelSpec& spec, const std::string& cfg,
                                    bool* zero_weights) {
   try {
-    if (!spec.weights_path.empty()) return cv::dnn::readNetFromDarknet(spec.model_path, spec.weights_path);
+    if (!spec.weights_path.empty())
+      return cv::dnn::readNetFromDarknet(spec.model_path, spec.weights_path);
     std::vector<char> zeros(kDarknetHeaderBytes + DarknetParamBytes(cfg), 0);
     *zero_weights = true;
     return cv::dnn::readNetFromDarknet(cfg.data(), cfg.size(), zeros.data(), zeros.size());

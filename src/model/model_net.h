@@ -30,12 +30,12 @@ struct LayerInfo {
   int id = 0;  // OpenCV layer id (getLayerId(name))
   std::string name;
   std::string type;
-  std::vector<int> output_shape;      // first output, N x C x H x W for convolutions
-  std::vector<std::string> inputs;    // names of the layers feeding it
-  int64_t flops = 0;                  // OpenCV's getFLOPS for this layer at this batch size
-  int64_t weight_bytes = 0;           // getMemoryConsumption: parameters
-  int64_t blob_bytes = 0;             // getMemoryConsumption: output blobs
-  int64_t input_bytes = 0;            // the inputs' output blobs
+  std::vector<int> output_shape;    // first output, N x C x H x W for convolutions
+  std::vector<std::string> inputs;  // names of the layers feeding it
+  int64_t flops = 0;                // OpenCV's getFLOPS for this layer at this batch size
+  int64_t weight_bytes = 0;         // getMemoryConsumption: parameters
+  int64_t blob_bytes = 0;           // getMemoryConsumption: output blobs
+  int64_t input_bytes = 0;          // the inputs' output blobs
 };
 
 class ModelNet {

@@ -19,7 +19,7 @@ declare -A forbidden=(
   [report]="clients config system session cli"
   [system]="profile collect symbolize record report session cli"
   [memory]="clients config record report system session cli"
-  [model]="clients config profile collect symbolize record report system session cli"
+  [model]="config profile collect symbolize record report system session cli"
   [gpu]="clients config profile collect symbolize record report system session cli"
   [session]="cli"
 )
