@@ -199,9 +199,13 @@ std::string BatchingEffect(const std::vector<BatchResult>& results, const BatchR
   const BatchResult& last = results.back();
   double gain = top->throughput_ips / one->throughput_ips;
   std::string s = " Across the sweep, batch " + std::to_string(top->batch) + " is the fastest at " +
-                  Num(gain, 2) + "x batch 1; batch " + std::to_string(last.batch) + " runs at " +
-                  Num(last.throughput_ips / one->throughput_ips, 2) + "x with a p99 of " +
-                  Num(last.p99_ms, 1) + " ms per forward.";
+                  Num(gain, 2) + "x batch 1";
+  if (&last != top) {
+    s += "; batch " + std::to_string(last.batch) + " runs at " +
+         Num(last.throughput_ips / one->throughput_ips, 2) + "x";
+  }
+  s += " (p99 " + Num(last.p99_ms, 1) + " ms per forward at batch " + std::to_string(last.batch) +
+       ").";
   if (gain < 1.5) {
     s += " Batching barely raises throughput here: batch 1 already keeps the cores busy, so a "
          "larger batch mostly takes proportionally longer.";

@@ -25,6 +25,8 @@ constexpr Command kCommands[] = {
     {"memory", fs::MemoryMain, "memory series and leak rate (MB/h, 95% interval) of processes"},
     {"heap-off", fs::HeapOffMain,
      "roll heap profiling back: restart each service without the preload library"},
+    {"batch", fs::BatchMain,
+     "detection model throughput and p99 against batch size; live batching"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 

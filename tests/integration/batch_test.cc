@@ -1,0 +1,88 @@
+// `framescope batch` end to end on the real yolov3-tiny (small input so it stays short): the JSON
+// fields, the chart page, the verdict and exit code, the live view without a running system, and
+// bad input refused with exit 2 naming the flag or the model.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "src/base/file_util.h"
+#include "src/base/json.h"
+#include "tests/integration/test_util.h"
+
+namespace fs::testing {
+namespace {
+
+constexpr const char* kCfg = "/usr/share/darknet/cfg/yolov3-tiny.cfg";
+
+std::string Batch() { return BinDir() + "/framescope batch"; }
+
+TEST(BatchCommand, SweepsTheRealModelAndWritesTheAnalysis) {
+  TempDir tmp;
+  // No system in this state dir: the live view must say so. A huge budget admits every batch.
+  CommandResult r = RunShell(
+      "{ " + Batch() + " --model " + kCfg + " --input-size 128 --batches 2,1 --window-seconds " +
+      "0.2 --max-windows 4 --latency-budget-ms 100000 --state-dir " + tmp.path() + "/none --out " +
+      tmp.path() + "/p --json 2>" + tmp.path() + "/err; }");
+  // Batches 1 and 2 can never meet the checklist (4..32): exit 3, not met.
+  ASSERT_EQ(r.exit_code, 3) << r.output << *ReadFile(tmp.path() + "/err");
+  auto out = Json::Parse(r.output);
+  ASSERT_TRUE(out.ok()) << r.output;
+  auto file = ReadFile(tmp.path() + "/p/models/batch_analysis.json");
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(Json::Parse(*file)->Dump(), out->Dump());
+  EXPECT_EQ(out->Get("model").Get("input_width").AsInt(), 128);
+  const Json& batches = out->Get("offline").Get("batches");
+  ASSERT_EQ(batches.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const Json& b = batches.AsArray()[i];
+    EXPECT_EQ(b.Get("batch").AsInt(), i + 1);  // sorted
+    EXPECT_GT(b.Get("throughput_images_per_s").AsDouble(), 0);
+    EXPECT_GT(b.Get("latency_p50_ms").AsDouble(), 0);
+    EXPECT_GE(b.Get("latency_p99_ms").AsDouble(), b.Get("latency_p50_ms").AsDouble());
+    EXPECT_GE(b.Get("windows").AsInt(), 1);
+    EXPECT_LE(b.Get("windows").AsInt(), 4);
+    EXPECT_EQ(b.Get("window_series").size(), static_cast<size_t>(b.Get("windows").AsInt()));
+    EXPECT_TRUE(b.Get("stable").AsBool() || b.Get("unstable_reason").is_string());
+  }
+  const Json& best = out->Get("best");
+  EXPECT_EQ(best.Get("verdict").AsString(), "not met");
+  EXPECT_TRUE(best.Get("best_batch").is_number());
+  EXPECT_TRUE(best.Get("gain_over_batch_1").is_number());
+  EXPECT_EQ(best.Get("latency_budget_rule").AsString(), "--latency-budget-ms");
+  EXPECT_NE(best.Get("reason").AsString().find("4..32"), std::string::npos);
+  EXPECT_NE(out->Get("offline").Get("latency_method").AsString().find("cv::dnn::Net::forward"),
+            std::string::npos);
+  EXPECT_FALSE(out->Get("live").Get("measured").AsBool());
+  EXPECT_EQ(out->Get("live").Get("reason").AsString(), "not measurable: no running system");
+  auto html = ReadFile(tmp.path() + "/p/models/batch_analysis.html");
+  ASSERT_TRUE(html.ok());
+  EXPECT_NE(html->find("<polyline class=\"throughput\""), std::string::npos);
+}
+
+TEST(BatchCommand, BadInputIsRefusedBeforeAnyWork) {
+  TempDir tmp;
+  const std::string common = " --state-dir " + tmp.path() + "/none --out " + tmp.path();
+  for (const char* list : {"0", "-1", "1,x", "1,,2", "2,2"}) {
+    CommandResult r = RunShell(Batch() + " --batches=" + list + common + " 2>&1");
+    EXPECT_EQ(r.exit_code, 2) << list << ": " << r.output;
+    EXPECT_NE(r.output.find("--batches"), std::string::npos) << r.output;
+  }
+  CommandResult r = RunShell(Batch() + " --latency-budget-ms -5" + common + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--latency-budget-ms"), std::string::npos) << r.output;
+  r = RunShell(Batch() + " --model " + tmp.path() + "/missing.cfg" + common + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--model: cannot load"), std::string::npos) << r.output;
+  ASSERT_TRUE(WriteFileAtomic(tmp.path() + "/bad.cfg",
+                              "[net]\nwidth=zz\n[convolutional]\nfilters=\n"
+                              "this is not a darknet cfg\n")
+                  .ok());
+  r = RunShell(Batch() + " --model " + tmp.path() + "/bad.cfg" + common + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--model: cannot load"), std::string::npos) << r.output;
+  // Nothing was written by the refused runs.
+  EXPECT_FALSE(ReadFile(tmp.path() + "/models/batch_analysis.json").ok());
+}
+
+}  // namespace
+}  // namespace fs::testing
