@@ -105,6 +105,8 @@ int ParseBatchFlags(int argc, char** argv, BatchFlags* f) {
 struct LiveTarget {
   int port = 0;
   model::LiveContext context;
+  std::string model;  // detection's model and input size, to compare with the sweep's
+  int input_size = 0;
 };
 
 StatusOr<LiveTarget> FindLiveTarget(const std::string& state_dir) {
@@ -122,6 +124,8 @@ StatusOr<LiveTarget> FindLiveTarget(const std::string& state_dir) {
   if (auto config = ConfigFromJson(state->Get("config")); config.ok()) {
     t.context.max_batch = config->max_batch;
     t.context.max_wait_ms = config->max_wait_ms;
+    t.model = config->model;
+    t.input_size = config->input_size;
     t.context.cameras = config->real_cameras.empty()
                             ? config->cameras
                             : static_cast<int>(config->real_cameras.size());
@@ -215,6 +219,19 @@ model::LatencyBudget Budget(const BatchFlags& f, const ModelSource& source) {
                               "the default config's camera rate; no running system's rate known");
 }
 
+// Why the sweep does not describe the live detection ("" when it does).
+std::string Mismatch(const LiveTarget& t, const model::BatchAnalysis& a) {
+  if (!t.model.empty() && t.model != a.model_path) {
+    return "the sweep measured " + a.model_path + ", detection runs " + t.model;
+  }
+  if (t.input_size > 0 && (a.input_width != t.input_size || a.input_height != t.input_size)) {
+    return "the sweep ran at " + std::to_string(a.input_width) + "x" +
+           std::to_string(a.input_height) + ", detection at " + std::to_string(t.input_size) + "x" +
+           std::to_string(t.input_size) + "; rerun without --input-size for numbers that apply";
+  }
+  return "";
+}
+
 int Fail(int code, const std::string& message) {
   fprintf(stderr, "framescope batch: %s\n", message.c_str());
   return code;
@@ -274,6 +291,7 @@ int BatchMain(int argc, char** argv) {
   a.interrupted = g_stop.load();
   a.choice = model::ChooseBestBatch(a.results, Budget(f, *source));
   live.target.context.budget_ms = a.choice.budget.ms;
+  live.target.context.sweep_mismatch = Mismatch(live.target, a);
   a.live = live.reason.empty() ? model::AnalyseLiveBatch(live.start, live.end, live.window_s,
                                                          live.target.context, a.results)
                                : model::LiveNotMeasurable(live.reason);

@@ -125,6 +125,7 @@ void Recommend(const std::vector<BatchResult>& sweep, LiveBatchView* v) {
       v->recommendation += ", " + Num(*v->skip_share * 100, 1) + "% of frames skipped";
     v->recommendation += ".";
   }
+  if (!c.sweep_mismatch.empty()) v->recommendation += " Caveat: " + c.sweep_mismatch + ".";
 }
 
 }  // namespace

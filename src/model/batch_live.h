@@ -30,6 +30,9 @@ struct LiveContext {
   int max_wait_ms = -1;  // detection.max_wait_ms now (-1: unknown)
   int cameras = 0;       // a batch holds at most one frame per camera (0: unknown)
   double budget_ms = 0;  // the sweep's latency budget
+  // Set when the sweep measured another model or input size than detection runs: said with
+  // the recommendation, which then does not apply as is.
+  std::string sweep_mismatch;
 };
 
 // One histogram bucket of the window: (lo, hi] and its count (not cumulative).

@@ -123,6 +123,12 @@ TEST(LiveBatch, RecommendationFollowsTheRule) {
   EXPECT_EQ(*v.recommended_max_wait_ms, 30);
   EXPECT_NE(v.recommendation.find("batches formed averaged 2.75"), std::string::npos)
       << v.recommendation;
+  EXPECT_EQ(v.recommendation.find("Caveat"), std::string::npos) << v.recommendation;
+  LiveContext other = TwoCameras(200);
+  other.sweep_mismatch = "the sweep ran at 128x128, detection at 416x416";
+  v = AnalyseLiveBatch(Parse(kStart), Parse(kEnd), 10, other, sweep);
+  EXPECT_NE(v.recommendation.find("Caveat: the sweep ran at 128x128"), std::string::npos)
+      << v.recommendation;
   // A looser budget leaves the arrival time: 100 ms.
   v = AnalyseLiveBatch(Parse(kStart), Parse(kEnd), 10, TwoCameras(1000), sweep);
   EXPECT_EQ(*v.recommended_max_wait_ms, 100);

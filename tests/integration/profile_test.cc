@@ -84,6 +84,7 @@ void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_);
 void CheckOneOutputFails(const std::string& tmp, const std::string& state_);
 void CheckInterrupted(const std::string& tmp, const std::string& state_);
 void CheckFollowsRestart(const std::string& tmp, const std::string& state_);
+void CheckBatchLive(const std::string& tmp, const std::string& state_);
 
 // One system for every check (bringing it up is most of the cost).
 TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
@@ -110,6 +111,10 @@ TEST(ProfileTest, WritesEveryDeliverableAndCtrlCKeepsPartialResults) {
   {
     SCOPED_TRACE("Ctrl-C, and a second run meanwhile");
     CheckInterrupted(tmp.path(), state);
+  }
+  {
+    SCOPED_TRACE("batch: live view of the running detection");
+    CheckBatchLive(tmp.path(), state);
   }
   {
     SCOPED_TRACE("detection killed while recorded");  // Last: it restarts a service.
@@ -440,6 +445,38 @@ void CheckInterrupted(const std::string& tmp, const std::string& state_) {
   // The services were left as they were: all still running.
   auto status = RunShell(Fs() + " status --state-dir " + state_);
   EXPECT_EQ(status.exit_code, 0) << status.output;
+}
+
+// `framescope batch` on the running system (a short sweep at 128x128): the live view reads
+// detection's /metrics while it runs (2 cameras, 10 fps each: about 20 frames/s offered), the
+// sweep pauses detection and resumes it.
+void CheckBatchLive(const std::string& tmp, const std::string& state_) {
+  auto r = RunShell(Fs() + " batch --state-dir " + state_ +
+                    " --input-size 128 --batches 1,2 --window-seconds 0.2 --max-windows 3 "
+                    "--live-seconds 3 --json --out " +
+                    tmp + "/batch 2>" + tmp + "/batch.err");
+  ASSERT_EQ(r.exit_code, 3) << r.output << *ReadFile(tmp + "/batch.err");  // 1, 2: never met
+  auto out = Json::Parse(r.output);
+  ASSERT_TRUE(out.ok()) << r.output;
+  EXPECT_TRUE(out->Get("detection_paused_during_sweep").AsBool());
+  const Json& live = out->Get("live");
+  ASSERT_TRUE(live.Get("measured").AsBool()) << live.Dump(2);
+  EXPECT_GT(live.Get("batches").AsDouble(), 0) << live.Dump(2);
+  // max_batch 4, but a batch holds at most one frame per camera: 2.
+  EXPECT_GE(live.Get("mean_batch_size").AsDouble(), 1) << live.Dump(2);
+  EXPECT_LE(live.Get("mean_batch_size").AsDouble(), 2) << live.Dump(2);
+  EXPECT_GT(live.Get("offered_fps").AsDouble(), 8) << live.Dump(2);
+  EXPECT_LT(live.Get("offered_fps").AsDouble(), 30) << live.Dump(2);
+  EXPECT_TRUE(live.Get("queue_wait").Get("p50_ms").Get("value").is_number()) << live.Dump(2);
+  EXPECT_LE(live.Get("recommended_max_batch").AsInt(99), 2) << live.Dump(2);
+  EXPECT_EQ(live.Get("current_max_batch").AsInt(), 4) << live.Dump(2);
+  EXPECT_NE(live.Get("recommendation").AsString().find("Caveat: the sweep ran at 128x128"),
+            std::string::npos)
+      << live.Dump(2);
+  // Resumed: detection is not left stopped.
+  auto stat = ReadFile("/proc/" + std::to_string(ServicePid(state_, "detection")) + "/stat");
+  ASSERT_TRUE(stat.ok());
+  EXPECT_EQ(stat->find(") T "), std::string::npos) << *stat;
 }
 
 // detection killed (SIGKILL) 1.5 s into a recording: the supervisor restarts it under a new pid,
