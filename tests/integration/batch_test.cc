@@ -59,6 +59,21 @@ TEST(BatchCommand, SweepsTheRealModelAndWritesTheAnalysis) {
   EXPECT_NE(html->find("<polyline class=\"throughput\""), std::string::npos);
 }
 
+TEST(BatchCommand, CtrlCWritesWhatWasMeasured) {
+  TempDir tmp;
+  // Windows of 1 s, up to 10 per batch size: the interrupt at 4 s lands mid-sweep.
+  CommandResult r = RunShell("timeout --preserve-status -s INT 4 " + Batch() + " --model " + kCfg +
+                             " --input-size 128 --batches 1,2,4,8 --window-seconds 1 --state-dir " +
+                             tmp.path() + "/none --out " + tmp.path() + " 2>&1");
+  ASSERT_EQ(r.exit_code, 130) << r.output;
+  auto file = ReadFile(tmp.path() + "/models/batch_analysis.json");
+  ASSERT_TRUE(file.ok()) << r.output;
+  auto out = Json::Parse(*file);
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->Get("interrupted").AsBool());
+  EXPECT_LT(out->Get("offline").Get("batches").size(), 4u) << *file;
+}
+
 TEST(BatchCommand, BadInputIsRefusedBeforeAnyWork) {
   TempDir tmp;
   const std::string common = " --state-dir " + tmp.path() + "/none --out " + tmp.path();
