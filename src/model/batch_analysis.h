@@ -27,6 +27,9 @@ struct BatchAnalysis {
 };
 
 Json BatchAnalysisToJson(const BatchAnalysis& a);
+// Reads batch_analysis.json back (for a report built from an earlier `framescope batch` run):
+// BatchAnalysisToJson of the result equals the input; an error names what is missing.
+StatusOr<BatchAnalysis> BatchAnalysisFromJson(const Json& j);
 
 }  // namespace fs::model
 
