@@ -180,7 +180,7 @@ LiveScrapes WatchLive(const BatchFlags& f) {
 }
 
 void PrintProgress(const model::BatchResult& r) {
-  fprintf(stderr, "batch %3d: %8.2f images/s, p50 %8.1f ms, p99 %8.1f ms, %zu windows, %s\n",
+  fprintf(stderr, "\rbatch %3d: %8.2f images/s, p50 %8.1f ms, p99 %8.1f ms, %zu windows, %s\n",
           r.batch, r.throughput_ips, r.p50_ms, r.p99_ms, r.windows.size(),
           r.stable ? "stable" : ("unstable: " + r.unstable_reason).c_str());
 }
@@ -192,7 +192,16 @@ StatusOr<std::vector<model::BatchResult>> Sweep(model::ModelNet* net, const Mode
   *paused = pause.paused();
   fprintf(stderr, "offline sweep over %zu batch size(s) at %dx%d\n", options.batches.size(),
           net->input_width(), net->input_height());
-  auto forward = [net](int batch) { return net->Forward(batch); };
+  // A line per batch size at its end; meanwhile a counter of forwards (a batch of 32 at 416x416
+  // can take seconds per forward on a CPU).
+  int count = 0, last_batch = 0;
+  auto forward = [net, &count, &last_batch](int batch) {
+    count = batch == last_batch ? count + 1 : 1;
+    last_batch = batch;
+    fprintf(stderr, "\rbatch %3d: forward %d ", batch, count);
+    fflush(stderr);
+    return net->Forward(batch);
+  };
   return model::RunSweep(forward, options, &g_stop, PrintProgress);
 }
 

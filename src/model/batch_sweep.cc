@@ -213,9 +213,19 @@ std::string BatchingEffect(const std::vector<BatchResult>& results, const BatchR
   return s;
 }
 
+// " Not stable ...: batch 1, 4." when some measurements never met the stability rule.
+std::string UnstableNote(const std::vector<BatchResult>& results) {
+  std::string list;
+  for (const BatchResult& r : results) {
+    if (!r.stable) list += (list.empty() ? "" : ", ") + std::to_string(r.batch);
+  }
+  if (list.empty()) return "";
+  return " Not stable by the 3-windows-within-10% rule (numbers less firm): batch " + list + ".";
+}
+
 // The checklist verdict for a best batch within the budget.
 void Verdict(const BatchResult& best, const BatchResult* one, BatchChoice* c) {
-  std::string within = "within the " + Num(c->budget.ms, 1) + " ms budget, batch " +
+  std::string within = "Within the " + Num(c->budget.ms, 1) + " ms budget, batch " +
                        std::to_string(best.batch) + " is the fastest (" + Ips(best) + ", p99 " +
                        Num(best.p99_ms, 1) + " ms)";
   if (one == nullptr) {
@@ -241,7 +251,7 @@ BatchChoice ChooseBestBatch(const std::vector<BatchResult>& results, const Laten
   c.budget = budget;
   if (results.empty()) {
     c.verdict = "not measurable";
-    c.reason = "no batch size was measured";
+    c.reason = "No batch size was measured.";
     return c;
   }
   const BatchResult* one = Find(results, 1);
@@ -255,7 +265,7 @@ BatchChoice ChooseBestBatch(const std::vector<BatchResult>& results, const Laten
     for (const BatchResult& r : results)
       if (r.p99_ms < quickest->p99_ms) quickest = &r;
     c.verdict = "not met";
-    c.reason = "no batch size meets the " + Num(budget.ms, 1) + " ms latency budget: the lowest " +
+    c.reason = "No batch size meets the " + Num(budget.ms, 1) + " ms latency budget: the lowest " +
                "p99 is " + Num(quickest->p99_ms, 1) + " ms (batch " +
                std::to_string(quickest->batch) + ")";
   } else {
@@ -263,7 +273,7 @@ BatchChoice ChooseBestBatch(const std::vector<BatchResult>& results, const Laten
     if (one != nullptr) c.gain = best->throughput_ips / one->throughput_ips;
     Verdict(*best, one, &c);
   }
-  c.reason += "." + BatchingEffect(results, one);
+  c.reason += "." + BatchingEffect(results, one) + UnstableNote(results);
   return c;
 }
 

@@ -151,6 +151,13 @@ TEST(ChooseBestBatch, HighestThroughputWithinBudget) {
   EXPECT_NEAR(*c.unconstrained_gain, 3.6, 1e-9);
   EXPECT_EQ(c.verdict, "met");
   EXPECT_NE(c.reason.find("batch 4 is the fastest"), std::string::npos) << c.reason;
+  EXPECT_EQ(c.reason.find("Not stable"), std::string::npos) << c.reason;
+  rs[0].stable = rs[2].stable = false;
+  c = ChooseBestBatch(rs, Budget(100));
+  EXPECT_NE(c.reason.find("Not stable by the 3-windows-within-10% rule (numbers less firm): batch "
+                          "1, 8."),
+            std::string::npos)
+      << c.reason;
 }
 
 TEST(ChooseBestBatch, NoBatchMeetsTheBudget) {
@@ -159,7 +166,7 @@ TEST(ChooseBestBatch, NoBatchMeetsTheBudget) {
   EXPECT_FALSE(c.best_batch);
   EXPECT_FALSE(c.gain);
   EXPECT_EQ(c.verdict, "not met");
-  EXPECT_NE(c.reason.find("no batch size meets the 33.3 ms"), std::string::npos) << c.reason;
+  EXPECT_NE(c.reason.find("No batch size meets the 33.3 ms"), std::string::npos) << c.reason;
   EXPECT_NE(c.reason.find("lowest p99 is 120.0 ms (batch 1)"), std::string::npos) << c.reason;
   EXPECT_EQ(c.best_unconstrained_batch, 2);  // still reported
 }

@@ -10,8 +10,8 @@
 namespace fs::profile {
 namespace {
 
-constexpr double kWidth = 480, kHeight = 220;
-constexpr double kLeft = 56, kRight = 56, kTop = 16, kBottom = 36;
+constexpr double kWidth = 480, kHeight = 240;
+constexpr double kLeft = 56, kRight = 56, kTop = 16, kBottom = 52;
 
 using Row = std::vector<std::string>;
 
@@ -122,7 +122,7 @@ std::string BatchChartSvg(const model::BatchAnalysis& a) {
        Text(kLeft + plot_w + 4, kTop + plot_h, "start", "0") +
        Text(kLeft, kHeight - 4, "start", "images/s (solid, left)") +
        Text(kLeft + plot_w, kHeight - 4, "end", "p99 ms per forward (dashed, right)") +
-       Text(kLeft + plot_w / 2, kHeight - 4, "middle", "batch size") + "</svg>";
+       Text(kLeft + plot_w / 2, kHeight - kBottom + 28, "middle", "batch size") + "</svg>";
   return h;
 }
 
