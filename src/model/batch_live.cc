@@ -69,7 +69,7 @@ std::vector<const BatchResult*> Candidates(const std::vector<BatchResult>& sweep
 // The smallest candidate whose offline throughput covers the offered rate with headroom, else
 // the fastest one. `why` says which.
 const BatchResult* PickBatch(const std::vector<const BatchResult*>& candidates, double offered_fps,
-                             std::string* why) {
+                             const std::string& scope, std::string* why) {
   const BatchResult* fastest = nullptr;
   for (const BatchResult* r : candidates) {
     if (r->throughput_ips >= kHeadroom * offered_fps) {
@@ -82,7 +82,7 @@ const BatchResult* PickBatch(const std::vector<const BatchResult*>& candidates, 
   }
   if (fastest != nullptr) {
     *why = "no batch size keeps up with the offered " + Num(offered_fps, 1) + " frames/s; batch " +
-           std::to_string(fastest->batch) + " has the highest offline " + "throughput (" +
+           std::to_string(fastest->batch) + " has the highest offline throughput " + scope + " (" +
            Num(fastest->throughput_ips, 1) + " images/s), so frames will still be skipped";
   }
   return fastest;
@@ -97,9 +97,11 @@ void Recommend(const std::vector<BatchResult>& sweep, LiveBatchView* v) {
   int cap = c.cameras > 0 ? c.cameras : sweep.back().batch;
   auto within = Candidates(sweep, cap, c.budget_ms, true);
   std::string why;
-  const BatchResult* pick = PickBatch(within, v->offered_fps, &why);
+  const BatchResult* pick =
+      PickBatch(within, v->offered_fps, "within the " + Num(c.budget_ms, 1) + " ms budget", &why);
   if (pick == nullptr) {
-    pick = PickBatch(Candidates(sweep, cap, 0, false), v->offered_fps, &why);
+    pick = PickBatch(Candidates(sweep, cap, 0, false), v->offered_fps,
+                     "of at most " + std::to_string(cap) + " frames", &why);
     if (pick == nullptr) {
       v->recommendation = "no recommendation: no measured batch size is at most the " +
                           std::to_string(cap) + " cameras";

@@ -136,6 +136,9 @@ TEST(LiveBatch, RecommendationFollowsTheRule) {
   v = AnalyseLiveBatch(Parse(kStart), Parse(kEnd), 10, TwoCameras(200),
                        {R(1, 5, 90), R(2, 6, 170)});
   EXPECT_EQ(*v.recommended_max_batch, 2);
+  EXPECT_NE(v.recommendation.find("highest offline throughput within the 200.0 ms budget"),
+            std::string::npos)
+      << v.recommendation;
   EXPECT_NE(v.recommendation.find("still be skipped"), std::string::npos) << v.recommendation;
   // Nothing within the budget: the recommendation says so instead of failing.
   v = AnalyseLiveBatch(Parse(kStart), Parse(kEnd), 10, TwoCameras(50),

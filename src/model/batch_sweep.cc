@@ -237,11 +237,14 @@ void Verdict(const BatchResult& best, const BatchResult* one, BatchChoice* c) {
   const bool gains = *c->gain > kChecklistMinGain;
   c->verdict = in_range && gains ? "met" : "not met";
   c->reason = within + ", " + Num(*c->gain, 2) + "x batch 1 (" + Ips(*one) + ")";
-  if (!in_range) {
-    c->reason += "; the checklist needs the optimal batch in " +
-                 std::to_string(kChecklistMinBatch) + ".." + std::to_string(kChecklistMaxBatch);
+  const std::string range = "the optimal batch in " + std::to_string(kChecklistMinBatch) + ".." +
+                            std::to_string(kChecklistMaxBatch);
+  const std::string gain = "a gain above " + Num(kChecklistMinGain, 1);
+  if (!in_range || !gains) {
+    c->reason += "; the checklist needs " + (!in_range && !gains ? range + " and " + gain
+                                             : !in_range         ? range
+                                                                 : gain);
   }
-  if (!gains) c->reason += "; the checklist needs a gain above " + Num(kChecklistMinGain, 1);
 }
 
 }  // namespace

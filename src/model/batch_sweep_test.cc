@@ -188,6 +188,11 @@ TEST(ChooseBestBatch, VerdictReasonsFromTheNumbers) {
   EXPECT_NE(c.reason.find("needs a gain above 2.0"), std::string::npos) << c.reason;
   EXPECT_EQ(c.reason.find("needs the optimal batch"), std::string::npos) << c.reason;
   EXPECT_NE(c.reason.find("Batching barely raises throughput"), std::string::npos) << c.reason;
+  // Both missing: one sentence names both.
+  c = ChooseBestBatch({R(1, 10, 100), R(2, 10.4, 195)}, Budget(1000));
+  EXPECT_NE(c.reason.find("needs the optimal batch in 4..32 and a gain above 2.0"),
+            std::string::npos)
+      << c.reason;
   // A big gain at batch 2: outside 4..32.
   std::vector<BatchResult> small = {R(1, 10, 10), R(2, 30, 15), R(4, 20, 40)};
   c = ChooseBestBatch(small, Budget(1000));
