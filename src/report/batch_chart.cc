@@ -91,7 +91,10 @@ std::string BatchChartSvg(const model::BatchAnalysis& a) {
   const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
   const size_t n = a.results.size();
   // Batch sizes evenly spaced in order (the default list doubles, so this is a log2 axis).
-  auto x = [&](size_t i) { return kLeft + (n > 1 ? plot_w * i / (n - 1) : plot_w / 2); };
+  auto x = [&](size_t i) {
+    return kLeft +
+           (n > 1 ? plot_w * static_cast<double>(i) / static_cast<double>(n - 1) : plot_w / 2);
+  };
   auto y_ips = [&](double v) { return kTop + plot_h * (1 - v / (max_ips * 1.1)); };
   auto y_ms = [&](double v) { return kTop + plot_h * (1 - v / (max_ms * 1.1)); };
   h += "<rect x=\"" + Fixed(kLeft, 0) + "\" y=\"" + Fixed(kTop, 0) + "\" width=\"" +
