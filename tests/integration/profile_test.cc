@@ -451,10 +451,11 @@ void CheckInterrupted(const std::string& tmp, const std::string& state_) {
 // detection's /metrics while it runs (2 cameras, 10 fps each: about 20 frames/s offered), the
 // sweep pauses detection and resumes it.
 void CheckBatchLive(const std::string& tmp, const std::string& state_) {
-  auto r = RunShell(Fs() + " batch --state-dir " + state_ +
+  // Braces: the progress on stderr goes to a file, standard output is the JSON alone.
+  auto r = RunShell("{ " + Fs() + " batch --state-dir " + state_ +
                     " --input-size 128 --batches 1,2 --window-seconds 0.2 --max-windows 3 "
                     "--live-seconds 3 --json --out " +
-                    tmp + "/batch 2>" + tmp + "/batch.err");
+                    tmp + "/batch 2>" + tmp + "/batch.err; }");
   ASSERT_EQ(r.exit_code, 3) << r.output << *ReadFile(tmp + "/batch.err");  // 1, 2: never met
   auto out = Json::Parse(r.output);
   ASSERT_TRUE(out.ok()) << r.output;
