@@ -204,11 +204,11 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
   for (const profile::ServiceCpu& s : r.services) {
     std::string full = "n/a";
     if (s.unwind.measured && s.unwind.total() > 0) {
-      full = profile::Fixed(100.0 * double(s.unwind.full) / double(s.unwind.total()), 0) + "% full";
+      full = Fixed(100.0 * double(s.unwind.full) / double(s.unwind.total()), 0) + "% full";
     }
     printf("%-12s %20s %8lld %10s %10s  %s\n", s.name.c_str(),
            profile::CpuPctWithError(s, r.duration_s).c_str(), static_cast<long long>(s.samples),
-           s.proc_cpu_s >= 0 ? profile::Fixed(s.proc_cpu_s, 2).c_str() : "n/a", full.c_str(),
+           s.proc_cpu_s >= 0 ? Fixed(s.proc_cpu_s, 2).c_str() : "n/a", full.c_str(),
            TableCell(s).c_str());
   }
   printf(
@@ -216,7 +216,7 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
       "RSS %.1f MiB\n",
       profile::RateText(r).c_str(),
       r.profiler_sampling_cpu_pct >= 0
-          ? (profile::Fixed(r.profiler_sampling_cpu_pct, 2) + "%").c_str()
+          ? (Fixed(r.profiler_sampling_cpu_pct, 2) + "%").c_str()
           : "n/a",
       r.profiler_cpu_s, static_cast<double>(r.profiler_peak_rss) / 1048576.0);
   for (const std::string& line : profile::GovernorLines(r.governor)) printf("%s\n", line.c_str());

@@ -23,6 +23,8 @@ constexpr Command kCommands[] = {
     {"flamegraph", fs::FlamegraphMain, "flame graph HTML (self-contained) from a pprof profile"},
     {"diff", fs::DiffMain, "differential flame graph of two profiles"},
     {"memory", fs::MemoryMain, "memory series and leak rate (MB/h, 95% interval) of processes"},
+    {"model", fs::ModelMain,
+     "per-layer profile of the detection model: ms, FLOPs, GFLOP/s per layer, Chrome trace"},
     {"heap-off", fs::HeapOffMain,
      "roll heap profiling back: restart each service without the preload library"},
     {"_supervise", fs::SuperviseMain, nullptr},
