@@ -12,7 +12,7 @@
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/cli/model_source.h"
-#include "src/model/layer_profile.h"
+#include "src/session/model_run.h"
 
 namespace fs {
 namespace {
@@ -60,83 +60,67 @@ int Parse(int argc, char** argv, Flags* f) {
   return -1;
 }
 
-// "yolov3-tiny.cfg" -> "yolo": the checklist's name for the detection model's profile.
-std::string ReportName(const std::string& model_path) {
-  std::string base = model_path.substr(model_path.find_last_of('/') + 1);
-  base = base.substr(0, base.find_last_of('.'));
-  if (base.find("yolo") != std::string::npos) return "yolo";
-  std::string safe;
-  for (char c : base) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return safe.empty() ? "model" : safe;
+std::string Num(const Json& v, int decimals) {
+  return v.is_number() ? Fixed(v.AsDouble(), decimals) : "-";
 }
 
-void PrintTable(const model::LayerProfile& p, const Json& j) {
-  printf("%-4s %-16s %-12s %-16s %9s %9s %6s %10s %9s\n", "#", "layer", "type", "output",
-         "median ms", "p90 ms", "%", "MFLOP", "GFLOP/s");
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const auto& l = p.layers[i];
-    if (l.fused) continue;
-    const Json& lj = j.Get("layer_timings").AsArray()[i];
-    printf("%-4zu %-16s %-12s %-16s %9.3f %9.3f %6.1f %10.1f %9s\n", i, l.info.name.c_str(),
-           l.info.type.c_str(), model::ShapeText(l.info.output_shape).c_str(), l.median_ms,
-           l.p90_ms, l.share * 100, static_cast<double>(l.info.flops) / 1e6,
-           lj.Get("gflops_per_s").is_null() ? "-"
-                                            : Fixed(lj.Get("gflops_per_s").AsDouble(), 1).c_str());
+// trtexec's table: every timed layer (fused ones ran inside the layer named in the JSON).
+void PrintTable(const Json& j) {
+  printf("%-16s %-12s %-16s %9s %9s %6s %10s %9s %6s %s\n", "layer", "type", "output", "median ms",
+         "p90 ms", "%", "MFLOP", "GFLOP/s", "%peak", "bound");
+  for (const Json& l : j.Get("layer_timings").AsArray()) {
+    if (l.Get("fused").AsBool()) continue;
+    const Json& roof = l.Get("roofline");
+    printf("%-16s %-12s %-16s %9.3f %9.3f %6.1f %10.1f %9s %6s %s\n",
+           l.Get("name").AsString().c_str(), l.Get("type").AsString().c_str(),
+           l.Get("output_shape").AsString().c_str(), l.Get("median_ms").AsDouble(),
+           l.Get("p90_ms").AsDouble(), l.Get("percent_of_total").AsDouble(),
+           l.Get("flops").AsDouble() / 1e6, Num(l.Get("gflops_per_s"), 1).c_str(),
+           roof.Get("share_of_peak").is_number()
+               ? Fixed(roof.Get("share_of_peak").AsDouble() * 100, 0).c_str()
+               : "-",
+           roof.Get("bound").is_string() ? roof.Get("bound").AsString().c_str() : "-");
   }
-  printf("%d layers timed (%lld fused into others), %d runs after %d warm-up%s\n",
-         static_cast<int>(j.Get("timed_layer_count").AsInt()),
-         static_cast<long long>(j.Get("layer_count").AsInt() - j.Get("timed_layer_count").AsInt()),
-         p.runs, p.warmup, p.settled ? " (median settled)" : " (median not settled)");
-  printf("total (sum of layers) %.2f ms; forward() wall %.2f ms; unattributed %.2f ms\n",
-         p.total_ms, p.forward_wall_ms, p.forward_wall_ms - p.total_ms);
-  printf("checklist %s: %s (%s)\n", j.Get("checklist").Get("item").AsString().c_str(),
-         j.Get("checklist").Get("verdict").AsString().c_str(),
-         j.Get("checklist").Get("reason").AsString().c_str());
+  const int64_t timed = j.Get("timed_layer_count").AsInt();
+  printf("%lld layers timed (%lld fused into others), %lld runs after %lld warm-up%s\n",
+         static_cast<long long>(timed),
+         static_cast<long long>(j.Get("layer_count").AsInt() - timed),
+         static_cast<long long>(j.Get("runs").AsInt()),
+         static_cast<long long>(j.Get("warmup_runs").AsInt()),
+         j.Get("settled").AsBool() ? " (median settled)" : " (median not settled)");
+  printf("total (sum of layers) %s ms; forward() wall %s ms; unattributed %s ms\n",
+         Num(j.Get("total_inference_time_ms"), 2).c_str(), Num(j.Get("forward_wall_ms"), 2).c_str(),
+         Num(j.Get("unattributed_ms"), 2).c_str());
+  if (j.Get("machine_peak").is_object()) {
+    printf("machine peak: %s\n", j.Get("machine_peak").Get("summary").AsString().c_str());
+  }
+  const Json& c = j.Get("checklist");
+  printf("checklist %s: %s (%s)\n", c.Get("item").AsString().c_str(),
+         c.Get("verdict").AsString().c_str(), c.Get("reason").AsString().c_str());
 }
 
-int Run(const Flags& f, const ModelSource& src, const std::string& json_path,
-        const std::string& trace_path) {
-  auto net = model::ModelNet::Load(src.spec);
-  if (!net.ok()) {
-    fprintf(stderr, "framescope model: %s\n", net.status().message().c_str());
-    return 1;
+// Prints the table (or the JSON), writes both files; returns the exit code.
+int Report(const Flags& f, const ModelRun& run, const std::string& json_path,
+           const std::string& trace_path) {
+  if (!run.ok()) {
+    fprintf(stderr, "framescope model: %s\n", run.profile.Get("error").AsString().c_str());
+    return run.interrupted ? 130 : 1;
   }
-  model::LayerProfileOptions o;
-  o.batch = f.batch > 0 ? f.batch : src.max_batch;
-  o.warmup = f.warmup;
-  if (f.runs > 0) o.min_runs = o.max_runs = f.runs;
-  o.max_seconds = f.max_seconds;
-  o.stop = &g_stop;
-  o.progress = [](int run, double s) { fprintf(stderr, "\rrun %d: %.1f ms   ", run, s * 1e3); };
-  model::ProfileContext c{src.origin, src.weights_note, o.batch, net->threads(), false};
-  StatusOr<model::LayerProfile> p = Err("not run");
-  {
-    DetectionPause pause(src.detection_pid);
-    c.detection_paused = pause.paused();
-    fprintf(stderr, "%s, input %dx%d, batch %d, %d threads\n", src.spec.model_path.c_str(),
-            net->input_width(), net->input_height(), o.batch, c.threads);
-    p = model::ProfileLayers(&*net, o);
+  int code = run.interrupted ? 130 : 0;
+  for (const auto& [path, json] :
+       {std::pair{json_path, run.profile.Dump(2)}, std::pair{trace_path, run.trace.Dump()}}) {
+    if (Status st = WriteOutput(path, json + "\n"); !st.ok()) {
+      fprintf(stderr, "framescope model: %s\n", st.message().c_str());
+      code = 1;
+    }
   }
-  fprintf(stderr, "\n");
-  if (!p.ok()) {
-    fprintf(stderr, "framescope model: %s\n", p.status().message().c_str());
-    return g_stop.load() ? 130 : 1;
-  }
-  Json j = model::LayerProfileJson(*p, *net, c);
-  Status st = WriteOutput(json_path, j.Dump(2) + "\n");
-  Status tst = WriteOutput(trace_path,
-                           model::ChromeTrace(*p, ReportName(src.spec.model_path)).Dump() + "\n");
   if (f.json) {
-    printf("%s\n", j.Dump(2).c_str());
+    printf("%s\n", run.profile.Dump(2).c_str());
   } else {
-    PrintTable(*p, j);
+    PrintTable(run.profile);
   }
-  for (const Status* s : {&st, &tst}) {
-    if (!s->ok()) fprintf(stderr, "framescope model: %s\n", s->message().c_str());
-  }
-  if (!st.ok() || !tst.ok()) return 1;
-  fprintf(stderr, "wrote %s and %s\n", json_path.c_str(), trace_path.c_str());
-  return g_stop.load() ? 130 : 0;
+  if (code != 1) fprintf(stderr, "wrote %s and %s\n", json_path.c_str(), trace_path.c_str());
+  return code;
 }
 
 }  // namespace
@@ -155,9 +139,9 @@ int ModelMain(int argc, char** argv) {
     return 2;
   }
   const std::string dir = f.out + "/models";
-  const std::string name = ReportName(src->spec.model_path);
-  const std::string json_path = dir + "/" + name + "_profile.json";
-  const std::string trace_path = dir + "/" + name + "_trace.json";
+  const std::string name = ModelReportName(src->spec.model_path);
+  const std::string json_path = f.out + "/" + ModelProfilePath(name);
+  const std::string trace_path = f.out + "/" + ModelTracePath(name);
   Status st = MakeDirs(dir).Annotate("--out: cannot create " + dir);
   if (st.ok()) st = CheckOutputs({json_path, trace_path});
   if (!st.ok()) {
@@ -166,7 +150,19 @@ int ModelMain(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);
-  return Run(f, *src, json_path, trace_path);
+  ModelRunOptions o;
+  o.batch = f.batch;
+  o.layers.warmup = f.warmup;
+  if (f.runs > 0) o.layers.min_runs = o.layers.max_runs = f.runs;
+  o.layers.max_seconds = f.max_seconds;
+  o.layers.stop = &g_stop;
+  o.layers.progress = [](int run, double s) {
+    fprintf(stderr, "\rrun %d: %.1f ms   ", run, s * 1e3);
+  };
+  ModelRun run = RunModelProfile(
+      *src, o, [](const std::string& line) { fprintf(stderr, "%s\n", line.c_str()); });
+  fprintf(stderr, "\n");
+  return Report(f, run, json_path, trace_path);
 }
 
 }  // namespace fs

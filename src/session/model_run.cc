@@ -1,0 +1,57 @@
+#include "src/session/model_run.h"
+
+#include <cctype>
+
+namespace fs {
+namespace {
+
+ModelRun Failed(ModelRun run, const std::string& why) {
+  run.profile = Json::MakeObject();
+  run.profile["error"] = why;
+  return run;
+}
+
+}  // namespace
+
+std::string ModelReportName(const std::string& model_path) {
+  std::string base = model_path.substr(model_path.find_last_of('/') + 1);
+  base = base.substr(0, base.find_last_of('.'));
+  if (base.find("yolo") != std::string::npos) return "yolo";
+  std::string safe;
+  for (char c : base) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return safe.empty() ? "model" : safe;
+}
+
+std::string ModelProfilePath(const std::string& name) { return "models/" + name + "_profile.json"; }
+std::string ModelTracePath(const std::string& name) { return "models/" + name + "_trace.json"; }
+
+ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& options,
+                         const std::function<void(const std::string&)>& message) {
+  ModelRun run;
+  run.name = ModelReportName(source.spec.model_path);
+  auto net = model::ModelNet::Load(source.spec);
+  if (!net.ok()) return Failed(std::move(run), net.status().message());
+  model::LayerProfileOptions o = options.layers;
+  o.batch = options.batch > 0 ? options.batch : source.max_batch;
+  model::ProfileContext context{source.origin, source.weights_note, o.batch, net->threads(), false};
+  StatusOr<model::LayerProfile> profile = Err("not run");
+  {
+    DetectionPause pause(source.detection_pid);
+    context.detection_paused = pause.paused();
+    message(source.spec.model_path + ", input " + std::to_string(net->input_width()) + "x" +
+            std::to_string(net->input_height()) + ", batch " + std::to_string(o.batch) + ", " +
+            std::to_string(context.threads) + " threads" +
+            (pause.paused() ? ", detection paused" : ""));
+    profile = model::ProfileLayers(&*net, o);
+  }
+  if (!profile.ok()) {
+    run.interrupted = o.stop && o.stop->load();
+    return Failed(std::move(run), profile.status().message());
+  }
+  run.interrupted = profile->interrupted;
+  run.profile = model::LayerProfileJson(*profile, *net, context);
+  run.trace = model::ChromeTrace(*profile, run.name);
+  return run;
+}
+
+}  // namespace fs
