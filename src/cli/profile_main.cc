@@ -107,6 +107,9 @@ std::string InvalidFlag(const CliFlags& f) {
       {o.min_frequency_hz >= 1 && o.min_frequency_hz <= o.frequency_hz,
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
+      {o.model_runs >= 0 && o.model_runs <= 10000, "--model-runs must be 0..10000"},
+      {o.model_max_seconds > 0 && o.model_max_seconds <= 3600,
+       "--model-max-seconds must be > 0 and at most 3600"},
       {o.fps_tolerance >= 0 && o.fps_tolerance < 1, "--fps-tolerance must be in [0, 1)"},
       {o.fps_wait_s >= 0 && o.fps_wait_s <= 3600, "--fps-wait must be 0..3600 seconds"},
       {o.memory_interval_s >= 0.1 && o.memory_interval_s <= 3600,
@@ -156,6 +159,10 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Int("top", &o.top, "functions per service in the report tables");
   flags.Double("memory-interval", &o.memory_interval_s,
                "seconds between memory readings of every service");
+  flags.Bool("model", &o.model,
+             "after recording, the detection model's per-layer profile (detection paused)");
+  flags.Int("model-runs", &o.model_runs, "timed forwards for it (0: until the median settles)");
+  flags.Double("model-max-seconds", &o.model_max_seconds, "cap on its timed forwards");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -197,6 +204,28 @@ void PrintMemoryTable(const profile::MemoryReport& m) {
   }
 }
 
+// The model's totals and its slowest layer, or why it was not profiled.
+void PrintModelLine(const ModelRun& m) {
+  if (m.name.empty()) return;
+  if (!m.ok()) {
+    printf("\nmodel: not measured: %s\n", m.profile.Get("error").AsString().c_str());
+    return;
+  }
+  const Json* top = nullptr;
+  for (const Json& l : m.profile.Get("layer_timings").AsArray()) {
+    if (!top || l.Get("median_ms").AsDouble() > top->Get("median_ms").AsDouble()) top = &l;
+  }
+  printf("\nmodel: %s ms per forward of batch %lld (sum of layers; forward() %s ms)%s%s\n",
+         Fixed(m.profile.Get("total_inference_time_ms").AsDouble(), 2).c_str(),
+         static_cast<long long>(m.profile.Get("batch_size").AsInt()),
+         Fixed(m.profile.Get("forward_wall_ms").AsDouble(), 2).c_str(),
+         top ? (", slowest layer " + top->Get("name").AsString() + " " +
+                Fixed(top->Get("percent_of_total").AsDouble(), 1) + "%")
+                   .c_str()
+             : "",
+         ("; " + m.profile.Get("checklist").Get("verdict").AsString() + " for 2.2").c_str());
+}
+
 void PrintTable(const profile::ProfileRunResult& result, const std::string& out_dir) {
   const profile::CpuReport& r = result.report;
   printf("%-12s %20s %8s %10s %10s  %s\n", "service", "CPU % of 1 core (95%)", "samples",
@@ -215,12 +244,12 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
       "rate: %s; framescope itself: %s of one core while sampling, %.2f s CPU in all, peak "
       "RSS %.1f MiB\n",
       profile::RateText(r).c_str(),
-      r.profiler_sampling_cpu_pct >= 0
-          ? (Fixed(r.profiler_sampling_cpu_pct, 2) + "%").c_str()
-          : "n/a",
+      r.profiler_sampling_cpu_pct >= 0 ? (Fixed(r.profiler_sampling_cpu_pct, 2) + "%").c_str()
+                                       : "n/a",
       r.profiler_cpu_s, static_cast<double>(r.profiler_peak_rss) / 1048576.0);
   for (const std::string& line : profile::GovernorLines(r.governor)) printf("%s\n", line.c_str());
   PrintMemoryTable(result.memory);
+  PrintModelLine(result.model);
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());
 }

@@ -3,15 +3,13 @@
 #include <cctype>
 
 namespace fs {
-namespace {
-
-ModelRun Failed(ModelRun run, const std::string& why) {
+ModelRun ModelRun::Error(const std::string& name, const std::string& why) {
+  ModelRun run;
+  run.name = name;
   run.profile = Json::MakeObject();
   run.profile["error"] = why;
   return run;
 }
-
-}  // namespace
 
 std::string ModelReportName(const std::string& model_path) {
   std::string base = model_path.substr(model_path.find_last_of('/') + 1);
@@ -30,7 +28,7 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
   ModelRun run;
   run.name = ModelReportName(source.spec.model_path);
   auto net = model::ModelNet::Load(source.spec);
-  if (!net.ok()) return Failed(std::move(run), net.status().message());
+  if (!net.ok()) return ModelRun::Error(run.name, net.status().message());
   model::LayerProfileOptions o = options.layers;
   o.batch = options.batch > 0 ? options.batch : source.max_batch;
   model::ProfileContext context{source.origin, source.weights_note, o.batch, net->threads(), false};
@@ -45,8 +43,9 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
     profile = model::ProfileLayers(&*net, o);
   }
   if (!profile.ok()) {
-    run.interrupted = o.stop && o.stop->load();
-    return Failed(std::move(run), profile.status().message());
+    ModelRun failed = ModelRun::Error(run.name, profile.status().message());
+    failed.interrupted = o.stop && o.stop->load();
+    return failed;
   }
   run.interrupted = profile->interrupted;
   run.profile = model::LayerProfileJson(*profile, *net, context);

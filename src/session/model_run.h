@@ -24,6 +24,8 @@ struct ModelRun {
   Json trace;        // ChromeTrace; null without a profile
   bool interrupted = false;
   bool ok() const { return !profile.Has("error"); }
+  // A profile that could not be taken, and why (the reports say so instead of a table).
+  static ModelRun Error(const std::string& name, const std::string& why);
 };
 
 // "yolov3-tiny.cfg" -> "yolo" (the checklist's file name), else the sanitised file stem.

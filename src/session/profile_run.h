@@ -25,6 +25,7 @@
 #include "src/record/recorder.h"
 #include "src/report/cpu_report.h"
 #include "src/report/memory_report.h"
+#include "src/session/model_run.h"
 
 namespace fs::profile {
 
@@ -47,6 +48,11 @@ struct ProfileRunOptions {
   // Seconds between memory readings of every service (smaps_rollup over its process tree),
   // appended to OUT/memory/<service>.log as they are taken.
   double memory_interval_s = 2;
+  // After recording: the detection model's per-layer profile (framescope model), detection
+  // paused meanwhile; OUT/models/<name>_profile.json and _trace.json, and report sections.
+  bool model = true;
+  int model_runs = 0;                       // Timed forwards; 0: until the median settles.
+  double model_max_seconds = 20;            // Cap on the timed forwards.
   const std::atomic<bool>* stop = nullptr;  // Ctrl-C: stop early, keep partial results.
 };
 
@@ -70,6 +76,7 @@ struct ProfileRunResult {
   std::vector<std::string> errors;  // What failed, why, what to do; one line each.
   CpuReport report;                 // Filled once recording ran.
   MemoryReport memory;              // Likewise: every service's RSS series and leak rate.
+  ModelRun model;                   // The model's per-layer profile (name empty: not run).
   std::string summary_json;         // As written to OUT/summary.json.
   std::string baseline_path;        // Resolved.
   int coverage_failures = 0;
