@@ -427,29 +427,33 @@ Measurement Summarize(const std::vector<double>& seconds, double work_per_rep) {
 }
 
 // A counter on all threads, then on one. work_per_thread(threads): FLOPs or bytes one thread
-// does in a repetition when `threads` share it.
+// does in a repetition when `threads` share it. `setup` runs for the all-thread team only: the
+// single-thread run reuses what thread 0 set up (the triad's arrays are filled once).
 Status MeasureCounter(Plan* plan, const std::function<double(int threads)>& work_per_thread,
                       const ThreadFn& setup, const ThreadFn& work, Measurement* single,
                       Measurement* all) {
   ASSIGN_OR_RETURN(auto all_s, RunTeam(plan, plan->threads, setup, work));
   *all = Summarize(all_s, work_per_thread(plan->threads) * plan->threads);
-  ASSIGN_OR_RETURN(auto single_s, RunTeam(plan, 1, setup, work));
+  ASSIGN_OR_RETURN(auto single_s, RunTeam(plan, 1, nullptr, work));
   *single = Summarize(single_s, work_per_thread(1));
   return Status::Ok();
 }
 
 // Units of `run` that take about target_s on one thread: after a warm-up call (code paged in,
-// clock ramped up), a trial grows 4x until it lasts 2 ms, then scales linearly.
+// clock ramped up), a trial grows 4x until it lasts 1 ms, then scales linearly from the fastest
+// of three such trials (one of them slowed by other work would shorten every repetition).
 int64_t CalibrateUnits(const std::function<void(int64_t units)>& run, double target_s) {
-  run(1);
-  for (int64_t units = 1;; units *= 4) {
+  auto timed = [&](int64_t units) {
     const int64_t t0 = MonotonicNs();
     run(units);
-    const double s = static_cast<double>(MonotonicNs() - t0) * 1e-9;
-    if (s >= 0.002 || units >= (int64_t{1} << 40)) {
-      return std::max<int64_t>(1, std::llround(static_cast<double>(units) * target_s / s));
-    }
-  }
+    return static_cast<double>(MonotonicNs() - t0) * 1e-9;
+  };
+  run(1);
+  int64_t units = 1;
+  double s = timed(units);
+  for (; s < 0.001 && units < (int64_t{1} << 40); s = timed(units)) units *= 4;
+  s = std::min({s, timed(units), timed(units)});
+  return std::max<int64_t>(1, std::llround(static_cast<double>(units) * target_s / s));
 }
 
 Status MeasureFma(Plan* plan, double rep_s, MachinePeak* out) {
@@ -532,7 +536,7 @@ uint64_t TriadArrayBytes(const PeakOptions& options, uint64_t llc_bytes) {
   return std::clamp(want, options.min_array_bytes, options.max_array_bytes) / 64 * 64;
 }
 
-Status MeasureTriad(Plan* plan, MachinePeak* out) {
+Status MeasureTriad(Plan* plan, int reps, MachinePeak* out) {
   const size_t n = out->triad_array_bytes / sizeof(double);
   ASSIGN_OR_RETURN(auto a, MappedArray::Make(n * sizeof(double)));
   ASSIGN_OR_RETURN(auto b, MappedArray::Make(n * sizeof(double)));
@@ -543,6 +547,7 @@ Status MeasureTriad(Plan* plan, MachinePeak* out) {
     return n * (t + 1) / threads - *begin;
   };
   // Each thread first-touches its own slice (pages land on its node) and does one pass per rep.
+  plan->reps = reps;
   RETURN_IF_ERROR(MeasureCounter(
       plan, [n](int threads) { return 3.0 * sizeof(double) * static_cast<double>(n) / threads; },
       [&](int t, int threads) {
@@ -566,7 +571,7 @@ Status MeasureTriad(Plan* plan, MachinePeak* out) {
 }
 
 Status ValidateOptions(const PeakOptions& o) {
-  if (o.repetitions < 1) return Err("repetitions must be at least 1");
+  if (o.repetitions < 1 || o.triad_repetitions < 1) return Err("repetitions must be at least 1");
   if (!(o.fma_rep_seconds > 0) || !(o.gemm_rep_seconds > 0) || !std::isfinite(o.fma_rep_seconds) ||
       !std::isfinite(o.gemm_rep_seconds)) {
     return Err("repetition durations must be positive and finite");
@@ -601,12 +606,20 @@ StatusOr<MachinePeak> MeasureMachinePeak(const PeakOptions& options) {
   peak.llc_bytes = llc.bytes;
   peak.llc_source = llc.source;
   peak.triad_array_bytes = TriadArrayBytes(options, llc.bytes);
+  auto since = [](int64_t t) { return static_cast<double>(MonotonicNs() - t) * 1e-9; };
+  int64_t t = MonotonicNs();
   RETURN_IF_ERROR(MeasureFma(&plan, options.fma_rep_seconds, &peak).Annotate("FMA peak"));
+  peak.fma_seconds = since(t);
+  t = MonotonicNs();
   RETURN_IF_ERROR(
       MeasureGemm(&plan, options.gemm_rep_seconds, options.gemm_n, &peak).Annotate("GEMM peak"));
-  RETURN_IF_ERROR(MeasureTriad(&plan, &peak).Annotate("triad bandwidth"));
+  peak.gemm_seconds = since(t);
+  t = MonotonicNs();
+  RETURN_IF_ERROR(
+      MeasureTriad(&plan, options.triad_repetitions, &peak).Annotate("triad bandwidth"));
+  peak.triad_seconds = since(t);
   peak.pinned = plan.pinned;
-  peak.total_seconds = static_cast<double>(MonotonicNs() - t0) * 1e-9;
+  peak.total_seconds = since(t0);
   return peak;
 }
 
@@ -676,11 +689,12 @@ Json MeasurementJson(const Measurement& m, const std::string& unit, const std::s
 }
 
 Json CounterJson(const Measurement& single, const Measurement& all, const std::string& unit,
-                 const std::string& giga, const std::string& method) {
+                 const std::string& giga, const std::string& method, double seconds) {
   Json j = Json::MakeObject();
   j["single"] = MeasurementJson(single, unit, giga);
   j["all"] = MeasurementJson(all, unit, giga);
   j["method"] = method;
+  j["seconds"] = seconds;  // this part's wall time, calibration and setup included
   return j;
 }
 
@@ -702,19 +716,22 @@ Json MachinePeak::ToJson() const {
       flops_single, flops_all, "flop", "gflop",
       std::string("fp32 FMA kernel (") + IsaName(isa) + "): " + std::to_string(kFmaChains) +
           " independent accumulator chains of " + lanes +
-          " lanes, acc = acc * m + a; FLOPs = iterations x chains x lanes x 2 (FMA = 2)");
+          " lanes, acc = acc * m + a; FLOPs = iterations x chains x lanes x 2 (FMA = 2)",
+      fma_seconds);
   j["gemm"] = CounterJson(
       gemm_single, gemm_all, "flop", "gflop",
       std::string("blocked fp32 C = A * B (") + IsaName(isa) + "), n = " + std::to_string(gemm_n) +
           ", packed panels, " + std::to_string(mr) + " x " + std::to_string(nr) +
-          " register tile; FLOPs = 2 n^3 per multiply; all: one independent multiply per thread");
+          " register tile; FLOPs = 2 n^3 per multiply; all: one independent multiply per thread",
+      gemm_seconds);
   j["gemm"]["n"] = gemm_n;
   j["bandwidth"] = CounterJson(
       bandwidth_single, bandwidth_all, "bytes", "gb",
       "STREAM triad a[i] = b[i] + s * c[i] over three double arrays, one pass per repetition; "
       "bytes = 3 x 8 per element (2 reads + 1 write) as STREAM counts them: write-allocate "
       "traffic (reading a[] before it is written) is excluded, so DRAM moves about 4/3 of that; "
-      "all: one contiguous slice per thread, first-touched by it");
+      "all: one contiguous slice per thread, first-touched by it",
+      triad_seconds);
   Json& bw = j["bandwidth"];
   bw["array_bytes"] = triad_array_bytes;
   bw["llc_bytes"] = llc_bytes;

@@ -69,12 +69,15 @@ struct Measurement {
 struct PeakOptions {
   std::optional<Isa> isa;  // default: BestIsa()
   int threads = 0;         // all-core runs; 0: one per CPU in this process's affinity mask
-  // STREAM's 10. Short repetitions and the best of many: on a shared machine a few milliseconds
-  // often pass undisturbed, tens of milliseconds rarely do.
-  int repetitions = 10;
-  double fma_rep_seconds = 0.005;  // per repetition
-  double gemm_rep_seconds = 0.005;
+  // Short repetitions and the best of many: on a shared machine a few milliseconds often pass
+  // undisturbed, tens of milliseconds rarely do, and an all-core repetition needs every CPU
+  // free at once (measured here at load 12 on 2 CPUs: 8 x 3 ms often missed, 20 x 1 ms did not).
+  int repetitions = 20;
+  double fma_rep_seconds = 0.002;  // per repetition
+  double gemm_rep_seconds = 0.003;
   int gemm_n = 384;  // square multiply; a multiple of every ISA's register tile
+  // One full pass over the arrays each (~15-30 ms at the default size).
+  int triad_repetitions = 5;
   // Each triad array is 4 x the last-level cache, clamped to these (the triad runs one pass per
   // repetition, and first-touching the arrays is most of its cost).
   uint64_t min_array_bytes = uint64_t{16} << 20;
@@ -93,7 +96,8 @@ struct MachinePeak {
   uint64_t llc_bytes = 0;  // 0 when unknown
   std::string llc_source;
   uint64_t triad_array_bytes = 0;  // each of the three arrays
-  double total_seconds = 0;        // the whole measurement, setup included
+  // Wall time of each part (calibration and setup included) and of the whole.
+  double fma_seconds = 0, gemm_seconds = 0, triad_seconds = 0, total_seconds = 0;
 
   // Every counter with its unit and the method behind it; rates also in GFLOP/s and GB/s.
   Json ToJson() const;
