@@ -119,7 +119,7 @@ inline void MicroKernel(int kc, const float* ap, const float* bp, float* c, int 
   for (int i = 0; i < kMr; ++i) {
 #pragma GCC unroll 4
     for (int v = 0; v < kNrv; ++v) {
-      float* out = c + i * ldc + v * kL;
+      float* out = c + static_cast<size_t>(i) * ldc + v * kL;
       T::Store(out, T::Add(T::Load(out), acc[i][v]));
     }
   }
@@ -188,7 +188,8 @@ float* AlignedData(std::vector<float>* v, size_t floats) {
 void PackA(const float* a, int lda, int rows, int kc, int mr, float* out) {
   for (int i0 = 0; i0 < rows; i0 += mr) {
     for (int p = 0; p < kc; ++p) {
-      for (int i = 0; i < mr; ++i) *out++ = i0 + i < rows ? a[(i0 + i) * lda + p] : 0.0f;
+      for (int i = 0; i < mr; ++i)
+        *out++ = i0 + i < rows ? a[static_cast<size_t>(i0 + i) * lda + p] : 0.0f;
     }
   }
 }
@@ -197,7 +198,7 @@ void PackA(const float* a, int lda, int rows, int kc, int mr, float* out) {
 void PackB(const float* b, int ldb, int kc, int cols, int nr, float* out) {
   for (int j0 = 0; j0 < cols; j0 += nr) {
     for (int p = 0; p < kc; ++p) {
-      const float* row = b + p * ldb + j0;
+      const float* row = b + static_cast<size_t>(p) * ldb + j0;
       const int valid = std::min(nr, cols - j0);
       std::memcpy(out, row, valid * sizeof(float));
       std::fill(out + valid, out + nr, 0.0f);
@@ -214,7 +215,7 @@ void MacroKernel(const IsaKernels& k, int rows, int cols, int kc, const float* a
     const float* b_panel = bp + static_cast<size_t>(j0) * kc;
     for (int i0 = 0; i0 < rows; i0 += k.mr) {
       const float* a_panel = ap + static_cast<size_t>(i0) * kc;
-      float* out = c + i0 * ldc + j0;
+      float* out = c + static_cast<size_t>(i0) * ldc + j0;
       const int mr = std::min(k.mr, rows - i0), nr = std::min(k.nr, cols - j0);
       if (mr == k.mr && nr == k.nr) {
         k.micro(kc, a_panel, b_panel, out, ldc);
