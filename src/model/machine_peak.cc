@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cmath>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -97,7 +98,8 @@ inline double FmaLoop(int64_t iterations) {
 // C[kMr x kNr] += Ap * Bp over kc steps. Ap: kMr floats per step; Bp: kNr floats per step.
 template <class T>
 inline void MicroKernel(int kc, const float* ap, const float* bp, float* c, int ldc) {
-  constexpr int kMr = T::kMr, kNrv = T::kNrv, kL = T::kLanes;
+  constexpr int kMr = T::kMr, kNrv = T::kNrv;
+  constexpr std::ptrdiff_t kL = T::kLanes;
   typename T::V acc[kMr][kNrv];
 #pragma GCC unroll 16
   for (int i = 0; i < kMr; ++i) {
@@ -221,7 +223,7 @@ void MacroKernel(const IsaKernels& k, int rows, int cols, int kc, const float* a
         k.micro(kc, a_panel, b_panel, out, ldc);
         continue;
       }
-      std::fill(tile, tile + k.mr * k.nr, 0.0f);
+      std::fill_n(tile, k.mr * k.nr, 0.0f);
       k.micro(kc, a_panel, b_panel, tile, k.nr);
       for (int i = 0; i < mr; ++i) {
         for (int j = 0; j < nr; ++j) out[i * ldc + j] += tile[i * k.nr + j];
@@ -417,6 +419,7 @@ double Median(std::vector<double> v) {
 
 Measurement Summarize(const std::vector<double>& seconds, double work_per_rep) {
   std::vector<double> rates;
+  rates.reserve(seconds.size());
   for (double s : seconds) rates.push_back(work_per_rep / s);
   Measurement m;
   m.best = *std::max_element(rates.begin(), rates.end());

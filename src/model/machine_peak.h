@@ -36,7 +36,9 @@ int IsaLanes(Isa isa);  // fp32 lanes per vector: 4, 8, 16
 inline constexpr int kFmaChains = 12;  // >= latency (4) x FMA pipes (2) on current x86 cores
 inline constexpr float kFmaMultiplier = 0.999f;
 inline constexpr float kFmaAddend = 0.001f;
-inline constexpr float FmaChainStart(int chain) { return 1.0f + 0.0625f * chain; }
+inline constexpr float FmaChainStart(int chain) {
+  return 1.0f + 0.0625f * static_cast<float>(chain);
+}
 
 struct FmaRun {
   double flops = 0;     // iterations x kFmaChains x lanes x 2, exactly

@@ -58,10 +58,10 @@ TEST(FmaKernelTest, BestIsaIsSupported) {
 // blocks; C starts as NaN so a kernel that accumulates into it instead of overwriting fails.
 TEST(SgemmTest, MatchesNaiveProduct) {
   const int m = 131, n = 37, k = 300;
-  std::vector<float> a(m * k), b(k * n);
+  std::vector<float> a(size_t{m} * k), b(size_t{k} * n);
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 7) % 17) / 17.0f - 0.5f;
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 5) % 11) / 11.0f - 0.5f;
-  std::vector<double> want(m * n, 0.0);
+  std::vector<double> want(size_t{m} * n, 0.0);
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < n; ++j) {
       for (int p = 0; p < k; ++p) want[i * n + j] += double{a[i * k + p]} * b[p * n + j];
@@ -69,7 +69,7 @@ TEST(SgemmTest, MatchesNaiveProduct) {
   }
   for (Isa isa : SupportedIsas()) {
     SCOPED_TRACE(IsaName(isa));
-    std::vector<float> c(m * n, std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> c(want.size(), std::numeric_limits<float>::quiet_NaN());
     Sgemm gemm(isa);
     gemm.Multiply(m, n, k, a.data(), b.data(), c.data());
     int bad = 0;
