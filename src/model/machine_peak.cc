@@ -491,7 +491,8 @@ struct GemmState {
 };
 
 Status MeasureGemm(Plan* plan, double rep_s, int n, MachinePeak* out) {
-  // Allocated by the thread that uses it (first touch), once for all repetitions and runs.
+  // Made once for all repetitions and both runs, each by the thread that uses it (first touch);
+  // thread 0's by the calibrating thread.
   std::vector<std::unique_ptr<GemmState>> states(plan->threads);
   auto multiply = [&](int t, int64_t times) {
     GemmState& s = *states[t];
