@@ -27,6 +27,7 @@ struct Flags {
   double max_seconds = 30;
   std::string out = "profiles";
   bool json = false;
+  bool peak = true;
 };
 
 int Parse(int argc, char** argv, Flags* f) {
@@ -45,6 +46,9 @@ int Parse(int argc, char** argv, Flags* f) {
   flags.Double("max-seconds", &f->max_seconds, "stop the timed runs after this long");
   flags.String("out", &f->out, "output folder (files go to OUT/models)");
   flags.ShortName('o', "out");
+  flags.Bool("peak", &f->peak,
+             "measure the machine's FMA/GEMM/triad peak first (~1 s) and place each layer on "
+             "its roofline (--no-peak: skip)");
   flags.Bool("json", &f->json, "print the JSON report instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -152,6 +156,7 @@ int ModelMain(int argc, char** argv) {
   CatchStopSignals(&g_stop);
   ModelRunOptions o;
   o.batch = f.batch;
+  o.measure_peak = f.peak;
   o.layers.warmup = f.warmup;
   if (f.runs > 0) o.layers.min_runs = o.layers.max_runs = f.runs;
   o.layers.max_seconds = f.max_seconds;

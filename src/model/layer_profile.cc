@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "src/base/stats.h"
+#include "src/model/roofline.h"
 
 namespace fs::model {
 namespace {
@@ -166,7 +167,47 @@ Json Checklist(const LayerProfile& p, int batch) {
 
 }  // namespace
 
-Json LayerProfileJson(const LayerProfile& p, const ModelNet& net, const ProfileContext& c) {
+// One line for the reports: each peak, single thread / all cores.
+std::string PeakSummary(const MachinePeak& m, const Roofs& roofs) {
+  auto g = [](const Measurement& x) { return Fixed(x.best / 1e9, 0); };
+  return std::string("FMA (") + IsaName(m.isa) + ") " + g(m.flops_single) + " / " + g(m.flops_all) +
+         " GFLOP/s, GEMM " + g(m.gemm_single) + " / " + g(m.gemm_all) + " GFLOP/s, triad " +
+         g(m.bandwidth_single) + " / " + g(m.bandwidth_all) + " GB/s (one thread / all " +
+         std::to_string(m.threads) + "); roofs for " + std::to_string(roofs.threads) +
+         " threads: " + Fixed(roofs.flops_per_s / 1e9, 0) + " GFLOP/s, " +
+         Fixed(roofs.bytes_per_s / 1e9, 1) + " GB/s";
+}
+
+// The machine's peak and every timed layer's place on the roofline.
+void AddRoofline(const LayerProfile& p, int threads, const StatusOr<MachinePeak>& peak, Json* j) {
+  StatusOr<Roofs> roofs = peak.ok() ? RoofsForThreads(*peak, threads) : peak.status();
+  if (!roofs.ok()) {
+    (*j)["machine_peak"] = nullptr;
+    (*j)["machine_peak_reason"] = "not measured: " + roofs.status().message();
+    return;
+  }
+  Json m = peak->ToJson();
+  m["summary"] = PeakSummary(*peak, *roofs);
+  (*j)["machine_peak"] = m;
+  (*j)["roofs"] = roofs->ToJson();
+  Json layers = Json::MakeArray();
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    Json l = (*j)["layer_timings"].AsArray()[i];
+    const LayerStats& s = p.layers[i];
+    if (!s.fused) {
+      const double bytes =
+          static_cast<double>(s.info.weight_bytes + s.info.input_bytes + s.info.blob_bytes);
+      l["roofline"] =
+          PlaceOnRoofline({static_cast<double>(s.info.flops), bytes, s.median_ms / 1e3}, *roofs)
+              .ToJson();
+    }
+    layers.Push(std::move(l));
+  }
+  (*j)["layer_timings"] = layers;
+}
+
+Json LayerProfileJson(const LayerProfile& p, const ModelNet& net, const ProfileContext& c,
+                      const StatusOr<MachinePeak>& peak) {
   Json j = Json::MakeObject();
   j["model"] = net.spec().model_path;
   j["format"] = net.format();
@@ -199,6 +240,7 @@ Json LayerProfileJson(const LayerProfile& p, const ModelNet& net, const ProfileC
   Json layers = Json::MakeArray();
   for (size_t i = 0; i < p.layers.size(); ++i) layers.Push(LayerJson(p.layers[i], i));
   j["layer_timings"] = layers;
+  AddRoofline(p, c.threads, peak, &j);
   j["checklist"] = Checklist(p, c.batch);
   return j;
 }

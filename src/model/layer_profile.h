@@ -13,6 +13,7 @@
 
 #include "src/base/json.h"
 #include "src/base/status.h"
+#include "src/model/machine_peak.h"
 #include "src/model/model_net.h"
 
 namespace fs::model {
@@ -67,9 +68,12 @@ struct ProfileContext {
 };
 
 // profiles/models/yolo_profile.json: totals with their counters, the trtexec-like per-layer
-// list, and the checklist item 2.2 (more than 20 layers, under 50 ms per image).
+// list, and the checklist item 2.2 (more than 20 layers, under 50 ms per image). With the
+// machine's measured peak, each timed layer is placed on its roofline (compute roof: the FMA
+// peak for the profile's thread count; bytes: weights + inputs + outputs, fp32); without it,
+// "machine_peak" is null with the reason.
 Json LayerProfileJson(const LayerProfile& profile, const ModelNet& net,
-                      const ProfileContext& context);
+                      const ProfileContext& context, const StatusOr<MachinePeak>& peak);
 
 // Chrome trace (chrome://tracing, Perfetto) of the median run: one complete event per timed
 // layer, back to back in execution order (OpenCV runs layers one after another; the gaps

@@ -59,8 +59,7 @@ std::map<std::string, int64_t> ConvFlopsFromCfg(const std::string& path, int inp
     if (sec.type == "convolutional") {
       int k = get("size", 1), stride = get("stride", 1), filters = get("filters", 1);
       s = s / stride;
-      flops["conv_" + std::to_string(layer)] =
-          int64_t{s} * s * filters * (2LL * k * k * c + 1);
+      flops["conv_" + std::to_string(layer)] = int64_t{s} * s * filters * (2LL * k * k * c + 1);
       c = filters;
     } else if (sec.type == "maxpool") {
       s = (s + get("stride", 1) - 1) / get("stride", 1);
@@ -159,7 +158,8 @@ TEST_F(YoloTinyProfile, LayerTimesSumToTheTotalAndFusedLayersNameTheirHost) {
 
 TEST_F(YoloTinyProfile, JsonAndChromeTraceParse) {
   ASSERT_NE(profile_, nullptr);
-  Json j = LayerProfileJson(*profile_, *net_, {"--model", "zero-filled", 1, 2, false});
+  Json j = LayerProfileJson(*profile_, *net_, {"--model", "zero-filled", 1, 2, false},
+                            Err("skipped in this test"));
   auto back = Json::Parse(j.Dump(2));
   ASSERT_TRUE(back.ok());
   EXPECT_DOUBLE_EQ(back->Get("total_inference_time_ms").AsDouble(), profile_->total_ms);
@@ -180,6 +180,45 @@ TEST_F(YoloTinyProfile, JsonAndChromeTraceParse) {
     EXPECT_NEAR(events[i].Get("ts").AsDouble(), end, 1e-6);  // back to back, in order
     end += events[i].Get("dur").AsDouble();
   }
+}
+
+TEST_F(YoloTinyProfile, LayersArePlacedAgainstTheMachinePeak) {
+  ASSERT_NE(profile_, nullptr);
+  MachinePeak peak;  // hand-set: 100 GFLOP/s a thread, 150 all-core; 20 GB/s a thread, 25 all
+  peak.threads = 2;
+  peak.flops_single.best = 100e9;
+  peak.flops_all.best = 150e9;
+  peak.gemm_single.best = 80e9;
+  peak.gemm_all.best = 120e9;
+  peak.bandwidth_single.best = 20e9;
+  peak.bandwidth_all.best = 25e9;
+  Json j = LayerProfileJson(*profile_, *net_, {"--model", "zero-filled", 1, 2, false}, peak);
+  EXPECT_DOUBLE_EQ(j.Get("roofs").Get("flops_per_s").AsDouble(), 150e9);  // min(2 x 100, 150)
+  EXPECT_DOUBLE_EQ(j.Get("roofs").Get("bytes_per_s").AsDouble(), 25e9);   // min(2 x 20, 25)
+  EXPECT_NE(j.Get("machine_peak").Get("summary").AsString().find("FMA"), std::string::npos);
+  for (size_t i = 0; i < profile_->layers.size(); ++i) {
+    const LayerStats& l = profile_->layers[i];
+    const Json& roof = j.Get("layer_timings").AsArray()[i].Get("roofline");
+    if (l.fused) {
+      EXPECT_TRUE(roof.is_null()) << l.info.name;
+      continue;
+    }
+    if (l.info.type != "Convolution") continue;
+    const double achieved = static_cast<double>(l.info.flops) / (l.median_ms / 1e3);
+    EXPECT_NEAR(roof.Get("share_of_peak").AsDouble(), achieved / 150e9, 1e-9) << l.info.name;
+    const double bytes =
+        static_cast<double>(l.info.weight_bytes + l.info.input_bytes + l.info.blob_bytes);
+    EXPECT_NEAR(roof.Get("intensity_flop_per_byte").AsDouble(),
+                static_cast<double>(l.info.flops) / bytes, 1e-9)
+        << l.info.name;
+    EXPECT_EQ(roof.Get("bound").AsString(),
+              static_cast<double>(l.info.flops) / bytes >= 150.0 / 25.0 ? "compute" : "memory")
+        << l.info.name;
+  }
+  Json none =
+      LayerProfileJson(*profile_, *net_, {"--model", "zero-filled", 1, 2, false}, Err("no time"));
+  EXPECT_TRUE(none.Get("machine_peak").is_null());
+  EXPECT_EQ(none.Get("machine_peak_reason").AsString(), "not measured: no time");
 }
 
 TEST(LayerFlopsTest, ShapesStandInWhereOpenCvSaysZero) {

@@ -33,6 +33,7 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
   o.batch = options.batch > 0 ? options.batch : source.max_batch;
   model::ProfileContext context{source.origin, source.weights_note, o.batch, net->threads(), false};
   StatusOr<model::LayerProfile> profile = Err("not run");
+  StatusOr<model::MachinePeak> peak = Err("not requested (--no-peak)");
   {
     DetectionPause pause(source.detection_pid);
     context.detection_paused = pause.paused();
@@ -40,6 +41,10 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
             std::to_string(net->input_height()) + ", batch " + std::to_string(o.batch) + ", " +
             std::to_string(context.threads) + " threads" +
             (pause.paused() ? ", detection paused" : ""));
+    if (options.measure_peak) {
+      message("measuring the machine's peak (FMA, GEMM, triad)");
+      peak = model::MeasureMachinePeak();
+    }
     profile = model::ProfileLayers(&*net, o);
   }
   if (!profile.ok()) {
@@ -48,7 +53,7 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
     return failed;
   }
   run.interrupted = profile->interrupted;
-  run.profile = model::LayerProfileJson(*profile, *net, context);
+  run.profile = model::LayerProfileJson(*profile, *net, context, peak);
   run.trace = model::ChromeTrace(*profile, run.name);
   return run;
 }

@@ -16,6 +16,9 @@ namespace fs {
 struct ModelRunOptions {
   int batch = 0;                      // 0: the system's detection.max_batch (1 for --model)
   model::LayerProfileOptions layers;  // its batch is set from `batch`
+  // The machine's FMA/GEMM/triad peak (about a second, detection paused too), so each layer is
+  // placed on the roofline.
+  bool measure_peak = true;
 };
 
 struct ModelRun {
