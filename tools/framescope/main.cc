@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"flamegraph", fs::FlamegraphMain, "flame graph HTML (self-contained) from a pprof profile"},
     {"diff", fs::DiffMain, "differential flame graph of two profiles"},
     {"memory", fs::MemoryMain, "memory series and leak rate (MB/h, 95% interval) of processes"},
+    {"gpu", fs::GpuMain, "GPU utilisation timeline (NVML): OUT/gpu/nsight_report.json"},
     {"heap-off", fs::HeapOffMain,
      "roll heap profiling back: restart each service without the preload library"},
     {"_supervise", fs::SuperviseMain, nullptr},
