@@ -247,7 +247,8 @@ TEST(GpuSamplerTest, DeviceLostMidRunEndsItsTimelineWithTheReason) {
   const GpuTimeline& lost = t.gpus[1];
   ASSERT_EQ(lost.samples.size(), 3u);
   ASSERT_TRUE(lost.lost_at_s.has_value());
-  EXPECT_GT(*lost.lost_at_s, lost.samples.back().t_s);
+  // Lost in the 4th round of samples (one SampleOnce time for every GPU), not later.
+  EXPECT_DOUBLE_EQ(*lost.lost_at_s, t.gpus[0].samples[3].t_s);
   EXPECT_NE(lost.lost_reason.find("nvmlDeviceGetUtilizationRates: GPU is lost (code 15)"),
             std::string::npos)
       << lost.lost_reason;
@@ -323,6 +324,19 @@ TEST(GpuCliTest, WithoutNvmlWritesNullsAndSaysSo) {
   EXPECT_NE(j->Get("gpu_utilization_avg_reason").AsString().find("Driver Not Loaded"),
             std::string::npos);
   EXPECT_NE(r.output.find("GPU telemetry not measurable"), std::string::npos) << r.output;
+}
+
+// Ctrl-C during a long run: what was sampled is written, exit 130.
+TEST(GpuCliTest, InterruptWritesWhatWasSampled) {
+  TempDir dir;
+  Result r =
+      Shell(FakeEnv(dir, "full", "util 0 30/0\n") + " timeout --preserve-status -s INT 0.6 " +
+            FRAMESCOPE_BIN + " gpu --duration 60 --interval-ms 100 --out " + dir.path());
+  ASSERT_EQ(r.exit_code, 130) << r.output;
+  auto j = Json::Parse(ReadFile(dir.path() + "/gpu/nsight_report.json").value());
+  ASSERT_TRUE(j.ok());
+  EXPECT_DOUBLE_EQ(j->Get("gpu_utilization_avg").AsDouble(), 0.3);
+  EXPECT_LT(j->Get("duration_s").AsDouble(), 5);
 }
 
 TEST(GpuCliTest, BadFlagsAreUsageErrors) {
