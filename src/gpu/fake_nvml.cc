@@ -143,6 +143,9 @@ bool Lost(const FakeDevice& d) { return d.lost; }
 
 }  // namespace
 
+// Only the nvml* functions are exported (the library is built with hidden visibility), as in
+// the real library.
+#pragma GCC visibility push(default)
 extern "C" {
 
 nvml::Return nvmlInit_v2() {
@@ -311,3 +314,4 @@ nvml::Return nvmlGpmMetricsGet(nvml::GpmMetricsGet* get) {
 #endif  // FAKE_NVML_MINIMAL
 
 }  // extern "C"
+#pragma GCC visibility pop
