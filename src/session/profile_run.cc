@@ -23,6 +23,7 @@
 #include "src/base/output.h"
 #include "src/base/procfs.h"
 #include "src/collect/preflight.h"
+#include "src/gpu/nvml_loader.h"
 #include "src/memory/heap/heap_profile.h"
 #include "src/memory/leak_rate.h"
 #include "src/memory/memory_series.h"
@@ -205,8 +206,7 @@ bool Preflight(Session& s) {
     return s.Fail(ProfileOutcome::kPreflightFailed, "preflight: " + perf.status().message());
   }
   lines.push_back(*perf);
-  bool nvml = false;
-  lines.push_back(ProbeNvml(&nvml));
+  lines.push_back(gpu::ProbeLine());
   const Target* loadgen = nullptr;
   for (const Target& t : s.targets) {
     if (t.name == "loadgen") loadgen = &t;

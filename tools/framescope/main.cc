@@ -25,6 +25,7 @@ constexpr Command kCommands[] = {
     {"memory", fs::MemoryMain, "memory series and leak rate (MB/h, 95% interval) of processes"},
     {"model", fs::ModelMain,
      "per-layer profile of the detection model: ms, FLOPs, GFLOP/s per layer, Chrome trace"},
+    {"gpu", fs::GpuMain, "GPU utilisation timeline (NVML): OUT/gpu/nsight_report.json"},
     {"heap-off", fs::HeapOffMain,
      "roll heap profiling back: restart each service without the preload library"},
     {"_supervise", fs::SuperviseMain, nullptr},
