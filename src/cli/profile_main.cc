@@ -10,6 +10,7 @@
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
+#include "src/gpu/gpu_report.h"
 #include "src/session/profile_run.h"
 
 namespace fs {
@@ -63,6 +64,13 @@ constexpr const char* kSummary =
     "not measurable) go to OUT/memory/analysis.json, each service's \"memory\" in summary.json,\n"
     "the memory section of index.html (with an RSS-over-time chart per service) and the\n"
     "memory section of the baseline document. A restarted service starts a new series.\n"
+    "GPU, over the same window: NVML (libnvidia-ml.so.1, loaded at run time) is sampled every\n"
+    "--gpu-interval (1 s) into OUT/gpu/nsight_report.json: gpu_utilization_avg (utilization.gpu)\n"
+    "and memory_bandwidth_efficiency (GPM DRAM bandwidth utilisation only), each naming its\n"
+    "counter, or null with the reason (no driver, no GPU, counter not supported).\n"
+    "Model, after recording (--no-model to skip): detection is paused (SIGSTOP, resumed after)\n"
+    "while the machine's peak is measured and the system's detection model is profiled per\n"
+    "layer as `framescope model` does: OUT/models/yolo_profile.json, yolo_trace.json.\n"
     "A failed output does not stop the others: all are tried, each failure is reported,\n"
     "exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
@@ -108,6 +116,8 @@ std::string InvalidFlag(const CliFlags& f) {
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
       {o.model_runs >= 0 && o.model_runs <= 10000, "--model-runs must be 0..10000"},
+      {o.gpu_interval_s == 0 || (o.gpu_interval_s >= 0.1 && o.gpu_interval_s <= 3600),
+       "--gpu-interval must be 0 (off) or 0.1..3600 seconds"},
       {o.model_max_seconds > 0 && o.model_max_seconds <= 3600,
        "--model-max-seconds must be > 0 and at most 3600"},
       {o.fps_tolerance >= 0 && o.fps_tolerance < 1, "--fps-tolerance must be in [0, 1)"},
@@ -163,6 +173,8 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
              "after recording, the detection model's per-layer profile (detection paused)");
   flags.Int("model-runs", &o.model_runs, "timed forwards for it (0: until the median settles)");
   flags.Double("model-max-seconds", &o.model_max_seconds, "cap on its timed forwards");
+  flags.Double("gpu-interval", &o.gpu_interval_s,
+               "seconds between GPU samples (NVML) while recording; 0: no GPU telemetry");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -201,6 +213,21 @@ void PrintMemoryTable(const profile::MemoryReport& m) {
     printf("%-12s %10s %10s %8zu  %s; %s\n", s.name.c_str(), profile::RssAt(s, false).c_str(),
            profile::RssAt(s, true).c_str(), s.samples.size(), profile::SlopeText(s.rate).c_str(),
            profile::VerdictText(s.rate).c_str());
+  }
+}
+
+// Each GPU average with its counter, or why it is not measurable.
+void PrintGpuLine(const std::optional<gpu::GpuTelemetry>& t) {
+  if (!t) return;
+  const Json j = gpu::GpuReportJson(*t);
+  for (const char* key : {"gpu_utilization_avg", "memory_bandwidth_efficiency"}) {
+    const Json& v = j.Get(key);
+    printf("gpu %s: %s\n", key,
+           v.is_number()
+               ? (Fixed(v.AsDouble() * 100, 1) + "% (" +
+                  j.Get(std::string(key) + "_counter").AsString() + ")")
+                     .c_str()
+               : ("not measurable: " + j.Get(std::string(key) + "_reason").AsString()).c_str());
   }
 }
 
@@ -250,6 +277,7 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
   for (const std::string& line : profile::GovernorLines(r.governor)) printf("%s\n", line.c_str());
   PrintMemoryTable(result.memory);
   PrintModelLine(result.model);
+  PrintGpuLine(result.gpu);
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());
 }

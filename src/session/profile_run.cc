@@ -23,6 +23,7 @@
 #include "src/base/output.h"
 #include "src/base/procfs.h"
 #include "src/collect/preflight.h"
+#include "src/gpu/gpu_report.h"
 #include "src/gpu/nvml_loader.h"
 #include "src/memory/heap/heap_profile.h"
 #include "src/memory/leak_rate.h"
@@ -30,6 +31,7 @@
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/report/flamegraph.h"
+#include "src/report/gpu_chart.h"
 #include "src/report/heap_report.h"
 #include "src/report/model_report.h"
 #include "src/session/governor.h"
@@ -92,7 +94,7 @@ std::string BaselinePath(const ProfileRunOptions& options) {
 }
 
 Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
-  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory", "/models"}) {
+  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory", "/models", "/gpu"}) {
     RETURN_IF_ERROR(MakeDirs(out_dir + sub).Annotate("output folder"));
     RETURN_IF_ERROR(CheckFolderWritable(out_dir + sub));
   }
@@ -539,6 +541,22 @@ Json WriteModelFiles(Session& s, std::vector<Status>* written) {
   return j;
 }
 
+constexpr const char* kGpuReport = "gpu/nsight_report.json";
+
+// OUT/gpu/nsight_report.json (when sampled) and its summary.json object.
+Json WriteGpuFiles(Session& s, std::vector<Status>* written) {
+  if (!s.result.gpu) return Json();
+  Json report = gpu::GpuReportJson(*s.result.gpu);
+  written->push_back(WriteOutput(s.options.out_dir + "/" + kGpuReport, report.Dump(2) + "\n"));
+  Json j = Json::MakeObject();
+  j["report"] = kGpuReport;
+  for (const char* key : {"gpu_utilization_avg", "memory_bandwidth_efficiency", "verdicts"}) {
+    j[key] = report.Get(key);
+  }
+  if (!report.Get("measured").AsBool()) j["reason"] = report.Get("unavailable_reason");
+  return j;
+}
+
 std::vector<BaselineSection> BaselineSections(const Session& s) {
   const ModelRun& m = s.result.model;
   std::vector<BaselineSection> sections = {
@@ -549,6 +567,10 @@ std::vector<BaselineSection> BaselineSections(const Session& s) {
         {kModelSectionBegin, kModelSectionEnd,
          RenderBaselineModelSection(m.profile, ModelProfilePath(m.name), ModelTracePath(m.name))});
   }
+  if (s.result.gpu) {
+    sections.push_back(
+        {kGpuSectionBegin, kGpuSectionEnd, RenderBaselineGpuSection(*s.result.gpu, kGpuReport)});
+  }
   return sections;
 }
 
@@ -558,6 +580,7 @@ std::string MoreHtml(const Session& s) {
   if (!m.name.empty()) {
     h += RenderModelHtml(m.profile, ModelProfilePath(m.name), ModelTracePath(m.name));
   }
+  if (s.result.gpu) h += RenderGpuHtml(*s.result.gpu, kGpuReport);
   return h;
 }
 
@@ -573,6 +596,7 @@ void WriteReports(Session& s, const RecordResult& rec) {
   std::vector<Status> written;
   Json summary = SummaryJson(r, memory);
   if (Json model = WriteModelFiles(s, &written); !model.is_null()) summary["model"] = model;
+  if (Json gpu = WriteGpuFiles(s, &written); !gpu.is_null()) summary["gpu"] = gpu;
   s.result.summary_json = summary.Dump(2) + "\n";
   written.push_back(
       WriteOutput(out + "/memory/analysis.json", MemoryReportToJson(memory).Dump(2) + "\n"));
@@ -712,12 +736,24 @@ StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& o
   return result;
 }
 
+// GPU samples over the recording window, per-process utilisation named by service.
+std::unique_ptr<gpu::GpuSampler> StartGpu(const Session& s) {
+  if (s.options.gpu_interval_s <= 0) return nullptr;
+  gpu::SamplerOptions o;
+  for (const Target& t : s.targets) o.process_names[static_cast<uint32_t>(t.pid)] = t.name;
+  auto sampler = std::make_unique<gpu::GpuSampler>(o);
+  sampler->Start(s.options.gpu_interval_s);
+  return sampler;
+}
+
 StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTicks& ticks) {
   RecordOptions opts = MakeRecordOptions(s, governor, ticks);
   s.result.report.started_at = IsoNow();
   HostCpuTimes host_start, host_end;
   const bool host = ReadHostCpu(&host_start);
+  std::unique_ptr<gpu::GpuSampler> gpu = StartGpu(s);
   auto rec = RecordWatchingRestarts(s, opts);
+  if (gpu) s.result.gpu = gpu->Stop();
   if (rec.ok() && host && ReadHostCpu(&host_end)) {
     s.result.report.host_cpu_pct = HostCpuPercent(host_start, host_end);
   }

@@ -253,9 +253,12 @@ void CheckMemory(const std::string& out, const Json& summary, const std::string&
     EXPECT_EQ(s.Get("memory").Get("samples").AsInt(-1), a.Get("samples").AsInt(-2));
   }
   EXPECT_NE(index.find("<h2 id=\"memory\">"), std::string::npos);
+  // The memory section's charts (the GPU section after it draws its own).
+  const size_t memory_at = index.find("<h2 id=\"memory\">");
+  const std::string memory = index.substr(memory_at, index.find("<h2", memory_at + 1) - memory_at);
   size_t lines = 0;
-  for (size_t at = index.find("<polyline"); at != std::string::npos;
-       at = index.find("<polyline", at + 1)) {
+  for (size_t at = memory.find("<polyline"); at != std::string::npos;
+       at = memory.find("<polyline", at + 1)) {
     ++lines;
   }
   EXPECT_EQ(lines, services.size()) << "one RSS chart per service";
@@ -297,13 +300,45 @@ void CheckModel(const std::string& out, const std::string& state, const Json& su
   EXPECT_NE(ProcessState(ServicePid(state, "detection")), 'T') << "detection was left stopped";
 }
 
+// GPU telemetry over the recording, from the fake driver's scripted constant readings: the
+// averages are exactly its values, the process is named by its service, and the report,
+// summary and index carry them.
+void CheckGpu(const std::string& out, const Json& summary, const std::string& index) {
+  auto text = ReadFile(out + "/gpu/nsight_report.json");
+  ASSERT_TRUE(text.ok()) << "no gpu/nsight_report.json";
+  auto gpu = Json::Parse(*text);
+  ASSERT_TRUE(gpu.ok()) << *text;
+  EXPECT_TRUE(gpu->Get("measured").AsBool()) << *text;
+  EXPECT_NEAR(gpu->Get("gpu_utilization_avg").AsDouble(-1), 0.37, 1e-9) << *text;
+  EXPECT_NEAR(gpu->Get("memory_bandwidth_efficiency").AsDouble(-1), 0.65, 1e-9) << *text;
+  ASSERT_EQ(gpu->Get("gpus").AsArray().size(), 1u);
+  const Json& g = gpu->Get("gpus").AsArray()[0];
+  EXPECT_EQ(g.Get("name").AsString(), "Fake H200");
+  EXPECT_GE(g.Get("samples").AsInt(), 5);  // 1 s interval over an 8 s recording
+  bool named = false;
+  for (const Json& p : g.Get("processes").AsArray())
+    named |= p.Get("name").AsString() == "detection";
+  EXPECT_TRUE(named) << g.Dump(2);
+  EXPECT_NEAR(summary.Get("gpu").Get("gpu_utilization_avg").AsDouble(-1), 0.37, 1e-9);
+  EXPECT_NE(index.find("<h2 id=\"gpu\">"), std::string::npos);
+}
+
 void CheckFullRun(const std::string& tmp, const std::string& state_) {
   std::string out = tmp + "/profiles";
   std::string baseline = tmp + "/docs/performance-baseline.md";
   ASSERT_TRUE(MakeDirs(tmp + "/docs").ok());
   // A hand-written section must survive the rewrite of the CPU section.
   ASSERT_TRUE(WriteFileAtomic(baseline, "# Baseline\n\nNotes kept.\n").ok());
-  auto r = RunShell(Fs() + " profile --duration 8 --state-dir " + state_ + " --out " + out +
+  // The GPU telemetry runs through framescope's real NVML loader against the test tree's fake
+  // libnvidia-ml.so.1, found through the library search path as the driver's would be.
+  const std::string script = tmp + "/fake_nvml.script";
+  ASSERT_TRUE(WriteFileAtomic(script, "devices 1\nname 0 Fake H200\nutil 0 37/12\nprocess 0 " +
+                                          std::to_string(ServicePid(state_, "detection")) +
+                                          " 50 10\ngpm 0 65/30\n")
+                  .ok());
+  auto r = RunShell("LD_LIBRARY_PATH=" + testing::BinDir() +
+                    "/../fake_nvml/full FAKE_NVML_SCRIPT=" + script + " " + Fs() +
+                    " profile --duration 8 --state-dir " + state_ + " --out " + out +
                     " --baseline " + baseline + " --model-runs 3 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("preflight: perf events: ok"), std::string::npos) << r.output;
@@ -364,6 +399,7 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   CheckGovernor(*summary, out);
   CheckMemory(out, *summary, *index);
   CheckModel(out, state_, *summary, *index);
+  CheckGpu(out, *summary, *index);
 
   auto doc = ReadFile(baseline);
   ASSERT_TRUE(doc.ok());
@@ -372,6 +408,7 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   EXPECT_NE(doc->find("| detection | "), std::string::npos) << *doc;
   EXPECT_NE(doc->find("## Memory"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("## Model: per-layer profile"), std::string::npos) << *doc;
+  EXPECT_NE(doc->find("<!-- framescope:gpu:begin -->"), std::string::npos) << *doc;
   // A second run replaces the section instead of appending another.
   auto again = RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ +
                         " --out " + out + " --baseline " + baseline);
