@@ -30,3 +30,7 @@ echo
 "$BIN/heap_benchmark" --reps "${BENCH_HEAP_REPS:-7}" \
   --detection-reps "${BENCH_HEAP_DETECTION_REPS:-5}" \
   --detection-seconds "${BENCH_HEAP_DETECTION_SECONDS:-15}" --json-out build/bench/heap.json
+echo
+# framescope model's per-layer total vs modelbench's forward on the same model and weights
+# (5 interleaved repetitions), and how long the model and batch commands take (~2 min).
+"$BIN/model_benchmark" --reps "${BENCH_MODEL_REPS:-5}" --json-out build/bench/model.json

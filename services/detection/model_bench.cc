@@ -13,20 +13,9 @@
 #include "src/base/flags.h"
 #include "src/base/json.h"
 #include "src/base/logging.h"
+#include "src/base/stats.h"
 
 namespace fs {
-namespace {
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  double pos = p * static_cast<double>(v.size() - 1);
-  size_t lo = static_cast<size_t>(pos);
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-}
-
-}  // namespace
 
 int ModelBenchMain(int argc, char** argv) {
   SetLogTag("modelbench");

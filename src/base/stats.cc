@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstddef>
 #include <limits>
 
@@ -21,5 +22,11 @@ double Percentile(std::vector<double> values, double q) {
 }
 
 double Median(std::vector<double> values) { return Percentile(std::move(values), 0.5); }
+
+std::string Fixed(double v, int decimals) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
 
 }  // namespace fs

@@ -2,6 +2,7 @@
 #ifndef FRAMESCOPE_BASE_STATS_H_
 #define FRAMESCOPE_BASE_STATS_H_
 
+#include <string>
 #include <vector>
 
 namespace fs {
@@ -11,6 +12,9 @@ namespace fs {
 double Percentile(std::vector<double> values, double q);
 // Percentile(values, 0.5): the middle value, or the mean of the two middle ones.
 double Median(std::vector<double> values);
+
+// `v` with `decimals` digits after the point ("%.*f"), for reports.
+std::string Fixed(double v, int decimals);
 
 }  // namespace fs
 

@@ -15,6 +15,8 @@ int StatusMain(int argc, char** argv);
 int LogsMain(int argc, char** argv);
 int MemoryMain(int argc, char** argv);
 int HeapOffMain(int argc, char** argv);
+int ModelMain(int argc, char** argv);
+int GpuMain(int argc, char** argv);
 int BatchMain(int argc, char** argv);
 // Hidden: the background supervisor that `up` starts.
 int SuperviseMain(int argc, char** argv);

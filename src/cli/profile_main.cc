@@ -10,6 +10,7 @@
 #include "src/base/flags.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
+#include "src/gpu/gpu_report.h"
 #include "src/session/profile_run.h"
 
 namespace fs {
@@ -63,6 +64,13 @@ constexpr const char* kSummary =
     "not measurable) go to OUT/memory/analysis.json, each service's \"memory\" in summary.json,\n"
     "the memory section of index.html (with an RSS-over-time chart per service) and the\n"
     "memory section of the baseline document. A restarted service starts a new series.\n"
+    "GPU, over the same window: NVML (libnvidia-ml.so.1, loaded at run time) is sampled every\n"
+    "--gpu-interval (1 s) into OUT/gpu/nsight_report.json: gpu_utilization_avg (utilization.gpu)\n"
+    "and memory_bandwidth_efficiency (GPM DRAM bandwidth utilisation only), each naming its\n"
+    "counter, or null with the reason (no driver, no GPU, counter not supported).\n"
+    "Model, after recording (--no-model to skip): detection is paused (SIGSTOP, resumed after)\n"
+    "while the machine's peak is measured and the system's detection model is profiled per\n"
+    "layer as `framescope model` does: OUT/models/yolo_profile.json, yolo_trace.json.\n"
     "A failed output does not stop the others: all are tried, each failure is reported,\n"
     "exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
@@ -107,6 +115,11 @@ std::string InvalidFlag(const CliFlags& f) {
       {o.min_frequency_hz >= 1 && o.min_frequency_hz <= o.frequency_hz,
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
+      {o.model_runs >= 0 && o.model_runs <= 10000, "--model-runs must be 0..10000"},
+      {o.gpu_interval_s == 0 || (o.gpu_interval_s >= 0.1 && o.gpu_interval_s <= 3600),
+       "--gpu-interval must be 0 (off) or 0.1..3600 seconds"},
+      {o.model_max_seconds > 0 && o.model_max_seconds <= 3600,
+       "--model-max-seconds must be > 0 and at most 3600"},
       {o.fps_tolerance >= 0 && o.fps_tolerance < 1, "--fps-tolerance must be in [0, 1)"},
       {o.fps_wait_s >= 0 && o.fps_wait_s <= 3600, "--fps-wait must be 0..3600 seconds"},
       {o.memory_interval_s >= 0.1 && o.memory_interval_s <= 3600,
@@ -156,6 +169,12 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Int("top", &o.top, "functions per service in the report tables");
   flags.Double("memory-interval", &o.memory_interval_s,
                "seconds between memory readings of every service");
+  flags.Bool("model", &o.model,
+             "after recording, the detection model's per-layer profile (detection paused)");
+  flags.Int("model-runs", &o.model_runs, "timed forwards for it (0: until the median settles)");
+  flags.Double("model-max-seconds", &o.model_max_seconds, "cap on its timed forwards");
+  flags.Double("gpu-interval", &o.gpu_interval_s,
+               "seconds between GPU samples (NVML) while recording; 0: no GPU telemetry");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -197,6 +216,43 @@ void PrintMemoryTable(const profile::MemoryReport& m) {
   }
 }
 
+// Each GPU average with its counter, or why it is not measurable.
+void PrintGpuLine(const std::optional<gpu::GpuTelemetry>& t) {
+  if (!t) return;
+  const Json j = gpu::GpuReportJson(*t);
+  for (const char* key : {"gpu_utilization_avg", "memory_bandwidth_efficiency"}) {
+    const Json& v = j.Get(key);
+    printf("gpu %s: %s\n", key,
+           v.is_number()
+               ? (Fixed(v.AsDouble() * 100, 1) + "% (" +
+                  j.Get(std::string(key) + "_counter").AsString() + ")")
+                     .c_str()
+               : ("not measurable: " + j.Get(std::string(key) + "_reason").AsString()).c_str());
+  }
+}
+
+// The model's totals and its slowest layer, or why it was not profiled.
+void PrintModelLine(const ModelRun& m) {
+  if (m.name.empty()) return;
+  if (!m.ok()) {
+    printf("\nmodel: not measured: %s\n", m.profile.Get("error").AsString().c_str());
+    return;
+  }
+  const Json* top = nullptr;
+  for (const Json& l : m.profile.Get("layer_timings").AsArray()) {
+    if (!top || l.Get("median_ms").AsDouble() > top->Get("median_ms").AsDouble()) top = &l;
+  }
+  printf("\nmodel: %s ms per forward of batch %lld (sum of layers; forward() %s ms)%s%s\n",
+         Fixed(m.profile.Get("total_inference_time_ms").AsDouble(), 2).c_str(),
+         static_cast<long long>(m.profile.Get("batch_size").AsInt()),
+         Fixed(m.profile.Get("forward_wall_ms").AsDouble(), 2).c_str(),
+         top ? (", slowest layer " + top->Get("name").AsString() + " " +
+                Fixed(top->Get("percent_of_total").AsDouble(), 1) + "%")
+                   .c_str()
+             : "",
+         ("; " + m.profile.Get("checklist").Get("verdict").AsString() + " for 2.2").c_str());
+}
+
 void PrintTable(const profile::ProfileRunResult& result, const std::string& out_dir) {
   const profile::CpuReport& r = result.report;
   printf("%-12s %20s %8s %10s %10s  %s\n", "service", "CPU % of 1 core (95%)", "samples",
@@ -204,23 +260,24 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
   for (const profile::ServiceCpu& s : r.services) {
     std::string full = "n/a";
     if (s.unwind.measured && s.unwind.total() > 0) {
-      full = profile::Fixed(100.0 * double(s.unwind.full) / double(s.unwind.total()), 0) + "% full";
+      full = Fixed(100.0 * double(s.unwind.full) / double(s.unwind.total()), 0) + "% full";
     }
     printf("%-12s %20s %8lld %10s %10s  %s\n", s.name.c_str(),
            profile::CpuPctWithError(s, r.duration_s).c_str(), static_cast<long long>(s.samples),
-           s.proc_cpu_s >= 0 ? profile::Fixed(s.proc_cpu_s, 2).c_str() : "n/a", full.c_str(),
+           s.proc_cpu_s >= 0 ? Fixed(s.proc_cpu_s, 2).c_str() : "n/a", full.c_str(),
            TableCell(s).c_str());
   }
   printf(
       "rate: %s; framescope itself: %s of one core while sampling, %.2f s CPU in all, peak "
       "RSS %.1f MiB\n",
       profile::RateText(r).c_str(),
-      r.profiler_sampling_cpu_pct >= 0
-          ? (profile::Fixed(r.profiler_sampling_cpu_pct, 2) + "%").c_str()
-          : "n/a",
+      r.profiler_sampling_cpu_pct >= 0 ? (Fixed(r.profiler_sampling_cpu_pct, 2) + "%").c_str()
+                                       : "n/a",
       r.profiler_cpu_s, static_cast<double>(r.profiler_peak_rss) / 1048576.0);
   for (const std::string& line : profile::GovernorLines(r.governor)) printf("%s\n", line.c_str());
   PrintMemoryTable(result.memory);
+  PrintModelLine(result.model);
+  PrintGpuLine(result.gpu);
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());
 }

@@ -1,6 +1,5 @@
 #include "src/collect/preflight.h"
 
-#include <dlfcn.h>
 #include <time.h>
 
 #include <cmath>
@@ -26,19 +25,6 @@ StatusOr<std::string> CheckPerfEvents(pid_t pid) {
   return "perf events: ok (cpu-clock attach to pid " + std::to_string(pid) + "; kernel frames " +
          (kernel ? "allowed" : "refused by the host") + "; kernel.perf_event_paranoid=" + level +
          ")";
-}
-
-std::string ProbeNvml(bool* present) { return ProbeNvmlLibrary("libnvidia-ml.so.1", present); }
-
-std::string ProbeNvmlLibrary(const std::string& soname, bool* present) {
-  void* h = dlopen(soname.c_str(), RTLD_LAZY | RTLD_LOCAL);
-  *present = h != nullptr;
-  if (h == nullptr) {
-    return "NVML: absent (" + soname + " not found): GPU telemetry is not measurable here";
-  }
-  bool has_init = dlsym(h, "nvmlInit_v2") != nullptr;
-  dlclose(h);
-  return "NVML: present (" + soname + (has_init ? ")" : ", but without nvmlInit_v2)");
 }
 
 bool ParseLogTimestamp(const std::string& text, double* epoch_s) {

@@ -1,5 +1,6 @@
-// Preflight checks of `framescope profile` (mission 0.1/0.2): can we sample at all, is a GPU
-// management library there, and is the load generator delivering what it was configured for.
+// Preflight checks of `framescope profile` (mission 0.1/0.2): can we sample at all, and is the
+// load generator delivering what it was configured for. (Whether NVML loads is
+// gpu::ProbeLine, src/gpu/nvml_loader.h, beside the loader the GPU sampler uses.)
 // Each check returns a line for the report; failures carry the fix.
 #ifndef FRAMESCOPE_COLLECT_PREFLIGHT_H_
 #define FRAMESCOPE_COLLECT_PREFLIGHT_H_
@@ -16,12 +17,6 @@ namespace fs::profile {
 // Attaches the cpu-clock sampler to `pid` and detaches at once. Ok: a report line (kernel frames
 // or not, perf_event_paranoid). Error: the sampler's message, which names the fix.
 StatusOr<std::string> CheckPerfEvents(pid_t pid);
-
-// dlopen()s NVML (libnvidia-ml.so.1). Sets *present; returns the report line.
-std::string ProbeNvml(bool* present);
-// The same for any library name (tests give one that exists and one that does not): present
-// when it loads, with or without NVML's nvmlInit_v2 entry point.
-std::string ProbeNvmlLibrary(const std::string& soname, bool* present);
 
 struct CameraFps {
   double fps = 0;

@@ -32,24 +32,6 @@ TEST(PreflightTest, TimestampParsing) {
   EXPECT_FALSE(ParseLogTimestamp("", &t));
 }
 
-// A library that cannot load is reported absent (never "present" with zeros); one that loads
-// but lacks NVML's entry point says so.
-TEST(PreflightTest, MissingNvmlIsReportedAbsent) {
-  bool present = true;
-  std::string line = ProbeNvmlLibrary("libframescope-no-such-library.so.1", &present);
-  EXPECT_FALSE(present);
-  EXPECT_EQ(line.rfind("NVML: absent (libframescope-no-such-library.so.1 not found)", 0), 0u)
-      << line;
-  EXPECT_NE(line.find("not measurable here"), std::string::npos) << line;
-}
-
-TEST(PreflightTest, LibraryWithoutNvmlInitIsNamedAsSuch) {
-  bool present = false;
-  std::string line = ProbeNvmlLibrary("libm.so.6", &present);  // Loads; has no nvmlInit_v2.
-  EXPECT_TRUE(present);
-  EXPECT_EQ(line, "NVML: present (libm.so.6, but without nvmlInit_v2)");
-}
-
 TEST(PreflightTest, PerfEventsOnOurselvesOrAClearError) {
   auto line = CheckPerfEvents(getpid());
   if (line.ok()) {

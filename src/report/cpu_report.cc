@@ -221,12 +221,6 @@ std::string MdCell(const std::string& s, size_t max_chars) {
   return out;
 }
 
-std::string Fixed(double v, int decimals) {
-  char buf[64];
-  snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-  return buf;
-}
-
 std::string CpuPctWithError(const ServiceCpu& s, double duration_s) {
   if (duration_s <= 0 || s.samples == 0) return "0";
   double pct = static_cast<double>(s.cpu_ns) / 1e9 / duration_s * 100.0;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "src/base/json.h"
+#include "src/base/stats.h"  // Fixed: every number in the reports
 #include "src/profile/profile.h"
 
 namespace fs::profile {
@@ -160,9 +161,6 @@ struct CpuReport {
   // Outputs that could not be written (the others were): "path: why".
   std::vector<std::string> write_errors;
 };
-
-// `v` with `decimals` digits after the point ("%.*f"): every number in the reports.
-std::string Fixed(double v, int decimals);
 
 // A Markdown table cell: pipes escaped and newlines flattened (either would break the row),
 // cut to `max_chars`.

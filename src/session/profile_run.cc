@@ -23,13 +23,17 @@
 #include "src/base/output.h"
 #include "src/base/procfs.h"
 #include "src/collect/preflight.h"
+#include "src/gpu/gpu_report.h"
+#include "src/gpu/nvml_loader.h"
 #include "src/memory/heap/heap_profile.h"
 #include "src/memory/leak_rate.h"
 #include "src/memory/memory_series.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
 #include "src/report/flamegraph.h"
+#include "src/report/gpu_chart.h"
 #include "src/report/heap_report.h"
+#include "src/report/model_report.h"
 #include "src/session/governor.h"
 #include "src/system/state.h"
 
@@ -90,7 +94,7 @@ std::string BaselinePath(const ProfileRunOptions& options) {
 }
 
 Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
-  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory"}) {
+  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory", "/models", "/gpu"}) {
     RETURN_IF_ERROR(MakeDirs(out_dir + sub).Annotate("output folder"));
     RETURN_IF_ERROR(CheckFolderWritable(out_dir + sub));
   }
@@ -204,8 +208,7 @@ bool Preflight(Session& s) {
     return s.Fail(ProfileOutcome::kPreflightFailed, "preflight: " + perf.status().message());
   }
   lines.push_back(*perf);
-  bool nvml = false;
-  lines.push_back(ProbeNvml(&nvml));
+  lines.push_back(gpu::ProbeLine());
   const Target* loadgen = nullptr;
   for (const Target& t : s.targets) {
     if (t.name == "loadgen") loadgen = &t;
@@ -445,19 +448,24 @@ void SummarizeServices(Session& s, const RecordResult& rec) {
   r.partial = !r.partial_reasons.empty();
 }
 
-// Replaces the CPU and memory sections and keeps the rest; an existing document that cannot be
-// read is left alone rather than replaced by our sections alone.
-Status WriteBaseline(const std::string& path, const CpuReport& r, const MemoryReport& memory) {
-  std::string existing;
+// One section of the baseline document: its markers and its new text.
+struct BaselineSection {
+  const char* begin;
+  const char* end;
+  std::string text;
+};
+
+// Replaces our sections and keeps the rest; an existing document that cannot be read is left
+// alone rather than replaced by our sections alone.
+Status WriteBaseline(const std::string& path, const std::vector<BaselineSection>& sections) {
+  std::string doc;
   if (KindOfOutput(path) == OutputKind::kFile && PathExists(path)) {
     auto text = ReadFile(path);
     if (!text.ok()) return text.status().Annotate("baseline not updated");
-    existing = std::move(*text);
+    doc = std::move(*text);
   }
-  std::string doc =
-      ReplaceSection(existing, kCpuSectionBegin, kCpuSectionEnd, RenderBaselineCpuSection(r));
-  return WriteOutput(path, ReplaceSection(doc, kMemorySectionBegin, kMemorySectionEnd,
-                                          RenderBaselineMemorySection(memory)));
+  for (const BaselineSection& s : sections) doc = ReplaceSection(doc, s.begin, s.end, s.text);
+  return WriteOutput(path, doc);
 }
 
 // The heap profiles and flame graphs of a heap-profiled service in OUT/memory, and their JSON;
@@ -512,8 +520,72 @@ Json SummaryJson(const CpuReport& r, const MemoryReport& memory) {
   return summary;
 }
 
-// summary.json, index.html and the baseline's CPU section: each is tried whatever happened to
-// the others, and every failure is reported.
+// The model's files (when it was profiled) and its summary.json object.
+Json WriteModelFiles(Session& s, std::vector<Status>* written) {
+  const ModelRun& m = s.result.model;
+  Json j = Json::MakeObject();
+  if (m.name.empty()) return Json();
+  const std::string& out = s.options.out_dir;
+  j["profile"] = ModelProfilePath(m.name);
+  written->push_back(WriteOutput(out + "/" + ModelProfilePath(m.name), m.profile.Dump(2) + "\n"));
+  if (!m.ok()) {
+    j["error"] = m.profile.Get("error");
+    return j;
+  }
+  j["trace"] = ModelTracePath(m.name);
+  written->push_back(WriteOutput(out + "/" + ModelTracePath(m.name), m.trace.Dump() + "\n"));
+  for (const char* key :
+       {"total_inference_time_ms", "forward_wall_ms", "batch_size", "checklist"}) {
+    j[key] = m.profile.Get(key);
+  }
+  return j;
+}
+
+constexpr const char* kGpuReport = "gpu/nsight_report.json";
+
+// OUT/gpu/nsight_report.json (when sampled) and its summary.json object.
+Json WriteGpuFiles(Session& s, std::vector<Status>* written) {
+  if (!s.result.gpu) return Json();
+  Json report = gpu::GpuReportJson(*s.result.gpu);
+  written->push_back(WriteOutput(s.options.out_dir + "/" + kGpuReport, report.Dump(2) + "\n"));
+  Json j = Json::MakeObject();
+  j["report"] = kGpuReport;
+  for (const char* key : {"gpu_utilization_avg", "memory_bandwidth_efficiency", "verdicts"}) {
+    j[key] = report.Get(key);
+  }
+  if (!report.Get("measured").AsBool()) j["reason"] = report.Get("unavailable_reason");
+  return j;
+}
+
+std::vector<BaselineSection> BaselineSections(const Session& s) {
+  const ModelRun& m = s.result.model;
+  std::vector<BaselineSection> sections = {
+      {kCpuSectionBegin, kCpuSectionEnd, RenderBaselineCpuSection(s.result.report)},
+      {kMemorySectionBegin, kMemorySectionEnd, RenderBaselineMemorySection(s.result.memory)}};
+  if (!m.name.empty()) {
+    sections.push_back(
+        {kModelSectionBegin, kModelSectionEnd,
+         RenderBaselineModelSection(m.profile, ModelProfilePath(m.name), ModelTracePath(m.name))});
+  }
+  if (s.result.gpu) {
+    sections.push_back(
+        {kGpuSectionBegin, kGpuSectionEnd, RenderBaselineGpuSection(*s.result.gpu, kGpuReport)});
+  }
+  return sections;
+}
+
+std::string MoreHtml(const Session& s) {
+  const ModelRun& m = s.result.model;
+  std::string h = RenderMemoryHtml(s.result.memory);
+  if (!m.name.empty()) {
+    h += RenderModelHtml(m.profile, ModelProfilePath(m.name), ModelTracePath(m.name));
+  }
+  if (s.result.gpu) h += RenderGpuHtml(*s.result.gpu, kGpuReport);
+  return h;
+}
+
+// summary.json, index.html, the baseline's sections and each analyser's files: each is tried
+// whatever happened to the others, and every failure is reported.
 void WriteReports(Session& s, const RecordResult& rec) {
   CpuReport& r = s.result.report;
   const std::string& out = s.options.out_dir;
@@ -521,19 +593,38 @@ void WriteReports(Session& s, const RecordResult& rec) {
     r.write_errors.push_back(st.message());
   }
   const MemoryReport& memory = s.result.memory;
-  s.result.summary_json = SummaryJson(r, memory).Dump(2) + "\n";
-  std::vector<Status> written = {
-      WriteOutput(out + "/memory/analysis.json", MemoryReportToJson(memory).Dump(2) + "\n"),
-      WriteOutput(out + "/summary.json", s.result.summary_json),
-      WriteOutput(out + "/index.html", RenderIndexHtml(r, RenderMemoryHtml(memory))),
-      WriteBaseline(s.result.baseline_path, r, memory)};
+  std::vector<Status> written;
+  Json summary = SummaryJson(r, memory);
+  if (Json model = WriteModelFiles(s, &written); !model.is_null()) summary["model"] = model;
+  if (Json gpu = WriteGpuFiles(s, &written); !gpu.is_null()) summary["gpu"] = gpu;
+  s.result.summary_json = summary.Dump(2) + "\n";
+  written.push_back(
+      WriteOutput(out + "/memory/analysis.json", MemoryReportToJson(memory).Dump(2) + "\n"));
+  written.push_back(WriteOutput(out + "/summary.json", s.result.summary_json));
+  written.push_back(WriteOutput(out + "/index.html", RenderIndexHtml(r, MoreHtml(s))));
+  written.push_back(WriteBaseline(s.result.baseline_path, BaselineSections(s)));
   for (const Status& st : written) {
     if (!st.ok()) r.write_errors.push_back(st.message());
   }
   for (const std::string& e : r.write_errors) s.result.errors.push_back(e);
 }
 
-// Whether `pid` runs, and its utime+stime then (a zombie is dead: its parent has not reaped it).
+// The detection model's per-layer profile, detection paused meanwhile (after the recording, so
+// the CPU profile saw the system as it runs).
+ModelRun ProfileModel(Session& s) {
+  ModelFlags f;
+  f.state_dir = s.dir.root;
+  auto source = ResolveModelSource(f);
+  const std::string name = source.ok() ? ModelReportName(source->spec.model_path) : "model";
+  if (!source.ok()) return ModelRun::Error(name, source.status().message());
+  if (s.Stopped()) return ModelRun::Error(name, "not measured: the run was interrupted first");
+  ModelRunOptions o;
+  if (s.options.model_runs > 0) o.layers.min_runs = o.layers.max_runs = s.options.model_runs;
+  o.layers.max_seconds = s.options.model_max_seconds;
+  o.layers.stop = s.options.stop;
+  return RunModelProfile(*source, o, [&s](const std::string& line) { s.Say("model: " + line); });
+}
+
 bool AliveWithCpu(pid_t pid, double* cpu_s) {
   ProcStat st;
   if (!ReadProcStat(pid, &st) || st.state == 'Z' || st.state == 'X') return false;
@@ -645,12 +736,24 @@ StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& o
   return result;
 }
 
+// GPU samples over the recording window, per-process utilisation named by service.
+std::unique_ptr<gpu::GpuSampler> StartGpu(const Session& s) {
+  if (s.options.gpu_interval_s <= 0) return nullptr;
+  gpu::SamplerOptions o;
+  for (const Target& t : s.targets) o.process_names[static_cast<uint32_t>(t.pid)] = t.name;
+  auto sampler = std::make_unique<gpu::GpuSampler>(o);
+  sampler->Start(s.options.gpu_interval_s);
+  return sampler;
+}
+
 StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTicks& ticks) {
   RecordOptions opts = MakeRecordOptions(s, governor, ticks);
   s.result.report.started_at = IsoNow();
   HostCpuTimes host_start, host_end;
   const bool host = ReadHostCpu(&host_start);
+  std::unique_ptr<gpu::GpuSampler> gpu = StartGpu(s);
   auto rec = RecordWatchingRestarts(s, opts);
+  if (gpu) s.result.gpu = gpu->Stop();
   if (rec.ok() && host && ReadHostCpu(&host_end)) {
     s.result.report.host_cpu_pct = HostCpuPercent(host_start, host_end);
   }
@@ -754,6 +857,8 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   r.profiler_cpu_s = ProcessCpuSeconds() - cpu_start;
   uint64_t rss = 0, peak = 0;
   if (ReadProcessMemory(getpid(), &rss, &peak)) r.profiler_peak_rss = peak;
+  // After the profiler's own cost is taken: the model runs on its own, detection paused.
+  if (options.model) result.model = ProfileModel(s);
   WriteReports(s, *rec);
   result.outcome = FinalOutcome(result);
   return result;

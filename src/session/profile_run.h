@@ -19,12 +19,15 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "src/gpu/gpu_sampler.h"
 #include "src/record/recorder.h"
 #include "src/report/cpu_report.h"
 #include "src/report/memory_report.h"
+#include "src/session/model_run.h"
 
 namespace fs::profile {
 
@@ -47,6 +50,13 @@ struct ProfileRunOptions {
   // Seconds between memory readings of every service (smaps_rollup over its process tree),
   // appended to OUT/memory/<service>.log as they are taken.
   double memory_interval_s = 2;
+  // After recording: the detection model's per-layer profile (framescope model), detection
+  // paused meanwhile; OUT/models/<name>_profile.json and _trace.json, and report sections.
+  bool model = true;
+  // Seconds between GPU samples (NVML) while recording, into OUT/gpu/nsight_report.json; 0: off.
+  double gpu_interval_s = 1;
+  int model_runs = 0;                       // Timed forwards; 0: until the median settles.
+  double model_max_seconds = 20;            // Cap on the timed forwards.
   const std::atomic<bool>* stop = nullptr;  // Ctrl-C: stop early, keep partial results.
 };
 
@@ -67,11 +77,13 @@ enum class ProfileOutcome {
 
 struct ProfileRunResult {
   ProfileOutcome outcome = ProfileOutcome::kOk;
-  std::vector<std::string> errors;  // What failed, why, what to do; one line each.
-  CpuReport report;                 // Filled once recording ran.
-  MemoryReport memory;              // Likewise: every service's RSS series and leak rate.
-  std::string summary_json;         // As written to OUT/summary.json.
-  std::string baseline_path;        // Resolved.
+  std::vector<std::string> errors;       // What failed, why, what to do; one line each.
+  CpuReport report;                      // Filled once recording ran.
+  MemoryReport memory;                   // Likewise: every service's RSS series and leak rate.
+  ModelRun model;                        // The model's per-layer profile (name empty: not run).
+  std::optional<gpu::GpuTelemetry> gpu;  // Sampled over the recording (absent: not asked).
+  std::string summary_json;              // As written to OUT/summary.json.
+  std::string baseline_path;             // Resolved.
   int coverage_failures = 0;
 };
 

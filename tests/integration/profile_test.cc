@@ -258,13 +258,74 @@ void CheckMemory(const std::string& out, const Json& summary, const std::string&
     EXPECT_EQ(s.Get("memory").Get("samples").AsInt(-1), a.Get("samples").AsInt(-2));
   }
   EXPECT_NE(index.find("<h2 id=\"memory\">"), std::string::npos);
+  // The memory section's charts (the GPU section after it draws its own).
+  const size_t memory_at = index.find("<h2 id=\"memory\">");
+  const std::string memory = index.substr(memory_at, index.find("<h2", memory_at + 1) - memory_at);
   size_t lines = 0;
-  for (size_t at = index.find("<polyline"); at != std::string::npos;
-       at = index.find("<polyline", at + 1)) {
+  for (size_t at = memory.find("<polyline"); at != std::string::npos;
+       at = memory.find("<polyline", at + 1)) {
     ++lines;
   }
   EXPECT_EQ(lines, services.size()) << "one RSS chart per service";
   CheckHeapSites(out, analysed, index);
+}
+
+// The running process's state letter in /proc/PID/stat ('T' while stopped).
+char ProcessState(pid_t pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return '?';
+  size_t paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() ? '?' : (*stat)[paren + 2];
+}
+
+// The detection model's per-layer profile, taken after the recording with detection paused:
+// the system's model, weights and batch size, every deliverable written, detection resumed.
+void CheckModel(const std::string& out, const std::string& state, const Json& summary,
+                const std::string& index) {
+  auto text = ReadFile(out + "/models/yolo_profile.json");
+  ASSERT_TRUE(text.ok()) << "no models/yolo_profile.json";
+  auto model = Json::Parse(*text);
+  ASSERT_TRUE(model.ok()) << *text;
+  EXPECT_EQ(model->Get("model").AsString(), "/usr/share/darknet/cfg/yolov3-tiny.cfg");
+  EXPECT_NE(model->Get("origin").AsString().find("running system"), std::string::npos);
+  EXPECT_NE(model->Get("weights").AsString().find("synthesised weights (" + state + "/cache/"),
+            std::string::npos)
+      << model->Get("weights").AsString();
+  EXPECT_EQ(model->Get("batch_size").AsInt(), 4);  // up's default detection.max_batch
+  EXPECT_TRUE(model->Get("detection_paused").AsBool());
+  EXPECT_EQ(model->Get("runs").AsInt(), 3);
+  EXPECT_GT(model->Get("total_inference_time_ms").AsDouble(), 0);
+  EXPECT_GT(model->Get("timed_layer_count").AsInt(), 20);
+  EXPECT_EQ(summary.Get("model").Get("profile").AsString(), "models/yolo_profile.json");
+  auto trace = ReadFile(out + "/models/yolo_trace.json");
+  ASSERT_TRUE(trace.ok());
+  EXPECT_TRUE(Json::Parse(*trace).ok());
+  EXPECT_NE(index.find("<h2 id=\"model\">"), std::string::npos);
+  EXPECT_NE(index.find("models/yolo_trace.json"), std::string::npos);
+  EXPECT_NE(ProcessState(ServicePid(state, "detection")), 'T') << "detection was left stopped";
+}
+
+// GPU telemetry over the recording, from the fake driver's scripted constant readings: the
+// averages are exactly its values, the process is named by its service, and the report,
+// summary and index carry them.
+void CheckGpu(const std::string& out, const Json& summary, const std::string& index) {
+  auto text = ReadFile(out + "/gpu/nsight_report.json");
+  ASSERT_TRUE(text.ok()) << "no gpu/nsight_report.json";
+  auto gpu = Json::Parse(*text);
+  ASSERT_TRUE(gpu.ok()) << *text;
+  EXPECT_TRUE(gpu->Get("measured").AsBool()) << *text;
+  EXPECT_NEAR(gpu->Get("gpu_utilization_avg").AsDouble(-1), 0.37, 1e-9) << *text;
+  EXPECT_NEAR(gpu->Get("memory_bandwidth_efficiency").AsDouble(-1), 0.65, 1e-9) << *text;
+  ASSERT_EQ(gpu->Get("gpus").AsArray().size(), 1u);
+  const Json& g = gpu->Get("gpus").AsArray()[0];
+  EXPECT_EQ(g.Get("name").AsString(), "Fake H200");
+  EXPECT_GE(g.Get("samples").AsInt(), 5);  // 1 s interval over an 8 s recording
+  bool named = false;
+  for (const Json& p : g.Get("processes").AsArray())
+    named |= p.Get("name").AsString() == "detection";
+  EXPECT_TRUE(named) << g.Dump(2);
+  EXPECT_NEAR(summary.Get("gpu").Get("gpu_utilization_avg").AsDouble(-1), 0.37, 1e-9);
+  EXPECT_NE(index.find("<h2 id=\"gpu\">"), std::string::npos);
 }
 
 void CheckFullRun(const std::string& tmp, const std::string& state_) {
@@ -273,8 +334,17 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   ASSERT_TRUE(MakeDirs(tmp + "/docs").ok());
   // A hand-written section must survive the rewrite of the CPU section.
   ASSERT_TRUE(WriteFileAtomic(baseline, "# Baseline\n\nNotes kept.\n").ok());
-  auto r = RunShell(Fs() + " profile --duration 8 --state-dir " + state_ + " --out " + out +
-                    " --baseline " + baseline + " --json");
+  // The GPU telemetry runs through framescope's real NVML loader against the test tree's fake
+  // libnvidia-ml.so.1, found through the library search path as the driver's would be.
+  const std::string script = tmp + "/fake_nvml.script";
+  ASSERT_TRUE(WriteFileAtomic(script, "devices 1\nname 0 Fake H200\nutil 0 37/12\nprocess 0 " +
+                                          std::to_string(ServicePid(state_, "detection")) +
+                                          " 50 10\ngpm 0 65/30\n")
+                  .ok());
+  auto r = RunShell("LD_LIBRARY_PATH=" + testing::BinDir() +
+                    "/../fake_nvml/full FAKE_NVML_SCRIPT=" + script + " " + Fs() +
+                    " profile --duration 8 --state-dir " + state_ + " --out " + out +
+                    " --baseline " + baseline + " --model-runs 3 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("preflight: perf events: ok"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("preflight: NVML: "), std::string::npos) << r.output;
@@ -333,6 +403,8 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   }
   CheckGovernor(*summary, out);
   CheckMemory(out, *summary, *index);
+  CheckModel(out, state_, *summary, *index);
+  CheckGpu(out, *summary, *index);
 
   auto doc = ReadFile(baseline);
   ASSERT_TRUE(doc.ok());
@@ -340,9 +412,11 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   EXPECT_NE(doc->find("## CPU"), std::string::npos);
   EXPECT_NE(doc->find("| detection | "), std::string::npos) << *doc;
   EXPECT_NE(doc->find("## Memory"), std::string::npos) << *doc;
+  EXPECT_NE(doc->find("## Model: per-layer profile"), std::string::npos) << *doc;
+  EXPECT_NE(doc->find("<!-- framescope:gpu:begin -->"), std::string::npos) << *doc;
   // A second run replaces the section instead of appending another.
-  auto again = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out +
-                        " --baseline " + baseline);
+  auto again = RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ +
+                        " --out " + out + " --baseline " + baseline);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   auto doc2 = ReadFile(baseline);
   ASSERT_TRUE(doc2.ok());
@@ -364,8 +438,8 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
 void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
   const std::string cwd = tmp + "/elsewhere";
   ASSERT_TRUE(MakeDirs(cwd).ok());
-  auto r = RunShell("cd " + cwd + " && " + Fs() + " profile --duration 3 --state-dir " + state_ +
-                    " --out prof");
+  auto r = RunShell("cd " + cwd + " && " + Fs() + " profile --no-model --duration 3 --state-dir " +
+                    state_ + " --out prof");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   auto doc = ReadFile(cwd + "/prof/performance-baseline.md");
   ASSERT_TRUE(doc.ok()) << r.output;
@@ -382,7 +456,8 @@ void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
 void CheckOneOutputFails(const std::string& tmp, const std::string& state_) {
   const std::string out = tmp + "/blocked";
   ASSERT_TRUE(MakeDirs(out + "/flamegraphs/detection_flame.html").ok());
-  auto r = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out);
+  auto r =
+      RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ + " --out " + out);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("detection_flame.html"), std::string::npos) << r.output;
   auto summary = ReadFile(out + "/summary.json");
@@ -405,9 +480,10 @@ void CheckSecondRunRefused(const std::string& tmp, const std::string& state_,
                            const std::string& out, pid_t first) {
   const std::string other = tmp + "/second";
   const auto start = std::chrono::steady_clock::now();
-  auto same = RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + out);
+  auto same =
+      RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ + " --out " + out);
   auto elsewhere =
-      RunShell(Fs() + " profile --duration 3 --state-dir " + state_ + " --out " + other);
+      RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ + " --out " + other);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "not at once";
   const std::string holder = "(pid " + std::to_string(first) + ")";
   EXPECT_EQ(same.exit_code, 1) << same.output;
@@ -423,8 +499,8 @@ void CheckSecondRunRefused(const std::string& tmp, const std::string& state_,
 
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
   std::string out = tmp + "/partial";
-  Background run(Fs() + " profile --duration 120 --state-dir " + state_ + " --out " + out +
-                     " --baseline " + out + "/baseline.md",
+  Background run(Fs() + " profile --no-model --duration 120 --state-dir " + state_ + " --out " +
+                     out + " --baseline " + out + "/baseline.md",
                  tmp + "/partial.log");
   // Both locks are taken before preflight starts.
   ASSERT_TRUE(run.WaitForOutput("preflight:", 30)) << run.Output();
@@ -485,7 +561,7 @@ void CheckBatchLive(const std::string& tmp, const std::string& state_) {
 // summary.json and the output, and the run is complete (exit 0, not partial).
 void CheckFollowsRestart(const std::string& tmp, const std::string& state_) {
   const std::string out = tmp + "/restart";
-  Background run(Fs() + " profile --duration 8 --state-dir " + state_ + " --out " + out,
+  Background run(Fs() + " profile --no-model --duration 8 --state-dir " + state_ + " --out " + out,
                  tmp + "/restart.log");
   ASSERT_TRUE(run.WaitForOutput("profiling ", 60)) << run.Output();
   usleep(1500000);

@@ -1,0 +1,61 @@
+#include "src/session/model_run.h"
+
+#include <cctype>
+
+namespace fs {
+ModelRun ModelRun::Error(const std::string& name, const std::string& why) {
+  ModelRun run;
+  run.name = name;
+  run.profile = Json::MakeObject();
+  run.profile["error"] = why;
+  return run;
+}
+
+std::string ModelReportName(const std::string& model_path) {
+  std::string base = model_path.substr(model_path.find_last_of('/') + 1);
+  base = base.substr(0, base.find_last_of('.'));
+  if (base.find("yolo") != std::string::npos) return "yolo";
+  std::string safe;
+  for (char c : base) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return safe.empty() ? "model" : safe;
+}
+
+std::string ModelProfilePath(const std::string& name) { return "models/" + name + "_profile.json"; }
+std::string ModelTracePath(const std::string& name) { return "models/" + name + "_trace.json"; }
+
+ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& options,
+                         const std::function<void(const std::string&)>& message) {
+  ModelRun run;
+  run.name = ModelReportName(source.spec.model_path);
+  auto net = model::ModelNet::Load(source.spec);
+  if (!net.ok()) return ModelRun::Error(run.name, net.status().message());
+  model::LayerProfileOptions o = options.layers;
+  o.batch = options.batch > 0 ? options.batch : source.max_batch;
+  model::ProfileContext context{source.origin, source.weights_note, o.batch, net->threads(), false};
+  StatusOr<model::LayerProfile> profile = Err("not run");
+  StatusOr<model::MachinePeak> peak = Err("not requested (--no-peak)");
+  {
+    DetectionPause pause(source.detection_pid);
+    context.detection_paused = pause.paused();
+    message(source.spec.model_path + ", input " + std::to_string(net->input_width()) + "x" +
+            std::to_string(net->input_height()) + ", batch " + std::to_string(o.batch) + ", " +
+            std::to_string(context.threads) + " threads" +
+            (pause.paused() ? ", detection paused" : ""));
+    if (options.measure_peak) {
+      message("measuring the machine's peak (FMA, GEMM, triad)");
+      peak = model::MeasureMachinePeak();
+    }
+    profile = model::ProfileLayers(&*net, o);
+  }
+  if (!profile.ok()) {
+    ModelRun failed = ModelRun::Error(run.name, profile.status().message());
+    failed.interrupted = o.stop && o.stop->load();
+    return failed;
+  }
+  run.interrupted = profile->interrupted;
+  run.profile = model::LayerProfileJson(*profile, *net, context, peak);
+  run.trace = model::ChromeTrace(*profile, run.name);
+  return run;
+}
+
+}  // namespace fs

@@ -1,0 +1,56 @@
+// Which model `framescope model` and `framescope batch` measure, and pausing detection while
+// they do. By default the running system's detection model (its config: model, weights, input
+// size, max batch) from the state dir; --model (with --weights, --input-size) names any other.
+#ifndef FRAMESCOPE_SESSION_MODEL_SOURCE_H_
+#define FRAMESCOPE_SESSION_MODEL_SOURCE_H_
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "src/base/status.h"
+#include "src/model/model_net.h"
+
+namespace fs {
+
+// What the user chose (src/cli/model_source.h turns these into flags).
+struct ModelFlags {
+  std::string state_dir;  // of the running system; must be set
+  std::string model;
+  std::string weights;
+  std::string input_size;  // N or WxH
+  int threads = 0;
+};
+
+struct ModelSource {
+  model::ModelSpec spec;
+  std::string origin;        // "detection's model (state dir X)" or "--model"
+  std::string weights_note;  // how the weights were chosen, for the report
+  pid_t detection_pid = 0;   // the running detection service, 0 when not profiling a system
+  int max_batch = 1;         // the system's detection.max_batch (1 with --model)
+  double fps = 0;            // the system's camera FPS (0 with --model)
+  int cameras = 0;
+};
+
+// --model wins; else the running system in --state-dir; else the default config's model (a
+// note says so). Errors name the flag at fault (exit 2 for the caller).
+StatusOr<ModelSource> ResolveModelSource(const ModelFlags& f);
+
+// Stops the detection service (SIGSTOP) for the lifetime of this object so that model timings
+// do not share the cores with it, and resumes it (SIGCONT) when destroyed. pid 0: nothing.
+class DetectionPause {
+ public:
+  explicit DetectionPause(pid_t pid);
+  ~DetectionPause();
+  DetectionPause(const DetectionPause&) = delete;
+  DetectionPause& operator=(const DetectionPause&) = delete;
+  bool paused() const { return paused_; }
+
+ private:
+  pid_t pid_;
+  bool paused_ = false;
+};
+
+}  // namespace fs
+
+#endif  // FRAMESCOPE_SESSION_MODEL_SOURCE_H_
