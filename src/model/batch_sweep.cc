@@ -195,7 +195,7 @@ std::string Ips(const BatchResult& r) { return Num(r.throughput_ips, 1) + " imag
 // What the sweep says about batching on this machine, from the best gain of any batch.
 std::string BatchingEffect(const std::vector<BatchResult>& results, const BatchResult* one) {
   const BatchResult* top = Highest(results, [](const BatchResult&) { return true; });
-  if (one == nullptr || top == nullptr) return "";
+  if (one == nullptr || top == nullptr || results.size() < 2) return "";  // nothing batched
   const BatchResult& last = results.back();
   double gain = top->throughput_ips / one->throughput_ips;
   std::string s = " Across the sweep, batch " + std::to_string(top->batch) + " is the fastest at " +

@@ -202,6 +202,9 @@ TEST(ChooseBestBatch, VerdictReasonsFromTheNumbers) {
   // Exactly 2.0 is not above 2.0.
   c = ChooseBestBatch({R(1, 10, 10), R(4, 20, 40)}, Budget(1000));
   EXPECT_EQ(c.verdict, "not met");
+  // Batch 1 alone: nothing is said about batching.
+  c = ChooseBestBatch({R(1, 10, 10)}, Budget(1000));
+  EXPECT_EQ(c.reason.find("Across the sweep"), std::string::npos) << c.reason;
   // No batch 1: no gain to judge.
   c = ChooseBestBatch({R(4, 20, 40)}, Budget(1000));
   EXPECT_EQ(c.verdict, "not measurable");
