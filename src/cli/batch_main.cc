@@ -10,19 +10,16 @@
 #include <cstdio>
 #include <thread>
 
-#include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
-#include "src/base/http.h"
 #include "src/base/output.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/cli/model_source.h"
-#include "src/clients/prom_text.h"
 #include "src/model/batch_analysis.h"
 #include "src/model/model_net.h"
 #include "src/report/batch_chart.h"
-#include "src/system/state.h"
+#include "src/session/batch_run.h"
 
 namespace fs {
 namespace {
@@ -101,108 +98,25 @@ int ParseBatchFlags(int argc, char** argv, BatchFlags* f) {
   return -1;
 }
 
-// The running detection service to watch live: its metrics port and batching config.
-struct LiveTarget {
-  int port = 0;
-  model::LiveContext context;
-  std::string model;  // detection's model and input size, to compare with the sweep's
-  int input_size = 0;
-};
-
-StatusOr<LiveTarget> FindLiveTarget(const std::string& state_dir) {
-  ASSIGN_OR_RETURN(StateDir dir, ResolveStateDir(state_dir.empty() ? kDefaultStateDir : state_dir));
-  auto state = ReadState(dir);
-  if (!state.ok() || !SupervisorRunning(*state)) return Err("no running system");
-  LiveTarget t;
-  for (const Json& s : state->Get("services").AsArray()) {
-    if (s.Get("name").AsString() == "detection" && s.Get("state").AsString() == "running") {
-      t.port = static_cast<int>(s.Get("metrics_port").AsInt(0));
-    }
-  }
-  if (t.port <= 0)
-    return Err("detection is not running (no metrics port in " + dir.StateFile() + ")");
-  if (auto config = ConfigFromJson(state->Get("config")); config.ok()) {
-    t.context.max_batch = config->max_batch;
-    t.context.max_wait_ms = config->max_wait_ms;
-    t.model = config->model;
-    t.input_size = config->input_size;
-    t.context.cameras = config->real_cameras.empty()
-                            ? config->cameras
-                            : static_cast<int>(config->real_cameras.size());
-  }
-  return t;
-}
-
-StatusOr<std::vector<PromSample>> Scrape(int port) {
-  ASSIGN_OR_RETURN(HttpResult r, HttpGet("127.0.0.1", port, "/metrics", 5000));
-  if (r.status != 200) return Err("detection's /metrics answered " + std::to_string(r.status));
-  return ParsePromText(r.body);
-}
-
-// Two scrapes `seconds` apart (shorter on Ctrl-C); the window's length in *window_s.
-Status ScrapeWindow(int port, double seconds, std::vector<PromSample>* start,
-                    std::vector<PromSample>* end, double* window_s) {
-  ASSIGN_OR_RETURN(*start, Scrape(port));
-  const int64_t t0 = MonotonicNs();
-  fprintf(stderr, "live view: watching detection's batching for %.0f s\n", seconds);
-  while (!g_stop.load() && static_cast<double>(MonotonicNs() - t0) / 1e9 < seconds) {
+// The live window, before the sweep (detection must be running for it): --live-seconds between
+// two scrapes of detection's /metrics, shorter on Ctrl-C.
+LiveWindow WatchLive(const BatchFlags& f) {
+  LiveWindow live;
+  if (f.live_seconds <= 0) return live;  // "not measured: no live window"
+  live.Begin(f.model.state_dir);
+  if (live.failed()) return live;
+  fprintf(stderr, "live view: watching detection's batching for %.0f s\n", f.live_seconds);
+  while (!g_stop.load() && live.elapsed_s() < f.live_seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ASSIGN_OR_RETURN(*end, Scrape(port));
-  *window_s = static_cast<double>(MonotonicNs() - t0) / 1e9;
-  return Status::Ok();
-}
-
-// The live window, before the sweep (detection must be running for it); its analysis needs the
-// sweep, so the scrapes are kept. A failure is a reason, never fatal: the sweep still runs.
-struct LiveScrapes {
-  std::string reason;  // empty: measured
-  LiveTarget target;
-  std::vector<PromSample> start, end;
-  double window_s = 0;
-};
-
-LiveScrapes WatchLive(const BatchFlags& f) {
-  LiveScrapes l;
-  if (f.live_seconds <= 0) {
-    l.reason = "not measured: --live-seconds 0";
-    return l;
-  }
-  auto target = FindLiveTarget(f.model.state_dir);
-  if (!target.ok()) {
-    l.reason = "not measurable: " + target.status().message();
-    return l;
-  }
-  l.target = *target;
-  Status st = ScrapeWindow(l.target.port, f.live_seconds, &l.start, &l.end, &l.window_s);
-  if (!st.ok()) l.reason = "not measurable: " + st.message();
-  return l;
+  live.End();
+  return live;
 }
 
 void PrintProgress(const model::BatchResult& r) {
   fprintf(stderr, "\rbatch %3d: %8.2f images/s, p50 %8.1f ms, p99 %8.1f ms, %zu windows, %s\n",
           r.batch, r.throughput_ips, r.p50_ms, r.p99_ms, r.windows.size(),
           r.stable ? "stable" : ("unstable: " + r.unstable_reason).c_str());
-}
-
-// The sweep with detection paused; Ctrl-C keeps what was measured.
-StatusOr<std::vector<model::BatchResult>> Sweep(model::ModelNet* net, const ModelSource& source,
-                                                const model::SweepOptions& options, bool* paused) {
-  DetectionPause pause(source.detection_pid);
-  *paused = pause.paused();
-  fprintf(stderr, "offline sweep over %zu batch size(s) at %dx%d\n", options.batches.size(),
-          net->input_width(), net->input_height());
-  // A line per batch size at its end; meanwhile a counter of forwards (a batch of 32 at 416x416
-  // can take seconds per forward on a CPU).
-  int count = 0, last_batch = 0;
-  auto forward = [net, &count, &last_batch](int batch) {
-    count = batch == last_batch ? count + 1 : 1;
-    last_batch = batch;
-    fprintf(stderr, "\rbatch %3d: forward %d ", batch, count);
-    fflush(stderr);
-    return net->Forward(batch);
-  };
-  return model::RunSweep(forward, options, &g_stop, PrintProgress);
 }
 
 void PrintTable(const model::BatchAnalysis& a, FILE* out) {
@@ -219,26 +133,6 @@ void PrintTable(const model::BatchAnalysis& a, FILE* out) {
   } else {
     fprintf(out, "live: %s\n", a.live.recommendation.c_str());
   }
-}
-
-model::LatencyBudget Budget(const BatchFlags& f, const ModelSource& source) {
-  if (f.budget_ms > 0) return {f.budget_ms, "--latency-budget-ms"};
-  if (source.fps > 0) return model::BudgetFromFps(source.fps, "the running system's cameras");
-  return model::BudgetFromFps(SystemConfig{}.fps,
-                              "the default config's camera rate; no running system's rate known");
-}
-
-// Why the sweep does not describe the live detection ("" when it does).
-std::string Mismatch(const LiveTarget& t, const model::BatchAnalysis& a) {
-  if (!t.model.empty() && t.model != a.model_path) {
-    return "the sweep measured " + a.model_path + ", detection runs " + t.model;
-  }
-  if (t.input_size > 0 && (a.input_width != t.input_size || a.input_height != t.input_size)) {
-    return "the sweep ran at " + std::to_string(a.input_width) + "x" +
-           std::to_string(a.input_height) + ", detection at " + std::to_string(t.input_size) + "x" +
-           std::to_string(t.input_size) + "; rerun without --input-size for numbers that apply";
-  }
-  return "";
 }
 
 int Fail(int code, const std::string& message) {
@@ -283,28 +177,21 @@ int BatchMain(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);
-  LiveScrapes live = WatchLive(f);
-  model::BatchAnalysis a;
-  a.model_path = source->spec.model_path;
-  a.model_origin = source->origin;
-  a.weights_note = source->weights_note;
-  a.input_width = net->input_width();
-  a.input_height = net->input_height();
-  a.threads = net->threads();
-  a.options = f.sweep;
-  if (!g_stop.load()) {
-    auto results = Sweep(&*net, *source, f.sweep, &a.detection_paused);
-    if (!results.ok()) return Fail(1, "the sweep failed: " + results.status().message());
-    a.results = std::move(*results);
-  }
-  a.interrupted = g_stop.load();
-  a.choice = model::ChooseBestBatch(a.results, Budget(f, *source));
-  live.target.context.budget_ms = a.choice.budget.ms;
-  live.target.context.sweep_mismatch = Mismatch(live.target, a);
-  a.live = live.reason.empty() ? model::AnalyseLiveBatch(live.start, live.end, live.window_s,
-                                                         live.target.context, a.results)
-                               : model::LiveNotMeasurable(live.reason);
-  return Report(a, dir, f.json);
+  LiveWindow live = WatchLive(f);
+  BatchRunOptions o;
+  o.sweep = f.sweep;
+  o.budget_ms = f.budget_ms;
+  o.stop = &g_stop;
+  o.on_forward = [](int batch, int forward) {
+    // A batch of 32 at 416x416 can take seconds per forward on a CPU: a counter meanwhile.
+    fprintf(stderr, "\rbatch %3d: forward %d ", batch, forward);
+    fflush(stderr);
+  };
+  o.on_batch = PrintProgress;
+  o.message = [](const std::string& line) { fprintf(stderr, "%s\n", line.c_str()); };
+  auto a = RunBatchAnalysis(&*net, *source, o, &live);
+  if (!a.ok()) return Fail(1, "the sweep failed: " + a.status().message());
+  return Report(*a, dir, f.json);
 }
 
 }  // namespace fs

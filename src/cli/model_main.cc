@@ -31,14 +31,16 @@ struct Flags {
 };
 
 int Parse(int argc, char** argv, Flags* f) {
-  FlagSet flags("framescope model",
-                "Per-layer profile of the detection model: warm-up, then timed forward passes\n"
-                "until the median settles; per layer its median/p90 ms, share of the total,\n"
-                "FLOPs and GFLOP/s. Writes OUT/models/<model>_profile.json (yolo_profile.json\n"
-                "for YOLO models) and a Chrome trace OUT/models/<model>_trace.json (open it in\n"
-                "ui.perfetto.dev or chrome://tracing). With a running system, its detection is\n"
-                "paused while the model runs and resumed after.\n"
-                "Exit codes: 0 ok, 1 failure, 2 bad usage, 130 interrupted.");
+  FlagSet flags(
+      "framescope model",
+      "Per-layer profile of the detection model: warm-up, then timed forward passes\n"
+      "until the median settles; per layer its median/p90 ms, share of the total,\n"
+      "FLOPs and GFLOP/s. Writes OUT/models/<model>_profile.json (yolo_profile.json\n"
+      "for YOLO models) and a Chrome trace OUT/models/<model>_trace.json (open it in\n"
+      "ui.perfetto.dev or chrome://tracing). With a running system, its detection is\n"
+      "paused while the model runs and resumed after.\n"
+      "Exit codes: 0 ok, 1 failure, 2 bad usage or model, 3 checklist 2.2 not met (more than\n"
+      "20 layers, under 50 ms per image), 130 interrupted.");
   AddModelFlags(&flags, &f->model);
   flags.Int("batch", &f->batch, "images per forward (default: the system's max_batch, else 1)");
   flags.Int("runs", &f->runs, "exactly N timed forwards (default: until the median settles)");
@@ -108,7 +110,7 @@ int Report(const Flags& f, const ModelRun& run, const std::string& json_path,
            const std::string& trace_path) {
   if (!run.ok()) {
     fprintf(stderr, "framescope model: %s\n", run.profile.Get("error").AsString().c_str());
-    return run.interrupted ? 130 : 1;
+    return run.interrupted ? 130 : run.bad_model ? 2 : 1;
   }
   int code = run.interrupted ? 130 : 0;
   for (const auto& [path, json] :
@@ -123,7 +125,9 @@ int Report(const Flags& f, const ModelRun& run, const std::string& json_path,
   } else {
     PrintTable(run.profile);
   }
-  if (code != 1) fprintf(stderr, "wrote %s and %s\n", json_path.c_str(), trace_path.c_str());
+  if (code == 1) return code;
+  fprintf(stderr, "wrote %s and %s\n", json_path.c_str(), trace_path.c_str());
+  if (code == 0 && run.profile.Get("checklist").Get("verdict").AsString() == "not met") return 3;
   return code;
 }
 

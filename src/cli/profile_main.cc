@@ -11,6 +11,7 @@
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
 #include "src/gpu/gpu_report.h"
+#include "src/model/batch_sweep.h"
 #include "src/session/profile_run.h"
 
 namespace fs {
@@ -70,7 +71,10 @@ constexpr const char* kSummary =
     "counter, or null with the reason (no driver, no GPU, counter not supported).\n"
     "Model, after recording (--no-model to skip): detection is paused (SIGSTOP, resumed after)\n"
     "while the machine's peak is measured and the system's detection model is profiled per\n"
-    "layer as `framescope model` does: OUT/models/yolo_profile.json, yolo_trace.json.\n"
+    "layer as `framescope model` does: OUT/models/yolo_profile.json, yolo_trace.json; then\n"
+    "the batch sweep of `framescope batch` (--batches; --no-batch-sweep to skip), with the\n"
+    "live view of detection's batching over the recording window:\n"
+    "OUT/models/batch_analysis.json and .html.\n"
     "A failed output does not stop the others: all are tried, each failure is reported,\n"
     "exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
@@ -98,6 +102,7 @@ constexpr const char* kSummary =
 
 struct CliFlags {
   profile::ProfileRunOptions run;
+  std::string batches = "1,2,4,8,16,32";
   std::string unwind = "dwarf";
   int stack_bytes = 16384;
   bool json = false;
@@ -116,6 +121,8 @@ std::string InvalidFlag(const CliFlags& f) {
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
       {o.model_runs >= 0 && o.model_runs <= 10000, "--model-runs must be 0..10000"},
+      {o.sweep.window_seconds >= 0 && o.sweep.window_seconds <= 600,
+       "--batch-window-seconds must be 0..600"},
       {o.gpu_interval_s == 0 || (o.gpu_interval_s >= 0.1 && o.gpu_interval_s <= 3600),
        "--gpu-interval must be 0 (off) or 0.1..3600 seconds"},
       {o.model_max_seconds > 0 && o.model_max_seconds <= 3600,
@@ -173,6 +180,11 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
              "after recording, the detection model's per-layer profile (detection paused)");
   flags.Int("model-runs", &o.model_runs, "timed forwards for it (0: until the median settles)");
   flags.Double("model-max-seconds", &o.model_max_seconds, "cap on its timed forwards");
+  flags.Bool("batch-sweep", &o.batch_sweep,
+             "after the model, the batch sweep (detection paused) and the live batching view");
+  flags.String("batches", &f->batches, "batch sizes of the sweep, comma-separated");
+  flags.Double("batch-window-seconds", &o.sweep.window_seconds,
+               "minimum seconds of forwards per sweep window");
   flags.Double("gpu-interval", &o.gpu_interval_s,
                "seconds between GPU samples (NVML) while recording; 0: no GPU telemetry");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
@@ -182,6 +194,12 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
     fprintf(stderr, "framescope profile: %s\n", bad.c_str());
     return kExitUsage;
   }
+  auto batches = model::ParseBatchList(f->batches);
+  if (!batches.ok()) {
+    fprintf(stderr, "framescope profile: %s\n", batches.status().message().c_str());
+    return kExitUsage;
+  }
+  o.sweep.batches = *batches;
   o.stack_bytes = static_cast<uint32_t>(f->stack_bytes);
   o.unwind = f->unwind == "fp" ? profile::Unwind::kFramePointer : profile::Unwind::kDwarf;
   return -1;
@@ -214,6 +232,15 @@ void PrintMemoryTable(const profile::MemoryReport& m) {
            profile::RssAt(s, true).c_str(), s.samples.size(), profile::SlopeText(s.rate).c_str(),
            profile::VerdictText(s.rate).c_str());
   }
+}
+
+// The sweep's verdict for checklist 2.3 and the live recommendation, or why there is none.
+void PrintBatchLine(const profile::ProfileRunResult& r) {
+  if (!r.batch_error.empty()) printf("batch: not measured: %s\n", r.batch_error.c_str());
+  if (!r.batch) return;
+  printf("batch (2.3): %s. %s\n", r.batch->choice.verdict.c_str(), r.batch->choice.reason.c_str());
+  printf("batch live: %s\n", r.batch->live.measured ? r.batch->live.recommendation.c_str()
+                                                    : r.batch->live.reason.c_str());
 }
 
 // Each GPU average with its counter, or why it is not measurable.
@@ -277,6 +304,7 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
   for (const std::string& line : profile::GovernorLines(r.governor)) printf("%s\n", line.c_str());
   PrintMemoryTable(result.memory);
   PrintModelLine(result.model);
+  PrintBatchLine(result);
   PrintGpuLine(result.gpu);
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());

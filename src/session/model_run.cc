@@ -28,7 +28,12 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
   ModelRun run;
   run.name = ModelReportName(source.spec.model_path);
   auto net = model::ModelNet::Load(source.spec);
-  if (!net.ok()) return ModelRun::Error(run.name, net.status().message());
+  if (!net.ok()) {
+    ModelRun failed = ModelRun::Error(
+        run.name, "cannot load " + source.spec.model_path + ": " + net.status().message());
+    failed.bad_model = true;
+    return failed;
+  }
   model::LayerProfileOptions o = options.layers;
   o.batch = options.batch > 0 ? options.batch : source.max_batch;
   model::ProfileContext context{source.origin, source.weights_note, o.batch, net->threads(), false};

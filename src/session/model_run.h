@@ -26,6 +26,7 @@ struct ModelRun {
   Json profile;      // LayerProfileJson, or {"error": why} when it could not be taken
   Json trace;        // ChromeTrace; null without a profile
   bool interrupted = false;
+  bool bad_model = false;  // the model could not be loaded (a usage error for a CLI)
   bool ok() const { return !profile.Has("error"); }
   // A profile that could not be taken, and why (the reports say so instead of a table).
   static ModelRun Error(const std::string& name, const std::string& why);

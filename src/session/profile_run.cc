@@ -30,10 +30,12 @@
 #include "src/memory/memory_series.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
+#include "src/report/batch_chart.h"
 #include "src/report/flamegraph.h"
 #include "src/report/gpu_chart.h"
 #include "src/report/heap_report.h"
 #include "src/report/model_report.h"
+#include "src/session/batch_run.h"
 #include "src/session/governor.h"
 #include "src/system/state.h"
 
@@ -66,6 +68,7 @@ struct Session {
   StateDir dir;
   Json state;
   std::vector<Target> targets;
+  LiveWindow live_batching;  // detection's /metrics at the recording's start and end
 
   bool Stopped() const { return options.stop != nullptr && options.stop->load(); }
   void Say(const std::string& line) const {
@@ -557,6 +560,27 @@ Json WriteGpuFiles(Session& s, std::vector<Status>* written) {
   return j;
 }
 
+constexpr const char* kBatchReport = "models/batch_analysis.json";
+
+// OUT/models/batch_analysis.json and .html (when the sweep ran) and summary.json's object.
+Json WriteBatchFiles(Session& s, std::vector<Status>* written) {
+  Json j = Json::MakeObject();
+  if (!s.result.batch_error.empty()) {
+    j["error"] = s.result.batch_error;
+    return j;
+  }
+  if (!s.result.batch) return Json();
+  const model::BatchAnalysis& a = *s.result.batch;
+  const std::string& out = s.options.out_dir;
+  written->push_back(
+      WriteOutput(out + "/" + kBatchReport, model::BatchAnalysisToJson(a).Dump(2) + "\n"));
+  written->push_back(WriteOutput(out + "/models/batch_analysis.html", RenderBatchPage(a)));
+  j["report"] = kBatchReport;
+  j["verdict"] = a.choice.verdict;
+  j["reason"] = a.choice.reason;
+  return j;
+}
+
 std::vector<BaselineSection> BaselineSections(const Session& s) {
   const ModelRun& m = s.result.model;
   std::vector<BaselineSection> sections = {
@@ -566,6 +590,10 @@ std::vector<BaselineSection> BaselineSections(const Session& s) {
     sections.push_back(
         {kModelSectionBegin, kModelSectionEnd,
          RenderBaselineModelSection(m.profile, ModelProfilePath(m.name), ModelTracePath(m.name))});
+  }
+  if (s.result.batch) {
+    sections.push_back(
+        {kBatchSectionBegin, kBatchSectionEnd, RenderBaselineBatchSection(*s.result.batch)});
   }
   if (s.result.gpu) {
     sections.push_back(
@@ -579,6 +607,11 @@ std::string MoreHtml(const Session& s) {
   std::string h = RenderMemoryHtml(s.result.memory);
   if (!m.name.empty()) {
     h += RenderModelHtml(m.profile, ModelProfilePath(m.name), ModelTracePath(m.name));
+  }
+  if (s.result.batch) h += RenderBatchHtml(*s.result.batch, kBatchReport);
+  if (!s.result.batch_error.empty()) {
+    h += "<h2 id=\"batch\">Batch analysis</h2>\n<p>Not measured: " +
+         HtmlEscape(s.result.batch_error) + "</p>\n";
   }
   if (s.result.gpu) h += RenderGpuHtml(*s.result.gpu, kGpuReport);
   return h;
@@ -596,6 +629,7 @@ void WriteReports(Session& s, const RecordResult& rec) {
   std::vector<Status> written;
   Json summary = SummaryJson(r, memory);
   if (Json model = WriteModelFiles(s, &written); !model.is_null()) summary["model"] = model;
+  if (Json batch = WriteBatchFiles(s, &written); !batch.is_null()) summary["batch"] = batch;
   if (Json gpu = WriteGpuFiles(s, &written); !gpu.is_null()) summary["gpu"] = gpu;
   s.result.summary_json = summary.Dump(2) + "\n";
   written.push_back(
@@ -607,6 +641,37 @@ void WriteReports(Session& s, const RecordResult& rec) {
     if (!st.ok()) r.write_errors.push_back(st.message());
   }
   for (const std::string& e : r.write_errors) s.result.errors.push_back(e);
+}
+
+// The batch sweep of the detection model (detection paused) and the live view of its batching
+// over the recording window.
+void ProfileBatch(Session& s) {
+  ModelFlags f;
+  f.state_dir = s.dir.root;
+  auto source = ResolveModelSource(f);
+  if (!source.ok()) {
+    s.result.batch_error = source.status().message();
+    return;
+  }
+  auto net = model::ModelNet::Load(source->spec);
+  if (!net.ok()) {
+    s.result.batch_error = net.status().message();
+    return;
+  }
+  BatchRunOptions o;
+  o.sweep = s.options.sweep;
+  o.stop = s.options.stop;
+  o.on_batch = [&s](const model::BatchResult& r) {
+    s.Say("batch " + std::to_string(r.batch) + ": " + Fixed(r.throughput_ips, 2) +
+          " images/s, p99 " + Fixed(r.p99_ms, 1) + " ms" + (r.stable ? "" : " (unstable)"));
+  };
+  o.message = [&s](const std::string& line) { s.Say("batch: " + line); };
+  auto a = RunBatchAnalysis(&*net, *source, o, &s.live_batching);
+  if (a.ok()) {
+    s.result.batch = std::move(*a);
+  } else {
+    s.result.batch_error = a.status().message();
+  }
 }
 
 // The detection model's per-layer profile, detection paused meanwhile (after the recording, so
@@ -752,7 +817,9 @@ StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTic
   HostCpuTimes host_start, host_end;
   const bool host = ReadHostCpu(&host_start);
   std::unique_ptr<gpu::GpuSampler> gpu = StartGpu(s);
+  if (s.options.batch_sweep) s.live_batching.Begin(s.dir.root);
   auto rec = RecordWatchingRestarts(s, opts);
+  if (s.options.batch_sweep) s.live_batching.End();
   if (gpu) s.result.gpu = gpu->Stop();
   if (rec.ok() && host && ReadHostCpu(&host_end)) {
     s.result.report.host_cpu_pct = HostCpuPercent(host_start, host_end);
@@ -818,7 +885,7 @@ ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
 ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress) {
   ProfileRunResult result;
   result.baseline_path = BaselinePath(options);
-  Session s{options, progress, result, {}, Json(), {}};
+  Session s{options, progress, result, {}, Json(), {}, {}};
   if (Status st = CheckOutputs(options.out_dir, result.baseline_path); !st.ok()) {
     s.Fail(ProfileOutcome::kBadOutputPath, st.message());
     return result;
@@ -859,6 +926,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   if (ReadProcessMemory(getpid(), &rss, &peak)) r.profiler_peak_rss = peak;
   // After the profiler's own cost is taken: the model runs on its own, detection paused.
   if (options.model) result.model = ProfileModel(s);
+  if (options.batch_sweep && !s.Stopped()) ProfileBatch(s);
   WriteReports(s, *rec);
   result.outcome = FinalOutcome(result);
   return result;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "src/gpu/gpu_sampler.h"
+#include "src/model/batch_analysis.h"
 #include "src/record/recorder.h"
 #include "src/report/cpu_report.h"
 #include "src/report/memory_report.h"
@@ -53,6 +54,10 @@ struct ProfileRunOptions {
   // After recording: the detection model's per-layer profile (framescope model), detection
   // paused meanwhile; OUT/models/<name>_profile.json and _trace.json, and report sections.
   bool model = true;
+  // After the model: the batch sweep (framescope batch) with detection paused, and the live view
+  // of detection's batching over the recording window; OUT/models/batch_analysis.json + .html.
+  bool batch_sweep = true;
+  model::SweepOptions sweep;
   // Seconds between GPU samples (NVML) while recording, into OUT/gpu/nsight_report.json; 0: off.
   double gpu_interval_s = 1;
   int model_runs = 0;                       // Timed forwards; 0: until the median settles.
@@ -77,13 +82,16 @@ enum class ProfileOutcome {
 
 struct ProfileRunResult {
   ProfileOutcome outcome = ProfileOutcome::kOk;
-  std::vector<std::string> errors;       // What failed, why, what to do; one line each.
-  CpuReport report;                      // Filled once recording ran.
-  MemoryReport memory;                   // Likewise: every service's RSS series and leak rate.
-  ModelRun model;                        // The model's per-layer profile (name empty: not run).
-  std::optional<gpu::GpuTelemetry> gpu;  // Sampled over the recording (absent: not asked).
-  std::string summary_json;              // As written to OUT/summary.json.
-  std::string baseline_path;             // Resolved.
+  std::vector<std::string> errors;  // What failed, why, what to do; one line each.
+  CpuReport report;                 // Filled once recording ran.
+  MemoryReport memory;              // Likewise: every service's RSS series and leak rate.
+  ModelRun model;                   // The model's per-layer profile (name empty: not run).
+  std::optional<gpu::GpuTelemetry> gpu;
+  std::optional<model::BatchAnalysis> batch;  // The batch analysis (absent: not run)...
+  std::string
+      batch_error;  // ...or why it failed.  // Sampled over the recording (absent: not asked).
+  std::string summary_json;   // As written to OUT/summary.json.
+  std::string baseline_path;  // Resolved.
   int coverage_failures = 0;
 };
 

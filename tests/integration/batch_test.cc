@@ -99,5 +99,64 @@ TEST(BatchCommand, BadInputIsRefusedBeforeAnyWork) {
   EXPECT_FALSE(ReadFile(tmp.path() + "/models/batch_analysis.json").ok());
 }
 
+// `framescope model` end to end: the JSON and trace written, the exit code saying the checklist
+// verdict (3 when 2.2 is not met), bad flags and models refused with exit 2 before any work.
+TEST(ModelCommand, ProfilesTheRealModelAndRefusesBadInput) {
+  TempDir tmp;
+  const std::string model = BinDir() + "/framescope model";
+  CommandResult r =
+      RunShell("{ " + model + " --model " + kCfg +
+               " --input-size 128 --runs 3 --warmup 1 --no-peak --state-dir " + tmp.path() +
+               "/none --out " + tmp.path() + "/p --json 2>" + tmp.path() + "/err; }");
+  auto out = Json::Parse(r.output);
+  ASSERT_TRUE(out.ok()) << r.output << *ReadFile(tmp.path() + "/err");
+  const bool met = out->Get("checklist").Get("verdict").AsString() == "met";
+  EXPECT_EQ(r.exit_code, met ? 0 : 3) << out->Get("checklist").Dump();
+  EXPECT_EQ(out->Get("runs").AsInt(), 3);
+  EXPECT_EQ(out->Get("input_width").AsInt(), 128);
+  EXPECT_TRUE(out->Get("machine_peak").is_null());
+  auto file = ReadFile(tmp.path() + "/p/models/yolo_profile.json");
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(Json::Parse(*file)->Dump(), out->Dump());
+  auto trace = ReadFile(tmp.path() + "/p/models/yolo_trace.json");
+  ASSERT_TRUE(trace.ok());
+  EXPECT_TRUE(Json::Parse(*trace).ok());
+
+  // Three convolutions can never be "more than 20 layers": not met, exit 3, files written.
+  ASSERT_TRUE(WriteFileAtomic(tmp.path() + "/three.cfg",
+                              "[net]\nwidth=32\nheight=32\nchannels=3\n"
+                              "[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\n"
+                              "activation=leaky\n"
+                              "[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\n"
+                              "activation=leaky\n"
+                              "[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\n"
+                              "activation=leaky\n")
+                  .ok());
+  r = RunShell(model + " --model " + tmp.path() + "/three.cfg --runs 2 --no-peak --out " +
+               tmp.path() + "/q --state-dir " + tmp.path() + "/none 2>&1");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("not met (3 timed layers"), std::string::npos) << r.output;
+  EXPECT_TRUE(ReadFile(tmp.path() + "/q/models/three_profile.json").ok());
+
+  const std::string common = " --state-dir " + tmp.path() + "/none --out " + tmp.path() + " 2>&1";
+  for (const char* bad :
+       {"--batch -1", "--runs -2", "--max-seconds 0", "--input-size 0x5", "--weights /w.weights"}) {
+    r = RunShell(model + " " + bad + common);
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
+  }
+  r = RunShell(model + " --model " + tmp.path() + "/missing.cfg" + common);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  ASSERT_TRUE(WriteFileAtomic(tmp.path() + "/bad.cfg",
+                              "[net]\nwidth=64\nheight=64\n"
+                              "[convolutional]\nfilters=-4\n")
+                  .ok());
+  r = RunShell(model + " --model " + tmp.path() + "/bad.cfg" + common);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cannot load"), std::string::npos) << r.output;
+  EXPECT_FALSE(ReadFile(tmp.path() + "/models/yolo_profile.json").ok());
+  EXPECT_FALSE(ReadFile(tmp.path() + "/models/bad_profile.json").ok());
+}
+
 }  // namespace
 }  // namespace fs::testing

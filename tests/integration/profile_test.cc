@@ -328,6 +328,28 @@ void CheckGpu(const std::string& out, const Json& summary, const std::string& in
   EXPECT_NE(index.find("<h2 id=\"gpu\">"), std::string::npos);
 }
 
+// The batch sweep after the model (detection paused) and the live view of detection's batching
+// over the recording window: both batch sizes measured, the live window seen frames.
+void CheckBatch(const std::string& out, const Json& summary, const std::string& index) {
+  auto text = ReadFile(out + "/models/batch_analysis.json");
+  ASSERT_TRUE(text.ok()) << "no models/batch_analysis.json";
+  auto batch = Json::Parse(*text);
+  ASSERT_TRUE(batch.ok()) << *text;
+  std::set<int64_t> sizes;
+  for (const Json& r : batch->Get("offline").Get("batches").AsArray()) {
+    sizes.insert(r.Get("batch").AsInt());
+    EXPECT_GT(r.Get("throughput_images_per_s").AsDouble(), 0) << r.Dump();
+  }
+  EXPECT_EQ(sizes, (std::set<int64_t>{1, 2})) << *text;
+  EXPECT_TRUE(batch->Get("detection_paused_during_sweep").AsBool()) << *text;
+  const Json& live = batch->Get("live");
+  EXPECT_TRUE(live.Get("measured").AsBool()) << live.Dump(2);
+  EXPECT_GT(live.Get("window_s").AsDouble(), 5) << live.Dump(2);  // the 8 s recording
+  EXPECT_EQ(summary.Get("batch").Get("report").AsString(), "models/batch_analysis.json");
+  EXPECT_TRUE(ReadFile(out + "/models/batch_analysis.html").ok());
+  EXPECT_NE(index.find("models/batch_analysis.json"), std::string::npos);
+}
+
 void CheckFullRun(const std::string& tmp, const std::string& state_) {
   std::string out = tmp + "/profiles";
   std::string baseline = tmp + "/docs/performance-baseline.md";
@@ -341,10 +363,11 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
                                           std::to_string(ServicePid(state_, "detection")) +
                                           " 50 10\ngpm 0 65/30\n")
                   .ok());
-  auto r = RunShell("LD_LIBRARY_PATH=" + testing::BinDir() +
-                    "/../fake_nvml/full FAKE_NVML_SCRIPT=" + script + " " + Fs() +
-                    " profile --duration 8 --state-dir " + state_ + " --out " + out +
-                    " --baseline " + baseline + " --model-runs 3 --json");
+  auto r =
+      RunShell("LD_LIBRARY_PATH=" + testing::BinDir() +
+               "/../fake_nvml/full FAKE_NVML_SCRIPT=" + script + " " + Fs() +
+               " profile --duration 8 --state-dir " + state_ + " --out " + out + " --baseline " +
+               baseline + " --model-runs 3 --batches 1,2 --batch-window-seconds 0.2 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("preflight: perf events: ok"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("preflight: NVML: "), std::string::npos) << r.output;
@@ -405,6 +428,7 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   CheckMemory(out, *summary, *index);
   CheckModel(out, state_, *summary, *index);
   CheckGpu(out, *summary, *index);
+  CheckBatch(out, *summary, *index);
 
   auto doc = ReadFile(baseline);
   ASSERT_TRUE(doc.ok());
@@ -414,9 +438,10 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   EXPECT_NE(doc->find("## Memory"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("## Model: per-layer profile"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("<!-- framescope:gpu:begin -->"), std::string::npos) << *doc;
+  EXPECT_NE(doc->find("<!-- framescope:batch:begin -->"), std::string::npos) << *doc;
   // A second run replaces the section instead of appending another.
-  auto again = RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ +
-                        " --out " + out + " --baseline " + baseline);
+  auto again = RunShell(Fs() + " profile --no-model --no-batch-sweep --duration 3 --state-dir " +
+                        state_ + " --out " + out + " --baseline " + baseline);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   auto doc2 = ReadFile(baseline);
   ASSERT_TRUE(doc2.ok());
@@ -438,8 +463,9 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
 void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
   const std::string cwd = tmp + "/elsewhere";
   ASSERT_TRUE(MakeDirs(cwd).ok());
-  auto r = RunShell("cd " + cwd + " && " + Fs() + " profile --no-model --duration 3 --state-dir " +
-                    state_ + " --out prof");
+  auto r = RunShell("cd " + cwd + " && " + Fs() +
+                    " profile --no-model --no-batch-sweep --duration 3 --state-dir " + state_ +
+                    " --out prof");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   auto doc = ReadFile(cwd + "/prof/performance-baseline.md");
   ASSERT_TRUE(doc.ok()) << r.output;
@@ -456,8 +482,8 @@ void CheckWithoutDocsFolder(const std::string& tmp, const std::string& state_) {
 void CheckOneOutputFails(const std::string& tmp, const std::string& state_) {
   const std::string out = tmp + "/blocked";
   ASSERT_TRUE(MakeDirs(out + "/flamegraphs/detection_flame.html").ok());
-  auto r =
-      RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ + " --out " + out);
+  auto r = RunShell(Fs() + " profile --no-model --no-batch-sweep --duration 3 --state-dir " +
+                    state_ + " --out " + out);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("detection_flame.html"), std::string::npos) << r.output;
   auto summary = ReadFile(out + "/summary.json");
@@ -480,10 +506,11 @@ void CheckSecondRunRefused(const std::string& tmp, const std::string& state_,
                            const std::string& out, pid_t first) {
   const std::string other = tmp + "/second";
   const auto start = std::chrono::steady_clock::now();
-  auto same =
-      RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ + " --out " + out);
+  auto same = RunShell(Fs() + " profile --no-model --no-batch-sweep --duration 3 --state-dir " +
+                       state_ + " --out " + out);
   auto elsewhere =
-      RunShell(Fs() + " profile --no-model --duration 3 --state-dir " + state_ + " --out " + other);
+      RunShell(Fs() + " profile --no-model --no-batch-sweep --duration 3 --state-dir " + state_ +
+               " --out " + other);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "not at once";
   const std::string holder = "(pid " + std::to_string(first) + ")";
   EXPECT_EQ(same.exit_code, 1) << same.output;
@@ -499,8 +526,8 @@ void CheckSecondRunRefused(const std::string& tmp, const std::string& state_,
 
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
   std::string out = tmp + "/partial";
-  Background run(Fs() + " profile --no-model --duration 120 --state-dir " + state_ + " --out " +
-                     out + " --baseline " + out + "/baseline.md",
+  Background run(Fs() + " profile --no-model --no-batch-sweep --duration 120 --state-dir " +
+                     state_ + " --out " + out + " --baseline " + out + "/baseline.md",
                  tmp + "/partial.log");
   // Both locks are taken before preflight starts.
   ASSERT_TRUE(run.WaitForOutput("preflight:", 30)) << run.Output();
@@ -561,7 +588,8 @@ void CheckBatchLive(const std::string& tmp, const std::string& state_) {
 // summary.json and the output, and the run is complete (exit 0, not partial).
 void CheckFollowsRestart(const std::string& tmp, const std::string& state_) {
   const std::string out = tmp + "/restart";
-  Background run(Fs() + " profile --no-model --duration 8 --state-dir " + state_ + " --out " + out,
+  Background run(Fs() + " profile --no-model --no-batch-sweep --duration 8 --state-dir " + state_ +
+                     " --out " + out,
                  tmp + "/restart.log");
   ASSERT_TRUE(run.WaitForOutput("profiling ", 60)) << run.Output();
   usleep(1500000);
