@@ -20,40 +20,14 @@
 #include "src/gpu/gpu_report.h"
 #include "src/gpu/gpu_sampler.h"
 #include "src/gpu/nvml_loader.h"
+#include "tests/integration/test_util.h"
 
 namespace fs::gpu {
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
-
-// `command` under sh with stderr joined to stdout.
-Result Shell(const std::string& command) {
-  Result r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/fs-gpu-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { Shell("rm -rf '" + path_ + "'"); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using Result = fs::testing::CommandResult;
+using TempDir = fs::testing::TempDir;
+Result Shell(const std::string& command) { return fs::testing::RunShell(command); }
 
 // The environment that makes `variant` ("full" / "minimal") of the fake the libnvidia-ml.so.1
 // the loader finds, scripted by `script` (written into `dir`).
