@@ -9,6 +9,7 @@ void AddModelFlags(FlagSet* flags, ModelFlags* f) {
   flags->String("state-dir", &f->state_dir,
                 "the running system whose detection model is measured (default ./.framescope)");
   flags->String("model", &f->model, "a darknet .cfg or .onnx model instead of the system's");
+  flags->String("cfg", &f->cfg, "a darknet .cfg instead of the system's (same as --model)");
   flags->String("weights", &f->weights,
                 "darknet .weights for --model (default: zero-filled; timings do not depend on "
                 "the values)");

@@ -86,12 +86,14 @@ bool FromRunningSystem(const StateDir& dir, ModelSource* out) {
 
 StatusOr<ModelSource> ResolveModelSource(const ModelFlags& f) {
   if (f.threads < 0) return Err("--threads: must be 0 (OpenCV's default) or more");
-  if (!f.weights.empty() && f.model.empty()) {
+  if (!f.cfg.empty() && !f.model.empty()) return Err("give --cfg or --model, not both");
+  const std::string& model = f.cfg.empty() ? f.model : f.cfg;
+  if (!f.weights.empty() && model.empty()) {
     return Err("--weights needs --model (the system's weights come from its state dir)");
   }
   ModelSource out;
-  if (!f.model.empty()) {
-    out.spec.model_path = f.model;
+  if (!model.empty()) {
+    out.spec.model_path = model;
     out.spec.weights_path = f.weights;
     out.origin = "--model";
     out.weights_note = f.weights.empty() ? "zero-filled (no --weights)" : f.weights;

@@ -17,6 +17,7 @@ namespace fs {
 struct ModelFlags {
   std::string state_dir;  // of the running system; must be set
   std::string model;
+  std::string cfg;  // --cfg: the same as --model for a darknet .cfg (trtexec-style name)
   std::string weights;
   std::string input_size;  // N or WxH
   int threads = 0;

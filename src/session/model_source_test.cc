@@ -67,7 +67,11 @@ TEST(ModelSourceTest, FlagsAndTheDefaultModel) {
     EXPECT_NE(r.status().message().find("--input-size"), std::string::npos) << bad;
   }
   f.input_size.clear();
+  f.cfg = "/c.cfg";  // --cfg is --model by its trtexec name; not both
+  EXPECT_FALSE(ResolveModelSource(f).ok());
   f.model.clear();
+  EXPECT_EQ(ResolveModelSource(f)->spec.model_path, "/c.cfg");
+  f.cfg.clear();
   f.weights = "/w.weights";
   auto orphan = ResolveModelSource(f);
   ASSERT_FALSE(orphan.ok());
