@@ -927,6 +927,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   // After the profiler's own cost is taken: the model runs on its own, detection paused.
   if (options.model) result.model = ProfileModel(s);
   if (options.batch_sweep && !s.Stopped()) ProfileBatch(s);
+  if (s.Stopped()) r.interrupted = true;  // Ctrl-C during the model or the sweep: exit 130
   WriteReports(s, *rec);
   result.outcome = FinalOutcome(result);
   return result;
