@@ -65,7 +65,8 @@ std::string Summary(const Json& m) {
          std::to_string(m.Get("warmup_runs").AsInt()) + " warm-up" +
          (m.Get("settled").AsBool() ? " (the median settled)" : " (the median had not settled)") +
          (m.Get("detection_paused").AsBool()
-              ? "; detection was paused meanwhile, so the model had the cores to itself."
+              ? "; detection was paused meanwhile (SIGSTOP, resumed after), so the model did not "
+                "compete with it; the other services kept running."
               : ".");
 }
 
