@@ -38,7 +38,8 @@ struct Config {
 StatusOr<Json> RunJson(const std::string& cmd, double* wall_s) {
   int code = 0;
   const int64_t start = MonotonicNs();
-  std::string out = RunCommand(cmd, &code);
+  // A group: RunCommand appends 2>&1, which must not undo the command's own 2>/dev/null.
+  std::string out = RunCommand("{ " + cmd + "; }", &code);
   *wall_s = static_cast<double>(MonotonicNs() - start) / 1e9;
   // 3 is a checklist verdict not met (`batch` on a CPU): the JSON is the result all the same.
   if (code != 0 && code != 3) {
