@@ -3,6 +3,7 @@
 #include <cctype>
 
 namespace fs {
+
 ModelRun ModelRun::Error(const std::string& name, const std::string& why) {
   ModelRun run;
   run.name = name;
@@ -50,7 +51,7 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
     // After the layers, not before: on this VM the forwards that followed the peak kernels ran
     // 20-27 % faster than the same forwards alone (model_benchmark), which the profile would
     // then report as the model's speed.
-    if (options.measure_peak && profile.ok()) {
+    if (options.measure_peak && profile.ok() && !profile->interrupted) {
       message("measuring the machine's peak (FMA, GEMM, triad)");
       peak = model::MeasureMachinePeak();
     }
