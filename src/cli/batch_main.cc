@@ -38,7 +38,7 @@ constexpr const char* kBatchSummary =
     "Measures the detection model's throughput and latency against batch size.\n"
     "Offline sweep: per --batches size, warm-up forwards, then windows (at least\n"
     "--min-window-forwards forwards and --window-seconds of them) until the last 3 windows\n"
-    "are each within 10% of their mean on both throughput and p99 latency (Triton\n"
+    "agree within 10% (largest / smallest) on both throughput and p99 latency (Triton\n"
     "perf_analyzer's rule), else marked unstable after --max-windows windows or\n"
     "--max-seconds-per-batch. Times: steady_clock around cv::dnn::Net::forward on a fixed\n"
     "synthetic input. The running system's detection is paused (SIGSTOP) during the sweep\n"

@@ -6,6 +6,7 @@
 
 #include "src/base/file_util.h"
 #include "src/memory/heap/heap_counters.h"
+#include "src/session/model_source.h"
 
 namespace fs {
 namespace {
@@ -30,6 +31,7 @@ void OnStopSignal(int sig) {
     return;
   }
   if (now - g_first_signal_ns.load() < kDuplicateWindowNs) return;
+  ResumePausedDetection();  // the process ends here: no destructor will send SIGCONT
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -43,6 +45,7 @@ void CatchStopSignals(std::atomic<bool>* stop) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);  // a closed terminal: stop and write, as for Ctrl-C
 }
 
 StatusOr<std::vector<std::string>> HeapPreloadEnv(const std::string& heap_dir) {

@@ -15,8 +15,8 @@ namespace fs {
 std::string SwapExtension(const std::string& path, const std::string& ext,
                           const std::string& new_ext);
 
-// SIGINT and SIGTERM from now on: the first sets *stop (the command stops early and writes what
-// it has); a second one ends the process at once, as the default action would, so a stuck
+// SIGINT, SIGTERM and SIGHUP from now on: the first sets *stop (the command stops early and writes
+// what it has); a second one ends the process at once, as the default action would, so a stuck
 // post-processing step can always be abandoned. A repeat within 1 s of the first is taken as the
 // same request delivered twice (timeout(1) signals both the process and its group).
 void CatchStopSignals(std::atomic<bool>* stop);

@@ -42,6 +42,7 @@ int ExitCode(profile::ProfileOutcome outcome) {
     case O::kBusy:
     case O::kRecordFailed:
     case O::kWriteFailed:
+    case O::kAnalysisFailed:
       return kExitError;
   }
   return kExitError;
@@ -96,7 +97,8 @@ constexpr const char* kSummary =
     "is refused before recording (a --baseline of /dev/null discards the section).\n"
     "Ctrl-C stops early and writes partial results (a second Ctrl-C quits without\n"
     "writing). Exit codes: 0 ok, 1 error (incl. an\n"
-    "output not written, another run holding a lock), 2 bad flag value or unusable output\n"
+    "output not written, another run holding a lock, a model profile or batch sweep that\n"
+    "could not be taken), 2 bad flag value or unusable output\n"
     "path, 3 preflight or coverage failure (a service that used CPU but got no samples, or\n"
     "exited and was not followed to a restart), 130 interrupted (partial results written).";
 

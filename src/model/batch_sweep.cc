@@ -17,14 +17,11 @@ std::string Num(double v, int decimals) {
   return buf;
 }
 
-// Every value within `tolerance` of the values' mean.
-bool WithinOfMean(const std::vector<double>& v, double tolerance) {
-  double mean = 0;
-  for (double x : v) mean += x;
-  mean /= static_cast<double>(v.size());
-  if (!(mean > 0)) return false;
-  return std::all_of(v.begin(), v.end(),
-                     [&](double x) { return std::fabs(x - mean) <= tolerance * mean; });
+// perf_analyzer's test: the largest value at most (1 + tolerance) times the smallest.
+bool AgreeWithin(const std::vector<double>& v, double tolerance) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  if (lo == v.end() || !(*lo > 0)) return false;
+  return *hi <= (1 + tolerance) * *lo;
 }
 
 bool Stopped(const std::atomic<bool>* stop) { return stop != nullptr && stop->load(); }
@@ -62,7 +59,7 @@ bool WindowsStable(const std::vector<WindowStats>& windows, int n, double tolera
     throughput.push_back(windows[i].throughput_ips);
     p99.push_back(windows[i].p99_ms);
   }
-  return WithinOfMean(throughput, tolerance) && WithinOfMean(p99, tolerance);
+  return AgreeWithin(throughput, tolerance) && AgreeWithin(p99, tolerance);
 }
 
 WindowStats WindowFromTimes(const std::vector<double>& seconds, int batch) {
@@ -327,9 +324,9 @@ Json SweepOptionsJson(const SweepOptions& o) {
   j["warmup_forwards"] = o.warmup_forwards;
   j["min_window_forwards"] = o.min_window_forwards;
   j["window_seconds"] = o.window_seconds;
-  j["stability_rule"] = "the last " + std::to_string(o.stable_windows) + " windows each within " +
-                        Num(o.tolerance * 100, 0) +
-                        "% of their mean on both throughput and p99 latency (Triton "
+  j["stability_rule"] = "over the last " + std::to_string(o.stable_windows) +
+                        " windows the largest at most " + Num(o.tolerance * 100, 0) +
+                        "% above the smallest, on both throughput and p99 latency (Triton "
                         "perf_analyzer's rule)";
   j["max_windows"] = o.max_windows;
   j["max_seconds_per_batch"] = o.max_seconds_per_batch;

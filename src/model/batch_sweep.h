@@ -32,7 +32,7 @@ struct SweepOptions {
   int min_window_forwards = 3;  // a window has at least this many forwards...
   double window_seconds = 1.0;  // ...and at least this many seconds of forwards
   int stable_windows = 3;       // perf_analyzer: the last 3 windows...
-  double tolerance = 0.10;      // ...each within 10 % of their mean
+  double tolerance = 0.10;      // ...the largest at most 10 % above the smallest
   int max_windows = 10;         // then the batch is reported unstable
   double max_seconds_per_batch = 60;  // forward seconds per batch size, warm-up included
 };
@@ -59,8 +59,9 @@ struct BatchResult {
   std::vector<WindowStats> windows;
 };
 
-// The stability rule over a window series: at least `n` windows, and the last `n` each within
-// `tolerance` (0.1 = 10 %) of their mean, on both throughput and p99 latency.
+// The stability rule over a window series: at least `n` windows, and over the last `n` the
+// largest value at most (1 + `tolerance`) times the smallest (0.1 = 10 %), on both throughput
+// and p99 latency (Triton perf_analyzer's test).
 bool WindowsStable(const std::vector<WindowStats>& windows, int n, double tolerance);
 
 // Statistics of one window from its forward times (seconds) at `batch`.

@@ -54,8 +54,14 @@ struct LayerProfile {
 
 StatusOr<LayerProfile> ProfileLayers(ModelNet* net, const LayerProfileOptions& options);
 
+// What `source` says when OpenCV reports 0 FLOPs for a layer type that may compute and
+// framescope has no formula for it: the JSON then has null FLOPs, never 0.
+inline constexpr const char* kFlopsUnknown =
+    "not known: OpenCV reports 0 for this layer type and framescope has no formula for it";
+
 // The FLOPs OpenCV reports 0 for although the layer does arithmetic, from its shapes; sets
-// `source` to how (empty when the layer does none, e.g. Concat or Identity).
+// `source` to how (empty when the layer does none, e.g. Concat or Identity; kFlopsUnknown for a
+// type neither OpenCV nor framescope counts).
 int64_t LayerFlops(const LayerInfo& layer, std::string* source);
 
 // What was profiled, for the JSON.

@@ -138,7 +138,6 @@ TEST_F(YoloTinyProfile, LayerTimesSumToTheTotalAndFusedLayersNameTheirHost) {
   double sum = 0;
   for (const auto& l : profile_->layers) {
     EXPECT_GE(l.median_ms, 0) << l.info.name;
-    EXPECT_GE(l.p90_ms, l.median_ms) << l.info.name;
     sum += l.median_ms;
   }
   // Medians of parts need not sum to the median of sums; on 5 runs they agree within 10 %.
@@ -168,7 +167,7 @@ TEST_F(YoloTinyProfile, JsonAndChromeTraceParse) {
   EXPECT_EQ(layers[0].Get("name").AsString(), "conv_0");
   EXPECT_GT(layers[0].Get("gflops_per_s").AsDouble(), 0);
   EXPECT_GT(back->Get("timed_layer_count").AsInt(), 20);
-  EXPECT_EQ(back->Get("checklist").Get("layers").AsInt(), back->Get("timed_layer_count").AsInt());
+  EXPECT_DOUBLE_EQ(back->Get("per_image_ms").AsDouble(), profile_->total_ms);  // batch 1
 
   auto trace = Json::Parse(ChromeTrace(*profile_, "yolo").Dump());
   ASSERT_TRUE(trace.ok());
@@ -229,6 +228,9 @@ TEST(LayerFlopsTest, ShapesStandInWhereOpenCvSaysZero) {
   LayerInfo concat = Layer("Concat", {1, 2, 3, 4});
   EXPECT_EQ(LayerFlops(concat, &source), 0);
   EXPECT_EQ(source, "");
+  LayerInfo softmax = Layer("Softmax", {1, 2, 3, 4});  // computes, but no formula here
+  EXPECT_EQ(LayerFlops(softmax, &source), 0);
+  EXPECT_EQ(source, kFlopsUnknown);
   LayerInfo conv = Layer("Convolution", {1}, 77);
   EXPECT_EQ(LayerFlops(conv, &source), 77);
   EXPECT_EQ(source, "opencv getFLOPS");

@@ -146,8 +146,6 @@ TEST(MachinePeakTest, MeasuresPlausiblePeaks) {
     for (const Measurement* m : {&c.single, &c.all}) {
       EXPECT_GT(m->best, 0);
       EXPECT_EQ(m->repetitions, c.repetitions);
-      EXPECT_LE(m->worst, m->median);
-      EXPECT_LE(m->median, m->best);
     }
     EXPECT_GE(c.all.best, 0.8 * c.single.best);
   }

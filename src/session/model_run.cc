@@ -61,7 +61,7 @@ ModelRun RunModelProfile(const ModelSource& source, const ModelRunOptions& optio
     failed.interrupted = o.stop && o.stop->load();
     return failed;
   }
-  run.interrupted = profile->interrupted;
+  run.interrupted = profile->interrupted || (o.stop && o.stop->load());
   run.profile = model::LayerProfileJson(*profile, *net, context, peak);
   run.trace = model::ChromeTrace(*profile, run.name);
   return run;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 
 #include "src/base/file_util.h"
@@ -111,9 +112,18 @@ StatusOr<ModelSource> ResolveModelSource(const ModelFlags& f) {
   return out;
 }
 
+namespace {
+std::atomic<pid_t> g_paused_pid{0};  // what ResumePausedDetection resumes
+}  // namespace
+
+void ResumePausedDetection() {
+  if (pid_t pid = g_paused_pid.load(); pid > 0) kill(pid, SIGCONT);
+}
+
 DetectionPause::DetectionPause(pid_t pid) : pid_(pid) {
   if (pid_ > 0 && kill(pid_, SIGSTOP) == 0) {
     paused_ = true;
+    g_paused_pid = pid_;
     fprintf(stderr,
             "detection (pid %d) paused while the model is measured (if this command is killed, "
             "resume it with: kill -CONT %d)\n",
@@ -122,7 +132,9 @@ DetectionPause::DetectionPause(pid_t pid) : pid_(pid) {
 }
 
 DetectionPause::~DetectionPause() {
-  if (paused_) kill(pid_, SIGCONT);
+  if (!paused_) return;
+  g_paused_pid = 0;
+  kill(pid_, SIGCONT);
 }
 
 }  // namespace fs

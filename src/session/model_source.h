@@ -39,6 +39,10 @@ StatusOr<ModelSource> ResolveModelSource(const ModelFlags& f);
 
 // Stops the detection service (SIGSTOP) for the lifetime of this object so that model timings
 // do not share the cores with it, and resumes it (SIGCONT) when destroyed. pid 0: nothing.
+// Sends SIGCONT to the detection a DetectionPause holds stopped, if any; async-signal-safe, for
+// a signal handler that is about to end the process (destructors will not run).
+void ResumePausedDetection();
+
 class DetectionPause {
  public:
   explicit DetectionPause(pid_t pid);

@@ -877,6 +877,9 @@ ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
   if (r.report.interrupted) return ProfileOutcome::kInterrupted;
   if (!r.report.write_errors.empty()) return ProfileOutcome::kWriteFailed;
   if (r.coverage_failures > 0) return ProfileOutcome::kCoverageGap;
+  if ((!r.model.name.empty() && !r.model.ok()) || !r.batch_error.empty()) {
+    return ProfileOutcome::kAnalysisFailed;
+  }
   return ProfileOutcome::kOk;
 }
 
@@ -928,6 +931,10 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   if (options.model) result.model = ProfileModel(s);
   if (options.batch_sweep && !s.Stopped()) ProfileBatch(s);
   if (s.Stopped()) r.interrupted = true;  // Ctrl-C during the model or the sweep: exit 130
+  if (!result.model.name.empty() && !result.model.ok()) {
+    result.errors.push_back("model: not measured: " + result.model.profile.Get("error").AsString());
+  }
+  if (!result.batch_error.empty()) result.errors.push_back("batch: " + result.batch_error);
   WriteReports(s, *rec);
   result.outcome = FinalOutcome(result);
   return result;

@@ -77,6 +77,8 @@ enum class ProfileOutcome {
   // A service used CPU but got no samples, or exited while recorded and was not followed to
   // its restarted process.
   kCoverageGap,
+  // The model's per-layer profile or the batch sweep could not be taken (the rest is written).
+  kAnalysisFailed,
   kInterrupted,  // *stop was set: partial results written (or none, if in preflight).
 };
 

@@ -42,7 +42,6 @@ TEST(BatchCommand, SweepsTheRealModelAndWritesTheAnalysis) {
     EXPECT_GE(b.Get("windows").AsInt(), 1);
     EXPECT_LE(b.Get("windows").AsInt(), 4);
     EXPECT_EQ(b.Get("window_series").size(), static_cast<size_t>(b.Get("windows").AsInt()));
-    EXPECT_TRUE(b.Get("stable").AsBool() || b.Get("unstable_reason").is_string());
   }
   const Json& best = out->Get("best");
   EXPECT_EQ(best.Get("verdict").AsString(), "not met");
