@@ -35,6 +35,15 @@ TEST(DetectionPauseTest, StopsForItsLifetimeAndResumes) {
   }
   for (int i = 0; i < 100 && State(child) == 'T'; ++i) usleep(10000);
   EXPECT_NE(State(child), 'T') << "not resumed";
+  {
+    // What a second Ctrl-C does before the process ends (no destructor runs then).
+    DetectionPause pause(child);
+    for (int i = 0; i < 100 && State(child) != 'T'; ++i) usleep(10000);
+    ASSERT_EQ(State(child), 'T');
+    ResumePausedDetection();
+    for (int i = 0; i < 100 && State(child) == 'T'; ++i) usleep(10000);
+    EXPECT_NE(State(child), 'T') << "ResumePausedDetection did not resume it";
+  }
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   EXPECT_FALSE(DetectionPause(0).paused());
