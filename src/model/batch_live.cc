@@ -6,6 +6,8 @@
 #include <limits>
 #include <map>
 
+#include "src/base/stats.h"
+
 namespace fs::model {
 namespace {
 
@@ -15,12 +17,6 @@ const std::map<std::string, std::string> kQueueWait = {{"service", "detection"},
                                                        {"stage", "queue_wait"}};
 // The offline throughput a recommended batch must have over the offered frame rate.
 constexpr double kHeadroom = 1.2;
-
-std::string Num(double v, int decimals) {
-  char buf[64];
-  snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-  return buf;
-}
 
 bool HasLabels(const PromSample& s, const std::map<std::string, std::string>& match) {
   for (const auto& [k, v] : match) {
@@ -74,16 +70,18 @@ const BatchResult* PickBatch(const std::vector<const BatchResult*>& candidates, 
   for (const BatchResult* r : candidates) {
     if (r->throughput_ips >= kHeadroom * offered_fps) {
       *why = "batch " + std::to_string(r->batch) + " is the smallest whose offline throughput (" +
-             Num(r->throughput_ips, 1) + " images/s) covers the offered " + Num(offered_fps, 1) +
-             " frames/s with " + Num((kHeadroom - 1) * 100, 0) + "% headroom";
+             Fixed(r->throughput_ips, 1) + " images/s) covers the offered " +
+             Fixed(offered_fps, 1) + " frames/s with " + Fixed((kHeadroom - 1) * 100, 0) +
+             "% headroom";
       return r;
     }
     if (fastest == nullptr || r->throughput_ips > fastest->throughput_ips) fastest = r;
   }
   if (fastest != nullptr) {
-    *why = "no batch size keeps up with the offered " + Num(offered_fps, 1) + " frames/s; batch " +
-           std::to_string(fastest->batch) + " has the highest offline throughput " + scope + " (" +
-           Num(fastest->throughput_ips, 1) + " images/s), so frames will still be skipped";
+    *why = "no batch size keeps up with the offered " + Fixed(offered_fps, 1) +
+           " frames/s; batch " + std::to_string(fastest->batch) +
+           " has the highest offline throughput " + scope + " (" +
+           Fixed(fastest->throughput_ips, 1) + " images/s), so frames will still be skipped";
   }
   return fastest;
 }
@@ -98,7 +96,7 @@ void Recommend(const std::vector<BatchResult>& sweep, LiveBatchView* v) {
   auto within = Candidates(sweep, cap, c.budget_ms, true);
   std::string why;
   const BatchResult* pick =
-      PickBatch(within, v->offered_fps, "within the " + Num(c.budget_ms, 1) + " ms budget", &why);
+      PickBatch(within, v->offered_fps, "within the " + Fixed(c.budget_ms, 1) + " ms budget", &why);
   if (pick == nullptr) {
     pick = PickBatch(Candidates(sweep, cap, 0, false), v->offered_fps,
                      "of at most " + std::to_string(cap) + " frames", &why);
@@ -108,7 +106,7 @@ void Recommend(const std::vector<BatchResult>& sweep, LiveBatchView* v) {
       return;
     }
     why += "; no batch size of at most " + std::to_string(cap) + " meets the " +
-           Num(c.budget_ms, 1) + " ms budget";
+           Fixed(c.budget_ms, 1) + " ms budget";
   }
   // Time for pick-1 more frames to arrive at the offered rate, but never so long that the wait
   // plus the forward's p99 overruns the budget.
@@ -122,9 +120,9 @@ void Recommend(const std::vector<BatchResult>& sweep, LiveBatchView* v) {
     v->recommendation +=
         " Now: max_batch " + std::to_string(c.max_batch) +
         (c.max_wait_ms >= 0 ? ", max_wait_ms " + std::to_string(c.max_wait_ms) : std::string()) +
-        "; batches formed averaged " + Num(*v->mean_batch, 2) + " frames";
+        "; batches formed averaged " + Fixed(*v->mean_batch, 2) + " frames";
     if (v->skip_share)
-      v->recommendation += ", " + Num(*v->skip_share * 100, 1) + "% of frames skipped";
+      v->recommendation += ", " + Fixed(*v->skip_share * 100, 1) + "% of frames skipped";
     v->recommendation += ".";
   }
   if (!c.sweep_mismatch.empty()) v->recommendation += " Caveat: " + c.sweep_mismatch + ".";
@@ -184,7 +182,7 @@ LiveBatchView AnalyseLiveBatch(const std::vector<PromSample>& start,
   const double offered = v.frames_in + v.frames_skipped;
   if (!(window_s > 0) || offered <= 0) {
     return LiveNotMeasurable("not measurable: detection received no frames in the " +
-                             Num(window_s, 1) + " s window");
+                             Fixed(window_s, 1) + " s window");
   }
   v.measured = true;
   v.offered_fps = offered / window_s;

@@ -11,12 +11,6 @@
 namespace fs::model {
 namespace {
 
-std::string Num(double v, int decimals) {
-  char buf[64];
-  snprintf(buf, sizeof(buf), "%.*f", decimals, v);
-  return buf;
-}
-
 // perf_analyzer's test: the largest value at most (1 + tolerance) times the smallest.
 bool AgreeWithin(const std::vector<double>& v, double tolerance) {
   const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
@@ -30,7 +24,7 @@ bool Stopped(const std::atomic<bool>* stop) { return stop != nullptr && stop->lo
 StatusOr<double> TimedForward(const ForwardFn& forward, int batch) {
   ASSIGN_OR_RETURN(double s, forward(batch));
   if (!(s > 0) || !std::isfinite(s)) {
-    return Err("a forward pass at batch " + std::to_string(batch) + " reported " + Num(s, 9) +
+    return Err("a forward pass at batch " + std::to_string(batch) + " reported " + Fixed(s, 9) +
                " s; expected a positive time");
   }
   return s;
@@ -102,12 +96,12 @@ StatusOr<BatchResult> MeasureBatch(const ForwardFn& forward, int batch, const Sw
     }
     if (static_cast<int>(r.windows.size()) >= o.max_windows) {
       r.unstable_reason = "no " + std::to_string(o.stable_windows) +
-                          " consecutive windows within " + Num(o.tolerance * 100, 0) + "% after " +
-                          std::to_string(o.max_windows) + " windows";
+                          " consecutive windows within " + Fixed(o.tolerance * 100, 0) +
+                          "% after " + std::to_string(o.max_windows) + " windows";
       break;
     }
     if (spent >= o.max_seconds_per_batch) {
-      r.unstable_reason = "time cap of " + Num(o.max_seconds_per_batch, 0) +
+      r.unstable_reason = "time cap of " + Fixed(o.max_seconds_per_batch, 0) +
                           " s of forwards reached after " + std::to_string(r.windows.size()) +
                           " window(s)";
       break;
@@ -158,7 +152,7 @@ StatusOr<std::vector<int>> ParseBatchList(const std::string& text) {
 LatencyBudget BudgetFromFps(double fps, const std::string& fps_origin) {
   LatencyBudget b;
   b.ms = 1000.0 / fps;
-  b.rule = "one frame interval, 1000 / " + Num(fps, fps == std::floor(fps) ? 0 : 2) + " fps (" +
+  b.rule = "one frame interval, 1000 / " + Fixed(fps, fps == std::floor(fps) ? 0 : 2) + " fps (" +
            fps_origin +
            "): a batch that takes longer than the gap between a camera's frames makes detection "
            "fall behind it";
@@ -187,7 +181,7 @@ const BatchResult* Highest(const std::vector<BatchResult>& results, Pred eligibl
   return best;
 }
 
-std::string Ips(const BatchResult& r) { return Num(r.throughput_ips, 1) + " images/s"; }
+std::string Ips(const BatchResult& r) { return Fixed(r.throughput_ips, 1) + " images/s"; }
 
 // What the sweep says about batching on this machine, from the best gain of any batch.
 std::string BatchingEffect(const std::vector<BatchResult>& results, const BatchResult* one) {
@@ -196,12 +190,12 @@ std::string BatchingEffect(const std::vector<BatchResult>& results, const BatchR
   const BatchResult& last = results.back();
   double gain = top->throughput_ips / one->throughput_ips;
   std::string s = " Across the sweep, batch " + std::to_string(top->batch) + " is the fastest at " +
-                  Num(gain, 2) + "x batch 1";
+                  Fixed(gain, 2) + "x batch 1";
   if (&last != top) {
     s += "; batch " + std::to_string(last.batch) + " runs at " +
-         Num(last.throughput_ips / one->throughput_ips, 2) + "x";
+         Fixed(last.throughput_ips / one->throughput_ips, 2) + "x";
   }
-  s += " (p99 " + Num(last.p99_ms, 1) + " ms per forward at batch " + std::to_string(last.batch) +
+  s += " (p99 " + Fixed(last.p99_ms, 1) + " ms per forward at batch " + std::to_string(last.batch) +
        ").";
   if (gain < 1.5) {
     s += " Batching barely raises throughput here: batch 1 already keeps the cores busy, so a "
@@ -222,9 +216,9 @@ std::string UnstableNote(const std::vector<BatchResult>& results) {
 
 // The checklist verdict for a best batch within the budget.
 void Verdict(const BatchResult& best, const BatchResult* one, BatchChoice* c) {
-  std::string within = "Within the " + Num(c->budget.ms, 1) + " ms budget, batch " +
+  std::string within = "Within the " + Fixed(c->budget.ms, 1) + " ms budget, batch " +
                        std::to_string(best.batch) + " is the fastest (" + Ips(best) + ", p99 " +
-                       Num(best.p99_ms, 1) + " ms)";
+                       Fixed(best.p99_ms, 1) + " ms)";
   if (one == nullptr) {
     c->verdict = "not measurable";
     c->reason = within + "; batch 1 was not measured, so there is no gain to judge";
@@ -233,10 +227,10 @@ void Verdict(const BatchResult& best, const BatchResult* one, BatchChoice* c) {
   const bool in_range = best.batch >= kChecklistMinBatch && best.batch <= kChecklistMaxBatch;
   const bool gains = *c->gain > kChecklistMinGain;
   c->verdict = in_range && gains ? "met" : "not met";
-  c->reason = within + ", " + Num(*c->gain, 2) + "x batch 1 (" + Ips(*one) + ")";
+  c->reason = within + ", " + Fixed(*c->gain, 2) + "x batch 1 (" + Ips(*one) + ")";
   const std::string range = "the optimal batch in " + std::to_string(kChecklistMinBatch) + ".." +
                             std::to_string(kChecklistMaxBatch);
-  const std::string gain = "a gain above " + Num(kChecklistMinGain, 1);
+  const std::string gain = "a gain above " + Fixed(kChecklistMinGain, 1);
   if (!in_range || !gains) {
     c->reason += "; the checklist needs " + (!in_range && !gains ? range + " and " + gain
                                              : !in_range         ? range
@@ -265,9 +259,9 @@ BatchChoice ChooseBestBatch(const std::vector<BatchResult>& results, const Laten
     for (const BatchResult& r : results)
       if (r.p99_ms < quickest->p99_ms) quickest = &r;
     c.verdict = "not met";
-    c.reason = "No batch size meets the " + Num(budget.ms, 1) + " ms latency budget: the lowest " +
-               "p99 is " + Num(quickest->p99_ms, 1) + " ms (batch " +
-               std::to_string(quickest->batch) + ")";
+    c.reason = "No batch size meets the " + Fixed(budget.ms, 1) +
+               " ms latency budget: the lowest " + "p99 is " + Fixed(quickest->p99_ms, 1) +
+               " ms (batch " + std::to_string(quickest->batch) + ")";
   } else {
     c.best_batch = best->batch;
     if (one != nullptr) c.gain = best->throughput_ips / one->throughput_ips;
@@ -313,7 +307,7 @@ Json BatchChoiceJson(const BatchChoice& c) {
   j["gain_ignoring_budget"] = opt(c.unconstrained_gain);
   j["checklist"] = "optimal batch in " + std::to_string(kChecklistMinBatch) + ".." +
                    std::to_string(kChecklistMaxBatch) + " and gain over batch 1 above " +
-                   Num(kChecklistMinGain, 1);
+                   Fixed(kChecklistMinGain, 1);
   j["verdict"] = c.verdict;
   j["reason"] = c.reason;
   return j;
@@ -325,7 +319,7 @@ Json SweepOptionsJson(const SweepOptions& o) {
   j["min_window_forwards"] = o.min_window_forwards;
   j["window_seconds"] = o.window_seconds;
   j["stability_rule"] = "over the last " + std::to_string(o.stable_windows) +
-                        " windows the largest at most " + Num(o.tolerance * 100, 0) +
+                        " windows the largest at most " + Fixed(o.tolerance * 100, 0) +
                         "% above the smallest, on both throughput and p99 latency (Triton "
                         "perf_analyzer's rule)";
   j["max_windows"] = o.max_windows;
