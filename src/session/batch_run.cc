@@ -12,10 +12,8 @@ StatusOr<LiveTarget> FindLiveTarget(const std::string& state_dir) {
   auto state = ReadState(dir);
   if (!state.ok() || !SupervisorRunning(*state)) return Err("no running system");
   LiveTarget t;
-  for (const Json& s : state->Get("services").AsArray()) {
-    if (s.Get("name").AsString() == "detection" && s.Get("state").AsString() == "running") {
-      t.port = static_cast<int>(s.Get("metrics_port").AsInt(0));
-    }
+  if (const Json* detection = RunningService(*state, "detection")) {
+    t.port = static_cast<int>(detection->Get("metrics_port").AsInt(0));
   }
   if (t.port <= 0) {
     return Err("detection is not running (no metrics port in " + dir.StateFile() + ")");
@@ -25,9 +23,7 @@ StatusOr<LiveTarget> FindLiveTarget(const std::string& state_dir) {
     t.context.max_wait_ms = config->max_wait_ms;
     t.model = config->model;
     t.input_size = config->input_size;
-    t.context.cameras = config->real_cameras.empty()
-                            ? config->cameras
-                            : static_cast<int>(config->real_cameras.size());
+    t.context.cameras = CameraCount(*config);
   }
   return t;
 }

@@ -13,8 +13,7 @@ ModelRun ModelRun::Error(const std::string& name, const std::string& why) {
 }
 
 std::string ModelReportName(const std::string& model_path) {
-  std::string base = model_path.substr(model_path.find_last_of('/') + 1);
-  base = base.substr(0, base.find_last_of('.'));
+  const std::string base = FileStem(model_path);
   if (base.find("yolo") != std::string::npos) return "yolo";
   std::string safe;
   for (char c : base) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';

@@ -13,16 +13,10 @@
 namespace fs {
 namespace {
 
-// "/a/b/yolov3-tiny.cfg" -> "yolov3-tiny".
-std::string Stem(const std::string& path) {
-  std::string base = path.substr(path.find_last_of('/') + 1);
-  return base.substr(0, base.find_last_of('.'));
-}
-
 // The weights file the detection service synthesised into the state dir's cache
 // ("<stem>-synth-<seed>.weights"), or "" when there is none.
 std::string SynthesizedWeights(const StateDir& dir, const std::string& cfg) {
-  const std::string prefix = Stem(cfg) + "-synth-";
+  const std::string prefix = FileStem(cfg) + "-synth-";
   std::string found;
   if (DIR* d = opendir(dir.CacheDir().c_str())) {
     while (dirent* e = readdir(d)) {
@@ -63,8 +57,7 @@ bool FromRunningSystem(const StateDir& dir, ModelSource* out) {
   out->spec.input_width = out->spec.input_height = config->input_size;
   out->max_batch = config->max_batch;
   out->fps = config->fps;
-  out->cameras = config->real_cameras.empty() ? config->cameras
-                                              : static_cast<int>(config->real_cameras.size());
+  out->cameras = CameraCount(*config);
   out->origin = "detection's model (running system in " + dir.root + ")";
   if (!config->weights.empty()) {
     out->spec.weights_path = config->weights;
@@ -75,15 +68,30 @@ bool FromRunningSystem(const StateDir& dir, ModelSource* out) {
                             ? "zero-filled (detection's synthesised file was not found)"
                             : "detection's synthesised weights (" + out->spec.weights_path + ")";
   }
-  for (const Json& s : state->Get("services").AsArray()) {
-    if (s.Get("name").AsString() == "detection" && s.Get("state").AsString() == "running") {
-      out->detection_pid = static_cast<pid_t>(s.Get("pid").AsInt(0));
-    }
+  if (const Json* detection = RunningService(*state, "detection")) {
+    out->detection_pid = static_cast<pid_t>(detection->Get("pid").AsInt(0));
   }
   return true;
 }
 
 }  // namespace
+
+const Json* RunningService(const Json& state, const std::string& name) {
+  for (const Json& s : state.Get("services").AsArray()) {
+    if (s.Get("name").AsString() == name && s.Get("state").AsString() == "running") return &s;
+  }
+  return nullptr;
+}
+
+int CameraCount(const SystemConfig& config) {
+  return config.real_cameras.empty() ? config.cameras
+                                     : static_cast<int>(config.real_cameras.size());
+}
+
+std::string FileStem(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  return base.substr(0, base.find_last_of('.'));
+}
 
 StatusOr<ModelSource> ResolveModelSource(const ModelFlags& f) {
   if (f.threads < 0) return Err("--threads: must be 0 (OpenCV's default) or more");

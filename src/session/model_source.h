@@ -8,7 +8,9 @@
 
 #include <string>
 
+#include "src/base/json.h"
 #include "src/base/status.h"
+#include "src/config/config.h"
 #include "src/model/model_net.h"
 
 namespace fs {
@@ -32,6 +34,13 @@ struct ModelSource {
   double fps = 0;            // the system's camera FPS (0 with --model)
   int cameras = 0;
 };
+
+// The entry of service `name` in state.json while it runs (state "running"), else null.
+const Json* RunningService(const Json& state, const std::string& name);
+// The cameras a config runs: its real cameras, or the simulated ones.
+int CameraCount(const SystemConfig& config);
+// "/a/b/yolov3-tiny.cfg" -> "yolov3-tiny".
+std::string FileStem(const std::string& path);
 
 // --model wins; else the running system in --state-dir; else the default config's model (a
 // note says so). Errors name the flag at fault (exit 2 for the caller).
