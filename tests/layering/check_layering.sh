@@ -4,6 +4,7 @@
 #   base → clients, config → system → cli
 #   base → profile → collect → symbolize → record → report → session → cli
 #   base → memory, model, gpu (analysers) → report → session → cli
+#   base → clients → io (analysers) → report → session → cli
 set -uo pipefail
 root="${1:-$(dirname "$0")/../..}"
 cd "$root" || exit 2
@@ -21,6 +22,7 @@ declare -A forbidden=(
   [memory]="clients config record report system session cli"
   [model]="config profile collect symbolize record report system session cli"
   [gpu]="clients config profile collect symbolize record report system session cli"
+  [io]="config profile collect symbolize record report system session cli"
   [session]="cli"
 )
 bad=0
