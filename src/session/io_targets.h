@@ -8,14 +8,9 @@
 #include <vector>
 
 #include "src/base/status.h"
+#include "src/io/metrics_endpoint.h"
 
 namespace fs {
-
-// A running service that exports Prometheus metrics.
-struct ServiceEndpoint {
-  std::string name;
-  int metrics_port = 0;
-};
 
 struct IoTargets {
   // libpq conninfo with the password (state.json is 0600): never print it, print postgres_label.
@@ -25,7 +20,7 @@ struct IoTargets {
   std::string redis_url;
   int prometheus_port = 0;  // 0: Prometheus is not running
   // Every running service with a metrics port, except redis, postgres and prometheus.
-  std::vector<ServiceEndpoint> services;
+  std::vector<io::MetricsEndpoint> services;
 };
 
 // The targets of the system running in `state_dir`; an error when none runs there.
