@@ -35,6 +35,7 @@
 #include "src/report/gpu_chart.h"
 #include "src/report/heap_report.h"
 #include "src/report/model_report.h"
+#include "src/session/baseline_doc.h"
 #include "src/session/batch_run.h"
 #include "src/session/governor.h"
 #include "src/system/state.h"
@@ -449,26 +450,6 @@ void SummarizeServices(Session& s, const RecordResult& rec) {
   }
   if (r.interrupted) r.partial_reasons.insert(r.partial_reasons.begin(), "stopped early (Ctrl-C)");
   r.partial = !r.partial_reasons.empty();
-}
-
-// One section of the baseline document: its markers and its new text.
-struct BaselineSection {
-  const char* begin;
-  const char* end;
-  std::string text;
-};
-
-// Replaces our sections and keeps the rest; an existing document that cannot be read is left
-// alone rather than replaced by our sections alone.
-Status WriteBaseline(const std::string& path, const std::vector<BaselineSection>& sections) {
-  std::string doc;
-  if (KindOfOutput(path) == OutputKind::kFile && PathExists(path)) {
-    auto text = ReadFile(path);
-    if (!text.ok()) return text.status().Annotate("baseline not updated");
-    doc = std::move(*text);
-  }
-  for (const BaselineSection& s : sections) doc = ReplaceSection(doc, s.begin, s.end, s.text);
-  return WriteOutput(path, doc);
 }
 
 // The heap profiles and flame graphs of a heap-profiled service in OUT/memory, and their JSON;
