@@ -154,7 +154,6 @@ TEST_F(DbWindowTest, PlantedSlowStatementIsIndexedVerifiedAndKept) {
     EXPECT_NE(u.index, "big_pkey");
   }
   EXPECT_TRUE(unused);
-  EXPECT_EQ(DbChecklist(a).Get("verdict").AsString(), "met");  // every mean is under 100 ms
   ASSERT_TRUE(client_->Exec("DROP INDEX fs_idx_big_grp").ok());
 }
 

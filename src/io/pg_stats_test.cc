@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "src/io/db_window.h"
+
 namespace fs::io {
 namespace {
 
@@ -145,6 +147,30 @@ TEST(IndexSpecs, ParseNameAndQuote) {
   IndexSpec longname{"", std::string(60, 't'), {"a", "b"}};
   EXPECT_EQ(IndexName(longname).size(), 63u);
   EXPECT_EQ(QuoteIdent("a\"b"), "\"a\"\"b\"");
+}
+
+TEST(DbChecklist, TheWorstMeanAgainst100Ms) {
+  DbAnalysis a;
+  a.window_measured = true;
+  a.window_s = 30;
+  EXPECT_EQ(DbChecklist(a).Get("verdict").AsString(), "not measurable");  // nothing ran
+  WindowedStatement fast, slow;
+  fast.query = "SELECT 1";
+  fast.delta.calls = 1000;
+  fast.mean_ms = 0.5;
+  slow.query = "SELECT slow";
+  slow.delta.calls = 7;
+  slow.mean_ms = 100.5;
+  a.window.statements = {fast, slow};
+  Json c = DbChecklist(a);
+  EXPECT_EQ(c.Get("verdict").AsString(), "not met");
+  EXPECT_NE(c.Get("reason").AsString().find("100.50 ms over 7 calls"), std::string::npos)
+      << c.Get("reason").AsString();
+  EXPECT_NE(c.Get("reason").AsString().find("1 of 2 statements"), std::string::npos);
+  a.window.statements[1].mean_ms = 100;
+  EXPECT_EQ(DbChecklist(a).Get("verdict").AsString(), "met");
+  a.pgss_missing = "pg_stat_statements is not installed";
+  EXPECT_EQ(DbChecklist(a).Get("verdict").AsString(), "not measurable");
 }
 
 }  // namespace
