@@ -73,6 +73,7 @@ StatementWindow DiffSnapshots(const PgssSnapshot& start, const PgssSnapshot& end
       s.window_part = since_reset;
     } else if (it == before.end()) {
       s.window_part = "whole window (new entry: counted from zero)";
+      s.from_end_values_only = false;
     } else if (WentDown(e.counters, it->second->counters)) {
       ++w.entries_reset;
       s.window_part = "since its own reset at an unknown point in the window";

@@ -49,6 +49,7 @@ TEST(DiffSnapshots, DeltasOverTheWholeWindowAndOwnStatementsLeftOut) {
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->delta.calls, 4);
   EXPECT_DOUBLE_EQ(fresh->mean_ms, 10);
+  EXPECT_FALSE(fresh->from_end_values_only);
 }
 
 TEST(DiffSnapshots, AnEntryResetOnItsOwnCountsFromItsEndValues) {
