@@ -12,6 +12,7 @@
 
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
+#include "src/base/logging.h"
 #include "src/clients/pg_client.h"
 #include "src/system/process.h"
 
@@ -268,6 +269,13 @@ Status PostgresCluster::WaitReady(int port, pid_t server_pid, const std::string&
   auto ext = db->Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
   if (!ext.ok() && db->last_sqlstate() != "23505" && db->last_sqlstate() != "42710") {
     return ext.status().Annotate("creating extension pg_stat_statements");
+  }
+  // HypoPG (hypothetical indexes) lets `framescope db` advise indexes without building them.
+  // Optional: a server without the package still runs, and `db` says how to add it.
+  auto hypo = db->Exec("CREATE EXTENSION IF NOT EXISTS hypopg");
+  if (!hypo.ok() && db->last_sqlstate() != "23505" && db->last_sqlstate() != "42710") {
+    LOG(WARNING) << "HypoPG not available (" << hypo.status().message()
+                 << "): framescope db gives no index advice";
   }
   return Status::Ok();
 }

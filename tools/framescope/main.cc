@@ -30,6 +30,8 @@ constexpr Command kCommands[] = {
      "roll heap profiling back: restart each service without the preload library"},
     {"batch", fs::BatchMain,
      "detection model throughput and p99 against batch size; live batching"},
+    {"db", fs::DbMain,
+     "PostgreSQL statements over a window, slow ones planned, HypoPG index advice, --apply"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
