@@ -30,6 +30,8 @@ constexpr Command kCommands[] = {
      "roll heap profiling back: restart each service without the preload library"},
     {"batch", fs::BatchMain,
      "detection model throughput and p99 against batch size; live batching"},
+    {"redis", fs::RedisMain,
+     "Redis pipelining per client and op, commands, latency, slow log over a window"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
