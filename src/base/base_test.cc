@@ -73,6 +73,15 @@ TEST(FlagsTest, ShortNameStandsForItsFlagUntilDoubleDash) {
   EXPECT_FALSE(strict.Parse(2, const_cast<char**>(argv2)).ok());
 }
 
+TEST(FlagsTest, StringListCollectsEveryRepeat) {
+  std::vector<std::string> metrics;
+  FlagSet flags("t", "test");
+  flags.StringList("metrics", &metrics, "");
+  const char* argv[] = {"t", "--metrics", "a=9100", "--metrics=9101"};
+  ASSERT_TRUE(flags.Parse(4, const_cast<char**>(argv)).ok());
+  EXPECT_EQ(metrics, (std::vector<std::string>{"a=9100", "9101"}));
+}
+
 TEST(FlagsTest, Resolution) {
   int w = 0, h = 0;
   EXPECT_TRUE(ParseResolution("640x360", &w, &h).ok());

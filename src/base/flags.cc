@@ -19,6 +19,14 @@ void FlagSet::String(const std::string& name, std::string* value, const std::str
                     }});
 }
 
+void FlagSet::StringList(const std::string& name, std::vector<std::string>* values,
+                         const std::string& help) {
+  flags_.push_back({name, help + " (repeatable)", "STRING", "", [values](const std::string& v) {
+                      values->push_back(v);
+                      return Status::Ok();
+                    }});
+}
+
 void FlagSet::Int(const std::string& name, int* value, const std::string& help) {
   flags_.push_back({name, help, "INT", std::to_string(*value), [value, name](const std::string& v) {
                       char* end = nullptr;

@@ -27,6 +27,9 @@ class FlagSet {
   void Int(const std::string& name, int* value, const std::string& help);
   void Double(const std::string& name, double* value, const std::string& help);
   void Bool(const std::string& name, bool* value, const std::string& help);
+  // A flag that may be given more than once: each value is appended.
+  void StringList(const std::string& name, std::vector<std::string>* values,
+                  const std::string& help);
   // Lets `-<letter>` stand for `--<name>` (e.g. -o for --out). Register `name` first.
   void ShortName(char letter, const std::string& name);
   // Allows positional arguments, documented in usage as `positional_help`.

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -47,14 +48,6 @@ StatusOr<RedisClient> RedisClient::Connect(const std::string& url, const std::st
                          : std::vector<std::string>{"AUTH", user, pass};
   }
   c.source_ = source;
-  Labels l{{"source", source}};
-  c.m_commands_ = Metrics().GetCounter("framescope_redis_commands_total",
-                                       "Redis commands sent by this client", l);
-  c.m_pipelined_ = Metrics().GetCounter(
-      "framescope_redis_pipelined_commands_total",
-      "Redis commands written together with at least one other before replies were read", l);
-  c.m_round_trips_ = Metrics().GetCounter("framescope_redis_round_trips_total",
-                                          "Redis request/response round trips", l);
   auto reply = c.Command(hello);
   if (!reply.ok()) return reply.status();
   if (reply->is_error())
@@ -64,8 +57,31 @@ StatusOr<RedisClient> RedisClient::Connect(const std::string& url, const std::st
 
 StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& args) {
   Append(args);
-  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, Flush(args.empty() ? "" : args[0]));
+  const std::string name = args.empty() ? "" : args[0];
+  std::string lower = name;
+  for (char& ch : lower) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+  ASSIGN_OR_RETURN(std::vector<RedisReply> replies, FlushAs(lower, name));
   return std::move(replies.front());
+}
+
+const RedisClient::OpMetrics& RedisClient::MetricsFor(const std::string& counter_op,
+                                                      const std::string& latency_op) {
+  auto [it, inserted] = op_metrics_.try_emplace({counter_op, latency_op});
+  if (!inserted) return it->second;
+  Labels l{{"source", source_}, {"op", counter_op}};
+  OpMetrics& m = it->second;
+  m.commands = Metrics().GetCounter("framescope_redis_commands_total",
+                                    "Redis commands sent by this client", l);
+  m.pipelined = Metrics().GetCounter(
+      "framescope_redis_pipelined_commands_total",
+      "Redis commands written together with at least one other before replies were read", l);
+  m.round_trips = Metrics().GetCounter("framescope_redis_round_trips_total",
+                                       "Redis request/response round trips", l);
+  m.latency = Metrics().GetHistogram("framescope_client_request_duration_seconds",
+                                     "Client-side latency of calls to downstream services",
+                                     {{"source", source_}, {"target", "redis"}, {"op", latency_op}},
+                                     LatencyBucketsSeconds());
+  return m;
 }
 
 void RedisClient::Append(const std::vector<std::string>& args) {
@@ -74,6 +90,11 @@ void RedisClient::Append(const std::vector<std::string>& args) {
 }
 
 StatusOr<std::vector<RedisReply>> RedisClient::Flush(const std::string& op) {
+  return FlushAs(op, op);
+}
+
+StatusOr<std::vector<RedisReply>> RedisClient::FlushAs(const std::string& counter_op,
+                                                       const std::string& latency_op) {
   std::vector<RedisReply> replies;
   if (pending_ == 0) return replies;
   if (!fd_.valid()) {
@@ -90,14 +111,15 @@ StatusOr<std::vector<RedisReply>> RedisClient::Flush(const std::string& op) {
     fd_.Reset();
     return st.Annotate("redis " + where_);
   }
+  const OpMetrics& m = MetricsFor(counter_op, latency_op);
   commands_sent_ += n;
-  m_commands_->Inc(static_cast<double>(n));
+  m.commands->Inc(static_cast<double>(n));
   if (n > 1) {
     commands_pipelined_ += n;
-    m_pipelined_->Inc(static_cast<double>(n));
+    m.pipelined->Inc(static_cast<double>(n));
   }
   ++round_trips_;
-  m_round_trips_->Inc();
+  m.round_trips->Inc();
   replies.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto r = ReadReply();
@@ -113,11 +135,7 @@ StatusOr<std::vector<RedisReply>> RedisClient::Flush(const std::string& op) {
   // Compact the read buffer once everything parsed has been consumed.
   in_.erase(0, in_pos_);
   in_pos_ = 0;
-  Metrics()
-      .GetHistogram("framescope_client_request_duration_seconds",
-                    "Client-side latency of calls to downstream services",
-                    {{"source", source_}, {"target", "redis"}, {"op", op}}, LatencyBucketsSeconds())
-      ->Observe(static_cast<double>(MonotonicNs() - start) / 1e9);
+  m.latency->Observe(static_cast<double>(MonotonicNs() - start) / 1e9);
   return replies;
 }
 

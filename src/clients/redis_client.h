@@ -1,16 +1,20 @@
 // A small RESP2 Redis client with explicit pipelining and the accounting the profiler needs.
 // Redis has no server-side counter for pipelined commands, so the client counts:
-//   commands sent                 framescope_redis_commands_total{source}
-//   commands sent in a pipeline   framescope_redis_pipelined_commands_total{source}
+//   commands sent                 framescope_redis_commands_total{source,op}
+//   commands sent in a pipeline   framescope_redis_pipelined_commands_total{source,op}
 //     (written together with at least one other command before any reply was read)
-//   round trips                   framescope_redis_round_trips_total{source}
+//   round trips                   framescope_redis_round_trips_total{source,op}
 // and the latency of each round trip:
 //   framescope_client_request_duration_seconds{source,target="redis",op}
+// `op` of the counters is what `framescope redis` reports pipelining per: Command()'s command
+// name lower-cased (as Redis' commandstats name it), or the op given to Flush(). The latency
+// histogram keeps Flush()'s op as given (Command(): the command as written), as before.
 // Not thread-safe: one client per thread.
 #ifndef FRAMESCOPE_CLIENTS_REDIS_CLIENT_H_
 #define FRAMESCOPE_CLIENTS_REDIS_CLIENT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,17 @@ class RedisClient {
 
  private:
   RedisClient() = default;
+  // The metrics of one op, looked up once per client and op: the registry's lookup takes its
+  // mutex, which the services' hot loops must not contend on per command.
+  struct OpMetrics {
+    Counter* commands = nullptr;
+    Counter* pipelined = nullptr;
+    Counter* round_trips = nullptr;
+    Histogram* latency = nullptr;
+  };
+  const OpMetrics& MetricsFor(const std::string& counter_op, const std::string& latency_op);
+  StatusOr<std::vector<RedisReply>> FlushAs(const std::string& counter_op,
+                                            const std::string& latency_op);
   StatusOr<RedisReply> ReadReply(int depth = 0);
   Status Fill();
 
@@ -67,9 +82,8 @@ class RedisClient {
   uint64_t commands_pipelined_ = 0;
   uint64_t round_trips_ = 0;
   std::string source_;
-  Counter* m_commands_ = nullptr;
-  Counter* m_pipelined_ = nullptr;
-  Counter* m_round_trips_ = nullptr;
+  // Keyed by (counter op, latency op): the two differ only in case for Command().
+  std::map<std::pair<std::string, std::string>, OpMetrics> op_metrics_;
 };
 
 // Encodes a command as a RESP array of bulk strings.

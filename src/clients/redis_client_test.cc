@@ -9,6 +9,8 @@
 #include <string>
 
 #include "src/base/net.h"
+#include "src/clients/metrics.h"
+#include "src/clients/prom_text.h"
 
 namespace fs {
 namespace {
@@ -92,6 +94,37 @@ TEST(RedisClientTest, CommandsPipelinesAndCounts) {
   auto nil = c->Command({"GET", "missing"});
   ASSERT_TRUE(nil.ok());
   EXPECT_EQ(nil->type, RedisReply::Type::kNil);
+}
+
+// The counters carry the op: Command()'s command lower-cased, Flush()'s op as given; the
+// latency histogram keeps the op as written.
+TEST(RedisClientTest, CountersPerOp) {
+  RedisServer server;
+  if (!server.Start()) GTEST_SKIP() << "redis-server not installed (run make deps)";
+  auto c = RedisClient::Connect(server.url(), "optest");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->Command({"SET", "k" + std::to_string(i), "v"}).ok());
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 10; ++i) c->Append({"INCR", "n"});
+    ASSERT_TRUE(c->Flush("Batch").ok());
+  }
+  c->Append({"GET", "n"});
+  ASSERT_TRUE(c->Flush("Batch").ok());  // one command alone is not pipelined
+  auto samples = ParsePromText(Metrics().RenderText());
+  ASSERT_TRUE(samples.ok()) << samples.status().message();
+  auto count = [&](const std::string& name, const std::string& op) {
+    return SumSamples(*samples, name, {{"source", "optest"}, {"op", op}});
+  };
+  EXPECT_EQ(count("framescope_redis_commands_total", "ping"), 1);  // Connect's
+  EXPECT_EQ(count("framescope_redis_commands_total", "set"), 3);
+  EXPECT_EQ(count("framescope_redis_pipelined_commands_total", "set"), 0);
+  EXPECT_EQ(count("framescope_redis_round_trips_total", "set"), 3);
+  EXPECT_EQ(count("framescope_redis_commands_total", "Batch"), 21);
+  EXPECT_EQ(count("framescope_redis_pipelined_commands_total", "Batch"), 20);
+  EXPECT_EQ(count("framescope_redis_round_trips_total", "Batch"), 3);
+  EXPECT_EQ(SumSamples(*samples, "framescope_redis_commands_total", {{"source", "optest"}}), 25);
+  EXPECT_EQ(count("framescope_client_request_duration_seconds_count", "SET"), 3);
+  EXPECT_EQ(count("framescope_client_request_duration_seconds_count", "Batch"), 3);
 }
 
 TEST(RedisClientTest, PasswordFromUrl) {

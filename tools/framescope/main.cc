@@ -32,6 +32,8 @@ constexpr Command kCommands[] = {
      "detection model throughput and p99 against batch size; live batching"},
     {"db", fs::DbMain,
      "PostgreSQL statements over a window, slow ones planned, HypoPG index advice, --apply"},
+    {"redis", fs::RedisMain,
+     "Redis pipelining per client and op, commands, latency, slow log over a window"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
