@@ -113,14 +113,16 @@ TEST(NetEdges, CounterResetCountsFromTheEndValueAndIsFlagged) {
 
 TEST(NetEdges, WithoutA5msBoundTheVerdictIsNotMeasurable) {
   MetricsRegistry r;
-  ObserveN(Edge(r, "a", "b", "x", {0.001, 0.01}), 10, 0.002);
-  ObserveN(Edge(r, "a", "b", "y"), 10, 0.002);  // has 0.005, but summed with one that has not
+  // x has 0.005 and is summed first; y has not: the sum must not keep x's count at 0.005 alone.
+  ObserveN(Edge(r, "a", "b", "x"), 10, 0.002);
+  ObserveN(Edge(r, "a", "b", "y", {0.001, 0.01}), 10, 0.002);
   const auto edges = Window({}, Snapshot(r, "a"), 1);
   ASSERT_EQ(edges.size(), 1u);
   EXPECT_EQ(edges[0].total.verdict, "not measurable");
   EXPECT_FALSE(edges[0].total.fast_share);
   EXPECT_NE(edges[0].total.reason.find("not a bucket bound"), std::string::npos);
-  EXPECT_EQ(edges[0].ops[1].verdict, "met");  // y alone has the bound
+  EXPECT_EQ(edges[0].ops[0].verdict, "met");  // x alone has the bound
+  EXPECT_EQ(edges[0].ops[1].verdict, "not measurable");
   EXPECT_EQ(edges[0].total.requests, 20);
   EXPECT_EQ(CheckEdges(edges).verdict, "not measurable");
 }
