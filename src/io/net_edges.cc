@@ -100,7 +100,9 @@ void Judge(const HistCounts& h, EdgeStats* s) {
   auto fast = h.cumulative.find(kFastSeconds);
   if (fast == h.cumulative.end()) {
     std::string bounds;
-    for (const auto& [le, c] : h.cumulative) bounds += (bounds.empty() ? "" : ", ") + Fixed(le, 4);
+    for (const auto& [le, c] : h.cumulative) {
+      bounds += (bounds.empty() ? "" : ", ") + (std::isinf(le) ? "+Inf" : Fixed(le, 4));
+    }
     s->verdict = "not measurable";
     s->reason =
         "0.005 s is not a bucket bound of every histogram summed here (common bounds: " + bounds +
