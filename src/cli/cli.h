@@ -18,6 +18,7 @@ int HeapOffMain(int argc, char** argv);
 int ModelMain(int argc, char** argv);
 int GpuMain(int argc, char** argv);
 int BatchMain(int argc, char** argv);
+int NetMain(int argc, char** argv);
 // Hidden: the background supervisor that `up` starts.
 int SuperviseMain(int argc, char** argv);
 

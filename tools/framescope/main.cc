@@ -30,6 +30,8 @@ constexpr Command kCommands[] = {
      "roll heap profiling back: restart each service without the preload library"},
     {"batch", fs::BatchMain,
      "detection model throughput and p99 against batch size; live batching"},
+    {"net", fs::NetMain,
+     "latency map of every service edge: p50/p99 against 5 ms (OUT/io/network_map.json, .svg)"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
