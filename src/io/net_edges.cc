@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <set>
 
 #include "src/base/stats.h"
 
@@ -119,6 +120,15 @@ void Judge(const HistCounts& h, EdgeStats* s) {
               " / Δ_count " + Fixed(h.count, 0) + "); goal >= 99 %";
 }
 
+// Commands that wait server-side for data (XREADGROUP ... BLOCK, BLPOP, WAIT): the time measured
+// is mostly that wait, not the edge's latency.
+bool IsBlockingOp(const SeriesKey& k) {
+  static const std::set<std::string> kBlocking = {"XREAD",    "XREADGROUP", "BLPOP",  "BRPOP",
+                                                  "BLMOVE",   "BRPOPLPUSH", "BLMPOP", "BZPOPMIN",
+                                                  "BZPOPMAX", "BZMPOP",     "WAIT",   "WAITAOF"};
+  return !k.server_side && k.target == "redis" && kBlocking.count(k.op) > 0;
+}
+
 }  // namespace
 
 void AddHistogramSamples(const std::vector<PromSample>& samples, const std::string& exporter,
@@ -173,17 +183,24 @@ std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<Ser
   using EdgeKey = std::tuple<std::string, std::string, bool>;
   struct Acc {
     HistCounts total;
+    bool total_started = false;
+    double blocking_requests = 0;
     std::map<std::string, HistCounts> ops;
     bool reset = false;
-    std::map<std::string, bool> op_reset;
+    std::map<std::string, bool> op_reset, op_blocking;
   };
   std::map<EdgeKey, Acc> acc;
   for (const auto& [key, h] : delta) {
     Acc& a = acc[{key.source, key.target, key.server_side}];
     const bool first_op = a.ops.find(key.op) == a.ops.end();
-    const bool first = a.ops.empty();
-    Accumulate(h, first, &a.total);
     Accumulate(h, first_op, &a.ops[key.op]);
+    if (IsBlockingOp(key)) {
+      a.op_blocking[key.op] = true;
+      a.blocking_requests += h.count;
+    } else {
+      Accumulate(h, !a.total_started, &a.total);
+      a.total_started = true;
+    }
     for (const SeriesKey& r : resets) {
       if (r.Tie() == key.Tie()) a.reset = a.op_reset[key.op] = true;
     }
@@ -194,10 +211,24 @@ std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<Ser
     std::tie(e.source, e.target, e.server_side) = key;
     e.total = StatsOf(a.total, window_s);
     e.total.reset = a.reset;
+    if (a.total.count == 0 && a.blocking_requests > 0) {
+      e.total.verdict = "not judged";
+      e.total.reason = "only blocking reads saw requests (" + Fixed(a.blocking_requests, 0) +
+                       "): their latency is mostly the wait for data";
+    }
     for (const auto& [op, h] : a.ops) {
       e.ops.push_back(StatsOf(h, window_s));
-      e.ops.back().op = op;
-      e.ops.back().reset = a.op_reset[op];
+      EdgeStats& s = e.ops.back();
+      s.op = op;
+      s.reset = a.op_reset[op];
+      s.blocking = a.op_blocking[op];
+      if (s.blocking && h.count > 0) {
+        s.reason =
+            "not judged and left out of the edge's total: a blocking read (BLOCK/B*) "
+            "waits for data by design, so its latency is mostly that wait; " +
+            s.reason;
+        s.verdict = "not judged";
+      }
     }
     edges.push_back(std::move(e));
   }
@@ -227,10 +258,12 @@ NetChecklist CheckEdges(const std::vector<NetEdge>& edges) {
   }
   if (!unmeasurable.empty()) return {"not measurable", unmeasurable.front()};
   if (met == 0) {
-    return {"not measurable", edges.empty()
-                                  ? "no latency histogram (" + std::string(kClientHistogram) +
-                                        ", " + kServerHistogram + ") was found"
-                                  : "no edge saw requests in the window (every Δ_count = 0)"};
+    return {
+        "not measurable",
+        edges.empty()
+            ? "no latency histogram (" + std::string(kClientHistogram) + ", " + kServerHistogram +
+                  ") was found"
+            : "no edge saw requests in the window (every Δ_count = 0, blocking reads not judged)"};
   }
   return {"met", "all " + std::to_string(met) +
                      " edges with traffic had >= 99 % of their requests <= 5 ms "

@@ -68,9 +68,12 @@ struct EdgeStats {
   // is not a bound of every series summed here (then `verdict` is "not measurable").
   std::optional<double> fast_share;
   double fast_requests = 0;
-  std::string verdict;  // "met", "not met", "idle", "not measurable"
+  std::string verdict;  // "met", "not met", "idle", "not measurable", "not judged" (blocking)
   std::string reason;   // the numbers behind the verdict
   bool reset = false;   // a series summed here was reset in the window
+  // A blocking read (XREADGROUP ... BLOCK, BLPOP, ...): shown per op with verdict "not judged",
+  // left out of the edge's total, since its latency is mostly the wait for data.
+  bool blocking = false;
 };
 
 struct NetEdge {
@@ -80,7 +83,8 @@ struct NetEdge {
   std::vector<EdgeStats> ops;  // per op (client) or route (server), by name
 };
 
-// Sums the windowed series into edges (all exporters and ops together) and their per-op detail.
+// Sums the windowed series into edges (all exporters and ops together, blocking reads left out)
+// and their per-op detail.
 // Buckets are summed only at bounds every summed series has (a bound missing from one series
 // would make the sum wrong there).
 std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<SeriesKey>& resets,

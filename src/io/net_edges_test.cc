@@ -63,8 +63,8 @@ TEST(NetEdges, FiveMsVerdictIsExactFromTheBucketCounts) {
   MetricsRegistry r;
   ObserveN(Edge(r, "detection", "redis", "XADD"), 990, 0.004);
   ObserveN(Edge(r, "detection", "redis", "XADD"), 10, 0.006);
-  ObserveN(Edge(r, "aggregation", "redis", "XREAD"), 989, 0.004);
-  ObserveN(Edge(r, "aggregation", "redis", "XREAD"), 11, 0.006);
+  ObserveN(Edge(r, "aggregation", "redis", "XACK"), 989, 0.004);
+  ObserveN(Edge(r, "aggregation", "redis", "XACK"), 11, 0.006);
   const auto edges = Window({}, Snapshot(r, "x"), 1);
   ASSERT_EQ(edges.size(), 2u);
   EXPECT_EQ(edges[0].source, "aggregation");
@@ -139,6 +139,23 @@ TEST(NetEdges, ServerSideIsAnEdgeFromAnyClientToTheExporter) {
   EXPECT_EQ(edges[0].ops[0].op, "/detections");
   EXPECT_EQ(edges[0].total.verdict, "not met");
   EXPECT_DOUBLE_EQ(edges[0].total.p99->lower, 0.025);
+}
+
+TEST(NetEdges, BlockingReadsAreShownButLeftOutOfTheEdgeVerdict) {
+  MetricsRegistry r;
+  ObserveN(Edge(r, "aggregation", "redis", "XACK"), 100, 0.001);
+  ObserveN(Edge(r, "aggregation", "redis", "XREADGROUP"), 50, 0.4);  // BLOCK waited for data
+  ObserveN(Edge(r, "capture", "redis", "BLPOP"), 5, 0.4);
+  const auto edges = Window({}, Snapshot(r, "x"), 1);
+  ASSERT_EQ(edges.size(), 2u);
+  EXPECT_EQ(edges[0].total.requests, 100);
+  EXPECT_EQ(edges[0].total.verdict, "met") << edges[0].total.reason;
+  ASSERT_EQ(edges[0].ops.size(), 2u);
+  EXPECT_TRUE(edges[0].ops[1].blocking);
+  EXPECT_EQ(edges[0].ops[1].verdict, "not judged");
+  EXPECT_EQ(edges[0].ops[1].requests, 50);
+  EXPECT_EQ(edges[1].total.verdict, "not judged");  // only a blocking read: neither idle nor met
+  EXPECT_EQ(CheckEdges(edges).verdict, "met");
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ Json StatsJson(const EdgeStats& s) {
   j["verdict"] = s.verdict;
   j["reason"] = s.reason;
   j["reset_in_window"] = s.reset;
+  if (s.blocking) j["blocking_read"] = true;
   return j;
 }
 
