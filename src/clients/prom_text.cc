@@ -104,21 +104,30 @@ double HistogramQuantile(const std::vector<PromSample>& samples, const std::stri
                                      : strtod(it->second.c_str(), nullptr);
     cumulative[le] += s.value;
   }
-  if (cumulative.empty()) return std::nan("");
-  double total = cumulative.rbegin()->second;
-  if (total <= 0) return std::nan("");
-  double rank = q * total;
+  auto quantile = QuantileInBucket(cumulative, q);
+  return quantile ? quantile->value : std::nan("");
+}
+
+std::optional<BucketQuantile> QuantileInBucket(const std::map<double, double>& cumulative,
+                                               double q) {
+  if (cumulative.empty() || !(cumulative.rbegin()->second > 0)) return std::nullopt;
+  const double rank = q * cumulative.rbegin()->second;
   double prev_le = 0, prev_count = 0;
   for (const auto& [le, count] : cumulative) {
     if (count >= rank) {
-      if (std::isinf(le)) return prev_le;  // beyond the last finite bucket
-      if (count == prev_count) return le;
-      return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count);
+      BucketQuantile b{le, prev_le, le};
+      if (std::isinf(le)) {
+        b.value = prev_le;  // beyond the last finite bucket: its bound, as Prometheus answers
+      } else if (count != prev_count) {
+        b.value = prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count);
+      }
+      return b;
     }
     prev_le = le;
     prev_count = count;
   }
-  return prev_le;
+  // Only when the counts are not cumulative (a bucket below its predecessor).
+  return BucketQuantile{prev_le, prev_le, prev_le};
 }
 
 }  // namespace fs

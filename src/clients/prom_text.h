@@ -4,6 +4,7 @@
 #define FRAMESCOPE_CLIENTS_PROM_TEXT_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,20 @@ double SumSamples(const std::vector<PromSample>& samples, const std::string& nam
 // interpolation within the bucket as Prometheus' histogram_quantile does. NaN if empty.
 double HistogramQuantile(const std::vector<PromSample>& samples, const std::string& name, double q,
                          const std::map<std::string, std::string>& match = {});
+
+// A quantile estimated from histogram buckets, with the bucket it lies in: the interpolated
+// value is a guess, the true quantile is only known to lie in (lower, upper].
+struct BucketQuantile {
+  double value = 0;  // histogram_quantile's estimate; `lower` when it falls in the +Inf bucket
+  double lower = 0;  // the previous bucket's bound (0 for the first bucket)
+  double upper = 0;  // the bucket's bound; +Inf for the overflow bucket
+};
+
+// Quantile q (0..1) of cumulative bucket counts (le -> count of observations <= le, the last
+// key +Inf), interpolated as Prometheus' histogram_quantile does. nullopt when there are no
+// observations.
+std::optional<BucketQuantile> QuantileInBucket(const std::map<double, double>& cumulative,
+                                               double q);
 
 }  // namespace fs
 

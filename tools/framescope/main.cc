@@ -34,6 +34,8 @@ constexpr Command kCommands[] = {
      "PostgreSQL statements over a window, slow ones planned, HypoPG index advice, --apply"},
     {"redis", fs::RedisMain,
      "Redis pipelining per client and op, commands, latency, slow log over a window"},
+    {"net", fs::NetMain,
+     "latency map of every service edge: p50/p99 against 5 ms (OUT/io/network_map.json, .svg)"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 

@@ -1,0 +1,200 @@
+// NetWindow against real parts: Debian's /usr/bin/prometheus scraping a test HttpServer every
+// 200 ms, the same server scraped directly, and a Prometheus port where nothing listens.
+#include "src/io/net_window.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/http.h"
+#include "src/base/net.h"
+#include "src/clients/metrics.h"
+
+namespace fs::io {
+namespace {
+
+constexpr const char* kPrometheus = "/usr/bin/prometheus";
+
+// A service exporting `registry` at /metrics on a free loopback port.
+class FakeService {
+ public:
+  FakeService() {
+    server_.Handle("/metrics", [this](const HttpRequest&) {
+      HttpResponse r;
+      r.body = registry.RenderText();
+      return r;
+    });
+    Status st = server_.Start("127.0.0.1", 0);
+    EXPECT_TRUE(st.ok()) << st.message();
+  }
+  int port() const { return server_.port(); }
+  Histogram* Edge(const std::string& op) {
+    return registry.GetHistogram(kClientHistogram, "test",
+                                 {{"source", "api"}, {"target", "postgres"}, {"op", op}},
+                                 LatencyBucketsSeconds());
+  }
+  MetricsRegistry registry;
+
+ private:
+  HttpServer server_;
+};
+
+// A real Prometheus in a temp dir scraping one target.
+class PrometheusProcess {
+ public:
+  ~PrometheusProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  // Empty on success, else why.
+  std::string Start(int target_port) {
+    char tmpl[] = "/tmp/fs-prom-test-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return "mkdtemp failed";
+    dir_ = tmpl;
+    auto port = PickFreePort();
+    if (!port.ok()) return port.status().message();
+    port_ = *port;
+    const std::string yml =
+        "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\nscrape_configs:\n"
+        "  - job_name: api\n    static_configs:\n      - targets: ['127.0.0.1:" +
+        std::to_string(target_port) + "']\n        labels: {service: api}\n";
+    if (Status st = WriteFileAtomic(dir_ + "/prometheus.yml", yml); !st.ok()) return st.message();
+    pid_ = fork();
+    if (pid_ == 0) {
+      int fd = open((dir_ + "/prometheus.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      const std::string config = "--config.file=" + dir_ + "/prometheus.yml";
+      const std::string data = "--storage.tsdb.path=" + dir_ + "/data";
+      const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
+      execl(kPrometheus, "prometheus", config.c_str(), data.c_str(), listen.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {
+      auto r = HttpGet("127.0.0.1", port_, "/-/ready", 500);
+      if (r.ok() && r->status == 200) return "";
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto log = ReadFile(dir_ + "/prometheus.log");
+    return "prometheus not ready in 10 s: " + (log.ok() ? *log : std::string());
+  }
+  int port() const { return port_; }
+
+  // Polls until Prometheus' latest sample of the summed _count is `want` (it has scraped).
+  bool WaitForCount(double want) const {
+    const std::string path =
+        "/api/v1/query?query=" + UrlEncode(std::string("sum(") + kClientHistogram + "_count)");
+    for (int i = 0; i < 100; ++i) {
+      auto r = HttpGet("127.0.0.1", port_, path, 1000);
+      if (r.ok() && r->status == 200) {
+        auto j = Json::Parse(r->body);
+        const Json& result = j.ok() ? j->Get("data").Get("result") : Json();
+        if (result.is_array() && result.size() == 1 &&
+            result.AsArray()[0].Get("value").AsArray()[1].AsString() ==
+                std::to_string(static_cast<int>(want))) {
+          return true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+void ObserveN(Histogram* h, int n, double seconds) {
+  for (int i = 0; i < n; ++i) h->Observe(seconds);
+}
+
+TEST(NetWindow, PrometheusQueryGivesTheSameDeltasAsDirectScrapes) {
+  ASSERT_EQ(access(kPrometheus, X_OK), 0)
+      << kPrometheus << " is missing: scripts/install-deps.sh installs prometheus";
+  FakeService svc;
+  ObserveN(svc.Edge("select"), 50, 0.2);  // before the window
+  PrometheusProcess prom;
+  const std::string why = prom.Start(svc.port());
+  ASSERT_EQ(why, "");
+  ASSERT_TRUE(prom.WaitForCount(50));
+  NetWindow via_prom(prom.port(), {{"api", svc.port()}});
+  NetWindow direct(0, {{"api", svc.port()}});
+  via_prom.Begin();
+  direct.Begin();
+  ObserveN(svc.Edge("select"), 97, 0.003);
+  ObserveN(svc.Edge("select"), 2, 0.04);
+  ObserveN(svc.Edge("insert"), 1, 0.0004);
+  ASSERT_TRUE(prom.WaitForCount(150));
+  via_prom.End();
+  direct.End();
+  const EdgeMap p = via_prom.Analyse(), d = direct.Analyse();
+  EXPECT_EQ(p.source, "prometheus") << p.source_reason;
+  EXPECT_EQ(d.source, "direct scrape") << d.source_reason;
+  ASSERT_EQ(p.edges.size(), 1u);
+  ASSERT_EQ(d.edges.size(), 1u);
+  for (const EdgeMap* m : {&p, &d}) {
+    const EdgeStats& s = m->edges[0].total;
+    SCOPED_TRACE(m->source);
+    EXPECT_EQ(m->edges[0].source, "api");
+    EXPECT_EQ(s.requests, 100);
+    EXPECT_EQ(s.fast_requests, 98);
+    EXPECT_EQ(s.verdict, "not met");
+    EXPECT_DOUBLE_EQ(s.p99->lower, 0.025);  // the 99th is the first of the two 40 ms ones
+    EXPECT_DOUBLE_EQ(s.p99->upper, 0.05);
+    ASSERT_EQ(m->edges[0].ops.size(), 2u);
+    EXPECT_EQ(m->edges[0].ops[0].op, "insert");
+    EXPECT_EQ(m->edges[0].ops[0].requests, 1);
+    EXPECT_EQ(m->checklist.verdict, "not met");
+  }
+  EXPECT_DOUBLE_EQ(p.edges[0].total.p99->value, d.edges[0].total.p99->value);
+  EXPECT_NE(NetToJson(p).Dump().find("last scrape"), std::string::npos);
+}
+
+TEST(NetWindow, UnreachablePrometheusFallsBackToDirectScrapesAndSaysSo) {
+  FakeService svc;
+  auto closed = PickFreePort();
+  ASSERT_TRUE(closed.ok());
+  NetWindow w(*closed, {{"api", svc.port()}});
+  w.Begin();
+  ObserveN(svc.Edge("select"), 10, 0.001);
+  w.End();
+  const EdgeMap m = w.Analyse();
+  EXPECT_EQ(m.source, "direct scrape");
+  EXPECT_NE(m.source_reason.find("did not answer at the window's start"), std::string::npos)
+      << m.source_reason;
+  ASSERT_EQ(m.edges.size(), 1u);
+  EXPECT_EQ(m.edges[0].total.requests, 10);
+  EXPECT_EQ(m.checklist.verdict, "met") << m.checklist.reason;
+}
+
+TEST(NetWindow, NothingReachableIsNotMeasurableWithTheReason) {
+  auto closed = PickFreePort();
+  ASSERT_TRUE(closed.ok());
+  NetWindow w(*closed, {{"detection", *closed}});
+  w.Begin();
+  w.End();
+  const EdgeMap m = w.Analyse();
+  EXPECT_EQ(m.source, "");
+  EXPECT_NE(m.unavailable.find("no service's /metrics answered"), std::string::npos)
+      << m.unavailable;
+  EXPECT_EQ(m.checklist.verdict, "not measurable");
+  EXPECT_TRUE(NetToJson(m).Get("source").is_null());
+}
+
+}  // namespace
+}  // namespace fs::io
