@@ -76,19 +76,20 @@ void RedisWindow::Take(Snapshot* s, bool at_end) {
     if (!entries.ok()) s->slowlog_error = entries.status().message();
     if (entries.ok() && !entries->empty()) s->slowlog_last_id = entries->front().id;
   }
-  s->latency_at = own_log_.size();
   auto lat = Send({"LATENCY", "HISTOGRAM"}, "latency|histogram", s);
   if (lat.ok()) {
+    // Its own place in the log: a reconnect's PING before it ran before it.
+    s->latency_at = own_log_.size() - 1;
     auto parsed = ParseLatencyHistogram(*lat);
     if (parsed.ok()) s->latency = std::move(parsed).value();
     if (!parsed.ok()) s->latency_error = parsed.status().message() + " (Redis 7.0+ has it)";
   }
-  s->info_at = own_log_.size();
   auto info = lat.ok() ? Send({"INFO", "all"}, "info", s) : lat;
   if (!info.ok() || info->is_error()) {
     s->error = "Redis " + label_ + ": " + (info.ok() ? info->str : info.status().message());
     return;
   }
+  s->info_at = own_log_.size() - 1;
   s->info = ParseRedisInfo(info->str);
   if (at_end) {
     auto slow = Send({"SLOWLOG", "GET", std::to_string(kSlowlogFetch)}, "slowlog|get", s);

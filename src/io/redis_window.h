@@ -105,7 +105,7 @@ class RedisWindow {
     int64_t slowlog_last_id = -1;
     std::vector<SlowlogEntry> slowlog;
     std::string slowlog_error;
-    // Indexes into own_log_ where each measurement's window starts/ends (see Take()).
+    // Where this snapshot's LATENCY HISTOGRAM and INFO sit in own_log_ (see Take()).
     size_t latency_at = 0, info_at = 0;
     size_t connected_at = 0;  // where this snapshot's connection began (its PING)
   };
