@@ -157,6 +157,10 @@ Json RedisToJson(const RedisAnalysis& a) {
   j["checklist"] = check;
   j["client_pipelining"] = ClientsJson(a.clients);
   j["server"] = ServerJson(a.server);
+  Json inset = Json::MakeObject();
+  inset["begin_ms"] = a.clients_inset_begin_ms;
+  inset["end_ms"] = a.clients_inset_end_ms;
+  j["clients_window_inset"] = inset;  // the scrapes lie this far inside the server's window
   Json why = Json::MakeArray();
   for (const std::string& s : a.disagreement) why.Push(s);
   j["disagreement"] = why;

@@ -76,19 +76,21 @@ void RedisWindow::Take(Snapshot* s, bool at_end) {
     if (!entries.ok()) s->slowlog_error = entries.status().message();
     if (entries.ok() && !entries->empty()) s->slowlog_last_id = entries->front().id;
   }
-  s->latency_at = own_log_.size();
   auto lat = Send({"LATENCY", "HISTOGRAM"}, "latency|histogram", s);
   if (lat.ok()) {
+    // Its own place in the log: a reconnect's PING before it ran before it.
+    s->latency_at = own_log_.size() - 1;
     auto parsed = ParseLatencyHistogram(*lat);
     if (parsed.ok()) s->latency = std::move(parsed).value();
     if (!parsed.ok()) s->latency_error = parsed.status().message() + " (Redis 7.0+ has it)";
   }
-  s->info_at = own_log_.size();
   auto info = lat.ok() ? Send({"INFO", "all"}, "info", s) : lat;
   if (!info.ok() || info->is_error()) {
     s->error = "Redis " + label_ + ": " + (info.ok() ? info->str : info.status().message());
     return;
   }
+  s->info_at = own_log_.size() - 1;
+  s->info_ns = MonotonicNs();
   s->info = ParseRedisInfo(info->str);
   if (at_end) {
     auto slow = Send({"SLOWLOG", "GET", std::to_string(kSlowlogFetch)}, "slowlog|get", s);
@@ -99,14 +101,18 @@ void RedisWindow::Take(Snapshot* s, bool at_end) {
   }
 }
 
+// The services are scraped after Begin's INFO and before End's, so the clients' window lies
+// inside the server's: the server has seen everything the clients counted (and the margins).
 void RedisWindow::Begin() {
-  services_begin_ = ScrapeServices(services_);
   Take(&begin_, false);
+  services_begin_ = ScrapeServices(services_);
+  services_begun_ns_ = MonotonicNs();
 }
 
 void RedisWindow::End() {
-  Take(&end_, true);
+  services_ending_ns_ = MonotonicNs();
   services_end_ = ScrapeServices(services_);
+  Take(&end_, true);
   client_.reset();
 }
 
@@ -235,16 +241,39 @@ void RedisWindow::AnalyseSlowlog(RedisAnalysis* a) const {
 namespace {
 
 // Why the client-side and server-side measures differ, from the numbers.
-std::vector<std::string> ExplainDisagreement(const ClientPipelining& c, const RedisServerCheck& s) {
+// Calls of the commands that run other commands (each inner call counts on the server too).
+uint64_t ScriptCalls(const std::vector<RedisCommandWindow>& commands) {
+  uint64_t n = 0;
+  for (const RedisCommandWindow& c : commands) {
+    if (c.name == "eval" || c.name == "evalsha" || c.name == "eval_ro" || c.name == "evalsha_ro" ||
+        c.name == "fcall" || c.name == "fcall_ro") {
+      n += c.calls;
+    }
+  }
+  return n;
+}
+
+std::vector<std::string> ExplainDisagreement(const RedisAnalysis& a) {
+  const ClientPipelining& c = a.clients;
+  const RedisServerCheck& s = a.server;
   std::vector<std::string> out;
   if (!s.measured || !c.any_counters) return out;
   const double extra_commands = s.commands - c.total.commands;
   const double extra_reads = s.reads - c.total.round_trips;
+  const std::string margins = "the clients' scrapes lie inside the server's window (" +
+                              Fixed(a.clients_inset_begin_ms, 0) + " ms after its start, " +
+                              Fixed(a.clients_inset_end_ms, 0) + " ms before its end)";
   if (extra_commands > 0) {
-    out.push_back(Num(extra_commands) +
-                  " command(s) on the server came from clients that export no counters (the "
-                  "supervisor's health PINGs, framescope status, redis-cli, a service not "
-                  "scraped)");
+    const uint64_t scripts = ScriptCalls(a.commands);
+    out.push_back(
+        Num(extra_commands) + " command(s) more on the server than the clients counted: " +
+        (scripts > 0 ? "commands run inside " + std::to_string(scripts) +
+                           " script call(s) (EVAL/EVALSHA/FCALL: each inner redis.call counts "
+                           "as a command, in one read), "
+                     : std::string()) +
+        "clients that export no counters (the supervisor's health PINGs, framescope status, "
+        "redis-cli, a service not scraped), and " +
+        margins);
   } else if (extra_commands < 0) {
     out.push_back(Num(-extra_commands) +
                   " command(s) counted by the clients did not reach the server in the window "
@@ -254,8 +283,9 @@ std::vector<std::string> ExplainDisagreement(const ClientPipelining& c, const Re
     out.push_back(Num(extra_reads) +
                   " read(s) more than the clients' round trips: reads by clients without "
                   "counters, a pipeline split over several reads (Redis reads at most 16 KiB "
-                  "of a query at a time), and reads that carry no command (a connection "
-                  "closing costs one)");
+                  "of a query at a time), reads that carry no command (a connection closing "
+                  "costs one), and " +
+                  margins);
   } else if (extra_reads < 0) {
     out.push_back(Num(-extra_reads) +
                   " client round trip(s) more than the server's reads, though each needs at "
@@ -302,6 +332,10 @@ RedisAnalysis RedisWindow::Analyse() const {
   a.redis = label_;
   a.window_s = end_.at_ns > begin_.at_ns ? static_cast<double>(end_.at_ns - begin_.at_ns) / 1e9 : 0;
   a.clients = DiffClientCounters(services_begin_, services_end_);
+  if (begin_.info_ns > 0 && end_.info_ns > 0) {
+    a.clients_inset_begin_ms = static_cast<double>(services_begun_ns_ - begin_.info_ns) / 1e6;
+    a.clients_inset_end_ms = static_cast<double>(end_.info_ns - services_ending_ns_) / 1e6;
+  }
   if (!begin_.error.empty() || !end_.error.empty()) {
     a.redis_error = begin_.error.empty() ? "at the window's end: " + end_.error
                                          : "at the window's start: " + begin_.error;
@@ -333,7 +367,7 @@ RedisAnalysis RedisWindow::Analyse() const {
     dbs[db].end = v;
   }
   for (auto& [db, g] : dbs) a.keyspace.push_back(g);
-  a.disagreement = ExplainDisagreement(a.clients, a.server);
+  a.disagreement = ExplainDisagreement(a);
   Verdict(&a);
   return a;
 }

@@ -71,7 +71,10 @@ struct RedisAnalysis {
   std::string redis_version;
   ClientPipelining clients;
   RedisServerCheck server;
-  std::vector<std::string> disagreement;     // client vs server measures, explained
+  std::vector<std::string> disagreement;  // client vs server measures, explained
+  // The services are scraped inside the server's window (after Begin's INFO, before End's):
+  // by this much at each end. Commands in those margins are the server's only.
+  double clients_inset_begin_ms = 0, clients_inset_end_ms = 0;
   std::vector<RedisCommandWindow> commands;  // by calls, most first
   std::string latency_error;                 // LATENCY HISTOGRAM unavailable: why
   std::vector<SlowlogEntry> slowlog;         // new in the window, newest first
@@ -105,9 +108,10 @@ class RedisWindow {
     int64_t slowlog_last_id = -1;
     std::vector<SlowlogEntry> slowlog;
     std::string slowlog_error;
-    // Indexes into own_log_ where each measurement's window starts/ends (see Take()).
+    // Where this snapshot's LATENCY HISTOGRAM and INFO sit in own_log_ (see Take()).
     size_t latency_at = 0, info_at = 0;
     size_t connected_at = 0;  // where this snapshot's connection began (its PING)
+    int64_t info_ns = 0;      // monotonic time INFO answered
   };
   // One command on the connection (opened if needed), logged in own_log_ on success.
   StatusOr<RedisReply> Send(const std::vector<std::string>& args, const std::string& stat_name,
@@ -128,6 +132,7 @@ class RedisWindow {
   std::vector<std::string> own_log_;  // every command this window sent, in order
   std::vector<ServiceScrape> services_begin_, services_end_;
   Snapshot begin_, end_;
+  int64_t services_begun_ns_ = 0, services_ending_ns_ = 0;
 };
 
 Json RedisToJson(const RedisAnalysis& a);

@@ -286,6 +286,21 @@ TEST(SystemTest, UpRunsTwoCamerasEndToEndAndDownLeavesNothing) {
   EXPECT_GT(SumSamples(det, "framescope_end_to_end_latency_seconds_count"), 0);
   EXPECT_GT(SumSamples(det, "framescope_redis_commands_total"), 0);
   EXPECT_GT(SumSamples(det, "framescope_redis_pipelined_commands_total"), 0);
+  // framescope redis on the running system: detection's XADDs per op, the server's
+  // commands per read beside them, a verdict (not "not measurable": detection has counters).
+  auto redis_run = RunShell("{ " + Fs() + " redis --duration 2 --json --out " + tmp.path() +
+                            "/p --state-dir " + sd + " 2>/dev/null; }");
+  EXPECT_TRUE(redis_run.exit_code == 0 || redis_run.exit_code == 3) << redis_run.output;
+  auto redis_json = Json::Parse(redis_run.output);
+  ASSERT_TRUE(redis_json.ok()) << redis_run.output;
+  EXPECT_NE(redis_json->Get("checklist").Get("verdict").AsString(), "not measurable");
+  EXPECT_TRUE(redis_json->Get("server").Get("commands_per_read").is_number());
+  bool xadd = false;
+  for (const Json& op : redis_json->Get("client_pipelining").Get("per_op").AsArray()) {
+    xadd |= op.Get("source").AsString() == "detection" && op.Get("op").AsString() == "XADD" &&
+            op.Get("commands").AsDouble() > 0;
+  }
+  EXPECT_TRUE(xadd) << redis_json->Get("client_pipelining").Dump(2);
 
   // Detections are in the Redis stream with every field.
   auto redis = RedisClient::Connect(status.Get("redis_url").AsString(), "test");
