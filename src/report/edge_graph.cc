@@ -11,7 +11,7 @@
 namespace fs::profile {
 namespace {
 
-constexpr double kWidth = 840, kHeight = 420, kRadius = 30;
+constexpr double kWidth = 840, kHeight = 420, kRadius = 34;
 
 struct Point {
   double x, y;
@@ -86,15 +86,20 @@ std::string Arrow(const io::NetEdge& e, Point a, Point b) {
       e.total.p99 ? "p99 " + Ms(e.total.p99->value) + " ms, " + Fixed(e.total.rate, 1) + "/s"
                   : std::string("idle");
   // The label sits beside the middle of the arrow, off the line.
-  const Point mid{(from.x + to.x) / 2 - uy * 10, (from.y + to.y) / 2 + ux * 10};
+  const Point mid{(from.x + to.x) / 2 - uy * 8, (from.y + to.y) / 2 + ux * 8 + 4};
+  // Beside a steep arrow the text starts (or ends) at the offset point instead of centring on
+  // it, so it does not run across the line.
+  const std::string anchor = std::abs(uy) < 0.5 ? "middle" : (uy > 0 ? "end" : "start");
   return "<g class=\"edge " + std::string(st.name) + "\"><title>" +
          HtmlEscape(io::EdgeName(e) + ": " + e.total.verdict + "; " + e.total.reason) +
          "</title><line x1=\"" + Fixed(from.x, 1) + "\" y1=\"" + Fixed(from.y, 1) + "\" x2=\"" +
          Fixed(to.x, 1) + "\" y2=\"" + Fixed(to.y, 1) + "\" stroke=\"" + st.colour +
          "\" stroke-width=\"2.5\"" + (e.server_side ? " stroke-dasharray=\"6 3\"" : "") +
          " marker-end=\"url(#fs-net-" + st.name + ")\"/><text x=\"" + Fixed(mid.x, 1) + "\" y=\"" +
-         Fixed(mid.y, 1) + "\" font-size=\"10\" text-anchor=\"middle\">" + HtmlEscape(label) +
-         "</text></g>";
+         Fixed(mid.y, 1) +
+         "\" font-size=\"10\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\" "
+         "text-anchor=\"" +
+         anchor + "\">" + HtmlEscape(label) + "</text></g>";
 }
 
 std::string Markers() {
