@@ -180,6 +180,17 @@ TEST(NetWindow, UnreachablePrometheusFallsBackToDirectScrapesAndSaysSo) {
   ASSERT_EQ(m.edges.size(), 1u);
   EXPECT_EQ(m.edges[0].total.requests, 10);
   EXPECT_EQ(m.checklist.verdict, "met") << m.checklist.reason;
+
+  // Something that answers HTTP but is not Prometheus (the service itself): its 404 is the
+  // reason, and the direct scrapes still measure.
+  NetWindow not_prom(svc.port(), {{"api", svc.port()}});
+  not_prom.Begin();
+  not_prom.End();
+  const EdgeMap n = not_prom.Analyse();
+  EXPECT_EQ(n.source, "direct scrape");
+  EXPECT_NE(n.source_reason.find("HTTP 404"), std::string::npos) << n.source_reason;
+  ASSERT_EQ(n.edges.size(), 1u);
+  EXPECT_EQ(n.edges[0].total.verdict, "idle");
 }
 
 TEST(NetWindow, NothingReachableIsNotMeasurableWithTheReason) {

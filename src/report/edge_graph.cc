@@ -11,7 +11,7 @@
 namespace fs::profile {
 namespace {
 
-constexpr double kWidth = 840, kHeight = 420, kRadius = 30;
+constexpr double kWidth = 840, kHeight = 420, kRadius = 34;
 
 struct Point {
   double x, y;
@@ -75,7 +75,8 @@ std::string ShareText(const io::EdgeStats& s) {
          Fixed(s.requests, 0) + ")";
 }
 
-std::string Arrow(const io::NetEdge& e, Point a, Point b) {
+// The arrow of an edge; its label goes to *labels, drawn after the nodes so none hides it.
+std::string Arrow(const io::NetEdge& e, Point a, Point b, std::string* labels) {
   const double dx = b.x - a.x, dy = b.y - a.y, len = std::hypot(dx, dy);
   if (len < 2 * kRadius) return "";
   const double ux = dx / len, uy = dy / len;
@@ -84,17 +85,24 @@ std::string Arrow(const io::NetEdge& e, Point a, Point b) {
   const Style st = StyleOf(e.total);
   const std::string label =
       e.total.p99 ? "p99 " + Ms(e.total.p99->value) + " ms, " + Fixed(e.total.rate, 1) + "/s"
-                  : std::string("idle");
+                  : e.total.verdict;  // idle, or "not judged" (only blocking reads)
   // The label sits beside the middle of the arrow, off the line.
-  const Point mid{(from.x + to.x) / 2 - uy * 10, (from.y + to.y) / 2 + ux * 10};
-  return "<g class=\"edge " + std::string(st.name) + "\"><title>" +
-         HtmlEscape(io::EdgeName(e) + ": " + e.total.verdict + "; " + e.total.reason) +
-         "</title><line x1=\"" + Fixed(from.x, 1) + "\" y1=\"" + Fixed(from.y, 1) + "\" x2=\"" +
-         Fixed(to.x, 1) + "\" y2=\"" + Fixed(to.y, 1) + "\" stroke=\"" + st.colour +
-         "\" stroke-width=\"2.5\"" + (e.server_side ? " stroke-dasharray=\"6 3\"" : "") +
-         " marker-end=\"url(#fs-net-" + st.name + ")\"/><text x=\"" + Fixed(mid.x, 1) + "\" y=\"" +
-         Fixed(mid.y, 1) + "\" font-size=\"10\" text-anchor=\"middle\">" + HtmlEscape(label) +
-         "</text></g>";
+  const Point mid{(from.x + to.x) / 2 - uy * 8, (from.y + to.y) / 2 + ux * 8 + 4};
+  // Beside a steep arrow the text starts (or ends) at the offset point instead of centring on
+  // it, so it does not run across the line.
+  const std::string anchor = std::abs(uy) < 0.5 ? "middle" : (uy > 0 ? "end" : "start");
+  const std::string arrow =
+      "<g class=\"edge " + std::string(st.name) + "\"><title>" +
+      HtmlEscape(io::EdgeName(e) + ": " + e.total.verdict + "; " + e.total.reason) +
+      "</title><line x1=\"" + Fixed(from.x, 1) + "\" y1=\"" + Fixed(from.y, 1) + "\" x2=\"" +
+      Fixed(to.x, 1) + "\" y2=\"" + Fixed(to.y, 1) + "\" stroke=\"" + st.colour +
+      "\" stroke-width=\"2.5\"" + (e.server_side ? " stroke-dasharray=\"6 3\"" : "") +
+      " marker-end=\"url(#fs-net-" + st.name + ")\"/></g>";
+  *labels += "<text class=\"edge-label\" x=\"" + Fixed(mid.x, 1) + "\" y=\"" + Fixed(mid.y, 1) +
+             "\" font-size=\"10\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\" "
+             "text-anchor=\"" +
+             anchor + "\">" + HtmlEscape(label) + "</text>";
+  return arrow;
 }
 
 std::string Markers() {
@@ -149,8 +157,9 @@ std::string EdgeGraphSvg(const io::EdgeMap& m) {
                   "\" role=\"img\" font-family=\"sans-serif\"><title>Network latency map: p99 "
                   "per edge against 5 ms</title>" +
                   Markers();
+  std::string labels;
   for (const io::NetEdge& e : m.edges) {
-    h += Arrow(e, places.at(e.source), places.at(e.target));
+    h += Arrow(e, places.at(e.source), places.at(e.target), &labels);
   }
   for (const auto& [name, p] : places) {
     h += "<g class=\"node\"><circle cx=\"" + Fixed(p.x, 1) + "\" cy=\"" + Fixed(p.y, 1) +
@@ -158,6 +167,7 @@ std::string EdgeGraphSvg(const io::EdgeMap& m) {
          Fixed(p.x, 1) + "\" y=\"" + Fixed(p.y + 4, 1) +
          "\" font-size=\"11\" text-anchor=\"middle\">" + HtmlEscape(name) + "</text></g>";
   }
+  h += labels;
   h += "<text x=\"4\" y=\"" + Fixed(kHeight + 22, 0) +
        "\" font-size=\"11\">p99 bucket: green at or under 5 ms, orange straddles 5 ms, red over "
        "5 ms, grey idle; dashed: the api's server side (any client)</text>";

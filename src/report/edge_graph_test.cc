@@ -23,6 +23,10 @@ io::EdgeMap SampleMap() {
   for (int i = 0; i < 100; ++i) edge("detection", "redis")->Observe(0.001);
   for (int i = 0; i < 100; ++i) edge("api", "postgres")->Observe(0.03);
   edge("aggregation", "postgres");
+  r.GetHistogram(io::kClientHistogram, "t",
+                 {{"source", "capture"}, {"target", "redis"}, {"op", "BLPOP"}},
+                 LatencyBucketsSeconds())
+      ->Observe(0.3);  // a blocking read only: not judged
   for (int i = 0; i < 10; ++i) edge("a<b&c", "redis", {0.001, 0.01})->Observe(0.004);
   r.GetHistogram(io::kServerHistogram, "t", {{"route", "/cameras"}}, LatencyBucketsSeconds())
       ->Observe(0.002);
@@ -60,7 +64,7 @@ TEST(EdgeGraph, SvgIsWellFormedXmlWithOneArrowPerEdgeColouredByP99) {
   ASSERT_EQ(access("/usr/bin/xmllint", X_OK), 0) << "xmllint is missing (apt-get install "
                                                     "libxml2-utils)";
   const io::EdgeMap m = SampleMap();
-  ASSERT_EQ(m.edges.size(), 5u);
+  ASSERT_EQ(m.edges.size(), 6u);
   const std::string svg = EdgeGraphSvgFile(m);
   EXPECT_EQ(Xmllint(svg), "");
   EXPECT_NE(svg.find("class=\"edge ok\""), std::string::npos);         // detection -> redis
@@ -69,7 +73,10 @@ TEST(EdgeGraph, SvgIsWellFormedXmlWithOneArrowPerEdgeColouredByP99) {
   EXPECT_NE(svg.find("class=\"edge straddles\""), std::string::npos);  // (2.5?, 10] around 5 ms
   EXPECT_NE(svg.find("stroke-dasharray=\"6 3\""), std::string::npos);  // the server side
   EXPECT_NE(svg.find("a&lt;b&amp;c"), std::string::npos);
-  EXPECT_NE(svg.find("p99 0.995 ms, 10.0/s"), std::string::npos) << svg;
+  EXPECT_NE(svg.find("p99 0.995 ms, 10.0/s</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">not judged</text>"), std::string::npos);
+  // Labels after the last node, so no node circle hides one.
+  EXPECT_GT(svg.find("class=\"edge-label\""), svg.rfind("class=\"node\""));
 }
 
 TEST(EdgeGraph, HtmlAndBaselineSectionsCarryTheTableAndTheVerdict) {

@@ -92,8 +92,8 @@ TEST(NetCommand, MapsEveryEdgeFromDirectScrapesWhenPrometheusIsDown) {
 TEST(NetCommand, CtrlCStillWritesTheMap) {
   TempDir tmp;
   Service api;
-  CommandResult r = RunShell("timeout --preserve-status -s INT 1 " + Net() + " --duration 30" + api.Flag("api") +
-                             " --out " + tmp.path() + " 2>&1");
+  CommandResult r = RunShell("timeout --preserve-status -s INT 1 " + Net() + " --duration 30" +
+                             api.Flag("api") + " --out " + tmp.path() + " 2>&1");
   EXPECT_EQ(r.exit_code, 130) << r.output;
   EXPECT_TRUE(PathExists(tmp.path() + "/io/network_map.json")) << r.output;
   EXPECT_NE(r.output.find("source: direct scrape"), std::string::npos) << r.output;
@@ -107,7 +107,8 @@ TEST(NetCommand, BadInputIsRefusedWithExit2) {
         std::string(" --metrics 10.1.2.3:80"), std::string(" --prometheus-url :x"),
         std::string(" --state-dir x --metrics 127.0.0.1:1"), std::string(" --bogus"),
         std::string(" --metrics 127.0.0.1:1 --out /dev/null/x")}) {
-    CommandResult r = RunShell(Net() + args + (args.find("--out") == std::string::npos ? out : "") + " 2>&1");
+    CommandResult r =
+        RunShell(Net() + args + (args.find("--out") == std::string::npos ? out : "") + " 2>&1");
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
   }
   EXPECT_FALSE(PathExists(tmp.path() + "/io/network_map.json"));
