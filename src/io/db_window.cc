@@ -21,6 +21,8 @@ constexpr size_t kMaxCandidateColumns = 4;
 // A two-column index is preferred to the best single-column one only when its cost is lower
 // by more than this share (Dexter also prefers the narrower index).
 constexpr double kWiderIndexGain = 0.10;
+// Tries (a second apart) to drop an index that must go; see DropIndex.
+constexpr int kDropAttempts = 10;
 
 int64_t Int(const std::optional<std::string>& v) {
   return v ? std::strtoll(v->c_str(), nullptr, 10) : 0;
@@ -271,12 +273,19 @@ Status RunConcurrently(PgClient* pg, const std::string& sql, int lock_timeout_ms
   return st;
 }
 
+// An index must not outlive a failed or unhelpful trial. The transactions that made a build
+// time out usually block its drop too (both wait for the table's lockers), so the drop is
+// retried for a while before the user is told to do it by hand.
 Status DropIndex(PgClient* pg, const std::string& qualified, int lock_timeout_ms) {
-  Status st = RunConcurrently(pg, "DROP INDEX CONCURRENTLY /* framescope */ IF EXISTS " + qualified,
-                              lock_timeout_ms);
-  if (st.ok()) return st;
-  return st.Annotate("dropping " + qualified +
-                     " failed; drop it by hand: DROP INDEX CONCURRENTLY " + qualified);
+  Status st;
+  for (int attempt = 0; attempt < kDropAttempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    st = RunConcurrently(pg, "DROP INDEX CONCURRENTLY /* framescope */ IF EXISTS " + qualified,
+                         lock_timeout_ms);
+    if (st.ok()) return st;
+  }
+  return st.Annotate("dropping " + qualified + " failed " + std::to_string(kDropAttempts) +
+                     " times; drop it by hand: DROP INDEX CONCURRENTLY " + qualified);
 }
 
 }  // namespace
