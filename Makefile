@@ -35,14 +35,16 @@ test: deps
 # framing and slow clients, COPY rows,
 # api parameters, stream entries, pprof, ELF/DWARF, the perf ring, DWARF stack unwinding, kallsyms,
 # loadgen logs, the CPU report, BuildProfile's junk cuts, the call tree, the governor, the batch
-# analysis' metrics deltas and JSON, the roofline, the model report) under
+# analysis' metrics deltas and JSON, the roofline, the model report, pg_stat_statements
+# windows and plan JSON, the database report) under
 # AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test clients_test config_test base_test \
 	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test \
 	  kernel_symbols_test cpu_report_test preflight_test recorder_test call_tree_test governor_test \
-	  http_test output_test heap_test batch_analysis_test roofline_test model_report_test
+	  http_test output_test heap_test batch_analysis_test roofline_test model_report_test \
+	  pg_stats_test db_report_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/clients_test --gtest_brief=1
 	@./build/asan/bin/config_test --gtest_brief=1
@@ -53,6 +55,8 @@ test-asan: deps
 	@./build/asan/bin/batch_analysis_test --gtest_brief=1
 	@./build/asan/bin/roofline_test --gtest_brief=1
 	@./build/asan/bin/model_report_test --gtest_brief=1
+	@./build/asan/bin/pg_stats_test --gtest_brief=1
+	@./build/asan/bin/db_report_test --gtest_brief=1
 	@./build/asan/bin/pg_client_test --gtest_brief=1
 	@./build/asan/bin/api_test --gtest_brief=1 --gtest_filter='ApiParamsTest.*:ApiClientTest.*'
 	@./build/asan/bin/aggregation_test --gtest_brief=1 --gtest_filter='DetectionEntryTest.*'
