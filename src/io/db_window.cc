@@ -129,8 +129,10 @@ StatusOr<std::string> Explain(PgClient* pg, const std::string& sql, int params, 
             .status());
     RETURN_IF_ERROR(
         pg->Exec("SET LOCAL /* framescope */ plan_cache_mode = force_generic_plan").status());
-    if (params > 0) RETURN_IF_ERROR(pg->Exec("PREPARE fs_explain AS " + sql).status());
-    return pg->Exec("EXPLAIN /* framescope */ " + options + " " + body);
+    // The extended protocol (ExecParams) takes one statement only: a text that smuggled a
+    // second one past pg_stat_statements would fail here instead of running.
+    if (params > 0) RETURN_IF_ERROR(pg->ExecParams("PREPARE fs_explain AS " + sql, {}).status());
+    return pg->ExecParams("EXPLAIN /* framescope */ " + options + " " + body, {});
   };
   auto result = run();
   (void)pg->Exec("ROLLBACK /* framescope */");
