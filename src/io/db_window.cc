@@ -427,7 +427,7 @@ void DbWindow::Advise(SlowStatement* s) {
   }
   auto summary = ParsePlan(s->plan_json);
   if (!summary.ok() || summary->seq_scans.empty()) {
-    s->advice_note = "the plan has no filtered sequential scan to index";
+    s->advice_note = "the plan has no sequential scan with a filter, join or sort key to index";
     return;
   }
   for (const SeqScanFilter& scan : summary->seq_scans) {
