@@ -387,7 +387,11 @@ void DbWindow::AnalyseSlow(SlowStatement* s) {
   s->parameters = CountParameters(st.query);
   auto current = pg_->Exec("SELECT /* framescope */ current_database()");
   const std::string db = current.ok() && !current->rows.empty() ? Str(current->rows[0][0]) : "";
-  if (!Explainable(st.query)) {
+  if (st.query == "<insufficient privilege>") {
+    s->plan_error =
+        "pg_stat_statements hides this statement's text from the connected user: "
+        "GRANT pg_read_all_stats to it, or connect as the statement's user";
+  } else if (!Explainable(st.query)) {
     s->plan_error = "not a statement EXPLAIN accepts (utility or DDL)";
   } else if (!st.database.empty() && st.database != db) {
     s->plan_error = "runs in database " + st.database + ", not in " + db +
@@ -506,6 +510,31 @@ IndexTrial NotCreated(const IndexSpec& spec, const std::string& origin, std::str
   return t;
 }
 
+// The verdict on a built index from the re-measured statement: kept only when its mean fell
+// to (1 - keep_margin) of the mean before; anything not verified is dropped.
+void Judge(const std::optional<WindowedStatement>& after, bool interrupted, double keep_margin,
+           IndexTrial* t) {
+  const double bar = t->mean_before_ms * (1 - keep_margin);
+  const std::string rule = " ms (--keep-margin " + Fixed(keep_margin * 100, 0) + " %)";
+  t->verdict = "dropped";
+  if (after) {
+    t->mean_after_ms = after->mean_ms;
+    t->calls_after = after->delta.calls;
+  }
+  if (interrupted) {
+    t->reason = "interrupted during the re-measure window: not verified";
+  } else if (!after) {
+    if (t->reason.empty())
+      t->reason = "the statement did not run in the re-measure window: not verified";
+  } else {
+    const bool faster = after->mean_ms <= bar;
+    if (faster) t->verdict = "kept";
+    t->reason = "mean " + Fixed(t->mean_before_ms, 2) + " -> " + Fixed(after->mean_ms, 2) +
+                (faster ? " ms, at or under the bar of " : " ms, over the bar of ") +
+                Fixed(bar, 2) + rule + (faster ? "" : ": not faster enough");
+  }
+}
+
 }  // namespace
 
 void DbWindow::RunTrials() {
@@ -590,30 +619,8 @@ IndexTrial DbWindow::Trial(const IndexSpec& spec, const std::string& origin,
     return t;
   }
   auto after = Remeasure(target.key, &t);
-  const bool interrupted = result_.options.stop && result_.options.stop->load();
-  const double bar = t.mean_before_ms * (1 - result_.options.keep_margin);
-  if (after) {
-    t.mean_after_ms = after->mean_ms;
-    t.calls_after = after->delta.calls;
-  }
-  if (interrupted) {
-    t.verdict = "dropped";
-    t.reason = "interrupted during the re-measure window: not verified";
-  } else if (!after) {
-    t.verdict = "dropped";
-    t.reason = t.reason.empty() ? "the statement did not run in the re-measure window: not verified"
-                                : t.reason;
-  } else if (after->mean_ms <= bar) {
-    t.verdict = "kept";
-    t.reason = "mean " + Fixed(t.mean_before_ms, 2) + " -> " + Fixed(after->mean_ms, 2) +
-               " ms, at or under the bar of " + Fixed(bar, 2) + " ms (--keep-margin " +
-               Fixed(result_.options.keep_margin * 100, 0) + " %)";
-  } else {
-    t.verdict = "dropped";
-    t.reason = "mean " + Fixed(t.mean_before_ms, 2) + " -> " + Fixed(after->mean_ms, 2) +
-               " ms, over the bar of " + Fixed(bar, 2) + " ms (--keep-margin " +
-               Fixed(result_.options.keep_margin * 100, 0) + " %): not faster enough";
-  }
+  Judge(after, result_.options.stop && result_.options.stop->load(), result_.options.keep_margin,
+        &t);
   if (t.verdict == "dropped") {
     if (Status st = DropIndex(pg_.get(), qualified, lock_ms); !st.ok())
       t.reason += "; " + st.message();
