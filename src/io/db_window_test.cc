@@ -215,6 +215,34 @@ TEST_F(DbWindowTest, MissingExtensionsAreExplainedAndTheRestStillRuns) {
   ASSERT_TRUE(client_->Exec("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg").ok());
 }
 
+TEST_F(DbWindowTest, AStatementWhoseExplainFailsGetsTheErrorAndTheRestGoesOn) {
+  ASSERT_TRUE(client_->Exec("CREATE TABLE gone (x int); INSERT INTO gone VALUES (42)").ok());
+  DbOptions o;
+  o.slow_ms = 0;  // every statement is "slow": each is planned
+  DbWindow w(pg_->url(), "test cluster", o);
+  w.Begin();
+  // The most total time: planned first, so the statements after it show that it did not
+  // leave the connection in an aborted transaction.
+  ASSERT_TRUE(client_->Exec("SELECT x, pg_sleep(0.05) FROM gone WHERE x = 42").ok());
+  ASSERT_TRUE(client_->Exec("SELECT count(*) FROM big WHERE id < 10").ok());
+  w.End();
+  ASSERT_TRUE(client_->Exec("DROP TABLE gone").ok());  // its plan can no longer be made
+  DbAnalysis a = w.Analyse();
+  int failed = 0, planned = 0;
+  for (const SlowStatement& s : a.slow) {
+    if (s.stmt.query == "SELECT x, pg_sleep($1) FROM gone WHERE x = $2") {
+      ++failed;
+      EXPECT_NE(s.plan_error.find("\"gone\" does not exist"), std::string::npos) << s.plan_error;
+    } else if (s.stmt.query == "SELECT count(*) FROM big WHERE id < $1") {
+      ++planned;
+      EXPECT_TRUE(s.plan_error.empty()) << s.plan_error;
+      EXPECT_TRUE(s.plan_cost);
+    }
+  }
+  EXPECT_EQ(failed, 1) << DbAnalysisToJson(a).Dump(2);
+  EXPECT_EQ(planned, 1);
+}
+
 TEST_F(DbWindowTest, AFailedBuildLeavesNoIndexBehind) {
   // A transaction that wrote to `big` and stays open: CREATE INDEX CONCURRENTLY registers the
   // index, then waits for it and runs into lock_timeout, leaving an invalid index.
