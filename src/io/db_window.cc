@@ -21,6 +21,8 @@ constexpr size_t kMaxCandidateColumns = 4;
 // A two-column index is preferred to the best single-column one only when its cost is lower
 // by more than this share (Dexter also prefers the narrower index).
 constexpr double kWiderIndexGain = 0.10;
+// Tries (a second apart) to drop an index that must go; see DropIndex.
+constexpr int kDropAttempts = 10;
 
 int64_t Int(const std::optional<std::string>& v) {
   return v ? std::strtoll(v->c_str(), nullptr, 10) : 0;
@@ -127,8 +129,10 @@ StatusOr<std::string> Explain(PgClient* pg, const std::string& sql, int params, 
             .status());
     RETURN_IF_ERROR(
         pg->Exec("SET LOCAL /* framescope */ plan_cache_mode = force_generic_plan").status());
-    if (params > 0) RETURN_IF_ERROR(pg->Exec("PREPARE fs_explain AS " + sql).status());
-    return pg->Exec("EXPLAIN /* framescope */ " + options + " " + body);
+    // The extended protocol (ExecParams) takes one statement only: a text that smuggled a
+    // second one past pg_stat_statements would fail here instead of running.
+    if (params > 0) RETURN_IF_ERROR(pg->ExecParams("PREPARE fs_explain AS " + sql, {}).status());
+    return pg->ExecParams("EXPLAIN /* framescope */ " + options + " " + body, {});
   };
   auto result = run();
   (void)pg->Exec("ROLLBACK /* framescope */");
@@ -271,12 +275,19 @@ Status RunConcurrently(PgClient* pg, const std::string& sql, int lock_timeout_ms
   return st;
 }
 
+// An index must not outlive a failed or unhelpful trial. The transactions that made a build
+// time out usually block its drop too (both wait for the table's lockers), so the drop is
+// retried for a while before the user is told to do it by hand.
 Status DropIndex(PgClient* pg, const std::string& qualified, int lock_timeout_ms) {
-  Status st = RunConcurrently(pg, "DROP INDEX CONCURRENTLY /* framescope */ IF EXISTS " + qualified,
-                              lock_timeout_ms);
-  if (st.ok()) return st;
-  return st.Annotate("dropping " + qualified +
-                     " failed; drop it by hand: DROP INDEX CONCURRENTLY " + qualified);
+  Status st;
+  for (int attempt = 0; attempt < kDropAttempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    st = RunConcurrently(pg, "DROP INDEX CONCURRENTLY /* framescope */ IF EXISTS " + qualified,
+                         lock_timeout_ms);
+    if (st.ok()) return st;
+  }
+  return st.Annotate("dropping " + qualified + " failed " + std::to_string(kDropAttempts) +
+                     " times; drop it by hand: DROP INDEX CONCURRENTLY " + qualified);
 }
 
 }  // namespace
@@ -376,7 +387,11 @@ void DbWindow::AnalyseSlow(SlowStatement* s) {
   s->parameters = CountParameters(st.query);
   auto current = pg_->Exec("SELECT /* framescope */ current_database()");
   const std::string db = current.ok() && !current->rows.empty() ? Str(current->rows[0][0]) : "";
-  if (!Explainable(st.query)) {
+  if (st.query == "<insufficient privilege>") {
+    s->plan_error =
+        "pg_stat_statements hides this statement's text from the connected user: "
+        "GRANT pg_read_all_stats to it, or connect as the statement's user";
+  } else if (!Explainable(st.query)) {
     s->plan_error = "not a statement EXPLAIN accepts (utility or DDL)";
   } else if (!st.database.empty() && st.database != db) {
     s->plan_error = "runs in database " + st.database + ", not in " + db +
@@ -416,7 +431,7 @@ void DbWindow::Advise(SlowStatement* s) {
   }
   auto summary = ParsePlan(s->plan_json);
   if (!summary.ok() || summary->seq_scans.empty()) {
-    s->advice_note = "the plan has no filtered sequential scan to index";
+    s->advice_note = "the plan has no sequential scan with a filter, join or sort key to index";
     return;
   }
   for (const SeqScanFilter& scan : summary->seq_scans) {
@@ -493,6 +508,31 @@ IndexTrial NotCreated(const IndexSpec& spec, const std::string& origin, std::str
   t.verdict = "not created";
   t.reason = std::move(reason);
   return t;
+}
+
+// The verdict on a built index from the re-measured statement: kept only when its mean fell
+// to (1 - keep_margin) of the mean before; anything not verified is dropped.
+void Judge(const std::optional<WindowedStatement>& after, bool interrupted, double keep_margin,
+           IndexTrial* t) {
+  const double bar = t->mean_before_ms * (1 - keep_margin);
+  const std::string rule = " ms (--keep-margin " + Fixed(keep_margin * 100, 0) + " %)";
+  t->verdict = "dropped";
+  if (after) {
+    t->mean_after_ms = after->mean_ms;
+    t->calls_after = after->delta.calls;
+  }
+  if (interrupted) {
+    t->reason = "interrupted during the re-measure window: not verified";
+  } else if (!after) {
+    if (t->reason.empty())
+      t->reason = "the statement did not run in the re-measure window: not verified";
+  } else {
+    const bool faster = after->mean_ms <= bar;
+    if (faster) t->verdict = "kept";
+    t->reason = "mean " + Fixed(t->mean_before_ms, 2) + " -> " + Fixed(after->mean_ms, 2) +
+                (faster ? " ms, at or under the bar of " : " ms, over the bar of ") +
+                Fixed(bar, 2) + rule + (faster ? "" : ": not faster enough");
+  }
 }
 
 }  // namespace
@@ -579,30 +619,8 @@ IndexTrial DbWindow::Trial(const IndexSpec& spec, const std::string& origin,
     return t;
   }
   auto after = Remeasure(target.key, &t);
-  const bool interrupted = result_.options.stop && result_.options.stop->load();
-  const double bar = t.mean_before_ms * (1 - result_.options.keep_margin);
-  if (after) {
-    t.mean_after_ms = after->mean_ms;
-    t.calls_after = after->delta.calls;
-  }
-  if (interrupted) {
-    t.verdict = "dropped";
-    t.reason = "interrupted during the re-measure window: not verified";
-  } else if (!after) {
-    t.verdict = "dropped";
-    t.reason = t.reason.empty() ? "the statement did not run in the re-measure window: not verified"
-                                : t.reason;
-  } else if (after->mean_ms <= bar) {
-    t.verdict = "kept";
-    t.reason = "mean " + Fixed(t.mean_before_ms, 2) + " -> " + Fixed(after->mean_ms, 2) +
-               " ms, at or under the bar of " + Fixed(bar, 2) + " ms (--keep-margin " +
-               Fixed(result_.options.keep_margin * 100, 0) + " %)";
-  } else {
-    t.verdict = "dropped";
-    t.reason = "mean " + Fixed(t.mean_before_ms, 2) + " -> " + Fixed(after->mean_ms, 2) +
-               " ms, over the bar of " + Fixed(bar, 2) + " ms (--keep-margin " +
-               Fixed(result_.options.keep_margin * 100, 0) + " %): not faster enough";
-  }
+  Judge(after, result_.options.stop && result_.options.stop->load(), result_.options.keep_margin,
+        &t);
   if (t.verdict == "dropped") {
     if (Status st = DropIndex(pg_.get(), qualified, lock_ms); !st.ok())
       t.reason += "; " + st.message();

@@ -36,6 +36,7 @@ class DbWindowTest : public ::testing::Test {
     client_ = c->release();
     auto st = client_->Exec(kSetup);
     ASSERT_TRUE(st.ok()) << st.status().message();
+    ASSERT_TRUE(client_->Exec("VACUUM big").ok());  // hint bits set: every scan costs the same
   }
   static void TearDownTestSuite() {
     delete client_;
@@ -69,9 +70,12 @@ class DbWindowTest : public ::testing::Test {
     std::thread thread_;
   };
 
-  static DbAnalysis Window(DbOptions o, double seconds) {
+  static DbAnalysis Window(DbOptions o, double seconds, const char* also_run = nullptr) {
     DbWindow w(pg_->url(), "test cluster", o);
     w.Begin();
+    if (also_run) {
+      EXPECT_TRUE(client_->Exec(also_run).ok());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(seconds * 1000)));
     w.End();
     return w.Analyse();
@@ -97,24 +101,21 @@ class DbWindowTest : public ::testing::Test {
 testing::PostgresFixture* DbWindowTest::pg_ = nullptr;
 PgClient* DbWindowTest::client_ = nullptr;
 
-TEST_F(DbWindowTest, PlantedSlowStatementIsIndexedVerifiedAndKept) {
+// --apply and --try-index on the same planted statement: tests/integration/db_test.cc.
+TEST_F(DbWindowTest, PlantedSlowStatementIsFoundAndAdvised) {
   DbOptions o;
   o.slow_ms = 2;  // a 300k-row scan takes well over 2 ms here; the indexed lookup far under
-  o.apply = true;
-  // The machine is shared and noisy: a useless index must not pass for a 30 % gain.
-  o.keep_margin = 0.3;
-  o.try_indexes = {*ParseIndexSpec("big(pad)")};
   DbAnalysis a;
   {
     Load load(pg_->url());
-    a = Window(o, 2.0);
+    a = Window(o, 1.5);
   }
   ASSERT_TRUE(a.unreachable.empty()) << a.unreachable;
   ASSERT_TRUE(a.pgss_missing.empty()) << a.pgss_missing;
   ASSERT_TRUE(a.hypopg_missing.empty()) << a.hypopg_missing;
   const WindowedStatement* planted = Planted(a);
   ASSERT_NE(planted, nullptr) << DbAnalysisToJson(a).Dump(2);
-  EXPECT_GT(planted->delta.calls, 5);
+  EXPECT_GT(planted->delta.calls, 3);
   EXPECT_GT(planted->mean_ms, o.slow_ms);
   for (const auto& s : a.window.statements) {
     EXPECT_EQ(s.query.find(kOwnMarker), std::string::npos) << s.query;
@@ -128,22 +129,11 @@ TEST_F(DbWindowTest, PlantedSlowStatementIsIndexedVerifiedAndKept) {
   EXPECT_EQ(slow.suggestion->table, "big");
   EXPECT_EQ(slow.suggestion->columns, std::vector<std::string>{"grp"});
   EXPECT_LE(*slow.suggestion_cost, *slow.plan_cost * 0.5);
-  // The user's useless index first, then the suggestion.
-  ASSERT_EQ(a.trials.size(), 2u) << DbAnalysisToJson(a).Dump(2);
-  const IndexTrial& useless = a.trials[0];
-  EXPECT_EQ(useless.name, "fs_idx_big_pad");
-  EXPECT_EQ(useless.verdict, "dropped") << useless.reason;
-  const IndexTrial& kept = a.trials[1];
-  EXPECT_EQ(kept.name, "fs_idx_big_grp");
-  EXPECT_EQ(kept.verdict, "kept") << kept.reason;
-  ASSERT_TRUE(kept.mean_after_ms);
-  EXPECT_LT(*kept.mean_after_ms, kept.mean_before_ms * 0.5);
-  printf("planted: mean %.3f ms -> %.3f ms (%lld -> %lld calls); cost %.1f -> %.1f\n",
-         kept.mean_before_ms, *kept.mean_after_ms, static_cast<long long>(kept.calls_before),
-         static_cast<long long>(kept.calls_after), *slow.plan_cost, *slow.suggestion_cost);
-  EXPECT_EQ(Count("SELECT count(*) FROM pg_indexes WHERE indexname = 'fs_idx_big_grp'"), 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM pg_indexes WHERE indexname = 'fs_idx_big_pad'"), 0);
-  EXPECT_EQ(Count("SELECT count(*) FROM pg_index WHERE NOT indisvalid"), 0);
+  ASSERT_EQ(slow.candidates.size(), 1u);  // the filter names grp only
+  EXPECT_TRUE(slow.candidates[0].cost) << slow.candidates[0].error;
+  // Nothing was built: hypothetical indexes only.
+  EXPECT_TRUE(a.trials.empty());
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'fs_idx%'"), 0);
   // Seq scans and unused indexes: big was scanned; its unused index listed, its pkey not.
   ASSERT_FALSE(a.seq_scan_tables.empty());
   EXPECT_EQ(a.seq_scan_tables[0].table, "big");
@@ -154,7 +144,6 @@ TEST_F(DbWindowTest, PlantedSlowStatementIsIndexedVerifiedAndKept) {
     EXPECT_NE(u.index, "big_pkey");
   }
   EXPECT_TRUE(unused);
-  ASSERT_TRUE(client_->Exec("DROP INDEX fs_idx_big_grp").ok());
 }
 
 TEST_F(DbWindowTest, WindowedMeanIsRightAcrossAResetInTheWindow) {
@@ -198,15 +187,24 @@ TEST_F(DbWindowTest, MissingExtensionsAreExplainedAndTheRestStillRuns) {
   ASSERT_TRUE(client_->Exec("DROP EXTENSION hypopg").ok());
   DbOptions o;
   o.slow_ms = 2;
+  o.explain_analyze = true;
   DbAnalysis a;
   {
     Load load(pg_->url());
-    a = Window(o, 1.0);
+    // A statement without constants, so without $n: the one EXPLAIN ANALYZE may run.
+    a = Window(o, 1.0, "SELECT count(*) FROM big");
   }
   EXPECT_NE(a.hypopg_missing.find("CREATE EXTENSION hypopg"), std::string::npos);
-  ASSERT_FALSE(a.slow.empty());
-  EXPECT_FALSE(a.slow[0].plan_json.empty());  // planned, just not advised
-  EXPECT_EQ(a.slow[0].advice_note, a.hypopg_missing);
+  ASSERT_GE(a.slow.size(), 2u) << DbAnalysisToJson(a).Dump(2);
+  for (const SlowStatement& s : a.slow) {
+    EXPECT_FALSE(s.plan_json.empty()) << s.stmt.query;  // planned, just not advised
+    if (s.stmt.query == kPlanted) {
+      EXPECT_EQ(s.advice_note, a.hypopg_missing);
+      EXPECT_NE(s.analyze_note.find("1 parameter"), std::string::npos) << s.analyze_note;
+    } else if (s.stmt.query == "SELECT count(*) FROM big") {
+      EXPECT_NE(s.analyze_json.find("Actual Total Time"), std::string::npos) << s.analyze_note;
+    }
+  }
   ASSERT_TRUE(client_->Exec("DROP EXTENSION pg_stat_statements").ok());
   a = Window(o, 0.2);
   EXPECT_NE(a.pgss_missing.find("shared_preload_libraries"), std::string::npos) << a.pgss_missing;
@@ -215,6 +213,65 @@ TEST_F(DbWindowTest, MissingExtensionsAreExplainedAndTheRestStillRuns) {
   EXPECT_FALSE(a.unused_indexes.empty());  // the other parts still run
   EXPECT_EQ(DbChecklist(a).Get("verdict").AsString(), "not measurable");
   ASSERT_TRUE(client_->Exec("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg").ok());
+}
+
+TEST_F(DbWindowTest, AStatementWhoseExplainFailsGetsTheErrorAndTheRestGoesOn) {
+  ASSERT_TRUE(client_->Exec("CREATE TABLE gone (x int); INSERT INTO gone VALUES (42)").ok());
+  DbOptions o;
+  o.slow_ms = 0;  // every statement is "slow": each is planned
+  DbWindow w(pg_->url(), "test cluster", o);
+  w.Begin();
+  // The most total time: planned first, so the statements after it show that it did not
+  // leave the connection in an aborted transaction.
+  ASSERT_TRUE(client_->Exec("SELECT x, pg_sleep(0.05) FROM gone WHERE x = 42").ok());
+  ASSERT_TRUE(client_->Exec("SELECT count(*) FROM big WHERE id < 10").ok());
+  w.End();
+  ASSERT_TRUE(client_->Exec("DROP TABLE gone").ok());  // its plan can no longer be made
+  DbAnalysis a = w.Analyse();
+  int failed = 0, planned = 0;
+  for (const SlowStatement& s : a.slow) {
+    if (s.stmt.query == "SELECT x, pg_sleep($1) FROM gone WHERE x = $2") {
+      ++failed;
+      EXPECT_NE(s.plan_error.find("\"gone\" does not exist"), std::string::npos) << s.plan_error;
+    } else if (s.stmt.query == "SELECT count(*) FROM big WHERE id < $1") {
+      ++planned;
+      EXPECT_TRUE(s.plan_error.empty()) << s.plan_error;
+      EXPECT_TRUE(s.plan_cost);
+    }
+  }
+  EXPECT_EQ(failed, 1) << DbAnalysisToJson(a).Dump(2);
+  EXPECT_EQ(planned, 1);
+}
+
+TEST_F(DbWindowTest, AFailedBuildLeavesNoIndexBehind) {
+  // A transaction that wrote to `big` and stays open: CREATE INDEX CONCURRENTLY registers the
+  // index, then waits for it and runs into lock_timeout, leaving an invalid index.
+  std::atomic<bool> locked{false};
+  std::thread blocker([&] {
+    auto c = PgClient::Connect(pg_->url(), "blocker");
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("BEGIN; UPDATE big SET val = val WHERE id = 1").ok());
+    locked = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    (void)(*c)->Exec("ROLLBACK");
+  });
+  while (!locked.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  DbOptions o;
+  o.lock_timeout_ms = 300;
+  o.try_indexes = {*ParseIndexSpec("big(val, grp)")};
+  DbWindow w(pg_->url(), "test cluster", o);
+  w.Begin();
+  ASSERT_TRUE(client_->ExecParams(kPlanted, {"1"}).ok());
+  w.End();
+  DbAnalysis a = w.Analyse();
+  blocker.join();
+  ASSERT_EQ(a.trials.size(), 1u);
+  EXPECT_EQ(a.trials[0].verdict, "not created");
+  EXPECT_NE(a.trials[0].reason.find("lock timeout"), std::string::npos) << a.trials[0].reason;
+  EXPECT_NE(a.trials[0].reason.find("nothing was left behind"), std::string::npos)
+      << a.trials[0].reason;
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'fs_idx%'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_index WHERE NOT indisvalid"), 0);
 }
 
 TEST(DbWindowUnreachable, ClosedPortIsNotFatal) {

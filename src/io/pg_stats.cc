@@ -112,22 +112,47 @@ size_t SkipSpace(const std::string& s, size_t i) {
   return i;
 }
 
-void WalkPlan(const Json& node, PlanSummary* out) {
+void AddUnique(std::vector<std::string>* v, const std::string& s) {
+  if (std::find(v->begin(), v->end(), s) == v->end()) v->push_back(s);
+}
+
+// Every sequential scan with its filter's columns; `aliases` maps each scan's alias to it.
+void WalkScans(const Json& node, PlanSummary* out, std::map<std::string, size_t>* aliases) {
   const std::string& relation = node.Get("Relation Name").AsString();
   if (!relation.empty()) out->relations.push_back(relation);
-  if (node.Get("Node Type").AsString() == "Seq Scan" && node.Get("Filter").is_string()) {
-    SeqScanFilter f{node.Get("Schema").AsString(), relation,
-                    FilterIdentifiers(node.Get("Filter").AsString()),
-                    node.Get("Filter").AsString()};
-    out->seq_scans.push_back(std::move(f));
+  if (node.Get("Node Type").AsString() == "Seq Scan") {
+    const std::string& filter = node.Get("Filter").AsString();
+    const std::string& alias = node.Get("Alias").AsString();
+    if (!alias.empty()) (*aliases)[alias] = out->seq_scans.size();
+    out->seq_scans.push_back(
+        {node.Get("Schema").AsString(), relation, FilterIdentifiers(filter), filter});
   }
-  for (const Json& child : node.Get("Plans").AsArray()) WalkPlan(child, out);
+  for (const Json& child : node.Get("Plans").AsArray()) WalkScans(child, out, aliases);
+}
+
+// Join conditions and sort keys name columns as alias.column (VERBOSE): each column of a
+// sequentially scanned table is a candidate too, after its filter's columns.
+void WalkKeys(const Json& node, const std::map<std::string, size_t>& aliases, PlanSummary* out) {
+  // Deeper nodes first: a join's keys, nearer the scan, before a sort's above it.
+  for (const Json& child : node.Get("Plans").AsArray()) WalkKeys(child, aliases, out);
+  std::vector<std::string> exprs;
+  for (const char* key : {"Hash Cond", "Merge Cond", "Join Filter"}) {
+    if (node.Get(key).is_string()) exprs.push_back(node.Get(key).AsString());
+  }
+  for (const Json& k : node.Get("Sort Key").AsArray()) exprs.push_back(k.AsString());
+  for (const std::string& e : exprs) {
+    for (const QualifiedName& q : QualifiedIdentifiers(e)) {
+      auto it = aliases.find(q.qualifier);
+      if (it != aliases.end()) AddUnique(&out->seq_scans[it->second].identifiers, q.name);
+    }
+  }
 }
 
 }  // namespace
 
-std::vector<std::string> FilterIdentifiers(const std::string& e) {
-  std::vector<std::string> out;
+std::vector<QualifiedName> QualifiedIdentifiers(const std::string& e) {
+  std::vector<QualifiedName> out;
+  std::string qualifier_text;  // the "alias" of alias.column
   bool after_cast = false;
   size_t i = 0;
   while (i < e.size()) {
@@ -170,10 +195,21 @@ std::vector<std::string> FilterIdentifiers(const std::string& e) {
     after_cast = false;
     if (qualifier) {
       i = next + 1;
+      qualifier_text = word;
       continue;
     }
+    std::string of = std::move(qualifier_text);
+    qualifier_text.clear();
     if (function || type || PlanKeyword(word)) continue;
-    if (std::find(out.begin(), out.end(), word) == out.end()) out.push_back(word);
+    out.push_back({of, word});
+  }
+  return out;
+}
+
+std::vector<std::string> FilterIdentifiers(const std::string& e) {
+  std::vector<std::string> out;
+  for (const QualifiedName& q : QualifiedIdentifiers(e)) {
+    if (std::find(out.begin(), out.end(), q.name) == out.end()) out.push_back(q.name);
   }
   return out;
 }
@@ -189,7 +225,10 @@ StatusOr<PlanSummary> ParsePlan(const std::string& explain_json) {
   if (!plan.Get("Total Cost").is_number()) return Err("EXPLAIN plan has no \"Total Cost\"");
   PlanSummary out;
   out.total_cost = plan.Get("Total Cost").AsDouble();
-  WalkPlan(plan, &out);
+  std::map<std::string, size_t> aliases;
+  WalkScans(plan, &out, &aliases);
+  WalkKeys(plan, aliases, &out);
+  std::erase_if(out.seq_scans, [](const SeqScanFilter& f) { return f.identifiers.empty(); });
   return out;
 }
 

@@ -83,8 +83,8 @@ struct StatementWindow {
 // zero. Entries whose text carries kOwnMarker are left out.
 StatementWindow DiffSnapshots(const PgssSnapshot& start, const PgssSnapshot& end);
 
-// What a plan says: its total cost and, per table it scans sequentially, the identifiers its
-// filter (and join/sort keys) mention, in order of appearance: candidates for an index.
+// What a plan says: its total cost and, per table it scans sequentially, the columns its filter
+// mentions, then those its join conditions and sort keys take from it: candidates for an index.
 struct SeqScanFilter {
   std::string schema;
   std::string table;
@@ -102,6 +102,12 @@ StatusOr<PlanSummary> ParsePlan(const std::string& explain_json);
 // The bare identifiers in a filter/condition expression: "((big.grp = $1) AND (val > 5))"
 // gives {"grp", "val"}; literals, $n, keywords, casts' types and function names are skipped.
 std::vector<std::string> FilterIdentifiers(const std::string& expression);
+// The same with each name's qualifier ("big" of big.grp; "" when unqualified), repeats kept.
+struct QualifiedName {
+  std::string qualifier;
+  std::string name;
+};
+std::vector<QualifiedName> QualifiedIdentifiers(const std::string& expression);
 
 // The highest $n in a normalised statement, outside quotes and comments (0: no parameters).
 int CountParameters(const std::string& sql);

@@ -121,6 +121,28 @@ TEST(ParsePlan, CostSeqScansAndRelations) {
   EXPECT_FALSE(ParsePlan("[]").ok());
 }
 
+TEST(ParsePlan, JoinAndSortKeysGoToTheScannedTables) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Sort", "Total Cost": 900,
+      "Sort Key": ["o.created DESC", "(lower(c.name))"], "Plans": [
+      {"Node Type": "Hash Join", "Hash Cond": "(o.customer_id = c.id)", "Plans": [
+        {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "shop", "Alias": "o"},
+        {"Node Type": "Hash", "Plans": [
+          {"Node Type": "Seq Scan", "Relation Name": "customers", "Schema": "shop",
+           "Alias": "c", "Filter": "(c.region = $1)"}]}]}]}}])json";
+  auto s = ParsePlan(plan);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_EQ(s->seq_scans.size(), 2u);
+  EXPECT_EQ(s->seq_scans[0].table, "orders");  // no filter, but join and sort keys
+  EXPECT_EQ(s->seq_scans[0].identifiers, (std::vector<std::string>{"customer_id", "created"}));
+  EXPECT_EQ(s->seq_scans[1].table, "customers");  // the filter's column first
+  EXPECT_EQ(s->seq_scans[1].identifiers, (std::vector<std::string>{"region", "id", "name"}));
+  // A scan with nothing to index is left out.
+  auto bare = ParsePlan(R"json([{"Plan": {"Node Type": "Seq Scan", "Total Cost": 5,
+      "Relation Name": "t", "Alias": "t"}}])json");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_TRUE(bare->seq_scans.empty());
+}
+
 TEST(SqlText, ParametersAndExplainable) {
   EXPECT_EQ(CountParameters("SELECT * FROM t WHERE a = $1 AND b = $12"), 12);
   EXPECT_EQ(CountParameters("SELECT '$5', \"$6\" /* $7 */ -- $8\n, $$ $9 $$, $x$ $10 $x$ FROM t"),

@@ -182,7 +182,7 @@ std::string RenderDbTerminal(const DbAnalysis& a, size_t max_rows) {
   char line[512];
   snprintf(line, sizeof(line), "%8s %10s %11s %9s %6s  %s\n", kHeader[0], kHeader[1], kHeader[2],
            kHeader[3], kHeader[4], kHeader[5]);
-  t += line;
+  t += a.window.statements.empty() ? "no statement measured in the window\n" : line;
   for (size_t i = 0; i < a.window.statements.size() && i < max_rows; ++i) {
     auto c = Cells(a.window.statements[i], 70);
     snprintf(line, sizeof(line), "%8s %10s %11s %9s %6s  %s\n", c[0].c_str(), c[1].c_str(),

@@ -61,18 +61,23 @@ TEST(DbCommand, PlantedSlowStatementIsIndexedAndAUselessIndexDropped) {
   ASSERT_TRUE(client
                   ->Exec("CREATE TABLE big (id bigserial PRIMARY KEY, grp int NOT NULL, val int "
                          "NOT NULL, pad text); INSERT INTO big (grp, val, pad) SELECT i % 5000, i "
-                         "% 7, md5(i::text) FROM generate_series(1, 300000) i; ANALYZE big;")
+                         "% 7, md5(i::text) FROM generate_series(1, 300000) i")
                   .ok());
+  // Hint bits set and statistics taken now, so the first window's scans are not slower than
+  // the re-measure windows' for reasons that have nothing to do with an index.
+  ASSERT_TRUE(client->Exec("VACUUM ANALYZE big").ok());
   TempDir tmp;
   CommandResult r;
   {
     std::vector<std::string> groups;
     for (int i = 0; i < 50; ++i) groups.push_back(std::to_string(i * 97));
     Loop planted(pg.url(), kPlanted, groups);
-    // Over 100 ms on any machine: checklist 3.1 not met, exit 3.
+    // Over 100 ms on any machine: checklist 3.1 not met, exit 3. --keep-margin 0.5: the real
+    // index cuts the mean by far more, and on a shared, noisy machine a useless one must not
+    // pass for a gain when the neighbours go quiet.
     Loop sleeper(pg.url(), "SELECT pg_sleep($1::float8)", {"0.15"});
     r = RunShell("{ " + Db() + " --postgres-url '" + pg.url() +
-                 "' --duration 2 --slow-ms 2 --apply --try-index 'big(pad)' --keep-margin 0.3 "
+                 "' --duration 1.5 --slow-ms 2 --apply --try-index 'big(pad)' --keep-margin 0.5 "
                  "--out " +
                  tmp.path() + " --json 2>" + tmp.path() + "/err; }");
   }
