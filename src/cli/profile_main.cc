@@ -76,6 +76,14 @@ constexpr const char* kSummary =
     "the batch sweep of `framescope batch` (--batches; --no-batch-sweep to skip), with the\n"
     "live view of detection's batching over the recording window:\n"
     "OUT/models/batch_analysis.json and .html.\n"
+    "I/O, over the same window (--no-io to skip; read-only, nothing in the database changes):\n"
+    "pg_stat_statements snapshots at the window's start and end give every statement's calls\n"
+    "and mean time; those over --slow-ms get their generic plan and HypoPG index advice, as\n"
+    "`framescope db` does (which can also --apply and verify). Redis: pipelining per client\n"
+    "service from their own counters, the server's commands per read, per-command latency from\n"
+    "LATENCY HISTOGRAM, as `framescope redis`. The latency map of every service-to-service\n"
+    "edge from the client histograms (Prometheus, or the services' /metrics), as `framescope\n"
+    "net`: OUT/io/db_analysis.json, redis_analysis.json, network_map.json and .svg.\n"
     "A failed output does not stop the others: all are tried, each failure is reported,\n"
     "exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
@@ -133,6 +141,8 @@ std::string InvalidFlag(const CliFlags& f) {
       {o.fps_wait_s >= 0 && o.fps_wait_s <= 3600, "--fps-wait must be 0..3600 seconds"},
       {o.memory_interval_s >= 0.1 && o.memory_interval_s <= 3600,
        "--memory-interval must be 0.1..3600 seconds"},
+      {o.io_options.slow_ms > 0 && o.io_options.slow_ms <= 3.6e6,
+       "--slow-ms must be > 0 and at most 3600000"},
       {o.max_overhead_pct >= 0, "--max-overhead-pct must be >= 0"},
       {o.max_host_cpu_pct >= 0, "--max-host-cpu must be >= 0"},
       {f.unwind == "fp" || f.unwind == "dwarf", "--unwind must be dwarf or fp"},
@@ -189,6 +199,9 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
                "minimum seconds of forwards per sweep window");
   flags.Double("gpu-interval", &o.gpu_interval_s,
                "seconds between GPU samples (NVML) while recording; 0: no GPU telemetry");
+  flags.Bool("io", &o.io, "PostgreSQL, Redis and network analysis over the window (--no-io: skip)");
+  flags.Double("slow-ms", &o.io_options.slow_ms,
+               "PostgreSQL statements with a mean over this are listed with plan and advice");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
@@ -308,6 +321,9 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
   PrintModelLine(result.model);
   PrintBatchLine(result);
   PrintGpuLine(result.gpu);
+  if (result.io) {
+    for (const std::string& line : profile::IoVerdictLines(*result.io)) printf("%s\n", line.c_str());
+  }
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());
 }

@@ -20,15 +20,14 @@ StatusOr<IoTargets> ResolveIoTargets(const std::string& state_dir) {
     const std::string name = s.Get("name").AsString();
     const int port = static_cast<int>(s.Get("metrics_port").AsInt(0));
     if (s.Get("state").AsString() != "running") continue;
-    if (name == "postgres") {
-      t.postgres_label = "private cluster on 127.0.0.1:" + std::to_string(port);
-    } else if (name == "prometheus") {
+    if (name == "prometheus") {
       t.prometheus_port = port;
     } else if (name != "redis" && port > 0) {
       t.services.push_back({name, port});
     }
   }
-  if (t.postgres_external) t.postgres_label = RedactUrl(t.postgres_url);
+  t.postgres_label = (t.postgres_external ? "" : "the system's private cluster, ") +
+                     RedactUrl(t.postgres_url);
   return t;
 }
 

@@ -15,7 +15,7 @@ namespace fs {
 struct IoTargets {
   // libpq conninfo with the password (state.json is 0600): never print it, print postgres_label.
   std::string postgres_url;
-  std::string postgres_label;      // "private cluster on 127.0.0.1:P" or the redacted URL
+  std::string postgres_label;      // the URL without its password, and whose it is
   bool postgres_external = false;  // a --postgres-url the system was given (or the flag's)
   std::string redis_url;
   int prometheus_port = 0;  // 0: Prometheus is not running

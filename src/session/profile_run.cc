@@ -38,6 +38,7 @@
 #include "src/session/baseline_doc.h"
 #include "src/session/batch_run.h"
 #include "src/session/governor.h"
+#include "src/session/io_run.h"
 #include "src/system/state.h"
 
 namespace fs::profile {
@@ -70,6 +71,7 @@ struct Session {
   Json state;
   std::vector<Target> targets;
   LiveWindow live_batching;  // detection's /metrics at the recording's start and end
+  IoWindows io;              // PostgreSQL, Redis and the edges over the recording window
 
   bool Stopped() const { return options.stop != nullptr && options.stop->load(); }
   void Say(const std::string& line) const {
@@ -98,7 +100,7 @@ std::string BaselinePath(const ProfileRunOptions& options) {
 }
 
 Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
-  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory", "/models", "/gpu"}) {
+  for (const char* sub : {"", "/cpu", "/flamegraphs", "/memory", "/models", "/gpu", "/io"}) {
     RETURN_IF_ERROR(MakeDirs(out_dir + sub).Annotate("output folder"));
     RETURN_IF_ERROR(CheckFolderWritable(out_dir + sub));
   }
@@ -580,6 +582,9 @@ std::vector<BaselineSection> BaselineSections(const Session& s) {
     sections.push_back(
         {kGpuSectionBegin, kGpuSectionEnd, RenderBaselineGpuSection(*s.result.gpu, kGpuReport)});
   }
+  if (s.result.io) {
+    for (BaselineSection& io : IoBaselineSections(*s.result.io)) sections.push_back(std::move(io));
+  }
   return sections;
 }
 
@@ -595,6 +600,7 @@ std::string MoreHtml(const Session& s) {
          HtmlEscape(s.result.batch_error) + "</p>\n";
   }
   if (s.result.gpu) h += RenderGpuHtml(*s.result.gpu, kGpuReport);
+  if (s.result.io) h += IoHtml(*s.result.io);
   return h;
 }
 
@@ -612,6 +618,7 @@ void WriteReports(Session& s, const RecordResult& rec) {
   if (Json model = WriteModelFiles(s, &written); !model.is_null()) summary["model"] = model;
   if (Json batch = WriteBatchFiles(s, &written); !batch.is_null()) summary["batch"] = batch;
   if (Json gpu = WriteGpuFiles(s, &written); !gpu.is_null()) summary["gpu"] = gpu;
+  if (s.result.io) summary["io"] = WriteIoFiles(out, *s.result.io, &written);
   s.result.summary_json = summary.Dump(2) + "\n";
   written.push_back(
       WriteOutput(out + "/memory/analysis.json", MemoryReportToJson(memory).Dump(2) + "\n"));
@@ -799,7 +806,9 @@ StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTic
   const bool host = ReadHostCpu(&host_start);
   std::unique_ptr<gpu::GpuSampler> gpu = StartGpu(s);
   if (s.options.batch_sweep) s.live_batching.Begin(s.dir.root);
+  if (s.options.io) s.io.Begin(s.dir.root, s.options.io_options);
   auto rec = RecordWatchingRestarts(s, opts);
+  if (s.options.io) s.io.End();
   if (s.options.batch_sweep) s.live_batching.End();
   if (gpu) s.result.gpu = gpu->Stop();
   if (rec.ok() && host && ReadHostCpu(&host_end)) {
@@ -869,7 +878,7 @@ ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
 ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress) {
   ProfileRunResult result;
   result.baseline_path = BaselinePath(options);
-  Session s{options, progress, result, {}, Json(), {}, {}};
+  Session s{options, progress, result, {}, Json(), {}, {}, {}};
   if (Status st = CheckOutputs(options.out_dir, result.baseline_path); !st.ok()) {
     s.Fail(ProfileOutcome::kBadOutputPath, st.message());
     return result;
@@ -903,6 +912,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   DescribeRate(result.report, &rec->profile);
   SummarizeServices(s, *rec);
   result.memory = AnalyseMemory(s);
+  if (options.io) result.io = s.io.Analyse(options.stop);
   CpuReport& r = result.report;
   r.postprocess_s = rec->symbolize_s + static_cast<double>(MonotonicNs() - post_start) / 1e9;
   r.profiler_cpu_s = ProcessCpuSeconds() - cpu_start;

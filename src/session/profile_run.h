@@ -28,6 +28,7 @@
 #include "src/record/recorder.h"
 #include "src/report/cpu_report.h"
 #include "src/report/memory_report.h"
+#include "src/session/io_run.h"
 #include "src/session/model_run.h"
 
 namespace fs::profile {
@@ -62,6 +63,10 @@ struct ProfileRunOptions {
   double gpu_interval_s = 1;
   int model_runs = 0;                       // Timed forwards; 0: until the median settles.
   double model_max_seconds = 20;            // Cap on the timed forwards.
+  // PostgreSQL statements, Redis and the service-to-service edges over the recording window,
+  // into OUT/io and the report's I/O sections (read-only: nothing in the database changes).
+  bool io = true;
+  IoRunOptions io_options;
   const std::atomic<bool>* stop = nullptr;  // Ctrl-C: stop early, keep partial results.
 };
 
@@ -88,10 +93,10 @@ struct ProfileRunResult {
   CpuReport report;                 // Filled once recording ran.
   MemoryReport memory;              // Likewise: every service's RSS series and leak rate.
   ModelRun model;                   // The model's per-layer profile (name empty: not run).
-  std::optional<gpu::GpuTelemetry> gpu;
+  std::optional<gpu::GpuTelemetry> gpu;      // Sampled over the recording (absent: not asked).
   std::optional<model::BatchAnalysis> batch;  // The batch analysis (absent: not run)...
-  std::string
-      batch_error;  // ...or why it failed.  // Sampled over the recording (absent: not asked).
+  std::string batch_error;                    // ...or why it failed.
+  std::optional<IoResults> io;  // PostgreSQL, Redis and the edge map (absent: not asked).
   std::string summary_json;   // As written to OUT/summary.json.
   std::string baseline_path;  // Resolved.
   int coverage_failures = 0;

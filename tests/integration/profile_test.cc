@@ -328,6 +328,54 @@ void CheckGpu(const std::string& out, const Json& summary, const std::string& in
   EXPECT_NE(index.find("<h2 id=\"gpu\">"), std::string::npos);
 }
 
+Json ReadJsonFile(const std::string& path) {
+  auto text = ReadFile(path);
+  EXPECT_TRUE(text.ok()) << path;
+  auto j = text.ok() ? Json::Parse(*text) : StatusOr<Json>(Err("unreadable"));
+  EXPECT_TRUE(j.ok()) << path;
+  return j.ok() ? *j : Json();
+}
+
+// The I/O sections over the recording window: the services' own statements, Redis commands and
+// edges, each with its checklist verdict measured (not "not measurable": everything runs).
+void CheckIo(const std::string& out, const Json& summary, const std::string& index) {
+  const Json db = ReadJsonFile(out + "/io/db_analysis.json");
+  int64_t detections_calls = 0;  // aggregation's COPY into its staging table, once per batch
+  for (const Json& st : db.Get("statements").AsArray()) {
+    if (st.Get("query").AsString().find("COPY aggregation_staging") == 0) {
+      detections_calls += st.Get("calls").AsInt();
+    }
+  }
+  EXPECT_GT(detections_calls, 0) << db.Dump(2);
+  EXPECT_EQ(db.Get("checklist").Get("verdict").AsString(), "met") << db.Dump(2);
+  const Json redis = ReadJsonFile(out + "/io/redis_analysis.json");
+  int64_t xadds = 0;
+  for (const Json& op : redis.Get("client_pipelining").Get("per_op").AsArray()) {
+    if (op.Get("source").AsString() == "detection") xadds += op.Get("commands").AsInt();
+  }
+  EXPECT_GT(xadds, 0) << redis.Dump(2);
+  EXPECT_NE(redis.Get("checklist").Get("verdict").AsString(), "not measurable") << redis.Dump(2);
+  const Json net = ReadJsonFile(out + "/io/network_map.json");
+  std::set<std::string> busy;
+  for (const Json& e : net.Get("edges").AsArray()) {
+    if (e.Get("requests").AsDouble() > 0) {
+      busy.insert(e.Get("source").AsString() + "->" + e.Get("target").AsString());
+    }
+  }
+  for (const char* edge : {"detection->redis", "aggregation->postgres", "apiclient->api"}) {
+    EXPECT_EQ(busy.count(edge), 1u) << edge << " " << net.Dump(2);
+  }
+  EXPECT_NE(net.Get("checklist").Get("verdict").AsString(), "not measurable") << net.Dump(2);
+  auto svg = ReadFile(out + "/io/network_map.svg");
+  ASSERT_TRUE(svg.ok());
+  EXPECT_NE(svg->find("<svg"), std::string::npos);
+  for (const char* part : {"db", "redis", "net"}) {
+    EXPECT_FALSE(summary.Get("io").Get(part).Get("checklist").Get("verdict").AsString().empty())
+        << part << " " << summary.Dump(2);
+    EXPECT_NE(index.find(std::string("<h2 id=\"") + part + "\""), std::string::npos) << part;
+  }
+}
+
 // The batch sweep after the model (detection paused) and the live view of detection's batching
 // over the recording window: both batch sizes measured, the live window seen frames.
 void CheckBatch(const std::string& out, const Json& summary, const std::string& index) {
@@ -429,6 +477,7 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   CheckModel(out, state_, *summary, *index);
   CheckGpu(out, *summary, *index);
   CheckBatch(out, *summary, *index);
+  CheckIo(out, *summary, *index);
 
   auto doc = ReadFile(baseline);
   ASSERT_TRUE(doc.ok());
@@ -439,6 +488,10 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   EXPECT_NE(doc->find("## Model: per-layer profile"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("<!-- framescope:gpu:begin -->"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("<!-- framescope:batch:begin -->"), std::string::npos) << *doc;
+  for (const char* io : {"db", "redis", "net"}) {
+    EXPECT_NE(doc->find(std::string("<!-- framescope:") + io + ":begin -->"), std::string::npos)
+        << io;
+  }
   // A second run replaces the section instead of appending another.
   auto again = RunShell(Fs() + " profile --no-model --no-batch-sweep --duration 3 --state-dir " +
                         state_ + " --out " + out + " --baseline " + baseline);
