@@ -4,6 +4,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/memory/heap/heap_counters.h"
 #include "src/session/model_source.h"
@@ -18,12 +24,7 @@ std::atomic<int64_t> g_first_signal_ns{0};
 // other supervisors signal both the process and its process group), not a second Ctrl-C.
 constexpr int64_t kDuplicateWindowNs = 1'000'000'000;
 
-int64_t MonotonicNs() {  // clock_gettime is async-signal-safe.
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
+// MonotonicNs (src/base/clock.h) is clock_gettime: async-signal-safe.
 void OnStopSignal(int sig) {
   const int64_t now = MonotonicNs();
   if (!g_stop_flag->exchange(true)) {
@@ -64,6 +65,20 @@ std::string SwapExtension(const std::string& path, const std::string& ext,
     return path.substr(0, path.size() - ext.size()) + new_ext;
   }
   return path + new_ext;
+}
+
+void WaitWindow(const char* command, double duration_s, const std::atomic<bool>& stop) {
+  const int64_t start = MonotonicNs(), end = start + static_cast<int64_t>(duration_s * 1e9);
+  int64_t next_note = start + 5'000'000'000;
+  while (!stop.load() && MonotonicNs() < end) {
+    std::this_thread::sleep_for(
+        std::chrono::nanoseconds(std::min<int64_t>(end - MonotonicNs(), 100'000'000)));
+    if (MonotonicNs() >= next_note && MonotonicNs() < end) {
+      fprintf(stderr, "%s: window %.0f of %.0f s\n", command,
+              static_cast<double>(MonotonicNs() - start) / 1e9, duration_s);
+      next_note += 5'000'000'000;
+    }
+  }
 }
 
 }  // namespace fs

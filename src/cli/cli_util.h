@@ -21,6 +21,10 @@ std::string SwapExtension(const std::string& path, const std::string& ext,
 // same request delivered twice (timeout(1) signals both the process and its group).
 void CatchStopSignals(std::atomic<bool>* stop);
 
+// Waits out a measurement window of `duration_s`, printing "<command>: window N of M s" on
+// stderr about every 5 s; returns early once *stop is set (Ctrl-C).
+void WaitWindow(const char* command, double duration_s, const std::atomic<bool>& stop);
+
 // The environment that starts a command under libframescope_heap.so (found beside this
 // binary) writing into `heap_dir`, which is created empty (an earlier run's files removed).
 StatusOr<std::vector<std::string>> HeapPreloadEnv(const std::string& heap_dir);

@@ -144,21 +144,6 @@ Status Target(const DbFlags& f, std::string* conninfo, std::string* label) {
   return Status::Ok();
 }
 
-// Waits out the window, a progress line on stderr about every 5 s; Ctrl-C ends it early.
-void WaitWindow(double duration_s) {
-  const int64_t start = MonotonicNs(), end = start + static_cast<int64_t>(duration_s * 1e9);
-  int64_t next_note = start + 5'000'000'000;
-  while (!g_stop.load() && MonotonicNs() < end) {
-    std::this_thread::sleep_for(
-        std::chrono::nanoseconds(std::min<int64_t>(end - MonotonicNs(), 100'000'000)));
-    if (MonotonicNs() >= next_note && MonotonicNs() < end) {
-      fprintf(stderr, "framescope db: window %.0f of %.0f s\n", (MonotonicNs() - start) / 1e9,
-              duration_s);
-      next_note += 5'000'000'000;
-    }
-  }
-}
-
 }  // namespace
 
 int DbMain(int argc, char** argv) {
@@ -182,7 +167,7 @@ int DbMain(int argc, char** argv) {
     fprintf(stderr, "framescope db: %.0f s window on %s%s\n", f.duration_s, label.c_str(),
             f.options.apply || !f.options.try_indexes.empty() ? " (indexes may be built)"
                                                               : " (read-only)");
-    WaitWindow(f.duration_s);
+    WaitWindow("framescope db", f.duration_s, g_stop);
   }
   window.End();
   const io::DbAnalysis a = window.Analyse();

@@ -97,15 +97,6 @@ void PrintSummary(const gpu::GpuTelemetry& t, const std::string& path, FILE* out
           t.unavailable.empty() ? "" : " (null averages, with the reason)");
 }
 
-// Sleeps until `duration_s` has passed or a stop request, in steps that notice Ctrl-C.
-void WaitFor(double duration_s) {
-  const int64_t end = MonotonicNs() + static_cast<int64_t>(duration_s * 1e9);
-  while (!g_stop.load() && MonotonicNs() < end) {
-    std::this_thread::sleep_for(
-        std::chrono::nanoseconds(std::min<int64_t>(end - MonotonicNs(), 100'000'000)));
-  }
-}
-
 }  // namespace
 
 int GpuMain(int argc, char** argv) {
@@ -122,7 +113,7 @@ int GpuMain(int argc, char** argv) {
   CatchStopSignals(&g_stop);
   gpu::GpuSampler sampler;
   sampler.Start(f.interval_ms / 1000.0);
-  WaitFor(f.duration_s);
+  WaitWindow("framescope gpu", f.duration_s, g_stop);
   const gpu::GpuTelemetry t = sampler.Stop();
   const Json report = gpu::GpuReportJson(t);
   if (Status w = WriteOutput(path, report.Dump(2) + "\n"); !w.ok()) {

@@ -148,20 +148,6 @@ int ResolveTargets(const NetFlags& f, std::string* prom_host, int* prom_port,
   return -1;
 }
 
-// Sleeps until `duration_s` has passed or a stop request, with a progress line every ~5 s.
-void WaitFor(double duration_s) {
-  const int64_t start = MonotonicNs(), end = start + static_cast<int64_t>(duration_s * 1e9);
-  int64_t next_progress = start + 5'000'000'000;
-  while (!g_stop.load() && MonotonicNs() < end) {
-    std::this_thread::sleep_for(
-        std::chrono::nanoseconds(std::min<int64_t>(end - MonotonicNs(), 100'000'000)));
-    if (MonotonicNs() >= next_progress && MonotonicNs() < end) {
-      fprintf(stderr, "framescope net: %.0f/%.0f s\n", (MonotonicNs() - start) / 1e9, duration_s);
-      next_progress += 5'000'000'000;
-    }
-  }
-}
-
 std::string Q(const std::optional<BucketQuantile>& q) {
   if (!q) return "-";
   auto ms = [](double s) { return std::isinf(s) ? std::string("+Inf") : Fixed(s * 1000, 2); };
@@ -209,7 +195,7 @@ int NetMain(int argc, char** argv) {
   CatchStopSignals(&g_stop);
   io::NetWindow window(prom_port, services, prom_host);
   window.Begin();
-  WaitFor(f.duration_s);
+  WaitWindow("framescope net", f.duration_s, g_stop);
   window.End();
   const io::EdgeMap m = window.Analyse();
   const Json report = io::NetToJson(m);

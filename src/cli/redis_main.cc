@@ -138,21 +138,6 @@ int ResolveTargets(const RedisFlags& f, std::string* url,
   return -1;
 }
 
-// Sleeps out the window or until Ctrl-C, with a progress line on stderr about every 5 s.
-void WaitFor(double duration_s) {
-  const int64_t start = MonotonicNs(), end = start + static_cast<int64_t>(duration_s * 1e9);
-  int64_t next_note = start + 5'000'000'000;
-  while (!g_stop.load() && MonotonicNs() < end) {
-    std::this_thread::sleep_for(
-        std::chrono::nanoseconds(std::min<int64_t>(end - MonotonicNs(), 100'000'000)));
-    if (MonotonicNs() >= next_note && MonotonicNs() < end) {
-      fprintf(stderr, "framescope redis: %.0f of %.0f s\n",
-              static_cast<double>(MonotonicNs() - start) / 1e9, duration_s);
-      next_note += 5'000'000'000;
-    }
-  }
-}
-
 }  // namespace
 
 int RedisMain(int argc, char** argv) {
@@ -176,7 +161,7 @@ int RedisMain(int argc, char** argv) {
   }
   fprintf(stderr, "framescope redis: measuring %zu client service(s) for %.0f s\n", services.size(),
           f.duration_s);
-  WaitFor(f.duration_s);
+  WaitWindow("framescope redis", f.duration_s, g_stop);
   window.End();
   const io::RedisAnalysis a = window.Analyse();
   const Json report = io::RedisToJson(a);
