@@ -1,6 +1,8 @@
 #include "src/clients/pg_client.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <map>
@@ -70,6 +72,13 @@ struct PgClient::Impl {
   std::string last_sqlstate;
   std::map<std::string, std::string> prepared;  // name -> sql
   std::map<std::string, Histogram*> latency;    // op -> histogram (cached: lookups lock)
+  int deadline_ms = 0;                          // SetClientDeadline
+  const std::atomic<bool>* stop = nullptr;
+  std::string deadline_error;  // why the last call gave up waiting ("" if it did not)
+  bool broken = false;         // a call gave up: the socket is shut down
+  // After Ctrl-C a caller still cleans up (drops what it built): the stop ends only a call
+  // that has waited this long, which a healthy server never makes a short statement do.
+  static constexpr int64_t kStopGraceNs = 1'000'000'000;
 
   ~Impl() {
     if (conn) PQfinish(conn);
@@ -87,6 +96,55 @@ struct PgClient::Impl {
                .first;
     }
     it->second->Observe(static_cast<double>(MonotonicNs() - start_ns) / 1e9);
+  }
+
+  // Waits until libpq can hand over the next result without blocking. False when the deadline
+  // passed or *stop was set first: the socket is then shut down, so libpq sees the connection
+  // end and every later call fails at once instead of waiting on the same server.
+  bool Await(int64_t deadline_ns) {
+    const int64_t stoppable_ns = MonotonicNs() + kStopGraceNs;
+    while (PQisBusy(conn)) {
+      const bool stopped = stop != nullptr && stop->load() && MonotonicNs() >= stoppable_ns;
+      if (stopped || MonotonicNs() >= deadline_ns) {
+        deadline_error = stopped ? "interrupted"
+                                 : "no answer within " + std::to_string(deadline_ms) +
+                                       " ms (is the server stopped or hung?)";
+        shutdown(PQsocket(conn), SHUT_RDWR);
+        broken = true;
+        return false;
+      }
+      pollfd p{PQsocket(conn), POLLIN, 0};
+      poll(&p, 1, 100);
+      if (PQconsumeInput(conn) == 0) return true;  // the error comes as a result
+    }
+    return true;
+  }
+
+  // The results of a query sent with PQsend*, the last one kept (as PQexec does); a COPY
+  // result is returned at once for LastResult to abort. nullptr when Await gave up.
+  PGresult* Collect() {
+    const int64_t deadline_ns =
+        deadline_ms > 0 ? MonotonicNs() + int64_t{deadline_ms} * 1'000'000 : INT64_MAX;
+    PGresult* last = nullptr;
+    while (Await(deadline_ns)) {
+      PGresult* r = PQgetResult(conn);
+      if (r == nullptr) return last;
+      if (last != nullptr) PQclear(last);
+      last = r;
+      const ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) return last;
+    }
+    if (last != nullptr) PQclear(last);
+    return nullptr;
+  }
+
+  // `blocking` (PQexec*) without a deadline; else `send` (PQsend*) and Collect.
+  template <typename Send, typename Blocking>
+  PGresult* Run(Send send, Blocking blocking) {
+    deadline_error.clear();
+    if (deadline_ms <= 0 && stop == nullptr) return blocking();
+    if (send() == 0) return nullptr;  // PQerrorMessage says why
+    return Collect();
   }
 };
 
@@ -218,8 +276,13 @@ StatusOr<std::unique_ptr<PgClient>> PgClient::Connect(const std::string& conninf
 
 PgClient::~PgClient() = default;
 
+void PgClient::SetClientDeadline(int timeout_ms, const std::atomic<bool>* stop) {
+  impl_->deadline_ms = std::max(timeout_ms, 0);
+  impl_->stop = stop;
+}
+
 bool PgClient::healthy() const {
-  return impl_ && impl_->conn && PQstatus(impl_->conn) == CONNECTION_OK;
+  return impl_ && impl_->conn && !impl_->broken && PQstatus(impl_->conn) == CONNECTION_OK;
 }
 
 const std::string& PgClient::last_sqlstate() const { return impl_->last_sqlstate; }
@@ -231,9 +294,15 @@ StatusOr<PgResult> PgClient::Exec(const std::string& sql, const std::string& op)
   // discarded by libpq, and an error stops execution), which is the documented contract.
   impl_->last_sqlstate.clear();
   std::string copy_error;
-  PGresult* res = LastResult(conn, PQexec(conn, sql.c_str()), &copy_error);
+  PGresult* res = LastResult(conn,
+                             impl_->Run([&] { return PQsendQuery(conn, sql.c_str()); },
+                                        [&] { return PQexec(conn, sql.c_str()); }),
+                             &copy_error);
   impl_->Observe(op, start);
   if (!copy_error.empty()) return Err("postgres " + where_ + " " + op + ": " + copy_error);
+  if (!impl_->deadline_error.empty()) {
+    return Err("postgres " + where_ + " " + op + ": " + impl_->deadline_error);
+  }
   return TakeResult(res, conn, where_, op, &impl_->last_sqlstate);
 }
 
@@ -245,12 +314,23 @@ StatusOr<PgResult> PgClient::ExecParams(const std::string& sql,
   impl_->last_sqlstate.clear();
   std::vector<int> lengths;
   std::vector<const char*> values = ParamPointers(params, &lengths);
-  PGresult* res = PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                               values.data(), lengths.data(), nullptr, /*resultFormat=*/0);
+  const int n = static_cast<int>(params.size());
+  PGresult* res = impl_->Run(
+      [&] {
+        return PQsendQueryParams(conn, sql.c_str(), n, nullptr, values.data(), lengths.data(),
+                                 nullptr, /*resultFormat=*/0);
+      },
+      [&] {
+        return PQexecParams(conn, sql.c_str(), n, nullptr, values.data(), lengths.data(), nullptr,
+                            /*resultFormat=*/0);
+      });
   std::string copy_error;
   res = LastResult(conn, res, &copy_error);
   impl_->Observe(op, start);
   if (!copy_error.empty()) return Err("postgres " + where_ + " " + op + ": " + copy_error);
+  if (!impl_->deadline_error.empty()) {
+    return Err("postgres " + where_ + " " + op + ": " + impl_->deadline_error);
+  }
   return TakeResult(res, conn, where_, op, &impl_->last_sqlstate);
 }
 

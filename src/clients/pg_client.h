@@ -4,6 +4,7 @@
 #ifndef FRAMESCOPE_CLIENTS_PG_CLIENT_H_
 #define FRAMESCOPE_CLIENTS_PG_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,6 +34,13 @@ class PgClient {
   ~PgClient();
   PgClient(const PgClient&) = delete;
   PgClient& operator=(const PgClient&) = delete;
+
+  // Bounds Exec and ExecParams on the client side too: a server that stops answering (SIGSTOPped,
+  // a hung host) cannot be interrupted by statement_timeout, which the server itself enforces.
+  // After `timeout_ms` without the whole answer, or once *stop is set and the call has waited a
+  // second (so clean-up statements after Ctrl-C still run), the call fails and the connection is
+  // shut down (healthy() turns false). 0 and no stop: wait as long as the server takes.
+  void SetClientDeadline(int timeout_ms, const std::atomic<bool>* stop = nullptr);
 
   // Simple query (may contain several statements; returns the last result).
   StatusOr<PgResult> Exec(const std::string& sql, const std::string& op = "exec");

@@ -14,8 +14,11 @@
 namespace fs::io {
 namespace {
 
-// Each snapshot/catalog query is short; a hung server must not hang the window.
+// Each snapshot/catalog query is short; a hung server must not hang the window. The server
+// enforces kQueryTimeoutMs; the client gives up a little later, for a server that is stopped
+// or hung and so enforces nothing (or at once on Ctrl-C).
 constexpr int kQueryTimeoutMs = 30000;
+constexpr int kClientDeadlineMs = kQueryTimeoutMs + 5000;
 // At most this many filter columns become candidates (n singles + n*(n-1) ordered pairs).
 constexpr size_t kMaxCandidateColumns = 4;
 // A two-column index is preferred to the best single-column one only when its cost is lower
@@ -264,12 +267,17 @@ StatusOr<std::optional<bool>> IndexValid(PgClient* pg, const std::string& qualif
 }
 
 // Runs one CONCURRENTLY statement with a lock_timeout and no statement_timeout (a build on a
-// large table may take long; waiting for a lock must not).
-Status RunConcurrently(PgClient* pg, const std::string& sql, int lock_timeout_ms) {
+// large table may take long; waiting for a lock must not). No client deadline or Ctrl-C either:
+// a build or drop cut off by the client would leave the index behind, so it is waited out (an
+// interrupted trial's index is then dropped).
+Status RunConcurrently(PgClient* pg, const std::string& sql, int lock_timeout_ms,
+                       const std::atomic<bool>* stop) {
   RETURN_IF_ERROR(
       pg->Exec("SET /* framescope */ lock_timeout = " + std::to_string(lock_timeout_ms)).status());
   RETURN_IF_ERROR(pg->Exec("SET /* framescope */ statement_timeout = 0").status());
+  pg->SetClientDeadline(0);
   Status st = pg->Exec(sql).status();
+  pg->SetClientDeadline(kClientDeadlineMs, stop);
   (void)pg->Exec("SET /* framescope */ statement_timeout = " + std::to_string(kQueryTimeoutMs));
   (void)pg->Exec("RESET /* framescope */ lock_timeout");
   return st;
@@ -278,12 +286,13 @@ Status RunConcurrently(PgClient* pg, const std::string& sql, int lock_timeout_ms
 // An index must not outlive a failed or unhelpful trial. The transactions that made a build
 // time out usually block its drop too (both wait for the table's lockers), so the drop is
 // retried for a while before the user is told to do it by hand.
-Status DropIndex(PgClient* pg, const std::string& qualified, int lock_timeout_ms) {
+Status DropIndex(PgClient* pg, const std::string& qualified, int lock_timeout_ms,
+                 const std::atomic<bool>* stop) {
   Status st;
   for (int attempt = 0; attempt < kDropAttempts; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
     st = RunConcurrently(pg, "DROP INDEX CONCURRENTLY /* framescope */ IF EXISTS " + qualified,
-                         lock_timeout_ms);
+                         lock_timeout_ms, stop);
     if (st.ok()) return st;
   }
   return st.Annotate("dropping " + qualified + " failed " + std::to_string(kDropAttempts) +
@@ -311,6 +320,7 @@ Status DbWindow::Connect() {
   auto c = PgClient::Connect(conninfo_, "framescope-db", 5, kQueryTimeoutMs);
   if (!c.ok()) return c.status();
   pg_ = std::move(*c);
+  pg_->SetClientDeadline(kClientDeadlineMs, result_.options.stop);
   return Status::Ok();
 }
 
@@ -608,11 +618,11 @@ IndexTrial DbWindow::Trial(const IndexSpec& spec, const std::string& origin,
   Status built = RunConcurrently(pg_.get(),
                                  "CREATE INDEX CONCURRENTLY /* framescope */ " +
                                      QuoteIdent(t.name) + " ON " + IndexColumnsSql(spec),
-                                 lock_ms);
+                                 lock_ms, result_.options.stop);
   auto valid = IndexValid(pg_.get(), qualified);
   if (!built.ok() || !valid.ok() || !valid->value_or(false)) {
     // A failed CONCURRENTLY build leaves an invalid index behind: never keep a partial one.
-    Status dropped = DropIndex(pg_.get(), qualified, lock_ms);
+    Status dropped = DropIndex(pg_.get(), qualified, lock_ms, result_.options.stop);
     t.reason =
         (built.ok() ? "the index was built but pg_index.indisvalid is false" : built.message()) +
         (dropped.ok() ? "; nothing was left behind" : "; " + dropped.message());
@@ -622,7 +632,7 @@ IndexTrial DbWindow::Trial(const IndexSpec& spec, const std::string& origin,
   Judge(after, result_.options.stop && result_.options.stop->load(), result_.options.keep_margin,
         &t);
   if (t.verdict == "dropped") {
-    if (Status st = DropIndex(pg_.get(), qualified, lock_ms); !st.ok())
+    if (Status st = DropIndex(pg_.get(), qualified, lock_ms, result_.options.stop); !st.ok())
       t.reason += "; " + st.message();
   }
   return t;
