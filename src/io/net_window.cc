@@ -1,5 +1,6 @@
 #include "src/io/net_window.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -19,7 +20,9 @@ constexpr const char* kQuery =
     "http_request_duration_seconds_(bucket|count|sum)\"}";
 
 // Prometheus' vector result as text-format samples; the exporter is the job/instance pair.
-StatusOr<std::vector<std::pair<std::string, PromSample>>> ParseVector(const std::string& body) {
+// *latest: the newest sample's own timestamp (unix s): when Prometheus last scraped.
+StatusOr<std::vector<std::pair<std::string, PromSample>>> ParseVector(const std::string& body,
+                                                                      double* latest) {
   ASSIGN_OR_RETURN(Json j, Json::Parse(body));
   if (j.Get("status").AsString() != "success") {
     return Err("Prometheus answered " + j.Get("status").AsString() + ": " +
@@ -40,6 +43,7 @@ StatusOr<std::vector<std::pair<std::string, PromSample>>> ParseVector(const std:
     const Json& value = r.Get("value");
     if (!value.is_array() || value.size() != 2) return Err("a sample without [time, value]");
     s.value = strtod(value.AsArray()[1].AsString().c_str(), nullptr);
+    *latest = std::max(*latest, value.AsArray()[0].AsDouble());
     out.emplace_back(s.labels["job"] + "/" + s.labels["instance"], std::move(s));
   }
   return out;
@@ -100,14 +104,14 @@ NetWindow::NetWindow(int prometheus_port, std::vector<MetricsEndpoint> services,
       services_(std::move(services)),
       prometheus_host_(std::move(prometheus_host)) {}
 
-StatusOr<HistSnapshot> NetWindow::QueryPrometheus(double unix_time) const {
+StatusOr<HistSnapshot> NetWindow::QueryPrometheus(double unix_time, double* scraped_at) const {
   const std::string path =
       "/api/v1/query?query=" + UrlEncode(kQuery) + "&time=" + Fixed(unix_time, 3);
   ASSIGN_OR_RETURN(HttpResult r, HttpGet(prometheus_host_, prometheus_port_, path, 3000));
   if (r.status != 200) {
     return Err("HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200));
   }
-  ASSIGN_OR_RETURN(auto samples, ParseVector(r.body));
+  ASSIGN_OR_RETURN(auto samples, ParseVector(r.body, scraped_at));
   HistSnapshot snap;
   for (const auto& [exporter, s] : samples) AddHistogramSamples({s}, exporter, "", &snap);
   return snap;
@@ -116,7 +120,7 @@ StatusOr<HistSnapshot> NetWindow::QueryPrometheus(double unix_time) const {
 NetWindow::Reading NetWindow::Read() const {
   Reading r;
   if (prometheus_port_ > 0) {
-    auto snap = QueryPrometheus(static_cast<double>(WallNs()) / 1e9);
+    auto snap = QueryPrometheus(static_cast<double>(WallNs()) / 1e9, &r.prom_scraped_at);
     r.prom_ok = snap.ok();
     if (snap.ok()) {
       r.prom = std::move(snap).value();
@@ -124,6 +128,7 @@ NetWindow::Reading NetWindow::Read() const {
       r.prom_error = snap.status().message();
     }
   }
+  const int64_t scrape_start = MonotonicNs();
   for (const MetricsEndpoint& s : services_) {
     auto got = HttpGet("127.0.0.1", s.port, "/metrics", 2000);
     StatusOr<std::vector<PromSample>> samples =
@@ -138,17 +143,16 @@ NetWindow::Reading NetWindow::Read() const {
     r.scraped.push_back(s.name);
     AddHistogramSamples(*samples, s.name, s.name, &r.direct);
   }
+  r.direct_ns = (scrape_start + MonotonicNs()) / 2;
   return r;
 }
 
 void NetWindow::Begin() {
   begin_ = Read();
-  begin_ns_ = MonotonicNs();
   begun_ = true;
 }
 
 void NetWindow::End() {
-  end_ns_ = MonotonicNs();
   end_ = Read();
   ended_ = true;
 }
@@ -165,14 +169,17 @@ bool NetWindow::ChooseSource(EdgeMap* m) const {
     why_not = prom + " did not answer at the window's end: " + end_.prom_error;
   } else if (end_.prom.empty() && !end_.direct.empty()) {
     why_not = prom + " answered but holds none of the latency series (not scraping the services?)";
+  } else if (end_.prom_scraped_at <= begin_.prom_scraped_at) {
+    why_not = prom + " scraped nothing newer between the window's ends (a window shorter than " +
+              "its scrape interval)";
   } else {
     m->source = "prometheus";
     m->source_reason = prom + " answered at both ends of the window";
+    m->window_s = end_.prom_scraped_at - begin_.prom_scraped_at;
     m->notes.push_back(
         "Prometheus only has values as of its last scrape (every 5 s in the system `framescope "
-        "up` starts): each end of the window is the last scrape before it, so the counted "
-        "requests cover a window shifted by up to one scrape interval; rates divide by the "
-        "window's own wall time");
+        "up` starts): the counts are those between its last scrape before the window's start and "
+        "its last scrape before the end, and rates divide by the time between those two scrapes");
     return true;
   }
   if (services_.empty()) {
@@ -187,6 +194,7 @@ bool NetWindow::ChooseSource(EdgeMap* m) const {
   } else {
     m->source = "direct scrape";
     m->source_reason = why_not + ": scraped every service's /metrics directly at both ends";
+    m->window_s = static_cast<double>(end_.direct_ns - begin_.direct_ns) / 1e9;
     return true;
   }
   m->source_reason = why_not;
@@ -225,7 +233,6 @@ EdgeMap NetWindow::Analyse() const {
     m.checklist = {"not measurable", m.unavailable};
     return m;
   }
-  m.window_s = static_cast<double>(end_ns_ - begin_ns_) / 1e9;
   if (!ChooseSource(&m)) {
     m.checklist = {"not measurable", m.unavailable};
     return m;

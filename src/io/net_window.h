@@ -50,12 +50,15 @@ class NetWindow {
     bool prom_ok = false;
     std::string prom_error;
     HistSnapshot prom;
+    double prom_scraped_at = 0;  // unix s of the newest sample Prometheus returned
+    int64_t direct_ns = 0;       // monotonic: the middle of the direct scrapes
     HistSnapshot direct;
     std::vector<std::string> scraped;  // services whose /metrics answered
     std::vector<std::string> scrape_errors;
   };
   Reading Read() const;
-  StatusOr<HistSnapshot> QueryPrometheus(double unix_time) const;
+  // `*scraped_at`: the newest returned sample's timestamp (Prometheus' last scrape, unix s).
+  StatusOr<HistSnapshot> QueryPrometheus(double unix_time, double* scraped_at) const;
   // Picks the source and says why; false when neither can give a window.
   bool ChooseSource(EdgeMap* m) const;
   EdgeMap FromDirect(EdgeMap m) const;
@@ -64,7 +67,6 @@ class NetWindow {
   std::vector<MetricsEndpoint> services_;
   std::string prometheus_host_;
   Reading begin_, end_;
-  int64_t begin_ns_ = 0, end_ns_ = 0;
   bool begun_ = false, ended_ = false;
 };
 
