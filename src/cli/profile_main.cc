@@ -322,7 +322,8 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
   PrintBatchLine(result);
   PrintGpuLine(result.gpu);
   if (result.io) {
-    for (const std::string& line : profile::IoVerdictLines(*result.io)) printf("%s\n", line.c_str());
+    for (const std::string& line : profile::IoVerdictLines(*result.io))
+      printf("%s\n", line.c_str());
   }
   printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
          result.baseline_path.c_str());

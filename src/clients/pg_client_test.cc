@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -125,6 +126,43 @@ TEST_F(PgClientTest, StatementTimeoutBoundsASlowQuery) {
   EXPECT_EQ((*c)->last_sqlstate(), "57014") << r.status().message();
   EXPECT_LT(s, 3.0);
   EXPECT_TRUE((*c)->Exec("SELECT 1").ok());
+}
+
+// A server that does not answer (here: a backend sleeping with no statement_timeout, which from
+// the client looks like a stopped server) ends the call at the client's deadline, or on a stop
+// request once the call has waited a second; quick statements after a stop still run.
+TEST_F(PgClientTest, ClientDeadlineAndStopEndAWaitTheServerWouldNot) {
+  auto c = PgClient::Connect(pg_->url(), "pg_client_test", 5, 0);
+  ASSERT_TRUE(c.ok());
+  (*c)->SetClientDeadline(400);
+  auto last = (*c)->Exec("SELECT 1; SELECT 2");
+  ASSERT_TRUE(last.ok()) << last.status().message();
+  EXPECT_EQ(last->rows[0][0].value_or(""), "2");  // the last result, as PQexec gives
+  auto param = (*c)->ExecParams("SELECT $1::int + 1", {std::string("41")});
+  ASSERT_TRUE(param.ok()) << param.status().message();
+  EXPECT_EQ(param->rows[0][0].value_or(""), "42");
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = (*c)->ExecParams("SELECT pg_sleep($1::float8)", {std::string("5")});
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no answer within 400 ms"), std::string::npos)
+      << r.status().message();
+  EXPECT_LT(s, 2.0);
+  EXPECT_FALSE((*c)->healthy());
+  EXPECT_FALSE((*c)->Exec("SELECT 1").ok());  // at once, not another wait on the same server
+
+  std::atomic<bool> stop{true};
+  auto d = PgClient::Connect(pg_->url(), "pg_client_test", 5, 0);
+  ASSERT_TRUE(d.ok());
+  (*d)->SetClientDeadline(0, &stop);
+  EXPECT_TRUE((*d)->Exec("SELECT 1").ok());  // clean-up after Ctrl-C still runs
+  t0 = std::chrono::steady_clock::now();
+  r = (*d)->Exec("SELECT pg_sleep(5)");
+  s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("interrupted"), std::string::npos) << r.status().message();
+  EXPECT_GT(s, 0.9);
+  EXPECT_LT(s, 3.0);
 }
 
 TEST_F(PgClientTest, MigrationsApplyOnceAndRecordTheirVersion) {

@@ -3,8 +3,8 @@
 #include "src/base/output.h"
 #include "src/report/db_report.h"
 #include "src/report/edge_graph.h"
-#include "src/report/redis_report.h"
 #include "src/report/flamegraph.h"
+#include "src/report/redis_report.h"
 #include "src/session/io_targets.h"
 
 namespace fs::profile {
@@ -39,6 +39,7 @@ void IoWindows::Begin(const std::string& state_dir, const IoRunOptions& options)
   error_.clear();
   io::DbOptions db;
   db.slow_ms = options.slow_ms;
+  db.stop = options.stop;
   db_ = std::make_unique<io::DbWindow>(targets->postgres_url, targets->postgres_label, db);
   redis_ = std::make_unique<io::RedisWindow>(targets->redis_url, targets->services);
   net_ = std::make_unique<io::NetWindow>(targets->prometheus_port, targets->services);
@@ -54,14 +55,13 @@ void IoWindows::End() {
   net_->End();
 }
 
-IoResults IoWindows::Analyse(const std::atomic<bool>* stop) {
+IoResults IoWindows::Analyse() {
   IoResults r;
   r.error = error_;
   if (!error_.empty()) return r;
   r.db = db_->Analyse();
   r.redis = redis_->Analyse();
   r.net = net_->Analyse();
-  (void)stop;
   return r;
 }
 

@@ -26,6 +26,7 @@ namespace fs::profile {
 
 struct IoRunOptions {
   double slow_ms = 100;  // PostgreSQL statements slower than this (mean) are listed and advised
+  const std::atomic<bool>* stop = nullptr;  // Ctrl-C: the database's EXPLAINs stop early
 };
 
 struct IoResults {
@@ -42,7 +43,7 @@ class IoWindows {
   // Finds the running system's servers in `state_dir` and starts every window.
   void Begin(const std::string& state_dir, const IoRunOptions& options);
   void End();
-  IoResults Analyse(const std::atomic<bool>* stop);
+  IoResults Analyse();
 
  private:
   std::string error_ = "not started";

@@ -26,8 +26,8 @@ StatusOr<IoTargets> ResolveIoTargets(const std::string& state_dir) {
       t.services.push_back({name, port});
     }
   }
-  t.postgres_label = (t.postgres_external ? "" : "the system's private cluster, ") +
-                     RedactUrl(t.postgres_url);
+  t.postgres_label =
+      (t.postgres_external ? "" : "the system's private cluster, ") + RedactUrl(t.postgres_url);
   return t;
 }
 

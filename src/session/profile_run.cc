@@ -806,7 +806,11 @@ StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTic
   const bool host = ReadHostCpu(&host_start);
   std::unique_ptr<gpu::GpuSampler> gpu = StartGpu(s);
   if (s.options.batch_sweep) s.live_batching.Begin(s.dir.root);
-  if (s.options.io) s.io.Begin(s.dir.root, s.options.io_options);
+  if (s.options.io) {
+    IoRunOptions io = s.options.io_options;
+    io.stop = s.options.stop;
+    s.io.Begin(s.dir.root, io);
+  }
   auto rec = RecordWatchingRestarts(s, opts);
   if (s.options.io) s.io.End();
   if (s.options.batch_sweep) s.live_batching.End();
@@ -912,7 +916,7 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   DescribeRate(result.report, &rec->profile);
   SummarizeServices(s, *rec);
   result.memory = AnalyseMemory(s);
-  if (options.io) result.io = s.io.Analyse(options.stop);
+  if (options.io) result.io = s.io.Analyse();
   CpuReport& r = result.report;
   r.postprocess_s = rec->symbolize_s + static_cast<double>(MonotonicNs() - post_start) / 1e9;
   r.profiler_cpu_s = ProcessCpuSeconds() - cpu_start;

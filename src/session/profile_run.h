@@ -61,8 +61,8 @@ struct ProfileRunOptions {
   model::SweepOptions sweep;
   // Seconds between GPU samples (NVML) while recording, into OUT/gpu/nsight_report.json; 0: off.
   double gpu_interval_s = 1;
-  int model_runs = 0;                       // Timed forwards; 0: until the median settles.
-  double model_max_seconds = 20;            // Cap on the timed forwards.
+  int model_runs = 0;             // Timed forwards; 0: until the median settles.
+  double model_max_seconds = 20;  // Cap on the timed forwards.
   // PostgreSQL statements, Redis and the service-to-service edges over the recording window,
   // into OUT/io and the report's I/O sections (read-only: nothing in the database changes).
   bool io = true;
@@ -89,16 +89,16 @@ enum class ProfileOutcome {
 
 struct ProfileRunResult {
   ProfileOutcome outcome = ProfileOutcome::kOk;
-  std::vector<std::string> errors;  // What failed, why, what to do; one line each.
-  CpuReport report;                 // Filled once recording ran.
-  MemoryReport memory;              // Likewise: every service's RSS series and leak rate.
-  ModelRun model;                   // The model's per-layer profile (name empty: not run).
-  std::optional<gpu::GpuTelemetry> gpu;      // Sampled over the recording (absent: not asked).
+  std::vector<std::string> errors;       // What failed, why, what to do; one line each.
+  CpuReport report;                      // Filled once recording ran.
+  MemoryReport memory;                   // Likewise: every service's RSS series and leak rate.
+  ModelRun model;                        // The model's per-layer profile (name empty: not run).
+  std::optional<gpu::GpuTelemetry> gpu;  // Sampled over the recording (absent: not asked).
   std::optional<model::BatchAnalysis> batch;  // The batch analysis (absent: not run)...
   std::string batch_error;                    // ...or why it failed.
   std::optional<IoResults> io;  // PostgreSQL, Redis and the edge map (absent: not asked).
-  std::string summary_json;   // As written to OUT/summary.json.
-  std::string baseline_path;  // Resolved.
+  std::string summary_json;     // As written to OUT/summary.json.
+  std::string baseline_path;    // Resolved.
   int coverage_failures = 0;
 };
 
