@@ -31,7 +31,9 @@ constexpr const char* kDbSummary =
     "statement's windowed calls, mean and total execution time (total_exec_time), rows and\n"
     "shared-buffer hit ratio (shared_blks_hit / (hit + read)); a pg_stat_statements_reset()\n"
     "or an eviction inside the window is detected (stats_reset, calls going down, dealloc) and\n"
-    "said, and such a statement counts from its end values only. Statements whose windowed\n"
+    "said, and such a statement counts from its end values only (PostgreSQL 15 keeps no\n"
+    "per-statement reset time: a single statement reset with pg_stat_statements_reset(u, d, q)\n"
+    "that then runs past its start counts goes unseen). Statements whose windowed\n"
     "mean is over --slow-ms get their generic plan (EXPLAIN (FORMAT JSON) of the normalised\n"
     "text, NULL for each $n) and index advice from HypoPG: single- and two-column candidates\n"
     "from the plan's sequential-scan filters, suggested when the planner's cost falls by at\n"
@@ -156,7 +158,7 @@ int DbMain(int argc, char** argv) {
   std::string conninfo, label;
   if (Status t = Target(f, &conninfo, &label); !t.ok()) {
     fprintf(stderr, "framescope db: %s\n", t.message().c_str());
-    return 1;
+    return f.postgres_url.empty() ? 1 : 2;  // a URL libpq cannot parse is bad usage
   }
   signal(SIGPIPE, SIG_IGN);
   CatchStopSignals(&g_stop);

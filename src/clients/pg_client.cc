@@ -453,6 +453,13 @@ Status PgSplitPassword(const std::string& conninfo, std::string* without, std::s
   if (opts == nullptr) {
     std::string msg = err ? OneLine(err) : "out of memory";
     if (err) PQfreemem(err);
+    // libpq quotes the offending token, which may be (part of) the password: not repeated.
+    const std::string hidden = "\"…\"";
+    for (size_t open = msg.find('"'); open != std::string::npos;
+         open = msg.find('"', open + hidden.size())) {
+      const size_t close = msg.find('"', open + 1);
+      msg.replace(open, close == std::string::npos ? std::string::npos : close - open + 1, hidden);
+    }
     return Err("cannot parse the PostgreSQL connection string: " + msg);
   }
   without->clear();

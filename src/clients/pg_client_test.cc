@@ -21,6 +21,14 @@ TEST(PgCopyEscapeTest, EscapesTheFourSpecialCharacters) {
   EXPECT_EQ(PgCopyRow({std::string("x\ty"), std::nullopt, std::string("")}), "x\\ty\t\\N\t");
 }
 
+TEST(PgSplitPasswordTest, AnUnparsableUrlIsNotEchoed) {
+  std::string without, password;
+  Status st = PgSplitPassword("postgresql://u:sec%zzret@h/db", &without, &password);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message().find("zzret"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("percent"), std::string::npos) << st.message();
+}
+
 TEST(PgSplitPasswordTest, TakesThePasswordOutOfUrlsAndKeywords) {
   std::string without, password;
   ASSERT_TRUE(

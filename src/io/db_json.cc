@@ -179,7 +179,7 @@ Json DbChecklist(const DbAnalysis& a) {
                     [](const WindowedStatement& s) { return s.mean_ms > kChecklistMeanMs; });
   const bool met = worst->mean_ms <= kChecklistMeanMs;
   c["verdict"] = met ? "met" : "not met";
-  std::string text = worst->query.substr(0, 100);
+  const std::string text = SqueezeQuery(worst->query, 100);
   c["reason"] = "worst statement mean " + Fixed(worst->mean_ms, 2) + " ms over " +
                 std::to_string(worst->delta.calls) +
                 " calls (pg_stat_statements total_exec_time / calls over the " +

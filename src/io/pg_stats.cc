@@ -354,4 +354,15 @@ std::string QuoteIdent(const std::string& ident) {
   return out + "\"";
 }
 
+std::string SqueezeQuery(const std::string& q, size_t n) {
+  std::string out;
+  for (char c : q) {
+    const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : c;
+  }
+  if (out.size() > n) out = out.substr(0, n - 3) + "...";
+  return out;
+}
+
 }  // namespace fs::io

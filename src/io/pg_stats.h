@@ -83,6 +83,10 @@ struct StatementWindow {
 // zero. Entries whose text carries kOwnMarker are left out.
 StatementWindow DiffSnapshots(const PgssSnapshot& start, const PgssSnapshot& end);
 
+// A statement's text on one line, whitespace runs squeezed, cut to `n` characters ("..." at the
+// end when cut).
+std::string SqueezeQuery(const std::string& q, size_t n);
+
 // What a plan says: its total cost and, per table it scans sequentially, the columns its filter
 // mentions, then those its join conditions and sort keys take from it: candidates for an index.
 struct SeqScanFilter {

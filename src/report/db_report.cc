@@ -12,30 +12,18 @@ namespace {
 
 using io::DbAnalysis;
 
-// One line, whitespace runs squeezed, cut to `n` characters.
-std::string Squeeze(const std::string& q, size_t n) {
-  std::string out;
-  for (char c : q) {
-    bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out += space ? ' ' : c;
-  }
-  if (out.size() > n) out = out.substr(0, n - 3) + "...";
-  return out;
-}
-
 const char* kHeader[] = {"calls", "mean ms", "total ms", "rows", "hit %", "statement"};
 
 // calls, mean ms, total ms, rows, shared-buffer hit % (or "-" without block traffic), text.
 std::vector<std::string> Cells(const io::WindowedStatement& s, size_t text_chars) {
   const int64_t blocks = s.delta.shared_blks_hit + s.delta.shared_blks_read;
-  return {
-      std::to_string(s.delta.calls),
-      Fixed(s.mean_ms, 2),
-      Fixed(s.delta.total_exec_ms, 1),
-      std::to_string(s.delta.rows),
-      blocks > 0 ? Fixed(100.0 * s.delta.shared_blks_hit / blocks, 1) : "-",
-      Squeeze(s.query, text_chars) + (s.from_end_values_only ? " [" + s.window_part + "]" : "")};
+  return {std::to_string(s.delta.calls),
+          Fixed(s.mean_ms, 2),
+          Fixed(s.delta.total_exec_ms, 1),
+          std::to_string(s.delta.rows),
+          blocks > 0 ? Fixed(100.0 * s.delta.shared_blks_hit / blocks, 1) : "-",
+          io::SqueezeQuery(s.query, text_chars) +
+              (s.from_end_values_only ? " [" + s.window_part + "]" : "")};
 }
 
 std::string Advice(const io::SlowStatement& s) {
@@ -116,7 +104,7 @@ std::vector<std::string> Map(const std::vector<T>& v, F f) {
 std::vector<std::string> SlowLines(const DbAnalysis& a) {
   return Map(a.slow, [](const io::SlowStatement& s) {
     return "mean " + Fixed(s.stmt.mean_ms, 2) + " ms x " + std::to_string(s.stmt.delta.calls) +
-           " calls: " + Squeeze(s.stmt.query, 200) + " | " + Advice(s);
+           " calls: " + io::SqueezeQuery(s.stmt.query, 200) + " | " + Advice(s);
   });
 }
 
