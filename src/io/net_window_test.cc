@@ -93,11 +93,13 @@ class PrometheusProcess {
   }
   int port() const { return port_; }
 
-  // Polls until Prometheus' latest sample of the summed _count is `want` (it has scraped).
+  // Polls until Prometheus' latest sample of the summed _count is `want` (it has scraped). Up to
+  // 30 s: Prometheus hands its scrape manager the first targets only after its discovery
+  // throttle (5 s), so the first scrape comes some seconds after /-/ready.
   bool WaitForCount(double want) const {
     const std::string path =
         "/api/v1/query?query=" + UrlEncode(std::string("sum(") + kClientHistogram + "_count)");
-    for (int i = 0; i < 100; ++i) {
+    for (int i = 0; i < 600; ++i) {
       auto r = HttpGet("127.0.0.1", port_, path, 1000);
       if (r.ok() && r->status == 200) {
         auto j = Json::Parse(r->body);
