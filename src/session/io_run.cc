@@ -62,6 +62,9 @@ IoResults IoWindows::Analyse() {
   r.db = db_->Analyse();
   r.redis = redis_->Analyse();
   r.net = net_->Analyse();
+  r.db_json = io::DbAnalysisToJson(*r.db);
+  r.redis_json = io::RedisToJson(*r.redis);
+  r.net_json = io::NetToJson(*r.net);
   return r;
 }
 
@@ -71,9 +74,9 @@ Json WriteIoFiles(const std::string& out_dir, const IoResults& io, std::vector<S
     j["error"] = io.error;
     return j;
   }
-  j["db"] = WriteAnalysis(out_dir, kDbJson, io::DbAnalysisToJson(*io.db), written);
-  j["redis"] = WriteAnalysis(out_dir, kRedisJson, io::RedisToJson(*io.redis), written);
-  j["net"] = WriteAnalysis(out_dir, kNetJson, io::NetToJson(*io.net), written);
+  j["db"] = WriteAnalysis(out_dir, kDbJson, io.db_json, written);
+  j["redis"] = WriteAnalysis(out_dir, kRedisJson, io.redis_json, written);
+  j["net"] = WriteAnalysis(out_dir, kNetJson, io.net_json, written);
   written->push_back(WriteOutput(out_dir + "/" + kNetSvg, EdgeGraphSvgFile(*io.net)));
   j["net"]["graph"] = kNetSvg;
   return j;
@@ -103,9 +106,9 @@ std::vector<std::string> IoVerdictLines(const IoResults& io) {
     lines.push_back(std::string(what) + ": " + c.Get("verdict").AsString() + " for " +
                     c.Get("item").AsString().substr(0, 3) + ". " + c.Get("reason").AsString());
   };
-  line("db", io::DbAnalysisToJson(*io.db));
-  line("redis", io::RedisToJson(*io.redis));
-  line("net", io::NetToJson(*io.net));
+  line("db", io.db_json);
+  line("redis", io.redis_json);
+  line("net", io.net_json);
   return lines;
 }
 

@@ -34,6 +34,8 @@ struct IoResults {
   std::optional<io::DbAnalysis> db;
   std::optional<io::RedisAnalysis> redis;
   std::optional<io::EdgeMap> net;
+  // Each analysis as written to OUT/io (its "checklist" also feeds summary.json and the terminal).
+  Json db_json, redis_json, net_json;
 };
 
 class IoWindows {
