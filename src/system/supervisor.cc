@@ -344,11 +344,16 @@ Status Supervisor::CheckHealth(Service* s, std::string* detail) const {
   auto j = Json::Parse(*pf);
   if (!j.ok() || j->Get("pid").AsInt() != s->pid) return Err("port file is from another process");
   s->metrics_port = static_cast<int>(j->Get("metrics_port").AsInt());
-  s->endpoints = j->Get("endpoints");
   auto resp = HttpGet("127.0.0.1", s->metrics_port, "/health", 1000);
   if (!resp.ok()) return resp.status();
   *detail = resp->body;
   if (resp->status != 200) return Err(DescribeUnhealthy(resp->body));
+  // Endpoints are read only now: a service declares them before it reports healthy, and the
+  // port file read above may predate them (loadgen's rtsp_port once came back empty that way).
+  pf = ReadFile(dir_.PortFile(s->name));
+  j = pf.ok() ? Json::Parse(*pf) : StatusOr<Json>(pf.status());
+  if (!j.ok() || j->Get("pid").AsInt() != s->pid) return Err("port file vanished after /health");
+  s->endpoints = j->Get("endpoints");
   return Status::Ok();
 }
 
