@@ -5,6 +5,7 @@
 #   base → profile → collect → symbolize → record → report → session → cli
 #   base → memory, model, gpu (analysers) → report → session → cli
 #   base → clients → io (analysers) → report → session → cli
+#   base → profile → regression (analyser) → report → session → cli
 set -uo pipefail
 root="${1:-$(dirname "$0")/../..}"
 cd "$root" || exit 2
@@ -23,6 +24,7 @@ declare -A forbidden=(
   [model]="config profile collect symbolize record report system session cli"
   [gpu]="clients config profile collect symbolize record report system session cli"
   [io]="config profile collect symbolize record report system session cli"
+  [regression]="clients config collect symbolize record report system session cli"
   [session]="cli"
 )
 bad=0
