@@ -32,6 +32,9 @@ PACKAGES=(
   chromium
   # process inspection used by tests and benchmarks
   procps psmisc curl
+  # `framescope schedule` installs a crontab entry where systemd is not running; its test
+  # edits root's crontab and starts `cron -f`
+  cron
 )
 
 SUDO=""

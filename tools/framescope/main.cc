@@ -36,6 +36,8 @@ constexpr Command kCommands[] = {
      "Redis pipelining per client and op, commands, latency, slow log over a window"},
     {"net", fs::NetMain,
      "latency map of every service edge: p50/p99 against 5 ms (OUT/io/network_map.json, .svg)"},
+    {"schedule", fs::ScheduleMain,
+     "continuous profiling: install/status/remove a timer or cron entry; run; history page"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 

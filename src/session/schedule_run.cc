@@ -1,0 +1,505 @@
+// The running side of `framescope schedule`: the crontab / systemd edits of install, status and
+// remove, and `schedule run` (lock, run folder, profile child, failed run.json, prune, compare,
+// history page).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+
+#include "src/base/clock.h"
+#include "src/base/file_util.h"
+#include "src/base/json.h"
+#include "src/report/history.h"
+#include "src/session/schedule.h"
+#include "src/system/process.h"
+
+namespace fs::session {
+namespace {
+
+struct Captured {
+  int status = -1;  // waitpid status.
+  std::string out, err;
+};
+
+// Forks and execs argv with the given standard fds (-1: /dev/null); returns the pid.
+StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int in, int out, int err) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Err(std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    // A scheduled run killed (timer stopped, Ctrl-C) takes its profile child with it.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int null = open("/dev/null", O_RDWR);
+    dup2(in >= 0 ? in : null, 0);
+    dup2(out >= 0 ? out : null, 1);
+    dup2(err >= 0 ? err : null, 2);
+    execvp(args[0], args.data());
+    dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+// Runs a short command (crontab, systemctl) with `input` on stdin; stdout and stderr kept apart.
+// memfds instead of pipes: nothing to interleave, no deadlock whatever the sizes.
+StatusOr<Captured> Capture(const std::vector<std::string>& argv, const std::string& input = "") {
+  int in = memfd_create("in", MFD_CLOEXEC), out = memfd_create("out", MFD_CLOEXEC),
+      err = memfd_create("err", MFD_CLOEXEC);
+  auto close_all = [&] { close(in), close(out), close(err); };
+  if (in < 0 || out < 0 || err < 0) {
+    close_all();
+    return Err(std::string("memfd_create: ") + strerror(errno));
+  }
+  bool wrote = write(in, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+  lseek(in, 0, SEEK_SET);
+  auto pid = wrote ? Spawn(argv, in, out, err) : StatusOr<pid_t>(Err("writing the input"));
+  Captured c;
+  if (pid.ok()) c.status = Wait(*pid);
+  auto read_all = [](int fd) {
+    std::string s;
+    char buf[4096];
+    lseek(fd, 0, SEEK_SET);
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) s.append(buf, n);
+    return s;
+  };
+  c.out = read_all(out);
+  c.err = read_all(err);
+  close_all();
+  if (!pid.ok()) return pid.status();
+  return c;
+}
+
+bool ExitedZero(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// The exit code a shell would show: the code, or 128 + the signal.
+int ExitCode(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string SelfExe() {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/exe", ec).string();
+}
+
+// The user's crontab; *absent when there is none ("no crontab for root").
+StatusOr<std::string> ReadCrontab(bool* absent) {
+  ASSIGN_OR_RETURN(Captured c, Capture({"crontab", "-l"}));
+  *absent = !ExitedZero(c.status);
+  if (*absent && c.err.find("no crontab") == std::string::npos) {
+    return Err("crontab -l failed: " + c.err + " (is cron installed? apt-get install cron)");
+  }
+  return c.out;
+}
+
+// Installs `text` as the user's crontab; an empty text of a user who had none removes it
+// (crontab -r), so remove leaves "no crontab" as it found it.
+Status WriteCrontab(const std::string& text, bool remove_if_empty) {
+  std::vector<std::string> argv = {"crontab", "-"};
+  if (text.empty() && remove_if_empty) argv = {"crontab", "-r"};
+  ASSIGN_OR_RETURN(Captured c, Capture(argv, text));
+  if (!ExitedZero(c.status)) return Err(argv[0] + " " + argv[1] + " failed: " + c.err);
+  return Status::Ok();
+}
+
+bool SystemdRunning() { return PathExists("/run/systemd/system"); }
+
+std::string UnitPath(const std::string& name, const char* ext) {
+  return "/etc/systemd/system/" + name + ext;
+}
+
+std::string TimeText(int64_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm;
+  localtime_r(&tt, &tm);
+  char buf[64];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
+  return buf;
+}
+
+bool CronDaemonRunning() {
+  return !FindProcesses([](pid_t p) {
+            auto comm = ReadFile("/proc/" + std::to_string(p) + "/comm");
+            return comm.ok() && (*comm == "cron\n" || *comm == "crond\n");
+          }).empty();
+}
+
+int InstallCron(const ScheduleOptions& o, const Every& every) {
+  bool absent = false;
+  auto crontab = ReadCrontab(&absent);
+  if (!crontab.ok()) {
+    fprintf(stderr, "framescope schedule install: %s\n", crontab.status().message().c_str());
+    return 1;
+  }
+  std::string line = CronLine(every.cron, SelfExe(), o);
+  bool replaced = CrontabEntry(*crontab, o.out).has_value();
+  if (Status st = WriteCrontab(CrontabUpsert(*crontab, o.out, line), false); !st.ok()) {
+    fprintf(stderr, "framescope schedule install: %s\n", st.message().c_str());
+    return 1;
+  }
+  printf("%s the crontab entry for %s:\n  %s\n", replaced ? "replaced" : "installed", o.out.c_str(),
+         line.c_str());
+  auto next = NextCronTime(every.cron, time(nullptr));
+  if (next.ok())
+    printf("next run: %s; output appended to %s/schedule.log\n", TimeText(*next).c_str(),
+           o.out.c_str());
+  if (!CronDaemonRunning()) {
+    printf(
+        "note: no cron daemon is running here, so the entry will not fire until one runs "
+        "(service cron start, or cron -f)\n");
+  }
+  return 0;
+}
+
+void PrintUserAlternative(const SystemdUnits& u) {
+  fprintf(stderr,
+          "framescope schedule install: installing a system timer needs root (units go to "
+          "/etc/systemd/system).\nAlternatives as this user:\n"
+          "  - a user crontab entry: framescope schedule install --cron [same flags]\n"
+          "  - per-user systemd units: save the two units below under ~/.config/systemd/user/, "
+          "then\n      systemctl --user daemon-reload && systemctl --user enable --now %s.timer\n"
+          "    (and `loginctl enable-linger $USER` so they run while you are logged out)\n\n"
+          "# %s.service\n%s\n# %s.timer\n%s",
+          u.name.c_str(), u.name.c_str(), u.service.c_str(), u.name.c_str(), u.timer.c_str());
+}
+
+int InstallSystemd(const ScheduleOptions& o, const Every& every) {
+  SystemdUnits u = MakeSystemdUnits(every.on_calendar, SelfExe(), o);
+  if (geteuid() != 0) {
+    PrintUserAlternative(u);
+    return 1;
+  }
+  Status st = WriteFileAtomic(UnitPath(u.name, ".service"), u.service);
+  if (st.ok()) st = WriteFileAtomic(UnitPath(u.name, ".timer"), u.timer);
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"systemctl", "daemon-reload"}, {"systemctl", "enable", "--now", u.name + ".timer"}}) {
+    if (!st.ok()) break;
+    auto c = Capture(argv);
+    if (!c.ok() || !ExitedZero(c->status)) {
+      st = Err(argv[0] + " " + argv[1] + " failed: " + (c.ok() ? c->err : c.status().message()));
+    }
+  }
+  if (!st.ok()) {
+    fprintf(stderr, "framescope schedule install: %s\n", st.message().c_str());
+    return 1;
+  }
+  printf(
+      "installed %s.timer (OnCalendar=%s) and %s.service in /etc/systemd/system;\n"
+      "output appended to %s/schedule.log\n",
+      u.name.c_str(), every.on_calendar.c_str(), u.name.c_str(), o.out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int ScheduleInstall(const ScheduleOptions& o, const InstallChoice& choice) {
+  Every every = *ParseEvery(o.every);  // Validated by the caller.
+  if (Status st = MakeDirs(o.out); !st.ok()) {
+    fprintf(stderr, "framescope schedule install: --out %s: %s\n", o.out.c_str(),
+            st.message().c_str());
+    return 1;
+  }
+  if (SystemdRunning() && !choice.force_cron) return InstallSystemd(o, every);
+  return InstallCron(o, every);
+}
+
+namespace {
+
+Json LastRunJson(const std::string& out) {
+  auto folders = RunFolders(out);
+  if (folders.empty()) return Json();
+  auto runs = profile::LoadHistory(out, {folders.back()});
+  const auto& r = runs[0];
+  Json j = Json::MakeObject();
+  j["folder"] = out + "/" + r.folder;
+  j["started_at"] = r.manifest.started_at;
+  j["status"] = r.loaded ? r.manifest.status : "corrupt";
+  j["exit_code"] = r.manifest.exit_code;
+  j["error"] = r.loaded ? r.manifest.error : r.load_error;
+  if (r.has_compare) j["compare_verdict"] = r.compare.verdict;
+  return j;
+}
+
+// The installed entry for o.out: kind, entry text and next due time (or installed=false).
+Json EntryJson(const ScheduleOptions& o) {
+  Json j = Json::MakeObject();
+  j["out"] = o.out;
+  j["installed"] = false;
+  std::string name = SystemdUnitName(o.out);
+  if (PathExists(UnitPath(name, ".timer"))) {
+    j["installed"] = true;
+    j["kind"] = "systemd";
+    j["entry"] = UnitPath(name, ".timer");
+    auto c = Capture({"systemctl", "list-timers", "--all", "--no-pager", name + ".timer"});
+    j["next_due"] = c.ok() ? c->out : c.status().message();
+    return j;
+  }
+  bool absent = false;
+  auto crontab = ReadCrontab(&absent);
+  auto entry = crontab.ok() ? CrontabEntry(*crontab, o.out) : std::nullopt;
+  if (!crontab.ok()) j["error"] = crontab.status().message();
+  if (!entry) return j;
+  j["installed"] = true;
+  j["kind"] = "crontab";
+  j["entry"] = *entry;
+  std::string expr;  // The first five fields.
+  for (size_t pos = 0, i = 0; i < 5 && pos < entry->size(); ++i) {
+    size_t sp = entry->find(' ', pos);
+    expr += (i ? " " : "") + entry->substr(pos, sp - pos);
+    pos = sp == std::string::npos ? entry->size() : sp + 1;
+  }
+  auto next = NextCronTime(expr, time(nullptr));
+  j["next_due"] = next.ok() ? TimeText(*next) : next.status().message();
+  return j;
+}
+
+}  // namespace
+
+int ScheduleStatus(const ScheduleOptions& o, bool json) {
+  Json j = EntryJson(o);
+  j["last_run"] = LastRunJson(o.out);
+  if (json) {
+    printf("%s\n", j.Dump(2).c_str());
+    return 0;
+  }
+  if (!j.Get("installed").AsBool()) {
+    printf("schedule for %s: not installed%s%s\n", o.out.c_str(), j.Has("error") ? ": " : "",
+           j.Get("error").AsString().c_str());
+  } else {
+    printf("schedule for %s: installed (%s)\n  %s\nnext due: %s\n", o.out.c_str(),
+           j.Get("kind").AsString().c_str(), j.Get("entry").AsString().c_str(),
+           j.Get("next_due").AsString().c_str());
+  }
+  const Json& last = j.Get("last_run");
+  if (last.is_null()) {
+    printf("last run: none in %s\n", o.out.c_str());
+  } else {
+    printf("last run: %s started %s: %s, exit code %lld%s%s\n",
+           last.Get("folder").AsString().c_str(), last.Get("started_at").AsString().c_str(),
+           last.Get("status").AsString().c_str(),
+           static_cast<long long>(last.Get("exit_code").AsInt()),
+           last.Get("error").AsString().empty() ? "" : "\n  error: ",
+           last.Get("error").AsString().c_str());
+  }
+  return 0;
+}
+
+int ScheduleRemove(const ScheduleOptions& o) {
+  std::string name = SystemdUnitName(o.out);
+  if (PathExists(UnitPath(name, ".timer"))) {
+    Capture({"systemctl", "disable", "--now", name + ".timer"});
+    std::error_code ec;
+    std::filesystem::remove(UnitPath(name, ".timer"), ec);
+    std::filesystem::remove(UnitPath(name, ".service"), ec);
+    Capture({"systemctl", "daemon-reload"});
+    printf("removed %s.timer and %s.service\n", name.c_str(), name.c_str());
+    return 0;
+  }
+  bool absent = false, found = false;
+  auto crontab = ReadCrontab(&absent);
+  if (!crontab.ok()) {
+    fprintf(stderr, "framescope schedule remove: %s\n", crontab.status().message().c_str());
+    return 1;
+  }
+  std::string rest = CrontabRemove(*crontab, o.out, &found);
+  if (!found) {
+    printf("schedule for %s: not installed (nothing removed)\n", o.out.c_str());
+    return 0;
+  }
+  // A crontab that held only our block goes back to "no crontab": install made it from none.
+  if (Status st = WriteCrontab(rest, true); !st.ok()) {
+    fprintf(stderr, "framescope schedule remove: %s\n", st.message().c_str());
+    return 1;
+  }
+  printf("removed the crontab entry for %s\n", o.out.c_str());
+  return 0;
+}
+
+namespace {
+
+// Runs a child with stdout+stderr through a pipe: each chunk is copied to our stdout (OUT/
+// schedule.log under cron) and the last lines are kept, for the error of a run that left no
+// run.json. Returns the wait status.
+StatusOr<int> RunTeed(const std::vector<std::string>& argv, std::deque<std::string>* tail) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
+  fflush(stdout);
+  auto pid = Spawn(argv, -1, fds[1], fds[1]);
+  close(fds[1]);
+  if (!pid.ok()) {
+    close(fds[0]);
+    return pid.status();
+  }
+  std::string line;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    fwrite(buf, 1, n, stdout);
+    for (ssize_t i = 0; i < n; ++i) {
+      if (buf[i] != '\n') {
+        line += buf[i];
+        continue;
+      }
+      tail->push_back(line);
+      line.clear();
+      if (tail->size() > 15) tail->pop_front();
+    }
+  }
+  fflush(stdout);
+  if (!line.empty()) tail->push_back(line);
+  close(fds[0]);
+  return Wait(*pid);
+}
+
+std::string NowIso() {
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// OUT/<UTC timestamp>, created here so that no two runs share one; a name already taken (two
+// runs by hand in one second) waits for the next second rather than reusing it.
+StatusOr<std::string> NewRunFolder(const std::string& out) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string dir = out + "/" + RunFolderName(time(nullptr));
+    if (mkdir(dir.c_str(), 0755) == 0) return dir;
+    if (errno != EEXIST) return Err("creating " + dir + ": " + strerror(errno));
+    usleep(1000000 - static_cast<useconds_t>(WallNs() / 1000 % 1000000));
+  }
+  return Err("no free run folder name under " + out);
+}
+
+// The child left no run.json (system down before it wrote one, a crash, a kill): record the
+// failure so the history shows it.
+Status RecordFailedRun(const std::string& dir, const ScheduleOptions& o, const std::string& started,
+                       int status, const std::deque<std::string>& tail) {
+  regression::RunManifest m;
+  m.status = "failed";
+  m.exit_code = ExitCode(status);
+  m.error = WIFSIGNALED(status)
+                ? "framescope profile was killed by signal " + std::to_string(WTERMSIG(status)) +
+                      " (" + strsignal(WTERMSIG(status)) + ")"
+                : "framescope profile exited with code " + std::to_string(WEXITSTATUS(status));
+  m.error += " and left no run.json; its last output:";
+  for (const auto& l : tail) m.error += "\n" + l;
+  m.started_at = started;
+  m.finished_at = NowIso();
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  m.host = host;
+  m.duration_s = o.duration_s;
+  m.repeat = o.repeat > 0 ? o.repeat : 1;
+  m.label = o.label;
+  if (PathExists(dir + "/index.html")) m.report = "index.html";
+  return regression::WriteRunManifest(dir, m);
+}
+
+void Prune(const ScheduleOptions& o) {
+  for (const auto& name : RunsToPrune(o.out, o.keep, o.baseline)) {
+    std::error_code ec;
+    std::filesystem::remove_all(o.out + "/" + name, ec);
+    printf("pruned %s/%s%s%s\n", o.out.c_str(), name.c_str(), ec ? ": " : "",
+           ec ? ec.message().c_str() : "");
+  }
+}
+
+// `framescope compare label:BASELINE RUN`; its exit code and verdict go to RUN/schedule.json.
+void Compare(const ScheduleOptions& o, const std::string& exe, const std::string& dir) {
+  std::vector<std::string> argv = {exe, "compare", "--history", o.out, "--out", dir + "/compare"};
+  if (!o.alert_command.empty()) argv.insert(argv.end(), {"--alert-command", o.alert_command});
+  if (!o.alert_url.empty()) argv.insert(argv.end(), {"--alert-url", o.alert_url});
+  argv.insert(argv.end(), {"label:" + o.baseline, dir});
+  std::deque<std::string> tail;
+  auto status = RunTeed(argv, &tail);
+  profile::CompareOutcome c;
+  c.baseline = o.baseline;
+  c.exit_code = status.ok() ? ExitCode(*status) : -1;
+  auto doc = ReadFile(dir + "/compare/compare.json");
+  auto j = doc.ok() ? Json::Parse(*doc) : StatusOr<Json>(doc.status());
+  if (j.ok() && j->Get("verdict").is_string()) {
+    c.verdict = j->Get("verdict").AsString();
+  } else {
+    // The contract's exit codes, when compare.json has no verdict to read.
+    const char* words[] = {"no regression", "regression", "error", "inconclusive"};
+    c.verdict = c.exit_code >= 0 && c.exit_code <= 3 ? words[c.exit_code] : "error";
+  }
+  if (Status st = profile::WriteCompareOutcome(dir, c); !st.ok()) {
+    fprintf(stderr, "framescope schedule run: %s\n", st.message().c_str());
+  }
+}
+
+}  // namespace
+
+int ScheduleRun(const ScheduleOptions& o) {
+  if (Status st = MakeDirs(o.out); !st.ok()) {
+    fprintf(stderr, "framescope schedule run: --out %s: %s\n", o.out.c_str(), st.message().c_str());
+    return 1;
+  }
+  // Held (and inherited by the children, so a profile outliving us still holds it) until the
+  // run is over: two runs never overlap.
+  auto lock = OpenRegularFileForUpdate(o.out + "/.schedule.lock");
+  if (!lock.ok()) {
+    fprintf(stderr, "framescope schedule run: %s\n", lock.status().message().c_str());
+    return 1;
+  }
+  if (flock(*lock, LOCK_EX | LOCK_NB) != 0) {
+    printf("%s skipped: previous run still going (%s/.schedule.lock is held)\n", NowIso().c_str(),
+           o.out.c_str());
+    close(*lock);
+    return 0;
+  }
+  auto dir = NewRunFolder(o.out);
+  if (!dir.ok()) {
+    fprintf(stderr, "framescope schedule run: %s\n", dir.status().message().c_str());
+    return 1;
+  }
+  std::string exe = SelfExe(), started = NowIso();
+  std::vector<std::string> argv = ProfileArgv(exe, o, *dir);
+  printf("%s schedule run: %s\n", started.c_str(), dir->c_str());
+  std::deque<std::string> tail;
+  auto status = RunTeed(argv, &tail);
+  int code = status.ok() && ExitedZero(*status) ? 0 : 1;
+  if (!status.ok()) tail.push_back(status.status().message());
+  if (!PathExists(*dir + "/" + regression::kRunFile)) {
+    if (Status st = RecordFailedRun(*dir, o, started, status.ok() ? *status : 127 << 8, tail);
+        !st.ok()) {
+      fprintf(stderr, "framescope schedule run: %s\n", st.message().c_str());
+    }
+    code = 1;
+  }
+  Prune(o);
+  auto m = regression::LoadRunManifest(*dir);
+  if (!o.baseline.empty() && m.ok() && m->status == "ok") Compare(o, exe, *dir);
+  auto runs = profile::LoadHistory(o.out, RunFolders(o.out));
+  if (Status st = profile::WriteHistoryIndex(o.out, runs); !st.ok()) {
+    fprintf(stderr, "framescope schedule run: %s\n", st.message().c_str());
+  }
+  printf("%s schedule run: %s done, exit %d; history %s/index.html\n", NowIso().c_str(),
+         dir->c_str(), code, o.out.c_str());
+  close(*lock);
+  return code;
+}
+
+}  // namespace fs::session
