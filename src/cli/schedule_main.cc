@@ -22,9 +22,11 @@ constexpr const char* kSummary =
     "  run      one run now (what the entry runs): the profile, a failed run.json if the profile\n"
     "           left none (the system down is history too), pruning, the comparison with\n"
     "           --baseline (runs labelled with it are never pruned), OUT/index.html. Exit code:\n"
-    "           0 the profile succeeded, 1 it failed. A run that finds the previous one still\n"
+    "           0 the profile succeeded, 1 it failed, 130 interrupted (Ctrl-C reaches the\n"
+    "           profile, and the run is still recorded). A run that finds the previous one still\n"
     "           going logs \"skipped: previous run still going\" and exits 0.\n\n"
-    "--every: Nm (N divides 60) or Nh (N divides 24). Paths are made absolute.\n"
+    "The entry is selected by --out (one schedule per history folder). --every: Nm (N divides\n"
+    "60) or Nh (N divides 24). Paths are made absolute.\n"
     "Exit codes: 0 ok, 1 failure, 2 bad usage.";
 
 }  // namespace

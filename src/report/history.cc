@@ -213,7 +213,8 @@ std::string RenderHistoryHtml(const std::vector<HistoryRun>& runs) {
       "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>framescope history</title>"
       "<style>body{font:14px sans-serif;margin:1.5em}table{border-collapse:collapse}"
       "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
-      "td pre{margin:0;white-space:pre-wrap;max-width:50em}.bad{color:#b00}.ok{color:#070}"
+      "td:first-child{white-space:nowrap}td "
+      "pre{margin:0;white-space:pre-wrap;max-width:50em}.bad{color:#b00}.ok{color:#070}"
       "svg.trend{display:block;margin:4px 0 14px}svg text{font:11px sans-serif}</style>"
       "</head><body>\n<h1>framescope: profiling history</h1>\n<p>" +
       std::to_string(runs.size()) + " run(s), " + std::to_string(failed) +

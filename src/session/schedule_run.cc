@@ -41,6 +41,9 @@ StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int in, int out, int
   if (pid == 0) {
     // A scheduled run killed (timer stopped, Ctrl-C) takes its profile child with it.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    // ScheduleRun ignores these while it waits; the child must not inherit that (exec keeps
+    // ignored signals ignored).
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
     int null = open("/dev/null", O_RDWR);
     dup2(in >= 0 ? in : null, 0);
     dup2(out >= 0 ? out : null, 1);
@@ -292,12 +295,15 @@ int ScheduleStatus(const ScheduleOptions& o, bool json) {
   if (last.is_null()) {
     printf("last run: none in %s\n", o.out.c_str());
   } else {
+    std::string error = last.Get("error").AsString();
+    for (size_t p = error.find('\n'); p != std::string::npos; p = error.find('\n', p + 1)) {
+      error.insert(p + 1, "    ");  // The child's output lines, indented under "error:".
+    }
     printf("last run: %s started %s: %s, exit code %lld%s%s\n",
            last.Get("folder").AsString().c_str(), last.Get("started_at").AsString().c_str(),
            last.Get("status").AsString().c_str(),
            static_cast<long long>(last.Get("exit_code").AsInt()),
-           last.Get("error").AsString().empty() ? "" : "\n  error: ",
-           last.Get("error").AsString().c_str());
+           error.empty() ? "" : "\n  error: ", error.c_str());
   }
   return 0;
 }
@@ -470,6 +476,10 @@ int ScheduleRun(const ScheduleOptions& o) {
     close(*lock);
     return 0;
   }
+  // Ctrl-C, or the timer's stop, reaches the profile child too (same process group / cgroup):
+  // it stops and writes what it has, and this process lives on to record the run and rewrite
+  // the history page.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_IGN);
   auto dir = NewRunFolder(o.out);
   if (!dir.ok()) {
     fprintf(stderr, "framescope schedule run: %s\n", dir.status().message().c_str());
@@ -481,13 +491,14 @@ int ScheduleRun(const ScheduleOptions& o) {
   std::deque<std::string> tail;
   auto status = RunTeed(argv, &tail);
   int code = status.ok() && ExitedZero(*status) ? 0 : 1;
+  if (status.ok() && (ExitCode(*status) == 130 || ExitCode(*status) == 128 + SIGINT)) code = 130;
   if (!status.ok()) tail.push_back(status.status().message());
   if (!PathExists(*dir + "/" + regression::kRunFile)) {
     if (Status st = RecordFailedRun(*dir, o, started, status.ok() ? *status : 127 << 8, tail);
         !st.ok()) {
       fprintf(stderr, "framescope schedule run: %s\n", st.message().c_str());
     }
-    code = 1;
+    code = code == 130 ? 130 : 1;
   }
   Prune(o);
   auto m = regression::LoadRunManifest(*dir);
