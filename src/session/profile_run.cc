@@ -840,12 +840,14 @@ void StartWindows(Session& s, double elapsed_s) {
   TakeBoundary(s, elapsed_s);
 }
 
-// The last boundary when the recording ends; a last window cut under half its length by
-// Ctrl-C is dropped rather than reported as a full window's value.
+// The last boundary when the recording ends. A last window cut under half its length by Ctrl-C
+// is dropped rather than reported as a full window's value, unless it is the only one: then it
+// is the whole recording, and one value beats none.
 void EndWindows(Session& s, double elapsed_s) {
   const RunWindows& w = s.result.windows;
   const double window_s = s.options.duration_s / std::max(1, s.options.repeat);
-  if (!w.bounds_s.empty() && elapsed_s - w.bounds_s.back() >= 0.5 * window_s) {
+  if (w.bounds_s.empty() || elapsed_s <= w.bounds_s.back()) return;
+  if (w.bounds_s.size() == 1 || elapsed_s - w.bounds_s.back() >= 0.5 * window_s) {
     TakeBoundary(s, elapsed_s);
   }
 }

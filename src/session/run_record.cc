@@ -59,8 +59,10 @@ void ServiceMetrics(const ProfileRunResult& r, std::vector<Metric>* out) {
 void ModelMetrics(const ProfileRunResult& r, std::vector<Metric>* out) {
   if (!r.model.name.empty() && r.model.ok()) {
     const Json& p = r.model.profile;
-    Add(out, "model/total_ms", "model", "ms", p.Get("total_counter").AsString(), false,
-        {p.Get("total_inference_time_ms").AsDouble()});
+    Add(out, "model/total_ms", "model", "ms",
+        p.Get("total_counter").AsString() + ", one forward of batch " +
+            std::to_string(p.Get("batch_size").AsInt(1)),
+        false, {p.Get("total_inference_time_ms").AsDouble()});
     for (const Json& l : p.Get("layer_timings").AsArray()) {
       if (l.Get("fused").AsBool()) continue;  // Ran inside its convolution: no time of its own.
       Add(out, "model/layer/" + l.Get("name").AsString() + "_ms", "model", "ms",
@@ -435,7 +437,18 @@ std::vector<Finding> LargestFindings(const ProfileRunResult& r) {
   LargestMetric(metrics, "", "/rss_slope_mb_per_h", "memory growth", &out);
   LargestMetric(metrics, "model/layer/", "_ms", "slowest model layer", &out);
   LargestMetric(metrics, "edge/", "/p99_ms", "worst edge p99", &out);
-  LargestMetric(metrics, "postgres/", "/mean_ms", "slowest statement (queryid)", &out);
+  if (r.io && r.io->db && r.io->db->window_measured) {
+    const auto& st = r.io->db->window.statements;
+    const auto slowest = std::max_element(
+        st.begin(), st.end(), [](const auto& a, const auto& b) { return a.mean_ms < b.mean_ms; });
+    if (slowest != st.end()) {
+      std::string query = slowest->query.substr(0, 80);
+      std::replace(query.begin(), query.end(), '\n', ' ');
+      out.push_back({"slowest statement",
+                     query + " (queryid " + std::to_string(slowest->key.queryid) + ")",
+                     slowest->mean_ms, "ms", kStatementCounter});
+    }
+  }
   return out;
 }
 

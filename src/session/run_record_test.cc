@@ -82,6 +82,7 @@ ProfileRunResult MeasuredRun() {
   io::WindowedStatement st;
   st.key.queryid = 77;
   st.mean_ms = 130.5;
+  st.query = "SELECT 1";
   io.db->window.statements = {st};
   io.redis.emplace();
   io.redis->clients.total.commands = 100;
@@ -217,7 +218,7 @@ TEST(RunRecord, LargestFindingsNameTheirNumbers) {
   EXPECT_TRUE(has("memory growth", "capture", 42));
   EXPECT_TRUE(has("slowest model layer", "conv_2", 9.25));
   EXPECT_TRUE(has("worst edge p99", "api->postgres", 24.5));
-  EXPECT_TRUE(has("slowest statement (queryid)", "77", 130.5));
+  EXPECT_TRUE(has("slowest statement", "SELECT 1 (queryid 77)", 130.5));
 }
 
 }  // namespace
