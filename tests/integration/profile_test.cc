@@ -771,6 +771,9 @@ TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
   EXPECT_EQ(usage.exit_code, 2) << usage.output;
   auto unwind = RunShell(Fs() + " profile --unwind lbr --state-dir " + empty.path());
   EXPECT_EQ(unwind.exit_code, 2) << unwind.output;
+  auto repeat = RunShell(Fs() + " profile --repeat 0 --state-dir " + empty.path());
+  EXPECT_EQ(repeat.exit_code, 2) << repeat.output;
+  EXPECT_NE(repeat.output.find("--repeat must be 1..1000"), std::string::npos) << repeat.output;
   auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path() + " --out " +
                        empty.path() + "/out");
   EXPECT_EQ(none.exit_code, 1) << none.output;
