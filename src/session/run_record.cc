@@ -282,8 +282,20 @@ ChecklistRow GpuRow(const ProfileRunResult& r) {
     return NotMeasurable(row, why.empty() ? j.Get("unavailable_reason").AsString() : why);
   }
   row.counter = j.Get("gpu_utilization_avg_counter").AsString();
-  row.value = Fixed(util.AsDouble() * 100, 1) + "% utilisation";
+  row.value = "utilisation " + Fixed(util.AsDouble() * 100, 1) + "%";
   row.verdict = j.Get("verdicts").Get("gpu_utilization_avg").AsString();
+  // The second goal: met only when both are; a bandwidth figure that cannot be read is named.
+  const Json& bw = j.Get("memory_bandwidth_efficiency");
+  if (bw.is_number()) {
+    row.counter += "; " + j.Get("memory_bandwidth_efficiency_counter").AsString();
+    row.value += ", memory bandwidth efficiency " + Fixed(bw.AsDouble() * 100, 1) + "%";
+    if (j.Get("verdicts").Get("memory_bandwidth_efficiency").AsString() == regression::kNotMet) {
+      row.verdict = regression::kNotMet;
+    }
+  } else {
+    row.reason = "memory bandwidth efficiency not measurable: " +
+                 j.Get("memory_bandwidth_efficiency_reason").AsString();
+  }
   return row;
 }
 

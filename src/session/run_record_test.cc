@@ -181,6 +181,34 @@ TEST(RunRecord, ChecklistRowsReuseTheSectionsVerdicts) {
   EXPECT_EQ(scheduled.checklist[12].value, "baseline v1, last verdict: no change");
 }
 
+// 2.1 has two goals: utilisation and memory bandwidth; met needs both.
+TEST(RunRecord, GpuRowNeedsBothGoals) {
+  ProfileRunResult r = MeasuredRun();
+  gpu::GpuTelemetry t;
+  t.interval_s = 1;
+  t.duration_s = 3;
+  gpu::GpuTimeline g;
+  g.name = "Test GPU";
+  for (double at : {0.0, 1.0, 2.0}) {
+    gpu::GpuSample sample;
+    sample.t_s = at;
+    sample.utilization_gpu = 60;
+    sample.optional[gpu::kDramBwUtil] = 50;
+    g.samples.push_back(sample);
+  }
+  t.gpus = {g};
+  r.gpu = t;
+  ChecklistRow row = BuildChecklist(r, {})[5];
+  ASSERT_EQ(row.id, "2.1");
+  EXPECT_EQ(row.verdict, regression::kNotMet) << row.value;  // 50 % bandwidth < 70 %.
+  EXPECT_NE(row.value.find("utilisation 60.0%"), std::string::npos) << row.value;
+  EXPECT_DOUBLE_EQ(BuildRunManifest(r, {}).Find("gpu/utilization")->values.at(0), 0.6);
+  for (gpu::GpuSample& sample : r.gpu->gpus[0].samples) sample.optional.clear();
+  row = BuildChecklist(r, {})[5];
+  EXPECT_EQ(row.verdict, regression::kMet) << row.value;
+  EXPECT_NE(row.reason.find("memory bandwidth efficiency not measurable"), std::string::npos);
+}
+
 TEST(RunRecord, FailedAndInterruptedRunsAreHistoryToo) {
   ProfileRunResult r;
   r.outcome = ProfileOutcome::kNoSystem;
