@@ -856,45 +856,16 @@ void EndWindows(Session& s, double elapsed_s) {
 // reports per window from its log (each line parsed by the preflight's own parser).
 void FillWindowsFromReadings(Session& s) {
   RunWindows& w = s.result.windows;
-  const std::vector<double>& b = w.bounds_epoch;
-  auto window_of = [&b](double t) -> int {
-    for (size_t k = 1; k < b.size(); ++k) {
-      if (t >= b[k - 1] && t < b[k]) return static_cast<int>(k) - 1;
-    }
-    return -1;
-  };
-  auto means = [&w](const std::vector<std::pair<int, double>>& values) {
-    std::vector<double> out;
-    for (int k = 0; k < w.windows(); ++k) {
-      double sum = 0;
-      int n = 0;
-      for (const auto& [window, v] : values) {
-        if (window == k) sum += v, ++n;
-      }
-      if (n > 0) out.push_back(sum / n);
-    }
-    return out;
-  };
   for (size_t i = 0; i < s.targets.size(); ++i) {
-    std::vector<std::pair<int, double>> rss;
+    std::vector<TimedValue> rss;
     for (const MemorySample& m : s.targets[i].memory) {
-      rss.emplace_back(window_of(m.time_s), static_cast<double>(m.bytes.rss) / 1e6);
+      rss.push_back({m.time_s, static_cast<double>(m.bytes.rss) / 1e6});
     }
-    w.services[i].rss_mb = means(rss);
+    w.services[i].rss_mb = WindowMeans(w.bounds_epoch, rss);
   }
   auto log = ReadFile(s.dir.LogFile("loadgen"));
-  if (!log.ok() || b.empty()) return;
-  std::vector<std::pair<int, double>> fps;
-  size_t pos = 0;
-  while (pos < log->size()) {
-    size_t eol = log->find('\n', pos);
-    if (eol == std::string::npos) eol = log->size();
-    for (const auto& [cam, f] : ParseLoadgenFps(log->substr(pos, eol - pos), b.front())) {
-      fps.emplace_back(window_of(f.at_s), f.fps);
-    }
-    pos = eol + 1;
-  }
-  w.loadgen_fps = means(fps);
+  if (!log.ok() || w.bounds_epoch.empty()) return;
+  w.loadgen_fps = WindowMeans(w.bounds_epoch, LoadgenFpsReports(*log, w.bounds_epoch.front()));
 }
 
 // Record() with the restart watch, the memory readings and the window boundaries between polls.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "src/collect/preflight.h"
 #include "src/config/config.h"
 #include "src/gpu/gpu_report.h"
 #include "src/io/net_edges.h"
@@ -409,6 +410,35 @@ void LargestMetric(const std::vector<Metric>& metrics, const std::string& prefix
 }
 
 }  // namespace
+
+std::vector<double> WindowMeans(const std::vector<double>& bounds,
+                                const std::vector<TimedValue>& readings) {
+  std::vector<double> out;
+  for (size_t k = 1; k < bounds.size(); ++k) {
+    double sum = 0;
+    int n = 0;
+    for (const TimedValue& r : readings) {
+      if (r.at_s < bounds[k - 1] || r.at_s >= bounds[k]) continue;
+      sum += r.value;
+      ++n;
+    }
+    if (n > 0) out.push_back(sum / n);
+  }
+  return out;
+}
+
+std::vector<TimedValue> LoadgenFpsReports(const std::string& log, double since_s) {
+  std::vector<TimedValue> out;
+  for (size_t pos = 0; pos < log.size();) {
+    size_t eol = log.find('\n', pos);
+    if (eol == std::string::npos) eol = log.size();
+    for (const auto& [camera, f] : ParseLoadgenFps(log.substr(pos, eol - pos), since_s)) {
+      out.push_back({f.at_s, f.fps});
+    }
+    pos = eol + 1;
+  }
+  return out;
+}
 
 std::vector<Metric> RunMetrics(const ProfileRunResult& r) {
   std::vector<Metric> out;

@@ -21,6 +21,21 @@
 
 namespace fs::profile {
 
+// A reading at a time (CLOCK_REALTIME seconds).
+struct TimedValue {
+  double at_s = 0;
+  double value = 0;
+};
+
+// The mean of the readings inside each window [bounds[k], bounds[k+1]), in window order; a
+// window without a reading has no value (the result is then shorter, never padded with 0).
+std::vector<double> WindowMeans(const std::vector<double>& bounds,
+                                const std::vector<TimedValue>& readings);
+
+// Every "camera=camNN FPS: X" report of loadgen's log at or after `since_s` (each line read by
+// the preflight's parser), as (time, FPS).
+std::vector<TimedValue> LoadgenFpsReports(const std::string& log, double since_s);
+
 // Every metric the run measured, per window where the run has windows.
 std::vector<regression::Metric> RunMetrics(const ProfileRunResult& r);
 

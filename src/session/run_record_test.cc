@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "src/collect/preflight.h"
+
 namespace fs::profile {
 namespace {
 
@@ -207,6 +209,29 @@ TEST(RunRecord, GpuRowNeedsBothGoals) {
   row = BuildChecklist(r, {})[5];
   EXPECT_EQ(row.verdict, regression::kMet) << row.value;
   EXPECT_NE(row.reason.find("memory bandwidth efficiency not measurable"), std::string::npos);
+}
+
+TEST(RunRecord, WindowMeansKeepEachReadingInItsWindowAndPadNothing) {
+  const std::vector<double> bounds = {100, 110, 120, 130};
+  // 105 and 109 in the first, 110 (a boundary) in the second, nothing in the third, 130 after.
+  const std::vector<TimedValue> readings = {{105, 1}, {109, 3}, {110, 10}, {99, 50}, {130, 70}};
+  EXPECT_EQ(WindowMeans(bounds, readings), (std::vector<double>{2, 10}));
+  EXPECT_TRUE(WindowMeans({100}, readings).empty());
+}
+
+TEST(RunRecord, LoadgenReportsEveryLineNotOnlyTheLatest) {
+  const std::string log =
+      "2026-12-02T07:00:01.000Z I loadgen: camera=cam00 FPS: 30.0\n"
+      "2026-12-02T07:00:01.000Z I loadgen: camera=cam01 FPS: 29.0\n"
+      "2026-12-02T07:00:06.000Z I loadgen: camera=cam00 FPS: 28.0\n"
+      "2026-12-02T06:59:00.000Z I loadgen: camera=cam00 FPS: 1.0\n"  // Before `since`.
+      "garbage\n";
+  double since = 0;
+  ASSERT_TRUE(ParseLogTimestamp("2026-12-02T07:00:00.000Z", &since));
+  const std::vector<TimedValue> r = LoadgenFpsReports(log, since);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[2].value, 28);
+  EXPECT_EQ(WindowMeans({since, since + 5, since + 10}, r), (std::vector<double>{29.5, 28}));
 }
 
 TEST(RunRecord, FailedAndInterruptedRunsAreHistoryToo) {
