@@ -322,8 +322,8 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
     for (const std::string& line : profile::IoVerdictLines(*result.io))
       printf("%s\n", line.c_str());
   }
-  printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
-         result.baseline_path.c_str());
+  printf("report: %s/index.html (summary.json and run.json beside it); baseline: %s\n",
+         out_dir.c_str(), result.baseline_path.c_str());
 }
 
 void PrintErrors(const profile::ProfileRunResult& result) {
