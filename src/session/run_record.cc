@@ -194,6 +194,14 @@ ChecklistRow LoadRow(const ProfileRunResult& r) {
   return row;
 }
 
+// The first output that could not be written whose path contains `what`; "" when none.
+std::string FirstWriteError(const ProfileRunResult& r, const std::string& what) {
+  for (const std::string& e : r.report.write_errors) {
+    if (e.find(what) != std::string::npos) return e;
+  }
+  return "";
+}
+
 ChecklistRow CpuProfilesRow(const ProfileRunResult& r) {
   ChecklistRow row = Row("1.1", "A CPU profile for every service", "cpu/<service>_profile.prof");
   row.counter = "cpu-clock samples (perf_event_open) per service";
@@ -206,12 +214,13 @@ ChecklistRow CpuProfilesRow(const ProfileRunResult& r) {
   }
   row.value = std::to_string(with) + " of " + std::to_string(r.report.services.size()) +
               " services" + (idle.empty() ? "" : " (no samples, idle: " + idle + ")");
-  const bool met = r.coverage_failures == 0 && r.report.write_errors.empty();
+  const std::string unwritten = FirstWriteError(r, "_profile.prof");
+  const bool met = r.coverage_failures == 0 && unwritten.empty();
   row.verdict = met ? regression::kMet : regression::kNotMet;
   if (!met) {
     row.reason = r.coverage_failures > 0
                      ? std::to_string(r.coverage_failures) + " service(s) not fully recorded"
-                     : "some outputs were not written";
+                     : unwritten;
   }
   return row;
 }
@@ -254,15 +263,13 @@ ChecklistRow FlameRow(const ProfileRunResult& r) {
     sampled += s.samples > 0 ? 1 : 0;
     with += s.flame_file.empty() ? 0 : 1;
   }
-  bool write_failed = false;
-  for (const std::string& e : r.report.write_errors) {
-    write_failed |= e.find("flamegraphs/") != std::string::npos;
-  }
+  const std::string unwritten = FirstWriteError(r, "_flame.html");
+  const bool write_failed = !unwritten.empty();
   row.value = std::to_string(with) + " flame graphs for " + std::to_string(sampled) +
               " services with samples";
   const bool met = with == sampled && sampled > 0 && !write_failed;
   row.verdict = met ? regression::kMet : regression::kNotMet;
-  if (!met) row.reason = write_failed ? "a flame graph could not be written" : "none recorded";
+  if (!met) row.reason = write_failed ? unwritten : "none recorded";
   return row;
 }
 

@@ -258,6 +258,16 @@ TEST(RunRecord, FailedAndInterruptedRunsAreHistoryToo) {
   EXPECT_EQ(m.exit_code, 130);
 }
 
+// A flame graph that could not be written fails 1.3, not 1.1 (the profiles were written).
+TEST(RunRecord, WriteFailureCountsAgainstItsOwnItem) {
+  ProfileRunResult r = MeasuredRun();
+  r.report.write_errors = {"flamegraphs/capture_flame.html: is a directory"};
+  const std::vector<ChecklistRow> rows = BuildChecklist(r, {});
+  EXPECT_EQ(rows[2].verdict, regression::kMet) << rows[2].reason;
+  EXPECT_EQ(rows[4].verdict, regression::kNotMet);
+  EXPECT_EQ(rows[4].reason, "flamegraphs/capture_flame.html: is a directory");
+}
+
 TEST(RunRecord, LargestFindingsNameTheirNumbers) {
   const std::vector<Finding> f = LargestFindings(MeasuredRun());
   auto has = [&f](const std::string& kind, const std::string& what, double value) {
