@@ -2,6 +2,7 @@
 // progress line while recording, a table and the exit code out.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <string>
@@ -19,34 +20,8 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-// Exit codes (also in --help).
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
+// A bad flag value (the run's own outcomes map to exit codes in profile::ProfileExitCode).
 constexpr int kExitUsage = 2;
-constexpr int kExitPreflightOrCoverage = 3;
-constexpr int kExitInterrupted = 130;
-
-int ExitCode(profile::ProfileOutcome outcome) {
-  using O = profile::ProfileOutcome;
-  switch (outcome) {
-    case O::kOk:
-      return kExitOk;
-    case O::kBadOutputPath:
-      return kExitUsage;
-    case O::kPreflightFailed:
-    case O::kCoverageGap:
-      return kExitPreflightOrCoverage;
-    case O::kInterrupted:
-      return kExitInterrupted;
-    case O::kNoSystem:
-    case O::kBusy:
-    case O::kRecordFailed:
-    case O::kWriteFailed:
-    case O::kAnalysisFailed:
-      return kExitError;
-  }
-  return kExitError;
-}
 
 constexpr const char* kSummary =
     "Profiles every service of the system `framescope up` started (same --state-dir), without\n"
@@ -84,6 +59,18 @@ constexpr const char* kSummary =
     "LATENCY HISTOGRAM, as `framescope redis`. The latency map of every service-to-service\n"
     "edge from the client histograms (Prometheus, or the services' /metrics), as `framescope\n"
     "net`: OUT/io/db_analysis.json, redis_analysis.json, network_map.json and .svg.\n"
+    "Runs that can be compared: OUT/run.json (format framescope-run/1) names the run's times,\n"
+    "host, duration, --label (default: the git revision framescope was built from), that\n"
+    "revision, framescope's version, the system's configuration (secrets redacted) and its\n"
+    "hash, and every metric measured, each with its counter: per-service CPU (cores) and RSS,\n"
+    "FPS, memory slope, model total and per-layer times, batch gain, statement means, Redis\n"
+    "pipeline share, edge p99s, GPU utilisation. --repeat N cuts the recording into N equal\n"
+    "windows, each giving one value of CPU, RSS and FPS, so one run carries its own variance\n"
+    "(`framescope compare` tests two runs' windows). A run that fails once OUT is writable\n"
+    "(no system, preflight refused, Ctrl-C) writes run.json too, with its status, error and\n"
+    "exit code. index.html and the baseline document open with the checklist (0.1 .. 4.2:\n"
+    "goal, measured value, counter, met / not met / not measurable here and why), the\n"
+    "largest findings and the spread of every per-window metric.\n"
     "A failed output does not stop the others: all are tried, each failure is reported,\n"
     "exit 1.\n"
     "Unwinding: dwarf by default. The services' hot code (OpenCV, libstdc++, libc, gstreamer)\n"
@@ -130,6 +117,10 @@ std::string InvalidFlag(const CliFlags& f) {
       {o.min_frequency_hz >= 1 && o.min_frequency_hz <= o.frequency_hz,
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
+      {o.repeat >= 1 && o.repeat <= 1000, "--repeat must be 1..1000"},
+      // The recording loop takes the boundaries, at its 0.1 s pace.
+      {o.duration_s / std::max(1, o.repeat) >= 0.2,
+       "--duration / --repeat must leave windows of at least 0.2 seconds"},
       {o.model_runs >= 0 && o.model_runs <= 10000, "--model-runs must be 0..10000"},
       {o.sweep.window_seconds >= 0 && o.sweep.window_seconds <= 600,
        "--batch-window-seconds must be 0..600"},
@@ -186,6 +177,12 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Double("fps-wait", &o.fps_wait_s,
                "seconds to wait for loadgen's FPS reports to reach the configured rate");
   flags.Int("top", &o.top, "functions per service in the report tables");
+  flags.Int("repeat", &o.repeat,
+            "cut the recording into N equal windows: N values of each service's CPU, RSS and "
+            "FPS in run.json (1: one value)");
+  flags.String("label", &o.label,
+               "run.json's label, to select runs by in `framescope compare label:NAME` "
+               "(default: the git revision framescope was built from)");
   flags.Double("memory-interval", &o.memory_interval_s,
                "seconds between memory readings of every service");
   flags.Bool("model", &o.model,
@@ -325,8 +322,8 @@ void PrintTable(const profile::ProfileRunResult& result, const std::string& out_
     for (const std::string& line : profile::IoVerdictLines(*result.io))
       printf("%s\n", line.c_str());
   }
-  printf("report: %s/index.html (summary.json beside it); baseline: %s\n", out_dir.c_str(),
-         result.baseline_path.c_str());
+  printf("report: %s/index.html (summary.json and run.json beside it); baseline: %s\n",
+         out_dir.c_str(), result.baseline_path.c_str());
 }
 
 void PrintErrors(const profile::ProfileRunResult& result) {
@@ -380,7 +377,11 @@ int ProfileMain(int argc, char** argv) {
     }
   }
   PrintErrors(result);
-  return ExitCode(result.outcome);
+  if (!result.run_json.empty()) {
+    fprintf(stderr, "run: %s (status %s, exit %d)\n", result.run_json.c_str(),
+            profile::ProfileStatus(result.outcome), profile::ProfileExitCode(result.outcome));
+  }
+  return profile::ProfileExitCode(result.outcome);
 }
 
 }  // namespace fs

@@ -456,15 +456,17 @@ Json CpuReportToJson(const CpuReport& r) {
   return j;
 }
 
-std::string RenderIndexHtml(const CpuReport& r, const std::string& more_sections) {
+std::string RenderIndexHtml(const CpuReport& r, const std::string& more_sections,
+                            const std::string& first_section) {
   std::string h =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<title>framescope profile</title><style>"
       "body{font:14px sans-serif;margin:24px;color:#222}table{border-collapse:collapse}"
       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
       "td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b00}"
-      "</style></head><body>\n<h1>framescope profile</h1>\n<p>";
-  h += "Started " + HtmlText(r.started_at) + ", recorded " + Fixed(r.duration_s, 1) + " s";
+      "</style></head><body>\n<h1>framescope profile</h1>\n";
+  h += first_section + "<p>Started " + HtmlText(r.started_at) + ", recorded " +
+       Fixed(r.duration_s, 1) + " s";
   if (r.partial) h += " <b class=\"bad\">(" + HtmlText(PartialText(r)) + ")</b>";
   h += ". Counter: cpu-clock samples at " + HtmlText(RateText(r));
   h += ", " + HtmlText(r.unwind == "dwarf" ? "DWARF" : "frame-pointer") + " unwinding.</p>\n";

@@ -178,8 +178,10 @@ std::string CpuPctWithError(const ServiceCpu& s, double duration_s);
 std::string RateText(const CpuReport& report);
 
 Json CpuReportToJson(const CpuReport& report);
-// `more_sections` (HTML, e.g. the memory section) goes after the services and before preflight.
-std::string RenderIndexHtml(const CpuReport& report, const std::string& more_sections = "");
+// `more_sections` (HTML, e.g. the memory section) goes after the services and before preflight;
+// `first_section` (the checklist) right under the title, before everything else.
+std::string RenderIndexHtml(const CpuReport& report, const std::string& more_sections = "",
+                            const std::string& first_section = "");
 // The "## CPU" section of the baseline document (Markdown), between kCpuSectionBegin/End.
 std::string RenderBaselineCpuSection(const CpuReport& report);
 

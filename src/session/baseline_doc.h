@@ -16,6 +16,9 @@ struct BaselineSection {
   const char* begin;
   const char* end;
   std::string text;
+  // Placed before every other framescope section (the checklist: the map before the detail);
+  // else a section new to the document is appended.
+  bool first = false;
 };
 
 // Replaces our sections and keeps the rest; an existing document that cannot be read is left

@@ -39,6 +39,8 @@
 #include "src/session/batch_run.h"
 #include "src/session/governor.h"
 #include "src/session/io_run.h"
+#include "src/session/io_targets.h"
+#include "src/session/run_record.h"
 #include "src/system/state.h"
 
 namespace fs::profile {
@@ -57,6 +59,8 @@ struct Target {
   // A service `up --heap-profile` started with the library: its sampled allocation sites, read
   // with each memory reading (a restart starts a new image, whose sites start over).
   std::shared_ptr<memory::HeapSiteTracker> heap_sites;
+  // utime+stime per pid at the last window boundary (--repeat), to take each window's CPU.
+  std::map<pid_t, double> window_cpu_s;
 };
 
 // Relative to the output folder.
@@ -72,6 +76,8 @@ struct Session {
   std::vector<Target> targets;
   LiveWindow live_batching;  // detection's /metrics at the recording's start and end
   IoWindows io;              // PostgreSQL, Redis and the edges over the recording window
+  std::optional<io::MetricsEndpoint> capture;  // capture's /metrics, for FPS per window
+  double capture_frames = -1;                  // Its frames counter at the last boundary.
 
   bool Stopped() const { return options.stop != nullptr && options.stop->load(); }
   void Say(const std::string& line) const {
@@ -106,9 +112,9 @@ Status CheckOutputs(const std::string& out_dir, const std::string& baseline) {
   }
   // The baseline's folder is not created: a mistyped path should fail, not grow a tree. Its
   // other sections are kept, so it must be readable as well as replaceable.
-  RETURN_IF_ERROR(fs::CheckOutputs({out_dir + "/summary.json", out_dir + "/index.html",
-                                    out_dir + "/cpu/system_profile.prof",
-                                    out_dir + "/memory/analysis.json", baseline}));
+  RETURN_IF_ERROR(fs::CheckOutputs(
+      {out_dir + "/summary.json", out_dir + "/index.html", out_dir + "/" + regression::kRunFile,
+       out_dir + "/cpu/system_profile.prof", out_dir + "/memory/analysis.json", baseline}));
   if (KindOfOutput(baseline) == OutputKind::kFile && PathExists(baseline)) {
     RETURN_IF_ERROR(ReadFile(baseline).status().Annotate("baseline (its other sections are kept)"));
   }
@@ -128,6 +134,7 @@ bool LoadTargets(Session& s) {
                                                  "--state-dir " + s.dir.root + "`)");
   }
   s.state = std::move(*state);
+  s.result.config = s.state.Get("config");
   for (const Json& j : s.state.Get("services").AsArray()) {
     Target t;
     t.name = j.Get("name").AsString();
@@ -567,6 +574,9 @@ Json WriteBatchFiles(Session& s, std::vector<Status>* written) {
 std::vector<BaselineSection> BaselineSections(const Session& s) {
   const ModelRun& m = s.result.model;
   std::vector<BaselineSection> sections = {
+      {kChecklistSectionBegin, kChecklistSectionEnd,
+       RenderBaselineChecklistSection(s.result.checklist, s.result.findings, RunMetrics(s.result)),
+       /*first=*/true},
       {kCpuSectionBegin, kCpuSectionEnd, RenderBaselineCpuSection(s.result.report)},
       {kMemorySectionBegin, kMemorySectionEnd, RenderBaselineMemorySection(s.result.memory)}};
   if (!m.name.empty()) {
@@ -620,10 +630,15 @@ void WriteReports(Session& s, const RecordResult& rec) {
   if (Json gpu = WriteGpuFiles(s, &written); !gpu.is_null()) summary["gpu"] = gpu;
   if (s.result.io) summary["io"] = WriteIoFiles(out, *s.result.io, &written);
   s.result.summary_json = summary.Dump(2) + "\n";
+  // The checklist sees what was measured; a file that fails to write below is not in it.
+  s.result.checklist = BuildChecklist(s.result, s.options);
+  s.result.findings = LargestFindings(s.result);
+  const std::string checklist =
+      RenderChecklistHtml(s.result.checklist, s.result.findings, RunMetrics(s.result));
   written.push_back(
       WriteOutput(out + "/memory/analysis.json", MemoryReportToJson(memory).Dump(2) + "\n"));
   written.push_back(WriteOutput(out + "/summary.json", s.result.summary_json));
-  written.push_back(WriteOutput(out + "/index.html", RenderIndexHtml(r, MoreHtml(s))));
+  written.push_back(WriteOutput(out + "/index.html", RenderIndexHtml(r, MoreHtml(s), checklist)));
   written.push_back(WriteBaseline(s.result.baseline_path, BaselineSections(s)));
   for (const Status& st : written) {
     if (!st.ok()) r.write_errors.push_back(st.message());
@@ -763,11 +778,103 @@ void SampleMemory(Session& s) {
   }
 }
 
-// Record() with the restart watch and the memory readings between polls.
+// capture's frames received so far (every camera), or -1 when its /metrics did not answer.
+double CaptureFrames(const Session& s) {
+  if (!s.capture) return -1;
+  const std::vector<io::ServiceScrape> scraped = io::ScrapeServices({*s.capture}, 1000);
+  if (scraped.empty() || !scraped[0].ok) return -1;
+  double frames = -1;
+  for (const PromSample& p : scraped[0].samples) {
+    if (p.name == "framescope_frames_in_total") frames = std::max(frames, 0.0) + p.value;
+  }
+  return frames;
+}
+
+// One window boundary (--repeat): each service's /proc CPU and capture's frame counter since
+// the previous boundary; the first boundary only sets the starting values.
+void TakeBoundary(Session& s, double elapsed_s) {
+  RunWindows& w = s.result.windows;
+  const bool first = w.bounds_s.empty();
+  const double window_s = first ? 0 : elapsed_s - w.bounds_s.back();
+  for (size_t i = 0; i < s.targets.size(); ++i) {
+    Target& t = s.targets[i];
+    double cpu_s = 0;
+    bool read = false;
+    for (pid_t p : t.pids) {
+      ProcStat st;
+      if (!ReadProcStat(p, &st)) continue;
+      // A pid first seen since the last boundary (a followed restart) counts from when it was
+      // followed; one with no reading at all, from now.
+      auto prev = t.window_cpu_s.find(p);
+      auto start = t.cpu_start_s.find(p);
+      const double from = prev != t.window_cpu_s.end()   ? prev->second
+                          : start != t.cpu_start_s.end() ? start->second
+                                                         : st.cpu_s;
+      cpu_s += st.cpu_s - from;
+      read = true;
+      t.window_cpu_s[p] = st.cpu_s;
+    }
+    if (!first && read && window_s > 0) w.services[i].cpu_cores.push_back(cpu_s / window_s);
+  }
+  const double frames = CaptureFrames(s);
+  // A counter that went down (capture restarted) gives no value for this window.
+  if (!first && window_s > 0 && frames >= 0 && s.capture_frames >= 0 &&
+      frames >= s.capture_frames) {
+    w.capture_fps.push_back((frames - s.capture_frames) / window_s);
+  }
+  s.capture_frames = frames;
+  w.bounds_s.push_back(elapsed_s);
+  w.bounds_epoch.push_back(static_cast<double>(WallNs()) / 1e9);
+}
+
+// The first boundary, and where capture's counters are (none: no capture, no capture/fps).
+void StartWindows(Session& s, double elapsed_s) {
+  RunWindows& w = s.result.windows;
+  w.requested = s.options.repeat;
+  for (const Target& t : s.targets) w.services.push_back({t.name, {}, {}});
+  if (auto io = ResolveIoTargets(s.dir.root); io.ok()) {
+    for (const io::MetricsEndpoint& e : io->services) {
+      if (e.name == "capture") s.capture = e;
+    }
+  }
+  TakeBoundary(s, elapsed_s);
+}
+
+// The last boundary when the recording ends. A last window cut under half its length by Ctrl-C
+// is dropped rather than reported as a full window's value, unless it is the only one: then it
+// is the whole recording, and one value beats none.
+void EndWindows(Session& s, double elapsed_s) {
+  const RunWindows& w = s.result.windows;
+  const double window_s = s.options.duration_s / std::max(1, s.options.repeat);
+  if (w.bounds_s.empty() || elapsed_s <= w.bounds_s.back()) return;
+  if (w.bounds_s.size() == 1 || elapsed_s - w.bounds_s.back() >= 0.5 * window_s) {
+    TakeBoundary(s, elapsed_s);
+  }
+}
+
+// Each service's mean RSS per window from the memory readings already taken, and loadgen's FPS
+// reports per window from its log (each line parsed by the preflight's own parser).
+void FillWindowsFromReadings(Session& s) {
+  RunWindows& w = s.result.windows;
+  for (size_t i = 0; i < s.targets.size(); ++i) {
+    std::vector<TimedValue> rss;
+    for (const MemorySample& m : s.targets[i].memory) {
+      rss.push_back({m.time_s, static_cast<double>(m.bytes.rss) / 1e6});
+    }
+    w.services[i].rss_mb = WindowMeans(w.bounds_epoch, rss);
+  }
+  auto log = ReadFile(s.dir.LogFile("loadgen"));
+  if (!log.ok() || w.bounds_epoch.empty()) return;
+  w.loadgen_fps = WindowMeans(w.bounds_epoch, LoadgenFpsReports(*log, w.bounds_epoch.front()));
+}
+
+// Record() with the restart watch, the memory readings and the window boundaries between polls.
 StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& opts) {
   ASSIGN_OR_RETURN(std::unique_ptr<Recording> recording, Recording::Start(opts));
   int64_t next_watch_ns = 0, next_memory_ns = 0;
   const auto memory_ns = static_cast<int64_t>(s.options.memory_interval_s * 1e9);
+  const double window_s = s.options.duration_s / std::max(1, s.options.repeat);
+  StartWindows(s, recording->elapsed_s());
   do {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     // 4x a second: reading and parsing state.json takes well under a millisecond.
@@ -781,8 +888,14 @@ StatusOr<RecordResult> RecordWatchingRestarts(Session& s, const RecordOptions& o
       next_memory_ns =
           next_memory_ns == 0 ? now + memory_ns : std::max(next_memory_ns + memory_ns, now);
     }
+    // Boundaries 1 .. repeat-1 here; the last one when the recording ends.
+    const int windows = s.result.windows.windows();
+    if (windows + 1 < s.options.repeat && recording->elapsed_s() >= (windows + 1) * window_s) {
+      TakeBoundary(s, recording->elapsed_s());
+    }
   } while (recording->Poll());
   SampleMemory(s);  // The window's end, before symbolizing.
+  EndWindows(s, recording->elapsed_s());
   RecordResult result = recording->Finish();
   s.result.report.duration_s = result.elapsed_s;
   WatchRestarts(s, nullptr);  // Exits in the last moments.
@@ -867,6 +980,22 @@ bool TakeLock(Session& s, RunLock* lock, const std::string& path, const std::str
   return st.ok() || s.Fail(ProfileOutcome::kBusy, st.message());
 }
 
+// OUT/run.json, last: its exit code is the run's. A run.json that cannot be written is an
+// output not written (exit 1), like any other.
+void WriteRunRecord(Session& s) {
+  ProfileRunResult& r = s.result;
+  r.finished_at = IsoNow();
+  const std::string path = s.options.out_dir + "/" + regression::kRunFile;
+  Status st = regression::WriteRunManifest(s.options.out_dir, BuildRunManifest(r, s.options));
+  if (st.ok()) {
+    r.run_json = path;
+    return;
+  }
+  r.report.write_errors.push_back(st.message());
+  r.errors.push_back(st.message());
+  if (r.outcome == ProfileOutcome::kOk) r.outcome = ProfileOutcome::kWriteFailed;
+}
+
 ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
   if (r.report.interrupted) return ProfileOutcome::kInterrupted;
   if (!r.report.write_errors.empty()) return ProfileOutcome::kWriteFailed;
@@ -879,24 +1008,48 @@ ProfileOutcome FinalOutcome(const ProfileRunResult& r) {
 
 }  // namespace
 
-ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress) {
-  ProfileRunResult result;
-  result.baseline_path = BaselinePath(options);
-  Session s{options, progress, result, {}, Json(), {}, {}, {}};
-  if (Status st = CheckOutputs(options.out_dir, result.baseline_path); !st.ok()) {
-    s.Fail(ProfileOutcome::kBadOutputPath, st.message());
-    return result;
+int ProfileExitCode(ProfileOutcome outcome) {
+  using O = ProfileOutcome;
+  switch (outcome) {
+    case O::kOk:
+      return 0;
+    case O::kBadOutputPath:
+      return 2;
+    case O::kPreflightFailed:
+    case O::kCoverageGap:
+      return 3;
+    case O::kInterrupted:
+      return 130;
+    case O::kNoSystem:
+    case O::kBusy:
+    case O::kRecordFailed:
+    case O::kWriteFailed:
+    case O::kAnalysisFailed:
+      return 1;
   }
-  // One run at a time per output folder (two would overwrite each other's files) and per
-  // system (two would double the overhead on its services, and each would measure the other).
-  RunLock out_lock, system_lock;
-  if (!TakeLock(s, &out_lock, options.out_dir + "/.framescope-profile.lock",
-                "is writing to " + options.out_dir) ||
-      !LoadTargets(s) ||
+  return 1;
+}
+
+const char* ProfileStatus(ProfileOutcome outcome) {
+  return outcome == ProfileOutcome::kOk            ? "ok"
+         : outcome == ProfileOutcome::kInterrupted ? "interrupted"
+                                                   : "failed";
+}
+
+namespace {
+
+// Everything after the output folder is ours: the system, preflight, recording, reports.
+void RunHoldingOutput(Session& s) {
+  const ProfileRunOptions& options = s.options;
+  ProfileRunResult& result = s.result;
+  // One run at a time per system too (two would double the overhead on its services, and each
+  // would measure the other).
+  RunLock system_lock;
+  if (!LoadTargets(s) ||
       !TakeLock(s, &system_lock, s.dir.root + "/profile.lock",
                 "is profiling the system in " + s.dir.root) ||
       !OpenMemoryLogs(s) || !Preflight(s)) {
-    return result;
+    return;
   }
   GovernorOptions go;
   go.requested_hz = options.frequency_hz;
@@ -909,8 +1062,9 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   auto rec = RecordServices(s, governor, ticks);
   if (!rec.ok()) {
     s.Fail(ProfileOutcome::kRecordFailed, rec.status().message());
-    return result;
+    return;
   }
+  FillWindowsFromReadings(s);
   const int64_t post_start = MonotonicNs();
   FillRunReport(s, *rec, governor, ticks);
   DescribeRate(result.report, &rec->profile);
@@ -932,6 +1086,28 @@ ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink
   if (!result.batch_error.empty()) result.errors.push_back("batch: " + result.batch_error);
   WriteReports(s, *rec);
   result.outcome = FinalOutcome(result);
+}
+
+}  // namespace
+
+ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress) {
+  ProfileRunResult result;
+  result.started_at = IsoNow();
+  result.baseline_path = BaselinePath(options);
+  Session s{options, progress, result, {}, Json(), {}, {}, {}, {}, -1};
+  if (Status st = CheckOutputs(options.out_dir, result.baseline_path); !st.ok()) {
+    s.Fail(ProfileOutcome::kBadOutputPath, st.message());
+    return result;
+  }
+  // One run at a time per output folder: two would overwrite each other's files (run.json
+  // included, so a run that finds it taken writes nothing there).
+  RunLock out_lock;
+  if (!TakeLock(s, &out_lock, options.out_dir + "/.framescope-profile.lock",
+                "is writing to " + options.out_dir)) {
+    return result;
+  }
+  RunHoldingOutput(s);
+  WriteRunRecord(s);
   return result;
 }
 

@@ -3,7 +3,10 @@
 // the overhead governor, then per-service pprof + folded + flame graph, summary.json, index.html
 // and the CPU section of the baseline document; every service's memory is read every
 // memory_interval_s while recording, appended to OUT/memory/<service>.log, and analysed
-// (OUT/memory/analysis.json, the memory sections of the reports).
+// (OUT/memory/analysis.json, the memory sections of the reports). The recording is cut into
+// --repeat windows (boundaries taken by the same loop) for per-window CPU, RSS and FPS, and every
+// run that owns OUT ends by writing OUT/run.json (src/session/run_record.h), failed or not;
+// index.html and the baseline open with the checklist (src/report/checklist.h).
 //
 //   CheckOutputs ─▶ LoadTargets ─▶ Preflight ─▶ Record (governor) ─▶ per-service reports
 //        exit 2        exit 1        exit 3         exit 1            every file tried, exit 1
@@ -26,12 +29,24 @@
 #include "src/gpu/gpu_sampler.h"
 #include "src/model/batch_analysis.h"
 #include "src/record/recorder.h"
+#include "src/regression/run_manifest.h"
+#include "src/report/checklist.h"
 #include "src/report/cpu_report.h"
 #include "src/report/memory_report.h"
 #include "src/session/io_run.h"
 #include "src/session/model_run.h"
 
 namespace fs::profile {
+
+// What `framescope schedule` knows about the automation (checklist 4.1 and 4.2); the caller
+// fills it, a plain run leaves it unknown and the rows say "not measurable here".
+struct AutomationFacts {
+  bool known = false;
+  std::string schedule_entry;  // The installed timer or crontab entry ("" when none).
+  std::string baseline_label;  // `schedule install --baseline LABEL` ("" when none).
+  std::string last_verdict;    // The last comparison's verdict ("regression", "no change", ...).
+  std::string reason;          // Why not measurable, when !known.
+};
 
 struct ProfileRunOptions {
   std::string state_dir;             // Of the running system (`framescope up --state-dir`).
@@ -67,6 +82,11 @@ struct ProfileRunOptions {
   // into OUT/io and the report's I/O sections (read-only: nothing in the database changes).
   bool io = true;
   IoRunOptions io_options;
+  // The recording is cut into `repeat` equal windows, each giving one value of every per-window
+  // metric (CPU, RSS, FPS), so one run carries its own variance (run.json, the spread table).
+  int repeat = 5;
+  std::string label;  // run.json's label; "": the revision framescope was built from.
+  AutomationFacts automation;
   const std::atomic<bool>* stop = nullptr;  // Ctrl-C: stop early, keep partial results.
 };
 
@@ -87,6 +107,29 @@ enum class ProfileOutcome {
   kInterrupted,  // *stop was set: partial results written (or none, if in preflight).
 };
 
+// One service's per-window values (--repeat), in window order; a window without a reading
+// has no value (never a made-up 0), so the vectors may be shorter than the window count.
+struct ServiceWindows {
+  std::string name;
+  // utime+stime of the service's process tree (/proc/PID/stat, children and restarts followed
+  // as the CPU cross-check does) over the window / the window's seconds.
+  std::vector<double> cpu_cores;
+  std::vector<double> rss_mb;  // Mean RSS (MB = 10^6 bytes) of the memory readings in the window.
+};
+
+// The recording cut into windows: boundaries read by the recording loop (no thread of its own).
+struct RunWindows {
+  int requested = 0;
+  std::vector<double> bounds_s;      // Recording clock (s since it started) of each boundary.
+  std::vector<double> bounds_epoch;  // The same boundaries, CLOCK_REALTIME seconds.
+  std::vector<ServiceWindows> services;
+  // capture's framescope_frames_in_total (all cameras) over the window / its seconds.
+  std::vector<double> capture_fps;
+  // Mean of loadgen's per-camera "camera=camNN FPS: X" log lines timed inside the window.
+  std::vector<double> loadgen_fps;
+  int windows() const { return bounds_s.size() < 2 ? 0 : static_cast<int>(bounds_s.size()) - 1; }
+};
+
 struct ProfileRunResult {
   ProfileOutcome outcome = ProfileOutcome::kOk;
   std::vector<std::string> errors;       // What failed, why, what to do; one line each.
@@ -100,6 +143,13 @@ struct ProfileRunResult {
   std::string summary_json;     // As written to OUT/summary.json.
   std::string baseline_path;    // Resolved.
   int coverage_failures = 0;
+  RunWindows windows;
+  // The checklist and the largest findings, as the reports and run.json show them.
+  std::vector<regression::ChecklistRow> checklist;
+  std::vector<Finding> findings;
+  Json config;                          // The running system's configuration (state.json), as read.
+  std::string started_at, finished_at;  // ISO 8601 UTC: RunProfile's start and end.
+  std::string run_json;                 // OUT/run.json when written ("" when not).
 };
 
 struct RecordingProgress {
@@ -115,7 +165,15 @@ struct ProgressSink {
   std::function<void(const RecordingProgress&)> recording;  // About once a second.
 };
 
+// Also writes OUT/run.json (src/session/run_record.h) once OUT is known writable and this run
+// holds it: a run that failed (no system, preflight refused) or was interrupted is history too.
 ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress);
+
+// The exit code `framescope profile` returns for an outcome (also run.json's exit_code):
+// 0 ok, 1 error, 2 bad output path, 3 preflight or coverage failure, 130 interrupted.
+int ProfileExitCode(ProfileOutcome outcome);
+// run.json's status: "ok", "interrupted" or "failed" (every other outcome).
+const char* ProfileStatus(ProfileOutcome outcome);
 
 // The baseline path RunProfile uses: options.baseline, or OUT/performance-baseline.md.
 std::string BaselinePath(const ProfileRunOptions& options);

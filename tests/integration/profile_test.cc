@@ -17,6 +17,8 @@
 #include "src/base/json.h"
 #include "src/profile/folded.h"
 #include "src/profile/pprof.h"
+#include "src/regression/run_manifest.h"
+#include "src/report/checklist.h"
 #include "tests/integration/test_util.h"
 
 namespace fs {
@@ -376,6 +378,53 @@ void CheckIo(const std::string& out, const Json& summary, const std::string& ind
   }
 }
 
+// run.json of the full run (--repeat 3 --label itest): loads, names the run, carries the
+// per-window metrics; index.html and the baseline open with the checklist.
+void CheckRunJson(const std::string& out, const std::string& index, const std::string& doc,
+                  const std::string& output) {
+  EXPECT_NE(output.find("run: " + out + "/run.json (status ok, exit 0)"), std::string::npos)
+      << output;
+  auto m = regression::LoadRunManifest(out);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->status, "ok");
+  EXPECT_EQ(m->exit_code, 0);
+  EXPECT_EQ(m->label, "itest");
+  EXPECT_EQ(m->repeat, 3);
+  EXPECT_FALSE(m->revision.empty());
+  EXPECT_EQ(m->framescope_version, "0.1.0");
+  EXPECT_EQ(m->config.Get("cameras").AsInt(), 2) << m->config.Dump();
+  EXPECT_EQ(m->config_hash, regression::JsonHash(m->config));
+  EXPECT_EQ(m->report, "index.html");
+  EXPECT_EQ(m->profiles.at("detection"), "cpu/detection_profile.prof");
+  // One value per window of CPU (every service), RSS and capture's FPS.
+  for (const char* name : {"detection/cpu_cores", "capture/cpu_cores", "capture/rss_mb",
+                           "detection/rss_mb", "capture/fps"}) {
+    const regression::Metric* metric = m->Find(name);
+    ASSERT_NE(metric, nullptr) << name << " in " << RunManifestToJson(*m).Dump(2);
+    EXPECT_EQ(metric->values.size(), 3u) << name;
+    for (double v : metric->values) EXPECT_GT(v, 0) << name;
+  }
+  // 2 cameras at 10 FPS.
+  for (double fps : m->Find("capture/fps")->values) EXPECT_NEAR(fps, 20, 6);
+  for (const char* name : {"model/total_ms", "redis/pipeline_share", "edge/detection->redis/p99_ms",
+                           "gpu/utilization"}) {
+    EXPECT_NE(m->Find(name), nullptr) << name;
+  }
+  ASSERT_EQ(m->checklist.size(), std::size(profile::kChecklistIds));
+  for (size_t i = 0; i < m->checklist.size(); ++i) {
+    EXPECT_EQ(m->checklist[i].id, profile::kChecklistIds[i]);
+  }
+  EXPECT_EQ(m->checklist[11].reason, "no schedule information");
+  // The checklist is the first section of index.html and of the baseline document.
+  const size_t table = index.find("<section id=\"checklist\"><h2>Checklist</h2>");
+  ASSERT_NE(table, std::string::npos);
+  EXPECT_LT(table, index.find("<h2"));
+  EXPECT_LT(table, index.find("<table id=\"services\">"));
+  EXPECT_NE(index.find("(median of 3 windows, "), std::string::npos);
+  EXPECT_EQ(doc.find("<!-- framescope:"), doc.find(profile::kChecklistSectionBegin)) << doc;
+  EXPECT_NE(doc.find("| 4.2 Regression detection |"), std::string::npos) << doc;
+}
+
 // The batch sweep after the model (detection paused) and the live view of detection's batching
 // over the recording window: both batch sizes measured, the live window seen frames.
 void CheckBatch(const std::string& out, const Json& summary, const std::string& index) {
@@ -411,11 +460,12 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
                                           std::to_string(ServicePid(state_, "detection")) +
                                           " 50 10\ngpm 0 65/30\n")
                   .ok());
-  auto r =
-      RunShell("LD_LIBRARY_PATH=" + testing::BinDir() +
-               "/../fake_nvml/full FAKE_NVML_SCRIPT=" + script + " " + Fs() +
-               " profile --duration 8 --state-dir " + state_ + " --out " + out + " --baseline " +
-               baseline + " --model-runs 3 --batches 1,2 --batch-window-seconds 0.2 --json");
+  auto r = RunShell(
+      "LD_LIBRARY_PATH=" + testing::BinDir() + "/../fake_nvml/full FAKE_NVML_SCRIPT=" + script +
+      " " + Fs() + " profile --duration 8 --state-dir " + state_ + " --out " + out +
+      " --baseline " + baseline +
+      " --model-runs 3 --batches 1,2 --batch-window-seconds 0.2 --repeat 3 --label itest"
+      " --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("preflight: perf events: ok"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("preflight: NVML: "), std::string::npos) << r.output;
@@ -488,6 +538,7 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   EXPECT_NE(doc->find("## Model: per-layer profile"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("<!-- framescope:gpu:begin -->"), std::string::npos) << *doc;
   EXPECT_NE(doc->find("<!-- framescope:batch:begin -->"), std::string::npos) << *doc;
+  CheckRunJson(out, *index, *doc, r.output);
   for (const char* io : {"db", "redis", "net"}) {
     EXPECT_NE(doc->find(std::string("<!-- framescope:") + io + ":begin -->"), std::string::npos)
         << io;
@@ -499,6 +550,8 @@ void CheckFullRun(const std::string& tmp, const std::string& state_) {
   auto doc2 = ReadFile(baseline);
   ASSERT_TRUE(doc2.ok());
   EXPECT_EQ(doc2->find("## CPU"), doc2->rfind("## CPU")) << *doc2;
+  EXPECT_EQ(doc2->find("## Checklist"), doc2->rfind("## Checklist")) << *doc2;
+  EXPECT_EQ(doc2->find("<!-- framescope:"), doc2->find(profile::kChecklistSectionBegin));
   EXPECT_NE(doc2->find("## Memory"), std::string::npos) << *doc2;
   EXPECT_EQ(doc2->find("## Memory"), doc2->rfind("## Memory")) << *doc2;
   EXPECT_NE(doc2->find("Notes kept."), std::string::npos);
@@ -575,6 +628,14 @@ void CheckSecondRunRefused(const std::string& tmp, const std::string& state_,
   EXPECT_NE(elsewhere.output.find("/profile.lock"), std::string::npos) << elsewhere.output;
   EXPECT_EQ(elsewhere.output.find("preflight"), std::string::npos) << elsewhere.output;
   EXPECT_FALSE(PathExists(other + "/summary.json"));
+  // The refused run owned its folder: its run.json says it failed; the folder's holder keeps
+  // its own (the refused run into `out` wrote nothing there).
+  auto refused = regression::LoadRunManifest(other);
+  ASSERT_TRUE(refused.ok()) << refused.status().message();
+  EXPECT_EQ(refused->status, "failed");
+  EXPECT_EQ(refused->exit_code, 1);
+  EXPECT_NE(refused->error.find("is profiling the system"), std::string::npos) << refused->error;
+  EXPECT_FALSE(PathExists(out + "/run.json"));
 }
 
 void CheckInterrupted(const std::string& tmp, const std::string& state_) {
@@ -598,6 +659,11 @@ void CheckInterrupted(const std::string& tmp, const std::string& state_) {
   EXPECT_TRUE(j->Get("interrupted").AsBool(false));
   EXPECT_LT(j->Get("duration_s").AsDouble(999), 60);
   EXPECT_TRUE(profile::ReadPprofFile(out + "/cpu/detection_profile.prof").ok());
+  auto m = regression::LoadRunManifest(out);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->status, "interrupted");
+  EXPECT_EQ(m->exit_code, 130);
+  EXPECT_NE(m->Find("detection/cpu_cores"), nullptr) << RunManifestToJson(*m).Dump(2);
   // The services were left as they were: all still running.
   auto status = RunShell(Fs() + " status --state-dir " + state_);
   EXPECT_EQ(status.exit_code, 0) << status.output;
@@ -705,10 +771,21 @@ TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
   EXPECT_EQ(usage.exit_code, 2) << usage.output;
   auto unwind = RunShell(Fs() + " profile --unwind lbr --state-dir " + empty.path());
   EXPECT_EQ(unwind.exit_code, 2) << unwind.output;
+  auto repeat = RunShell(Fs() + " profile --repeat 0 --state-dir " + empty.path());
+  EXPECT_EQ(repeat.exit_code, 2) << repeat.output;
+  EXPECT_NE(repeat.output.find("--repeat must be 1..1000"), std::string::npos) << repeat.output;
   auto none = RunShell(Fs() + " profile --duration 1 --state-dir " + empty.path() + " --out " +
                        empty.path() + "/out");
   EXPECT_EQ(none.exit_code, 1) << none.output;
   EXPECT_NE(none.output.find("no running system"), std::string::npos) << none.output;
+  // A failed run is history too: OUT was writable, so run.json says what happened.
+  auto failed = regression::LoadRunManifest(empty.path() + "/out");
+  ASSERT_TRUE(failed.ok()) << failed.status().message();
+  EXPECT_EQ(failed->status, "failed");
+  EXPECT_EQ(failed->exit_code, 1);
+  EXPECT_NE(failed->error.find("no running system"), std::string::npos) << failed->error;
+  EXPECT_TRUE(failed->metrics.empty());
+  EXPECT_EQ(failed->checklist.size(), std::size(profile::kChecklistIds));
   // An output folder that does not exist fails before anything runs (no system needed here:
   // the paths are checked first), with exit 2 and the path in the message.
   auto missing =
@@ -717,6 +794,9 @@ TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
   EXPECT_NE(missing.output.find("no/such/dir"), std::string::npos) << missing.output;
   EXPECT_NE(missing.output.find("does not exist"), std::string::npos) << missing.output;
+  // An unusable output path is found before OUT is known writable: no run.json of its own
+  // (the one there is still the no-system run's, exit 1).
+  EXPECT_EQ(regression::LoadRunManifest(empty.path() + "/out")->exit_code, 1);
   // A symlink where the baseline should go is not replaced.
   ASSERT_EQ(symlink("/etc/hostname", (empty.path() + "/link.md").c_str()), 0);
   auto link = RunShell(Fs() + " profile --duration 60 --state-dir " + empty.path() + " --out " +
@@ -726,6 +806,9 @@ TEST(ProfileFlagsTest, BadFlagsAndNoSystemFailClearly) {
   auto help = RunShell(Fs() + " profile --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("Exit codes"), std::string::npos);
+  for (const char* flag : {"--repeat", "--label", "run.json"}) {
+    EXPECT_NE(help.output.find(flag), std::string::npos) << flag;
+  }
 }
 
 // `framescope record --pid` of a process that exits while recorded keeps its samples.

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "src/cli/cli.h"
+#include "src/session/build_info.h"
 
 namespace {
 
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-    printf("framescope 0.1.0\n");
+    printf("framescope %s (revision %s)\n", fs::FramescopeVersion(), fs::FramescopeRevision());
     return 0;
   }
   for (const auto& c : kCommands) {
