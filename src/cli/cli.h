@@ -21,6 +21,7 @@ int BatchMain(int argc, char** argv);
 int DbMain(int argc, char** argv);
 int RedisMain(int argc, char** argv);
 int NetMain(int argc, char** argv);
+int CompareMain(int argc, char** argv);
 // Hidden: the background supervisor that `up` starts.
 int SuperviseMain(int argc, char** argv);
 

@@ -36,6 +36,8 @@ constexpr Command kCommands[] = {
      "Redis pipelining per client and op, commands, latency, slow log over a window"},
     {"net", fs::NetMain,
      "latency map of every service edge: p50/p99 against 5 ms (OUT/io/network_map.json, .svg)"},
+    {"compare", fs::CompareMain,
+     "regression verdicts between two sets of runs or profiles: statistics, alerts"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 
