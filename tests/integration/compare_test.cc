@@ -1,8 +1,9 @@
 // `framescope compare` end to end: slowdown_testprog (fixed work in Step, Parse and Encode) is
-// recorded with the real `framescope record`, 6 profiles per side, with Step slowed 1.3x and
-// 1.03x. The 30 % slowdown is a regression of the program that names Step, the 3 % one is not;
-// the alert command and a local HTTP listener receive the verdict; a listener answering 500 is
-// retried and its failure reported. Plus the CLI's refusals (mismatched hosts, corrupt sides).
+// recorded with the real `framescope record`, 10 profiles per side (~0.4 s, ~800 samples each),
+// with Step slowed 1.3x and 1.03x. The 30 % slowdown is a regression of the program that names
+// Step, the 3 % one is not; the alert command and a local HTTP listener receive the verdict; a
+// listener answering 500 is retried and its failure reported. Plus the CLI's refusals (mismatched
+// hosts, corrupt sides).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -24,9 +25,12 @@ using testing::TempDir;
 
 std::string Fs() { return testing::BinDir() + "/framescope"; }
 
-// 6 per side: Holm's correction over the program's functions needs p < 0.05 / k, and 6 vs 6
-// reaches 0.0022 (5 vs 5 only 0.0079, too little past k = 6 functions).
-constexpr int kProfilesPerSide = 6;
+// 10 per side of ~0.4 s: Holm's correction over the program's functions needs p < 0.05 / k
+// (5 vs 5 reaches only 0.0079, too little past k = 6 functions), and on a loaded 2-core machine
+// a profile now and then takes 1.5x the CPU time for the same work (all functions alike: a
+// busy sibling hyperthread); 6 and 8 per side of ~0.7 s each missed the planted change in some
+// runs there.
+constexpr int kProfilesPerSide = 10;
 
 // Records base (1.0), slow (1.3) and tiny (1.03) round-robin, so a change in the machine's load
 // during the test falls on every side alike.
@@ -34,9 +38,9 @@ void RecordSides(const std::string& dir) {
   for (int i = 0; i < kProfilesPerSide; ++i) {
     for (auto [side, factor] : {std::pair{"base", "1.0"}, {"slow", "1.3"}, {"tiny", "1.03"}}) {
       ASSERT_TRUE(MakeDirs(dir + "/" + side).ok());
-      auto r = RunShell(Fs() + " record --frequency 999 -o " + dir + "/" + side + "/p" +
+      auto r = RunShell(Fs() + " record --frequency 1999 -o " + dir + "/" + side + "/p" +
                         std::to_string(i) + ".prof --folded /dev/null -- " + testing::BinDir() +
-                        "/slowdown_testprog --work 1800 --slow-factor " + factor);
+                        "/slowdown_testprog --work 1200 --slow-factor " + factor);
       ASSERT_EQ(r.exit_code, 0) << r.output;
     }
   }
