@@ -56,6 +56,7 @@ std::vector<std::string> ListDir(const std::string& dir, Keep keep) {
 // Every run in a history folder (subfolders with run.json), oldest first; a corrupt one is an
 // error that names it.
 StatusOr<std::vector<RunManifest>> LoadHistory(const std::string& dir) {
+  if (!IsDir(dir)) return Err(dir + ": no such history folder (--history DIR)");
   std::vector<RunManifest> runs;
   for (const std::string& name : ListDir(dir, [](const stdfs::directory_entry& e) {
          std::error_code ec;
@@ -414,8 +415,14 @@ Comparison Compare(const Side& baseline, const Side& current, const VerdictOptio
   if (baseline.profile_set) b.metrics.push_back(TotalCpu(bcpu[kProgramGroup]));
   if (current.profile_set) cur.metrics.push_back(TotalCpu(ccpu[kProgramGroup]));
   CompareMetrics(b, cur, &c);
+  for (const auto& [group, cpus] : ccpu) {
+    if (!bcpu.count(group)) c.warnings.push_back(group + ": CPU profiles only in the current side");
+  }
   for (const auto& [group, cpus] : bcpu) {
-    if (!ccpu.count(group)) continue;
+    if (!ccpu.count(group)) {
+      c.warnings.push_back(group + ": CPU profiles only in the baseline side");
+      continue;
+    }
     c.functions[group] = CompareFunctions(cpus, ccpu[group], baseline.profile_set, options);
     c.merged_baseline[group] = MergeProfiles(baseline.profiles.at(group));
     c.merged_current[group] = MergeProfiles(current.profiles.at(group));

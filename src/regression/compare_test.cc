@@ -86,6 +86,10 @@ TEST_F(CompareTest, RunSidesPoolLabelsAndLatestAndSkipFailedRuns) {
   auto none = LoadSide("label:v9", dir_ + "/h");
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("no ok run labelled \"v9\""), std::string::npos);
+  auto no_history = LoadSide("latest", dir_ + "/elsewhere");
+  ASSERT_FALSE(no_history.ok());
+  EXPECT_NE(no_history.status().message().find(dir_ + "/elsewhere: no such history folder"),
+            std::string::npos);
 }
 
 TEST_F(CompareTest, CorruptRunJsonIsNamed) {
@@ -115,6 +119,11 @@ TEST_F(CompareTest, MissingMetricIsListedNotZero) {
   Json j = ComparisonToJson(*b, *c, r);
   EXPECT_EQ(j.Get("missing").size(), 2u);
   EXPECT_EQ(j.Get("metrics").size(), 1u);
+  // CPU profiles on one side only: said, and no function compared against nothing.
+  b->profiles.clear();
+  r = Compare(*b, *c, {});
+  EXPECT_TRUE(r.functions.empty());
+  EXPECT_EQ(r.warnings, std::vector<std::string>{"api: CPU profiles only in the current side"});
 }
 
 TEST_F(CompareTest, MismatchedHostOrConfigIsNamed) {

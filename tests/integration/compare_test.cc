@@ -159,6 +159,14 @@ TEST(CompareTest, RefusesMismatchesAndNamesCorruptSides) {
   r = RunShell(Fs() + " compare --force " + d + "/a " + d + "/b --out " + d + "/o");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("warning: runs from different hosts"), std::string::npos) << r.output;
+  // --json: compare.json on standard output, nothing else there.
+  r = RunShell("(" + Fs() + " compare --force --json " + d + "/a " + d + "/b --out " + d +
+               "/o 2>/dev/null)");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto stdout_json = Json::Parse(r.output);
+  ASSERT_TRUE(stdout_json.ok()) << r.output;
+  EXPECT_EQ(stdout_json->Get("format").AsString(), "framescope-compare/1");
+  EXPECT_EQ(stdout_json->Get("metrics").AsArray().at(0).Get("verdict").AsString(), "no change");
   ASSERT_TRUE(MakeDirs(d + "/c").ok());
   ASSERT_TRUE(WriteFileAtomic(d + "/c/run.json", "{\"format\": \"framescope-run/1\", ").ok());
   r = RunShell(Fs() + " compare " + d + "/a " + d + "/c --out " + d + "/o");
