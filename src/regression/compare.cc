@@ -408,6 +408,13 @@ Comparison Compare(const Side& baseline, const Side& current, const VerdictOptio
   for (const Side* s : {&baseline, &current}) {
     for (const std::string& note : s->notes) c.warnings.push_back(s->spec + ": " + note);
   }
+  // A run on both sides (e.g. a label that also matches the run being checked) pulls the two
+  // sides together: say so rather than quietly weaken the verdict.
+  std::set<std::string> base_dirs;
+  for (const RunManifest& r : baseline.runs) base_dirs.insert(r.dir);
+  for (const RunManifest& r : current.runs) {
+    if (base_dirs.count(r.dir)) c.warnings.push_back("run " + r.dir + " is on both sides");
+  }
   Side b = baseline, cur = current;  // profile sets gain their total CPU metric
   std::map<std::string, std::vector<ProfileCpu>> bcpu, ccpu;
   for (const auto& [group, profiles] : baseline.profiles) bcpu[group] = CpusOf(profiles);

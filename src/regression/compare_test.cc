@@ -83,6 +83,9 @@ TEST_F(CompareTest, RunSidesPoolLabelsAndLatestAndSkipFailedRuns) {
   auto both = LoadSide(dir_ + "/h/r1," + dir_ + "/h/r4", "");
   ASSERT_TRUE(both.ok());
   EXPECT_EQ(both->metrics.at(0).values, (std::vector<double>{1.0, 1.1, 3.0}));
+  std::vector<std::string> w = Compare(*v1, *both, {}).warnings;
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0], "run " + dir_ + "/h/r1 is on both sides");
   auto none = LoadSide("label:v9", dir_ + "/h");
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("no ok run labelled \"v9\""), std::string::npos);

@@ -14,6 +14,8 @@
 #include "src/base/file_util.h"
 #include "src/base/http.h"
 #include "src/base/json.h"
+#include "src/profile/pprof.h"
+#include "src/profile/test_profiles.h"
 #include "src/regression/run_manifest.h"
 #include "tests/integration/test_util.h"
 
@@ -149,7 +151,12 @@ TEST(CompareTest, RefusesMismatchesAndNamesCorruptSides) {
     regression::RunManifest m;
     m.host = host;
     m.metrics.push_back({"api/cpu_cores", "api", "cores", "/proc", false, {1, 1.1, 0.9, 1.05}});
-    ASSERT_TRUE(MakeDirs(d + "/" + name).ok());
+    ASSERT_TRUE(MakeDirs(d + "/" + name + "/cpu").ok());
+    m.profiles["api"] = "cpu/api_profile.prof";
+    ASSERT_TRUE(profile::WritePprofFile(
+                    d + "/" + name + "/cpu/api_profile.prof",
+                    profile::ProfileFromStacks({{"main;Serve", 6, 600}, {"main;Encode", 4, 400}}))
+                    .ok());
     ASSERT_TRUE(regression::WriteRunManifest(d + "/" + name, m).ok());
   }
   auto r = RunShell(Fs() + " compare " + d + "/a " + d + "/b --out " + d + "/o");
@@ -159,6 +166,10 @@ TEST(CompareTest, RefusesMismatchesAndNamesCorruptSides) {
   r = RunShell(Fs() + " compare --force " + d + "/a " + d + "/b --out " + d + "/o");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("warning: runs from different hosts"), std::string::npos) << r.output;
+  // The runs' CPU profiles: a differential flame graph of the api, and its functions, one
+  // profile per side: shown, inconclusive.
+  EXPECT_TRUE(PathExists(d + "/o/diff/api.html")) << r.output;
+  EXPECT_NE(LineOf(r.output, "Serve ").find("inconclusive"), std::string::npos) << r.output;
   // --json: compare.json on standard output, nothing else there.
   r = RunShell("(" + Fs() + " compare --force --json " + d + "/a " + d + "/b --out " + d +
                "/o 2>/dev/null)");
