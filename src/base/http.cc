@@ -337,6 +337,10 @@ void HttpServer::Handle(const std::string& path, HttpHandler handler) {
   exact_[path] = std::move(handler);
 }
 
+void HttpServer::HandlePost(const std::string& path, HttpHandler handler) {
+  post_[path] = std::move(handler);
+}
+
 void HttpServer::HandlePrefix(const std::string& prefix, HttpHandler handler) {
   prefixes_.emplace_back(prefix, std::move(handler));
   std::sort(prefixes_.begin(), prefixes_.end(),
@@ -516,6 +520,9 @@ void HttpServer::Serve(Conn& conn) {
 }
 
 HttpResponse HttpServer::Dispatch(const HttpRequest& req) {
+  if (auto it = post_.find(req.path); req.method == "POST" && it != post_.end()) {
+    return it->second(req);
+  }
   if (req.method != "GET" && req.method != "HEAD") {
     return {405, "application/json", "{\"error\":\"only GET is supported\"}"};
   }
@@ -546,15 +553,18 @@ Status ReadToEof(int fd, int timeout_ms, std::string* body) {
   }
 }
 
-}  // namespace
-
-StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::string& path,
-                             int timeout_ms, const std::map<std::string, std::string>& headers) {
+// One request (with a body when `body` is given) and its response.
+StatusOr<HttpResult> Exchange(const std::string& method, const std::string& host, int port,
+                              const std::string& path, const std::string* body, int timeout_ms,
+                              std::map<std::string, std::string> headers) {
   std::string where = host + ":" + std::to_string(port) + path;
   ASSIGN_OR_RETURN(ScopedFd fd, ConnectTcp(host, port, timeout_ms));
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
+  if (body != nullptr) headers["Content-Length"] = std::to_string(body->size());
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   req += "\r\n";
+  if (body != nullptr) req += *body;
   RETURN_IF_ERROR(SendBy(fd.get(), req, Clock::now() + milliseconds(timeout_ms)));
   // timeout_ms bounds each wait for the server, not the whole transfer.
   std::string buf;
@@ -591,6 +601,19 @@ StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::strin
     ASSIGN_OR_RETURN(result.body, DecodeChunked(result.body));
   }
   return result;
+}
+
+}  // namespace
+
+StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::string& path,
+                             int timeout_ms, const std::map<std::string, std::string>& headers) {
+  return Exchange("GET", host, port, path, nullptr, timeout_ms, headers);
+}
+
+StatusOr<HttpResult> HttpPost(const std::string& host, int port, const std::string& path,
+                              const std::string& body, const std::string& content_type,
+                              int timeout_ms) {
+  return Exchange("POST", host, port, path, &body, timeout_ms, {{"Content-Type", content_type}});
 }
 
 StatusOr<std::string> DecodeChunked(const std::string& raw) {

@@ -78,6 +78,8 @@ class HttpServer {
   void Handle(const std::string& path, HttpHandler handler);
   // Handler for paths starting with `prefix` (checked after exact paths, longest first).
   void HandlePrefix(const std::string& prefix, HttpHandler handler);
+  // Exact-path handler for POST (every other handler answers GET and HEAD only).
+  void HandlePost(const std::string& path, HttpHandler handler);
 
   Status Start(const std::string& host, int port);
   void Stop();
@@ -105,6 +107,7 @@ class HttpServer {
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
   std::map<std::string, HttpHandler> exact_;
+  std::map<std::string, HttpHandler> post_;
   std::vector<std::pair<std::string, HttpHandler>> prefixes_;
   std::mutex conn_mu_;
   std::vector<std::shared_ptr<Conn>> conns_;  // under conn_mu_
@@ -121,6 +124,11 @@ struct HttpResult {
 StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::string& path,
                              int timeout_ms = 2000,
                              const std::map<std::string, std::string>& headers = {});
+
+// POST `body` to http://host:port/path (plain HTTP, no TLS, no redirects), same limits as HttpGet.
+StatusOr<HttpResult> HttpPost(const std::string& host, int port, const std::string& path,
+                              const std::string& body, const std::string& content_type,
+                              int timeout_ms = 2000);
 
 std::string UrlDecode(const std::string& s);
 // Decodes an HTTP/1.1 chunked body ("<hex size>[;ext]\r\n<data>\r\n" ... "0\r\n\r\n").

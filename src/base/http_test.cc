@@ -350,5 +350,33 @@ TEST(HttpSlowClientTest, ShedsWaitingConnectionsNeverBusyOnes) {
   }
 }
 
+// HttpPost delivers its body and content type to a POST handler; paths without one stay
+// GET-only (405), and the handler's status comes back as is.
+TEST(HttpPostTest, BodyReachesAPostHandler) {
+  auto server = std::make_unique<HttpServer>(ShortDeadlines());
+  std::string got_body, got_type;
+  server->HandlePost("/hook", [&](const HttpRequest& req) {
+    got_body = req.body;
+    got_type = req.headers.count("content-type") ? req.headers.at("content-type") : "";
+    return HttpResponse{req.body == "fail" ? 500 : 202, "text/plain", "seen"};
+  });
+  ASSERT_TRUE(server->Start("127.0.0.1", 0).ok());
+  auto r = HttpPost("127.0.0.1", server->port(), "/hook", "{\"verdict\":1}", "application/json");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->status, 202);
+  EXPECT_EQ(r->body, "seen");
+  EXPECT_EQ(got_body, "{\"verdict\":1}");
+  EXPECT_EQ(got_type, "application/json");
+  r = HttpPost("127.0.0.1", server->port(), "/hook", "fail", "text/plain");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 500);
+  r = HttpPost("127.0.0.1", server->port(), "/other", "x", "text/plain");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 405);
+  r = HttpGet("127.0.0.1", server->port(), "/hook");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+}
+
 }  // namespace
 }  // namespace fs

@@ -22,6 +22,7 @@ int DbMain(int argc, char** argv);
 int RedisMain(int argc, char** argv);
 int NetMain(int argc, char** argv);
 int ScheduleMain(int argc, char** argv);
+int CompareMain(int argc, char** argv);
 // Hidden: the background supervisor that `up` starts.
 int SuperviseMain(int argc, char** argv);
 

@@ -55,8 +55,8 @@ Json RowToJson(const ChecklistRow& r) {
 }
 
 ChecklistRow RowFromJson(const Json& j) {
-  return {j.Get("id").AsString(),      j.Get("item").AsString(),    j.Get("goal").AsString(),
-          j.Get("value").AsString(),   j.Get("counter").AsString(), j.Get("verdict").AsString(),
+  return {j.Get("id").AsString(),    j.Get("item").AsString(),    j.Get("goal").AsString(),
+          j.Get("value").AsString(), j.Get("counter").AsString(), j.Get("verdict").AsString(),
           j.Get("reason").AsString()};
 }
 

@@ -58,7 +58,7 @@ inline constexpr const char* kNotMet = "not met";
 inline constexpr const char* kNotMeasurable = "not measurable here";
 
 struct RunManifest {
-  std::string dir;  // The run's folder (set by LoadRunManifest; not serialized).
+  std::string dir;            // The run's folder (set by LoadRunManifest; not serialized).
   std::string status = "ok";  // "ok", "failed" or "interrupted".
   std::string error;          // Why the run failed (status "failed").
   int exit_code = 0;

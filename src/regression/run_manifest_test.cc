@@ -50,10 +50,10 @@ TEST(RunManifest, CorruptFilesAreNamed) {
   auto missing = LoadRunManifest(dir);
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find(dir + "/run.json"), std::string::npos);
-  for (const char* text : {"{not json", R"({"format":"other"})",
-                           R"({"format":"framescope-run/1","status":"ok"})",
-                           R"({"format":"framescope-run/1","status":"ok","metrics":[{"name":"x"}]})",
-                           R"({"format":"framescope-run/1","status":"ok","metrics":
+  for (const char* text :
+       {"{not json", R"({"format":"other"})", R"({"format":"framescope-run/1","status":"ok"})",
+        R"({"format":"framescope-run/1","status":"ok","metrics":[{"name":"x"}]})",
+        R"({"format":"framescope-run/1","status":"ok","metrics":
                               [{"name":"x","values":[1,"2"],"better":"lower"}]})"}) {
     ASSERT_TRUE(WriteFileAtomic(dir + "/run.json", text).ok());
     auto m = LoadRunManifest(dir);

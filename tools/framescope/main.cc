@@ -39,6 +39,8 @@ constexpr Command kCommands[] = {
      "latency map of every service edge: p50/p99 against 5 ms (OUT/io/network_map.json, .svg)"},
     {"schedule", fs::ScheduleMain,
      "continuous profiling: install/status/remove a timer or cron entry; run; history page"},
+    {"compare", fs::CompareMain,
+     "regression verdicts between two sets of runs or profiles: statistics, alerts"},
     {"_supervise", fs::SuperviseMain, nullptr},
 };
 

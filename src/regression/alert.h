@@ -1,0 +1,45 @@
+// Alerts of `framescope compare` on a regression: a command run with the verdict JSON on its
+// standard input, and an HTTP POST of the same JSON. Each attempt's failure is kept, so the
+// caller reports it on stderr and in compare.json ("alerts"): an alert is never silently lost.
+#ifndef FRAMESCOPE_REGRESSION_ALERT_H_
+#define FRAMESCOPE_REGRESSION_ALERT_H_
+
+#include <string>
+#include <vector>
+
+#include "src/base/json.h"
+#include "src/base/status.h"
+
+namespace fs::regression {
+
+struct AlertResult {
+  std::string kind;    // "command" or "url"
+  std::string target;  // the command line or the URL
+  bool ok = false;
+  int attempts = 0;
+  std::vector<std::string> errors;  // one per failed attempt
+};
+
+// Runs `command` with /bin/sh -c, `json` on its stdin; ok when it exits 0 within timeout_ms
+// (else it is killed with its process group).
+AlertResult RunAlertCommand(const std::string& command, const std::string& json,
+                            int timeout_ms = 30000);
+
+// http://host[:port]/path (plain HTTP only; port 80 by default).
+struct HttpUrl {
+  std::string host;
+  int port = 80;
+  std::string path = "/";
+};
+StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
+
+// POSTs `json` (application/json) to `url`; a transport error or a non-2xx status is a failed
+// attempt, retried up to `attempts` times with doubling waits from backoff_ms.
+AlertResult PostAlert(const std::string& url, const std::string& json, int attempts = 3,
+                      int backoff_ms = 500, int timeout_ms = 5000);
+
+Json AlertsToJson(const std::vector<AlertResult>& alerts);
+
+}  // namespace fs::regression
+
+#endif  // FRAMESCOPE_REGRESSION_ALERT_H_
