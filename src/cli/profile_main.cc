@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -14,6 +15,7 @@
 #include "src/gpu/gpu_report.h"
 #include "src/model/batch_sweep.h"
 #include "src/session/profile_run.h"
+#include "src/session/schedule.h"
 
 namespace fs {
 namespace {
@@ -103,6 +105,7 @@ struct CliFlags {
   std::string unwind = "dwarf";
   int stack_bytes = 16384;
   bool json = false;
+  std::string schedule_out = "profiles/automated";
 };
 
 constexpr double kMaxDurationS = 7 * 24 * 3600;  // Longer runs are continuous profiling's job.
@@ -200,6 +203,9 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Double("slow-ms", &o.io_options.slow_ms,
                "PostgreSQL statements with a mean over this are listed with plan and advice");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
+  flags.String("schedule-out", &f->schedule_out,
+               "the history `framescope schedule install --out` fills: checklist 4.1 and 4.2 "
+               "report its entry, pinned baseline and last verdict");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;
   if (std::string bad = InvalidFlag(*f); !bad.empty()) {
@@ -364,6 +370,7 @@ int ProfileMain(int argc, char** argv) {
   if (int code = ParseFlags(argc, argv, &f); code >= 0) return code;
   CatchStopSignals(&g_stop);
   f.run.stop = &g_stop;
+  f.run.automation = session::ScheduleFacts(std::filesystem::absolute(f.schedule_out).string());
   profile::ProgressSink progress;
   progress.message = [](const std::string& line) { fprintf(stderr, "%s\n", line.c_str()); };
   progress.recording = PrintRecording;

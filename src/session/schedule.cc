@@ -236,8 +236,16 @@ std::vector<std::string> RunArgv(const std::string& exe, const ScheduleOptions& 
 
 std::vector<std::string> ProfileArgv(const std::string& exe, const ScheduleOptions& o,
                                      const std::string& run_dir) {
-  std::vector<std::string> argv = {exe,     "profile", "--state-dir", o.state_dir,
-                                   "--out", run_dir,   "--duration",  NumberText(o.duration_s)};
+  std::vector<std::string> argv = {exe,
+                                   "profile",
+                                   "--state-dir",
+                                   o.state_dir,
+                                   "--out",
+                                   run_dir,
+                                   "--duration",
+                                   NumberText(o.duration_s),
+                                   "--schedule-out",
+                                   o.out};
   if (o.repeat > 0) argv.insert(argv.end(), {"--repeat", std::to_string(o.repeat)});
   if (!o.label.empty()) argv.insert(argv.end(), {"--label", o.label});
   return argv;
@@ -292,6 +300,28 @@ SystemdUnits MakeSystemdUnits(const std::string& on_calendar, const std::string&
   u.timer = "[Unit]\nDescription=" + what + " (timer)\n\n[Timer]\nOnCalendar=" + on_calendar +
             "\nPersistent=true\nUnit=" + u.name + ".service\n\n[Install]\nWantedBy=timers.target\n";
   return u;
+}
+
+std::string ScheduleArg(const std::string& line, const std::string& flag, bool systemd) {
+  const std::string key = systemd ? SystemdQuote(flag) + " \"" : ShellQuote(flag) + " '";
+  size_t p = line.find(key);
+  if (p == std::string::npos) return "";
+  std::string v;
+  for (size_t i = p + key.size(); i < line.size(); ++i) {
+    if (!systemd && line.compare(i, 4, "'\\''") == 0) {  // ShellQuote's '\'' is one quote
+      v += '\'';
+      i += 3;
+    } else if (line[i] == (systemd ? '"' : '\'')) {
+      break;
+    } else if (systemd ? line[i] == '\\' || line.compare(i, 2, "%%") == 0 ||
+                             line.compare(i, 2, "$$") == 0
+                       : line.compare(i, 2, "\\%") == 0) {
+      v += line[++i];  // An escaped character: the one that follows.
+    } else {
+      v += line[i];
+    }
+  }
+  return v;
 }
 
 bool IsRunFolderName(const std::string& name) {

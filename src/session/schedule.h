@@ -22,6 +22,10 @@
 
 #include "src/base/status.h"
 
+namespace fs::profile {
+struct AutomationFacts;  // src/session/profile_run.h
+}  // namespace fs::profile
+
 namespace fs::session {
 
 struct ScheduleOptions {
@@ -81,6 +85,15 @@ SystemdUnits MakeSystemdUnits(const std::string& on_calendar, const std::string&
                               const ScheduleOptions& o);
 // The unit name for `out` (same as MakeSystemdUnits(...).name).
 std::string SystemdUnitName(const std::string& out);
+
+// The value of `flag` in a crontab line (CronLine) or, with `systemd`, a service unit
+// (MakeSystemdUnits), unquoted; "" when absent.
+std::string ScheduleArg(const std::string& line, const std::string& flag, bool systemd);
+
+// Checklist 4.1 and 4.2 for the schedule that fills `out`: its entry (a crontab entry counts only
+// while a cron daemon runs), the pinned --baseline and the newest run's compare verdict. Unknown,
+// with the reason, when the crontab cannot be read.
+profile::AutomationFacts ScheduleFacts(const std::string& out);
 
 // Run folders under `out` (a directory, not a symlink, named like 20261202T070000Z, holding a
 // run.json), oldest first. Anything else is never a run folder and never pruned.

@@ -20,6 +20,7 @@
 #include "src/base/file_util.h"
 #include "src/base/json.h"
 #include "src/report/history.h"
+#include "src/session/profile_run.h"
 #include "src/session/schedule.h"
 #include "src/system/process.h"
 
@@ -241,6 +242,17 @@ Json LastRunJson(const std::string& out) {
   return j;
 }
 
+// The first five fields of a crontab line.
+std::string CronFields(const std::string& line) {
+  std::string expr;
+  for (size_t pos = 0, i = 0; i < 5 && pos < line.size(); ++i) {
+    size_t sp = line.find(' ', pos);
+    expr += (i ? " " : "") + line.substr(pos, sp - pos);
+    pos = sp == std::string::npos ? line.size() : sp + 1;
+  }
+  return expr;
+}
+
 // The installed entry for o.out: kind, entry text and next due time (or installed=false).
 Json EntryJson(const ScheduleOptions& o) {
   Json j = Json::MakeObject();
@@ -263,18 +275,44 @@ Json EntryJson(const ScheduleOptions& o) {
   j["installed"] = true;
   j["kind"] = "crontab";
   j["entry"] = *entry;
-  std::string expr;  // The first five fields.
-  for (size_t pos = 0, i = 0; i < 5 && pos < entry->size(); ++i) {
-    size_t sp = entry->find(' ', pos);
-    expr += (i ? " " : "") + entry->substr(pos, sp - pos);
-    pos = sp == std::string::npos ? entry->size() : sp + 1;
-  }
-  auto next = NextCronTime(expr, time(nullptr));
+  auto next = NextCronTime(CronFields(*entry), time(nullptr));
   j["next_due"] = next.ok() ? TimeText(*next) : next.status().message();
   return j;
 }
 
 }  // namespace
+
+profile::AutomationFacts ScheduleFacts(const std::string& out) {
+  profile::AutomationFacts a;
+  ScheduleOptions o;
+  o.out = out;
+  Json entry = EntryJson(o);
+  if (entry.Has("error")) {
+    a.reason = entry.Get("error").AsString();
+    return a;
+  }
+  a.known = true;
+  if (!entry.Get("installed").AsBool()) return a;
+  std::string line = entry.Get("entry").AsString();
+  if (entry.Get("kind").AsString() == "systemd") {
+    auto service = ReadFile(UnitPath(SystemdUnitName(out), ".service"));
+    a.baseline_label = service.ok() ? ScheduleArg(*service, "--baseline", true) : "";
+    a.schedule_entry = "systemd timer " + SystemdUnitName(out) + ".timer into " + out;
+  } else if (!CronDaemonRunning()) {
+    // An entry no daemon will ever run is not continuous profiling.
+    a.reason = "a crontab entry into " + out + " exists but no cron daemon is running";
+    a.known = false;
+    return a;
+  } else {
+    a.schedule_entry = "crontab `" + CronFields(line) + "` into " + out;
+    a.baseline_label = ScheduleArg(line, "--baseline", false);
+  }
+  auto runs = profile::LoadHistory(out, RunFolders(out));
+  for (auto r = runs.rbegin(); r != runs.rend() && a.last_verdict.empty(); ++r) {
+    if (r->has_compare) a.last_verdict = r->compare.verdict + " (" + r->folder + ")";
+  }
+  return a;
+}
 
 int ScheduleStatus(const ScheduleOptions& o, bool json) {
   Json j = EntryJson(o);

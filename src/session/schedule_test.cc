@@ -155,13 +155,27 @@ TEST(CronLine, QuotesPathsAndEscapesPercent) {
 TEST(ProfileArgv, RepeatAndLabelOnlyWhenGiven) {
   ScheduleOptions o = Options();
   o.label.clear();
-  std::vector<std::string> want = {"/x/framescope", "profile", "--state-dir", "/srv/fs state",
-                                   "--out",         "/o/r",    "--duration",  "30"};
+  std::vector<std::string> want = {
+      "/x/framescope", "profile",    "--state-dir", "/srv/fs state",  "--out",
+      "/o/r",          "--duration", "30",          "--schedule-out", "/srv/it's 100%"};
   EXPECT_EQ(ProfileArgv("/x/framescope", o, "/o/r"), want);
   o.repeat = 5;
   o.label = "v2";
   want.insert(want.end(), {"--repeat", "5", "--label", "v2"});
   EXPECT_EQ(ProfileArgv("/x/framescope", o, "/o/r"), want);
+}
+
+// 4.2 reads the pinned baseline back from the installed entry, in either quoting.
+TEST(ScheduleArg, ReadsBackWhatCronLineAndTheUnitsWrote) {
+  ScheduleOptions o = Options();
+  for (std::string label : {"v1", "it's 5% \"odd\" $HOME \\ x", ""}) {
+    o.baseline = label;
+    std::string line = CronLine("0 */6 * * *", "/usr/bin/framescope", o);
+    EXPECT_EQ(ScheduleArg(line, "--baseline", false), label) << line;
+    std::string unit = MakeSystemdUnits("*-*-* 00/6:00:00", "/usr/bin/framescope", o).service;
+    EXPECT_EQ(ScheduleArg(unit, "--baseline", true), label) << unit;
+  }
+  EXPECT_EQ(ScheduleArg(CronLine("0 */6 * * *", "/f", Options()), "--label", false), "v1");
 }
 
 TEST(SystemdUnits, TextAndEscaping) {

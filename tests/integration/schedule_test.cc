@@ -117,7 +117,7 @@ class Schedule : public ::testing::Test {
 TEST_F(Schedule, InstallStatusRemoveAgainstTheRealCrontabAndRunsAppearEveryMinute) {
   CrontabGuard guard;
   const Crontab before = guard.saved();
-  CommandResult r = RunShell(Fs() + " schedule install" + Flags());
+  CommandResult r = RunShell(Fs() + " schedule install" + Flags() + " --baseline 'pinned 5%'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Crontab now = ReadCrontab();
   ASSERT_TRUE(now.present);
@@ -151,6 +151,14 @@ TEST_F(Schedule, InstallStatusRemoveAgainstTheRealCrontabAndRunsAppearEveryMinut
   EXPECT_EQ(m->status, "failed");
   EXPECT_NE(m->exit_code, 0);
   EXPECT_FALSE(m->error.empty());
+  // The scheduled profile's checklist sees its own schedule (cron was running) and baseline.
+  std::map<std::string, regression::ChecklistRow> rows;
+  for (const auto& row : m->checklist) rows[row.id] = row;
+  EXPECT_EQ(rows["4.1"].verdict, regression::kMet) << rows["4.1"].value << rows["4.1"].reason;
+  EXPECT_NE(rows["4.1"].value.find("crontab `* * * * *` into " + out_), std::string::npos)
+      << rows["4.1"].value;
+  EXPECT_EQ(rows["4.2"].verdict, regression::kMet) << rows["4.2"].value;
+  EXPECT_NE(rows["4.2"].value.find("baseline pinned 5%"), std::string::npos) << rows["4.2"].value;
   // index.html is written after run.json: give the run a moment to finish.
   for (int i = 0; i < 40 && !PathExists(out_ + "/index.html"); ++i) usleep(100000);
   auto html = ReadFile(out_ + "/index.html");
