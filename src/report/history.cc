@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 
+#include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/json.h"
 #include "src/base/output.h"
@@ -63,14 +64,7 @@ int64_t RunTime(const HistoryRun& r) {
   return timegm(&tm);
 }
 
-std::string TimeText(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
+std::string TimeText(int64_t t) { return FormatTime(t, "%Y-%m-%d %H:%M"); }
 
 // The metrics the page charts: CPU, memory, FPS, model latency, edge p99s.
 bool Charted(const std::string& name) {

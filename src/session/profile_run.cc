@@ -90,15 +90,6 @@ struct Session {
   }
 };
 
-std::string IsoNow() {
-  time_t t = time(nullptr);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 std::string BaselinePath(const ProfileRunOptions& options) {
@@ -914,7 +905,7 @@ std::unique_ptr<gpu::GpuSampler> StartGpu(const Session& s) {
 
 StatusOr<RecordResult> RecordServices(Session& s, Governor& governor, SelfCpuTicks& ticks) {
   RecordOptions opts = MakeRecordOptions(s, governor, ticks);
-  s.result.report.started_at = IsoNow();
+  s.result.report.started_at = IsoNowUtc();
   HostCpuTimes host_start, host_end;
   const bool host = ReadHostCpu(&host_start);
   std::unique_ptr<gpu::GpuSampler> gpu = StartGpu(s);
@@ -984,7 +975,7 @@ bool TakeLock(Session& s, RunLock* lock, const std::string& path, const std::str
 // output not written (exit 1), like any other.
 void WriteRunRecord(Session& s) {
   ProfileRunResult& r = s.result;
-  r.finished_at = IsoNow();
+  r.finished_at = IsoNowUtc();
   const std::string path = s.options.out_dir + "/" + regression::kRunFile;
   Status st = regression::WriteRunManifest(s.options.out_dir, BuildRunManifest(r, s.options));
   if (st.ok()) {
@@ -1092,7 +1083,7 @@ void RunHoldingOutput(Session& s) {
 
 ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress) {
   ProfileRunResult result;
-  result.started_at = IsoNow();
+  result.started_at = IsoNowUtc();
   result.baseline_path = BaselinePath(options);
   Session s{options, progress, result, {}, Json(), {}, {}, {}, {}, -1};
   if (Status st = CheckOutputs(options.out_dir, result.baseline_path); !st.ok()) {

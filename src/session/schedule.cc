@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "src/base/clock.h"
 #include "src/base/json.h"
 #include "src/regression/run_manifest.h"
 
@@ -333,14 +334,7 @@ bool IsRunFolderName(const std::string& name) {
   return true;
 }
 
-std::string RunFolderName(int64_t unix_s) {
-  time_t t = static_cast<time_t>(unix_s);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string RunFolderName(int64_t unix_s) { return FormatTime(unix_s, "%Y%m%dT%H%M%SZ"); }
 
 std::vector<std::string> RunFolders(const std::string& out) {
   std::vector<std::string> names;

@@ -130,14 +130,7 @@ std::string UnitPath(const std::string& name, const char* ext) {
   return "/etc/systemd/system/" + name + ext;
 }
 
-std::string TimeText(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  localtime_r(&tt, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
-  return buf;
-}
+std::string TimeText(int64_t t) { return FormatTime(t, "%Y-%m-%d %H:%M:%S %Z", true); }
 
 bool CronDaemonRunning() {
   return !FindProcesses([](pid_t p) {
@@ -414,15 +407,6 @@ StatusOr<int> RunTeed(const std::vector<std::string>& argv, std::deque<std::stri
   return Wait(*pid);
 }
 
-std::string NowIso() {
-  time_t t = time(nullptr);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // OUT/<UTC timestamp>, created here so that no two runs share one; a name already taken (two
 // runs by hand in one second) waits for the next second rather than reusing it.
 StatusOr<std::string> NewRunFolder(const std::string& out) {
@@ -449,7 +433,7 @@ Status RecordFailedRun(const std::string& dir, const ScheduleOptions& o, const s
   m.error += " and left no run.json; its last output:";
   for (const auto& l : tail) m.error += "\n" + l;
   m.started_at = started;
-  m.finished_at = NowIso();
+  m.finished_at = IsoNowUtc();
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   m.host = host;
@@ -509,8 +493,8 @@ int ScheduleRun(const ScheduleOptions& o) {
     return 1;
   }
   if (flock(*lock, LOCK_EX | LOCK_NB) != 0) {
-    printf("%s skipped: previous run still going (%s/.schedule.lock is held)\n", NowIso().c_str(),
-           o.out.c_str());
+    printf("%s skipped: previous run still going (%s/.schedule.lock is held)\n",
+           IsoNowUtc().c_str(), o.out.c_str());
     close(*lock);
     return 0;
   }
@@ -523,7 +507,7 @@ int ScheduleRun(const ScheduleOptions& o) {
     fprintf(stderr, "framescope schedule run: %s\n", dir.status().message().c_str());
     return 1;
   }
-  std::string exe = SelfExe(), started = NowIso();
+  std::string exe = SelfExe(), started = IsoNowUtc();
   std::vector<std::string> argv = ProfileArgv(exe, o, *dir);
   printf("%s schedule run: %s\n", started.c_str(), dir->c_str());
   std::deque<std::string> tail;
@@ -545,7 +529,7 @@ int ScheduleRun(const ScheduleOptions& o) {
   if (Status st = profile::WriteHistoryIndex(o.out, runs); !st.ok()) {
     fprintf(stderr, "framescope schedule run: %s\n", st.message().c_str());
   }
-  printf("%s schedule run: %s done, exit %d; history %s/index.html\n", NowIso().c_str(),
+  printf("%s schedule run: %s done, exit %d; history %s/index.html\n", IsoNowUtc().c_str(),
          dir->c_str(), code, o.out.c_str());
   close(*lock);
   return code;
