@@ -10,6 +10,7 @@
 #include "src/config/config.h"
 #include "src/gpu/gpu_report.h"
 #include "src/io/net_edges.h"
+#include "src/io/pg_stats.h"
 #include "src/session/build_info.h"
 
 namespace fs::profile {
@@ -80,12 +81,18 @@ void ModelMetrics(const ProfileRunResult& r, std::vector<Metric>* out) {
 
 void IoMetrics(const ProfileRunResult& r, std::vector<Metric>* out) {
   if (!r.io) return;
-  std::set<std::string> seen;  // One statement per queryid (the costliest: they come sorted).
+  // A statement is named by a hash of its database and normalised text, not its queryid: the
+  // queryid hashes table OIDs, which change when the database is rebuilt (`down --purge`), and
+  // runs must pair up across that. One entry per name (the costliest: they come sorted).
+  std::set<std::string> seen;
   if (r.io->db && r.io->db->window_measured) {
     for (const io::WindowedStatement& s : r.io->db->window.statements) {
-      const std::string name = "postgres/" + std::to_string(s.key.queryid) + "/mean_ms";
+      const std::string name =
+          "postgres/" + regression::JsonHash(Json(s.database + "\n" + s.query)) + "/mean_ms";
       if (seen.insert(name).second) {
-        Add(out, name, "postgres", "ms", kStatementCounter, false, {s.mean_ms});
+        Add(out, name, "postgres", "ms",
+            std::string(kStatementCounter) + ": " + io::SqueezeQuery(s.query, 100), false,
+            {s.mean_ms});
       }
     }
   }
@@ -339,7 +346,9 @@ ChecklistRow BatchRow(const ProfileRunResult& r) {
 }
 
 // 3.1 .. 3.3: the analyser's own checklist object ({verdict, reason}).
-ChecklistRow IoRow(ChecklistRow row, const ProfileRunResult& r, const Json IoResults::*analysis) {
+ChecklistRow IoRow(ChecklistRow row, const ProfileRunResult& r, const Json IoResults::*analysis,
+                   const char* counter) {
+  row.counter = counter;  // The value names the exact series; this is its source.
   if (!r.io) {
     return NotMeasurable(
         row, r.report.services.empty() ? EndedEarly(r) : "the I/O analysis was off (--no-io)");
@@ -467,11 +476,14 @@ std::vector<ChecklistRow> BuildChecklist(const ProfileRunResult& r, const Profil
       ModelRow(r),
       BatchRow(r),
       IoRow(Row("3.1", "PostgreSQL statements", "no statement with a mean over 100 ms"), r,
-            &IoResults::db_json),
+            &IoResults::db_json,
+            "pg_stat_statements over the recording window (io/db_analysis.json)"),
       IoRow(Row("3.2", "Redis pipelining", "pipeline efficiency over 80 %"), r,
-            &IoResults::redis_json),
+            &IoResults::redis_json,
+            "the clients' framescope_redis_* counters; Redis INFO stats (io/redis_analysis.json)"),
       IoRow(Row("3.3", "Network latency map", "service-to-service p99 under 5 ms"), r,
-            &IoResults::net_json),
+            &IoResults::net_json,
+            "Prometheus histograms, bucket counts over the window (io/network_map.json)"),
       AutomationRow(Row("4.1", "Continuous profiling", "a run every 6 h into profiles/automated/"),
                     o.automation, true),
       AutomationRow(Row("4.2", "Regression detection",

@@ -116,7 +116,11 @@ TEST(RunRecord, MetricsNamedByTheContractWithTheirValues) {
   EXPECT_TRUE(Find(m, "capture/fps")->higher_is_better);
   EXPECT_EQ(Find(m, "model/total_ms")->values, std::vector<double>{41.5});
   EXPECT_EQ(Find(m, "model/layer/conv_2_ms")->values, std::vector<double>{9.25});
-  EXPECT_EQ(Find(m, "postgres/77/mean_ms")->values, std::vector<double>{130.5});
+  const std::string statement =
+      "postgres/" + regression::JsonHash(Json(std::string("\nSELECT 1"))) + "/mean_ms";
+  ASSERT_NE(Find(m, statement), nullptr) << "statements are named by their text, not queryid";
+  EXPECT_EQ(Find(m, statement)->values, std::vector<double>{130.5});
+  EXPECT_NE(Find(m, statement)->counter.find("SELECT 1"), std::string::npos);
   EXPECT_DOUBLE_EQ(Find(m, "redis/pipeline_share")->values.at(0), 0.85);
   EXPECT_DOUBLE_EQ(Find(m, "edge/api->postgres/p99_ms")->values.at(0), 24.5);
   EXPECT_EQ(m.profiles.at("capture"), "cpu/capture_profile.prof");
@@ -158,7 +162,13 @@ TEST(RunRecord, ChecklistRowsReuseTheSectionsVerdicts) {
   const RunManifest m = BuildRunManifest(MeasuredRun(), o);
   EXPECT_EQ(m.label, "nightly");
   ASSERT_EQ(m.checklist.size(), std::size(kChecklistIds));
-  for (size_t i = 0; i < m.checklist.size(); ++i) EXPECT_EQ(m.checklist[i].id, kChecklistIds[i]);
+  for (size_t i = 0; i < m.checklist.size(); ++i) {
+    EXPECT_EQ(m.checklist[i].id, kChecklistIds[i]);
+    // Every measured verdict names the counter behind it.
+    if (m.checklist[i].verdict != regression::kNotMeasurable) {
+      EXPECT_FALSE(m.checklist[i].counter.empty()) << m.checklist[i].id;
+    }
+  }
   auto row = [&m](const std::string& id) {
     for (const ChecklistRow& r : m.checklist) {
       if (r.id == id) return r;
