@@ -66,10 +66,8 @@ Status ValidateScheduleOptions(ScheduleOptions* o) {
   if (o->duration_s / std::max(1, o->repeat) < 0.2) {
     return Err("--duration / --repeat must leave windows of at least 0.2 seconds");
   }
-  // TODO: regression::ValidateAlertUrl (branch fix-compare) once merged: it also refuses URLs
-  // that parse but PostAlert cannot use.
-  if (auto u = regression::ParseHttpUrl(o->alert_url); !o->alert_url.empty() && !u.ok()) {
-    return Err("--alert-url: " + u.status().message());
+  if (Status u = regression::ValidateAlertUrl(o->alert_url); !o->alert_url.empty() && !u.ok()) {
+    return Err("--alert-url: " + u.message());
   }
   if (o->out.empty()) return Err("--out must name a folder");
   if (o->state_dir.empty()) return Err("--state-dir must name the system's state dir");
