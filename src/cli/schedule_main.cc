@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* kSummary =
     "Continuous profiling: runs `framescope profile` every --every into OUT/<UTC timestamp>/,\n"
-    "keeps the newest --keep runs and the history page OUT/index.html.\n\n"
+    "keeps the newest --keep ok runs (and the newest --keep failed ones: failed runs never push\n"
+    "out good ones) and the history page OUT/index.html.\n\n"
     "  install  a systemd timer + service where systemd runs (root; others are told the per-user\n"
     "           alternative), else (or with --cron) an entry in this user's crontab, between\n"
     "           marker comments naming --out; installing again for the same --out replaces it\n"
@@ -23,12 +24,15 @@ constexpr const char* kSummary =
     "           left none (the system down is history too), pruning, for an ok run the comparison "
     "with\n"
     "           --baseline (runs labelled with it are never pruned), OUT/index.html. Exit code:\n"
-    "           0 the profile succeeded, 1 it failed, 130 interrupted (Ctrl-C reaches the\n"
-    "           profile, and the run is still recorded). A run that finds the previous one still\n"
-    "           going logs \"skipped: previous run still going\" and exits 0.\n\n"
+    "           0 the profile succeeded, 1 it failed, 130 interrupted (SIGINT/SIGTERM/SIGHUP to\n"
+    "           the process group reach the profile, which stops and writes what it has; the run\n"
+    "           is still recorded). A run that finds the previous one still going logs\n"
+    "           \"skipped: previous run still going\" and exits 0.\n\n"
     "The entry is selected by --out (one schedule per history folder). --every: Nm (N divides\n"
-    "60) or Nh (N divides 24). Paths are made absolute.\n"
-    "Exit codes: 0 ok, 1 failure, 2 bad usage.";
+    "60) or Nh (N divides 24). Paths are made absolute, symlinks resolved, trailing / dropped.\n"
+    "What every run would refuse (--duration, --repeat out of profile's ranges, an --alert-url\n"
+    "compare cannot use) is refused by install.\n"
+    "Exit codes: 0 ok, 1 failure, 2 bad usage, 130 interrupted (run).";
 
 }  // namespace
 
@@ -53,8 +57,8 @@ int ScheduleMain(int argc, char** argv) {
   FlagSet flags("framescope schedule " + verb, kSummary);
   flags.String("every", &o.every, "interval: Nm (N divides 60) or Nh (N divides 24)");
   flags.Double("duration", &o.duration_s, "seconds each run records");
-  flags.Int("repeat", &o.repeat, "windows per run (passed to profile --repeat when given)");
-  flags.Int("keep", &o.keep, "run folders kept in --out (the newest)");
+  flags.Int("repeat", &o.repeat, "windows per run, 1..1000 (profile --repeat, when given)");
+  flags.Int("keep", &o.keep, "ok runs kept in --out (the newest; as many failed ones)");
   flags.String("state-dir", &o.state_dir, "the state dir of the system to profile");
   flags.String("out", &o.out, "the history folder: one run folder per run, index.html");
   flags.String("baseline", &o.baseline, "compare each run with the runs labelled this");

@@ -12,6 +12,7 @@
 
 #include "src/base/clock.h"
 #include "src/base/json.h"
+#include "src/regression/alert.h"
 #include "src/regression/run_manifest.h"
 
 namespace fs::session {
@@ -39,18 +40,35 @@ std::string NumberText(double v) {
   return buf;
 }
 
-std::string Absolute(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::absolute(path, ec).lexically_normal().string();
-}
+// profile's own limits (src/cli/profile_main.cc): settings every run would refuse are refused at
+// install instead.
+constexpr double kMaxDurationS = 7 * 24 * 3600;
+constexpr int kMaxRepeat = 1000;
 
 }  // namespace
 
+std::string CanonicalPath(const std::string& path) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  auto canonical = std::filesystem::weakly_canonical(abs, ec);
+  std::string s = (ec ? abs : canonical).lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
 Status ValidateScheduleOptions(ScheduleOptions* o) {
   if (auto e = ParseEvery(o->every); !e.ok()) return e.status();
-  if (!(o->duration_s > 0)) return Err("--duration must be > 0 seconds");
+  if (!(o->duration_s > 0 && o->duration_s <= kMaxDurationS)) {
+    return Err("--duration must be > 0 seconds and at most 604800 (7 days)");
+  }
   if (o->keep < 1) return Err("--keep must be >= 1 (the number of runs kept in --out)");
-  if (o->repeat < 0) return Err("--repeat must be >= 1");
+  if (o->repeat < 0 || o->repeat > kMaxRepeat) return Err("--repeat must be 1..1000");
+  if (o->duration_s / std::max(1, o->repeat) < 0.2) {
+    return Err("--duration / --repeat must leave windows of at least 0.2 seconds");
+  }
+  if (Status u = regression::ValidateAlertUrl(o->alert_url); !o->alert_url.empty() && !u.ok()) {
+    return Err("--alert-url: " + u.message());
+  }
   if (o->out.empty()) return Err("--out must name a folder");
   if (o->state_dir.empty()) return Err("--state-dir must name the system's state dir");
   for (const std::string* s :
@@ -58,8 +76,8 @@ Status ValidateScheduleOptions(ScheduleOptions* o) {
     // One crontab line / one unit line per entry: a newline would split it.
     if (HasControlChar(*s)) return Err("options may not contain newlines or control characters");
   }
-  o->out = Absolute(o->out);
-  o->state_dir = Absolute(o->state_dir);
+  o->out = CanonicalPath(o->out);
+  o->state_dir = CanonicalPath(o->state_dir);
   struct stat st;
   if (lstat(o->out.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
     return Err("--out " + o->out + " exists and is not a folder; give a folder for the history");
@@ -262,9 +280,21 @@ std::string CronLine(const std::string& cron, const std::string& exe, const Sche
   std::string cmd;
   for (const auto& a : RunArgv(exe, o)) cmd += (cmd.empty() ? "" : " ") + ShellQuote(a);
   cmd += " >> " + ShellQuote(o.out + "/schedule.log") + " 2>&1";
-  // cron turns an unescaped % into a newline (the rest becomes stdin); \% is a literal %.
+  // cron turns an unescaped % into a newline (the rest becomes stdin) and \% into %. Debian's
+  // cron also turns \\ into \ (seen with cron 3.0pl1-162), others keep it: so no backslash of
+  // ours may stand before a \ or a %. Inside the single quotes, '' (close and reopen) splits
+  // such a pair for every cron, and the shell joins the halves again.
   std::string escaped;
-  for (char c : cmd) escaped += c == '%' ? std::string("\\%") : std::string(1, c);
+  for (size_t i = 0; i < cmd.size(); ++i) {
+    char next = i + 1 < cmd.size() ? cmd[i + 1] : '\0';
+    if (cmd[i] == '%') {
+      escaped += "\\%";
+    } else if (cmd[i] == '\\' && (next == '\\' || next == '%')) {
+      escaped += "\\''";
+    } else {
+      escaped += cmd[i];
+    }
+  }
   return cron + " " + escaped;
 }
 
@@ -312,6 +342,8 @@ std::string ScheduleArg(const std::string& line, const std::string& flag, bool s
     if (!systemd && line.compare(i, 4, "'\\''") == 0) {  // ShellQuote's '\'' is one quote
       v += '\'';
       i += 3;
+    } else if (!systemd && line.compare(i, 2, "''") == 0) {  // CronLine's split: nothing
+      i += 1;
     } else if (line[i] == (systemd ? '"' : '\'')) {
       break;
     } else if (systemd ? line[i] == '\\' || line.compare(i, 2, "%%") == 0 ||
@@ -353,17 +385,22 @@ std::vector<std::string> RunFolders(const std::string& out) {
 
 std::vector<std::string> RunsToPrune(const std::string& out, int keep,
                                      const std::string& pinned_label) {
-  std::vector<std::string> counted;
+  // Two queues, so that failed runs never push out good ones: a week of the system down must not
+  // leave the history (and the baseline comparison) without a single ok run.
+  std::vector<std::string> ok, failed;
   for (const auto& name : RunFolders(out)) {
-    if (!pinned_label.empty()) {
-      auto m = regression::LoadRunManifest(out + "/" + name);
-      if (m.ok() && m->label == pinned_label) continue;
-    }
-    counted.push_back(name);
+    auto m = regression::LoadRunManifest(out + "/" + name);
+    if (m.ok() && !pinned_label.empty() && m->label == pinned_label) continue;
+    (m.ok() && m->status == "ok" ? ok : failed).push_back(name);
   }
-  if (static_cast<int>(counted.size()) <= keep) return {};
-  counted.resize(counted.size() - keep);
-  return counted;
+  std::vector<std::string> prune;
+  for (auto* runs : {&failed, &ok}) {
+    if (static_cast<int>(runs->size()) > keep) {
+      prune.insert(prune.end(), runs->begin(), runs->end() - keep);
+    }
+  }
+  std::sort(prune.begin(), prune.end());
+  return prune;
 }
 
 }  // namespace fs::session

@@ -8,14 +8,21 @@
 //
 // run (what the entry executes; also usable by hand) profiles the system into OUT/<UTC
 // timestamp>/, records a failed run.json when the profile left none (a failed run is history
-// too), prunes to the newest --keep runs, compares against --baseline and regenerates
-// OUT/index.html (src/report/history.h). Its exit code is the profile's: 0 ok, 1 failed.
+// too), prunes (RunsToPrune: the newest --keep ok runs and the newest --keep others stay),
+// compares against --baseline and regenerates OUT/index.html (src/report/history.h).
+// Exit codes: 0 the profile succeeded (or the run was skipped, below), 1 it failed (or OUT could
+// not be used), 2 bad usage (the flags; every verb), 130 interrupted.
+// Signals: SIGINT, SIGTERM and SIGHUP are ignored by `schedule run` itself while the profile runs;
+// sent to the process group or cgroup (Ctrl-C, the timer's stop), they reach the profile child,
+// which stops, writes what it has and exits 130; the run is then recorded, pruned and put on the
+// history page, and the exit is 130. Sent to the pid of `schedule run` alone, they are ignored.
 // Only one run per OUT at a time (flock on OUT/.schedule.lock): a run that finds the previous
 // one still going logs "skipped: previous run still going" and exits 0 without a run folder.
 #ifndef FRAMESCOPE_SESSION_SCHEDULE_H_
 #define FRAMESCOPE_SESSION_SCHEDULE_H_
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,8 +45,15 @@ struct ScheduleOptions {
   std::string baseline, label, alert_command, alert_url;
 };
 
+// The one spelling of a folder, so that install, status, remove and profile's checklist (the
+// crontab markers, the unit name) find the same entry however --out was written: absolute,
+// symlinks of the existing part resolved, no "." / ".." and no trailing separator ("s3/", "./s3"
+// and a link to s3 are one schedule).
+std::string CanonicalPath(const std::string& path);
+
 // Checks the options (exit 2 material: the message says what is wrong and what to give) and
-// makes state_dir/out absolute. `out` may not exist yet; if it exists it must be a folder.
+// makes state_dir/out canonical (CanonicalPath). `out` may not exist yet; if it exists it must be a
+// folder.
 Status ValidateScheduleOptions(ScheduleOptions* o);
 
 // --every as cron and systemd see it. "Nm" (N divides 60) or "Nh" (N divides 24); anything cron's
@@ -99,8 +113,10 @@ profile::AutomationFacts ScheduleFacts(const std::string& out);
 // run.json), oldest first. Anything else is never a run folder and never pruned.
 std::vector<std::string> RunFolders(const std::string& out);
 bool IsRunFolderName(const std::string& name);
-// The run folders to delete so that `keep` remain, oldest first. Runs labelled `pinned_label`
-// (the --baseline) are neither counted nor pruned: the comparison needs them.
+// The run folders to delete, oldest first: all but the newest `keep` ok runs, and all but the
+// newest `keep` others (failed, interrupted, unreadable run.json), so failed runs never push out
+// good ones and OUT holds at most 2 x keep runs. Runs labelled `pinned_label` (the --baseline)
+// are neither counted nor pruned: the comparison needs them.
 std::vector<std::string> RunsToPrune(const std::string& out, int keep,
                                      const std::string& pinned_label);
 // "20261202T070000Z" for a unix time.
@@ -114,6 +130,13 @@ int ScheduleInstall(const ScheduleOptions& o, const InstallChoice& choice);
 int ScheduleStatus(const ScheduleOptions& o, bool json);
 int ScheduleRemove(const ScheduleOptions& o);
 int ScheduleRun(const ScheduleOptions& o);
+
+// Runs argv (stdin /dev/null) with stdout and stderr through a pipe: each chunk is copied to our
+// stdout (OUT/schedule.log under cron) and the last 15 lines are kept in *tail, for the error of
+// a run that left no run.json. Returns the wait status as soon as the child has exited and its
+// output is read, even while a process it left in the background still holds the pipe (that
+// process's later writes then fail: EPIPE, or SIGPIPE if it does not ignore it).
+StatusOr<int> RunTeed(const std::vector<std::string>& argv, std::deque<std::string>* tail);
 
 }  // namespace fs::session
 

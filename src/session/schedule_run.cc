@@ -2,6 +2,7 @@
 // remove, and `schedule run` (lock, run folder, profile child, failed run.json, prune, compare,
 // history page).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -120,8 +121,13 @@ Status WriteCrontab(const std::string& text, bool remove_if_empty) {
   std::vector<std::string> argv = {"crontab", "-"};
   if (text.empty() && remove_if_empty) argv = {"crontab", "-r"};
   ASSIGN_OR_RETURN(Captured c, Capture(argv, text));
-  if (!ExitedZero(c.status)) return Err(argv[0] + " " + argv[1] + " failed: " + c.err);
-  return Status::Ok();
+  if (ExitedZero(c.status)) return Status::Ok();
+  // crontab(1) reads a carriage return as part of the line ("bad minute" on a blank CRLF line).
+  const char* why = text.find('\r') == std::string::npos
+                        ? ""
+                        : "\nthe crontab has Windows line ends (CR LF), which crontab refuses; "
+                          "fix them first: crontab -l | tr -d '\\r' | crontab -";
+  return Err(argv[0] + " " + argv[1] + " failed: " + c.err + why);
 }
 
 bool SystemdRunning() { return PathExists("/run/systemd/system"); }
@@ -275,7 +281,9 @@ Json EntryJson(const ScheduleOptions& o) {
 
 }  // namespace
 
-profile::AutomationFacts ScheduleFacts(const std::string& out) {
+profile::AutomationFacts ScheduleFacts(const std::string& out_as_given) {
+  // As install wrote it, however profile --schedule-out spells it.
+  const std::string out = CanonicalPath(out_as_given);
   profile::AutomationFacts a;
   ScheduleOptions o;
   o.out = out;
@@ -372,9 +380,22 @@ int ScheduleRemove(const ScheduleOptions& o) {
 
 namespace {
 
-// Runs a child with stdout+stderr through a pipe: each chunk is copied to our stdout (OUT/
-// schedule.log under cron) and the last lines are kept, for the error of a run that left no
-// run.json. Returns the wait status.
+// Copies a chunk of the child's output to our stdout and keeps its last 15 lines in *tail.
+void Tee(const char* buf, ssize_t n, std::string* line, std::deque<std::string>* tail) {
+  fwrite(buf, 1, n, stdout);
+  for (ssize_t i = 0; i < n; ++i) {
+    if (buf[i] != '\n') {
+      *line += buf[i];
+      continue;
+    }
+    tail->push_back(*line);
+    line->clear();
+    if (tail->size() > 15) tail->pop_front();
+  }
+}
+
+}  // namespace
+
 StatusOr<int> RunTeed(const std::vector<std::string>& argv, std::deque<std::string>* tail) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Err(std::string("pipe: ") + strerror(errno));
@@ -387,25 +408,31 @@ StatusOr<int> RunTeed(const std::vector<std::string>& argv, std::deque<std::stri
   }
   std::string line;
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    fwrite(buf, 1, n, stdout);
-    for (ssize_t i = 0; i < n; ++i) {
-      if (buf[i] != '\n') {
-        line += buf[i];
-        continue;
-      }
-      tail->push_back(line);
-      line.clear();
-      if (tail->size() > 15) tail->pop_front();
+  int status = 0;
+  bool exited = false;
+  // Once the child has exited, what it wrote is in the pipe (at most its 64 KiB): read that and
+  // stop, rather than wait for EOF, which a background process it left (an alert command's `cmd
+  // &`) would hold off for as long as it lives, and the run's lock with it.
+  for (size_t after_exit = 0; after_exit < 65536;) {
+    struct pollfd p = {fds[0], POLLIN, 0};
+    int ready = poll(&p, 1, exited ? 0 : 100);
+    ssize_t n = ready > 0 ? read(fds[0], buf, sizeof buf) : -1;
+    if (n > 0) {
+      Tee(buf, n, &line, tail);
+      after_exit += exited ? n : 0;
+    } else if (n == 0 || (ready != 0 && errno != EINTR) || exited) {
+      break;  // EOF, an error, or nothing left after the exit.
+    } else if (ready == 0) {
+      exited = waitpid(*pid, &status, WNOHANG) == *pid;
     }
   }
   fflush(stdout);
   if (!line.empty()) tail->push_back(line);
   close(fds[0]);
-  return Wait(*pid);
+  return exited ? status : Wait(*pid);
 }
+
+namespace {
 
 // OUT/<UTC timestamp>, created here so that no two runs share one; a name already taken (two
 // runs by hand in one second) waits for the next second rather than reusing it.
@@ -485,11 +512,14 @@ int ScheduleRun(const ScheduleOptions& o) {
     fprintf(stderr, "framescope schedule run: --out %s: %s\n", o.out.c_str(), st.message().c_str());
     return 1;
   }
-  // Held (and inherited by the children, so a profile outliving us still holds it) until the
-  // run is over: two runs never overlap.
-  auto lock = OpenRegularFileForUpdate(o.out + "/.schedule.lock");
+  // Held until the run is over: two runs never overlap. Not inherited (O_CLOEXEC): the profile
+  // child dies with us (PR_SET_PDEATHSIG), and a process an alert command leaves in the
+  // background must not hold off the next run.
+  const std::string lock_path = o.out + "/.schedule.lock";
+  auto lock = OpenRegularFileForUpdate(lock_path);
   if (!lock.ok()) {
-    fprintf(stderr, "framescope schedule run: %s\n", lock.status().message().c_str());
+    fprintf(stderr, "framescope schedule run: %s: %s\n", lock_path.c_str(),
+            lock.status().message().c_str());
     return 1;
   }
   if (flock(*lock, LOCK_EX | LOCK_NB) != 0) {

@@ -1,11 +1,16 @@
 #include "src/session/schedule.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 
@@ -165,10 +170,27 @@ TEST(ProfileArgv, RepeatAndLabelOnlyWhenGiven) {
   EXPECT_EQ(ProfileArgv("/x/framescope", o, "/o/r"), want);
 }
 
+// Debian's cron turns \\ into \ and \% into %, others only \% into %: no backslash of ours may
+// precede a backslash or a %, whichever cron reads the line.
+TEST(CronLine, NoBackslashBeforeBackslashOrPercent) {
+  ScheduleOptions o = Options();
+  o.label = "a\\%b\\\\c";  // a\%b\\c
+  std::string line = CronLine("0 */6 * * *", "/usr/bin/framescope", o);
+  EXPECT_NE(line.find("'--label' 'a\\''\\%b\\''\\c'"), std::string::npos) << line;
+  for (size_t p = line.find('\\'); p != std::string::npos; p = line.find('\\', p + 1)) {
+    if (line.compare(p, 2, "\\%") == 0) {
+      ++p;  // Our escaped %.
+      continue;
+    }
+    EXPECT_NE(line[p + 1], '\\') << p << ": " << line;
+  }
+}
+
 // 4.2 reads the pinned baseline back from the installed entry, in either quoting.
 TEST(ScheduleArg, ReadsBackWhatCronLineAndTheUnitsWrote) {
   ScheduleOptions o = Options();
-  for (std::string label : {"v1", "it's 5% \"odd\" $HOME \\ x", ""}) {
+  for (std::string label :
+       {"v1", "it's 5% \"odd\" $HOME \\ x", "", "a\\%b\\\\c\\", "\\'\\\\%'%\\"}) {
     o.baseline = label;
     std::string line = CronLine("0 */6 * * *", "/usr/bin/framescope", o);
     EXPECT_EQ(ScheduleArg(line, "--baseline", false), label) << line;
@@ -231,7 +253,95 @@ TEST(Validate, BadValuesAreNamed) {
   o = Options();
   o.out = "rel/../out";
   ASSERT_TRUE(ValidateScheduleOptions(&o).ok());
-  EXPECT_EQ(o.out, std::filesystem::current_path().string() + "/out");
+  EXPECT_EQ(o.out,
+            std::filesystem::weakly_canonical(std::filesystem::current_path()).string() + "/out");
+}
+
+// What every run would refuse (profile's ranges, an alert URL compare cannot use) is refused at
+// install, not on every run.
+TEST(Validate, WhatEveryRunWouldRefuse) {
+  struct Case {
+    int repeat;
+    double duration;
+    const char* url;
+    const char* says;
+  } bad[] = {
+      {100000, 60, "", "--repeat must be 1..1000"},
+      {1001, 600, "", "--repeat must be 1..1000"},
+      {0, 604801, "", "--duration"},
+      {10, 1, "", "--duration / --repeat"},
+      {0, 60, "https://x/hook", "https"},
+      {0, 60, "http://h:0/x", "port"},
+      {0, 60, "ftp://h/x", "--alert-url"},
+  };
+  for (const auto& c : bad) {
+    ScheduleOptions o = Options();
+    o.repeat = c.repeat;
+    o.duration_s = c.duration;
+    o.alert_url = c.url;
+    Status st = ValidateScheduleOptions(&o);
+    EXPECT_NE(st.message().find(c.says), std::string::npos) << c.repeat << " " << c.url;
+  }
+  ScheduleOptions o = Options();
+  o.repeat = 1000;
+  o.duration_s = 604800;
+  o.alert_url = "http://127.0.0.1:8080/hook";
+  EXPECT_TRUE(ValidateScheduleOptions(&o).ok()) << ValidateScheduleOptions(&o).message();
+}
+
+// One schedule per folder, however it is spelt: a trailing slash, ./ or a symlink to it.
+TEST(Validate, OneKeyPerFolder) {
+  std::string dir = ::testing::TempDir() + "/key" + std::to_string(getpid());
+  std::filesystem::create_directories(dir + "/real");
+  std::filesystem::create_directory_symlink(dir + "/real", dir + "/link");
+  std::string want = std::filesystem::canonical(dir + "/real").string();
+  for (std::string out : {dir + "/real", dir + "/real/", dir + "/real//", dir + "/./real/.",
+                          dir + "/link", dir + "/link/"}) {
+    ScheduleOptions o = Options();
+    o.out = out;
+    ASSERT_TRUE(ValidateScheduleOptions(&o).ok()) << out;
+    EXPECT_EQ(o.out, want) << out;
+  }
+  ScheduleOptions o = Options();
+  o.out = dir + "/link/not-yet/";  // Not there yet: the existing part resolved.
+  ASSERT_TRUE(ValidateScheduleOptions(&o).ok());
+  EXPECT_EQ(o.out, want + "/not-yet");
+  o.out = "/";
+  ASSERT_TRUE(ValidateScheduleOptions(&o).ok());
+  EXPECT_EQ(o.out, "/");
+  std::filesystem::remove_all(dir);
+}
+
+// A process the child leaves in the background (an alert command's `cmd &`) keeps the pipe open;
+// the run must end when the child does, with all of the child's output read.
+TEST(RunTeed, EndsWhenTheChildExitsNotWhenThePipeCloses) {
+  std::string pidfile = ::testing::TempDir() + "/bg" + std::to_string(getpid());
+  std::deque<std::string> tail;
+  auto start = std::chrono::steady_clock::now();
+  fflush(stdout);
+  int saved_stdout = dup(1), null = open("/dev/null", O_WRONLY);
+  dup2(null, 1);  // RunTeed copies the output to stdout: not into the test log.
+  auto status = RunTeed({"/bin/sh", "-c", "seq 1 30000; sleep 30 & echo $! > " + pidfile}, &tail);
+  dup2(saved_stdout, 1);
+  close(saved_stdout);
+  close(null);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::ifstream in(pidfile);
+  pid_t bg = 0;
+  in >> bg;
+  if (bg > 0) kill(bg, SIGKILL);
+  std::filesystem::remove(pidfile);
+  ASSERT_TRUE(status.ok()) << status.status().message();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_LT(took, 10) << "waited for the background process";
+  ASSERT_EQ(tail.size(), 15u);
+  EXPECT_EQ(tail.front(), "29986");
+  EXPECT_EQ(tail.back(), "30000");
+  tail.clear();
+  status = RunTeed({"/bin/sh", "-c", "printf 'no newline'; exit 3"}, &tail);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 3);
+  EXPECT_EQ(tail, std::deque<std::string>{"no newline"});
 }
 
 TEST(RunFolders, OnlyTimestampFoldersWithRunJsonArePrunedOldestFirst) {
@@ -259,6 +369,34 @@ TEST(RunFolders, OnlyTimestampFoldersWithRunJsonArePrunedOldestFirst) {
   // The baseline's runs are pinned: not counted, not pruned.
   EXPECT_EQ(RunsToPrune(out, 2, "base"), (std::vector<std::string>{"20261201T060000Z"}));
   EXPECT_TRUE(RunsToPrune(out, 4, "").empty());
+  std::filesystem::remove_all(out);
+}
+
+// Failed runs never push out good ones: --keep ok runs and --keep failed ones, failed pruned
+// among themselves.
+TEST(RunsToPrune, FailedRunsNeverPushOutOkRuns) {
+  std::string out = ::testing::TempDir() + "/failed" + std::to_string(getpid());
+  std::filesystem::remove_all(out);
+  auto run = [&out](const std::string& name, const std::string& status) {
+    regression::RunManifest m;
+    m.status = status;
+    std::filesystem::create_directories(out + "/" + name);
+    ASSERT_TRUE(regression::WriteRunManifest(out + "/" + name, m).ok());
+  };
+  for (const char* name : {"20261201T000000Z", "20261201T010000Z", "20261201T020000Z"}) {
+    run(name, "ok");
+  }
+  // Three hours with the system down.
+  run("20261201T030000Z", "failed");
+  run("20261201T040000Z", "interrupted");
+  std::filesystem::create_directories(out + "/20261201T050000Z");
+  std::ofstream(out + "/20261201T050000Z/run.json") << "{ corrupt";
+  EXPECT_TRUE(RunsToPrune(out, 3, "").empty());
+  run("20261201T060000Z", "failed");
+  EXPECT_EQ(RunsToPrune(out, 3, ""), std::vector<std::string>{"20261201T030000Z"});
+  run("20261201T070000Z", "ok");
+  EXPECT_EQ(RunsToPrune(out, 3, ""),
+            (std::vector<std::string>{"20261201T000000Z", "20261201T030000Z"}));
   std::filesystem::remove_all(out);
 }
 

@@ -117,7 +117,10 @@ class Schedule : public ::testing::Test {
 TEST_F(Schedule, InstallStatusRemoveAgainstTheRealCrontabAndRunsAppearEveryMinute) {
   CrontabGuard guard;
   const Crontab before = guard.saved();
-  CommandResult r = RunShell(Fs() + " schedule install" + Flags() + " --baseline 'pinned 5%'");
+  // Debian's cron turns \\ into \ and \% into %: the label must still arrive as written.
+  const std::string label = "a\\%b\\\\c 5%";
+  CommandResult r = RunShell(Fs() + " schedule install" + Flags() +
+                             " --baseline 'pinned 5%' --label " + Quote(label));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Crontab now = ReadCrontab();
   ASSERT_TRUE(now.present);
@@ -151,6 +154,7 @@ TEST_F(Schedule, InstallStatusRemoveAgainstTheRealCrontabAndRunsAppearEveryMinut
   EXPECT_EQ(m->status, "failed");
   EXPECT_NE(m->exit_code, 0);
   EXPECT_FALSE(m->error.empty());
+  EXPECT_EQ(m->label, label);
   // The scheduled profile's checklist sees its own schedule (cron was running) and baseline.
   std::map<std::string, regression::ChecklistRow> rows;
   for (const auto& row : m->checklist) rows[row.id] = row;
@@ -193,8 +197,30 @@ TEST_F(Schedule, ForeignLinesStayByteIdenticalAndReinstallReplaces) {
   EXPECT_NE(now.text.find(foreign.text), std::string::npos) << now.text;
   EXPECT_EQ(now.text.find("0 */6 * * *"), std::string::npos) << now.text;
   EXPECT_NE(now.text.find("*/30 * * * *"), std::string::npos) << now.text;
-  ASSERT_EQ(RunShell(Fs() + " schedule remove" + Flags()).exit_code, 0);
+  // The same folder spelt otherwise (trailing slash, through a symlink) is the same schedule.
+  std::filesystem::create_directory_symlink(out_, tmp_.path() + "/link");
+  std::string other = " --out " + Quote(tmp_.path() + "/link/");
+  r = RunShell(Fs() + " schedule status" + other);
+  EXPECT_NE(r.output.find("installed (crontab)"), std::string::npos) << r.output;
+  ASSERT_EQ(RunShell(Fs() + " schedule install --every 6h --out " + Quote(out_ + "/")).exit_code,
+            0);
+  EXPECT_EQ(ReadCrontab().text.find("*/30 * * * *"), std::string::npos) << "not replaced";
+  ASSERT_EQ(RunShell(Fs() + " schedule remove" + other).exit_code, 0);
   EXPECT_TRUE(ReadCrontab() == foreign) << ReadCrontab().text;
+}
+
+// A crontab cron(8) would not take back (a blank line ending in CR) is refused with the reason.
+TEST_F(Schedule, CrlfCrontabRefusedWithTheReason) {
+  CrontabGuard guard;
+  const std::string spool = "/var/spool/cron/crontabs";
+  ASSERT_TRUE(std::filesystem::is_directory(spool)) << "not Debian's cron layout";
+  {
+    std::ofstream(spool + "/root", std::ios::binary)
+        << "# from Windows\r\n\r\n0 3 * * * /bin/true\r\n";
+  }
+  CommandResult r = RunShell(Fs() + " schedule install" + Flags("6h"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("Windows line ends (CR LF)"), std::string::npos) << r.output;
 }
 
 TEST_F(Schedule, RunByHandPrunesOnlyRunFoldersAndSkipsWhileLocked) {
@@ -215,7 +241,8 @@ TEST_F(Schedule, RunByHandPrunesOnlyRunFoldersAndSkipsWhileLocked) {
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->status, "failed");
   EXPECT_EQ(m->label, "nightly");
-  EXPECT_NE(m->error.find("framescope profile exited with code"), std::string::npos) << m->error;
+  // The profile itself records the failure now (its checklist too), with the reason.
+  EXPECT_NE(m->error.find("no running system"), std::string::npos) << m->error;
   EXPECT_EQ(Text(out_ + "/notes.txt"), "mine");
   EXPECT_TRUE(std::filesystem::is_directory(out_ + "/20200101T000000Z"));
   auto html = ReadFile(out_ + "/index.html");
@@ -244,6 +271,9 @@ TEST_F(Schedule, BadInputIsExit2WithTheReason) {
       {" --keep 0 --out " + out_, "--keep"},
       {" --out " + tmp_.path() + "/file", "not a folder"},
       {" --every 6 --out " + out_, "--every 6"},
+      {" --repeat 100000 --out " + out_, "--repeat must be 1..1000"},
+      {" --duration 700000 --out " + out_, "--duration"},
+      {" --alert-url https://x/hook --out " + out_, "no https"},
   };
   for (const char* verb : {"install", "run"}) {
     for (const auto& c : cases) {
@@ -253,6 +283,10 @@ TEST_F(Schedule, BadInputIsExit2WithTheReason) {
     }
   }
   EXPECT_EQ(RunShell(Fs() + " schedule frobnicate").exit_code, 2);
+  // An --out no one can write to (procfs, even for root): the error names the path.
+  CommandResult r = RunShell(Fs() + " schedule run --out /proc --state-dir " + Quote(out_));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("/proc/.schedule.lock: "), std::string::npos) << r.output;
   EXPECT_TRUE(ReadCrontab() == guard.saved());  // Nothing was installed.
   EXPECT_FALSE(PathExists(out_));
 }
