@@ -108,22 +108,17 @@ struct CliFlags {
   std::string schedule_out = "profiles/automated";
 };
 
-constexpr double kMaxDurationS = 7 * 24 * 3600;  // Longer runs are continuous profiling's job.
-
 // The first flag whose value is out of range, named with what it must be; "" when all are good.
 std::string InvalidFlag(const CliFlags& f) {
   const profile::ProfileRunOptions& o = f.run;
+  if (std::string bad = profile::InvalidRecordingLength(o.duration_s, o.repeat); !bad.empty()) {
+    return bad;
+  }
   const std::pair<bool, const char*> rules[] = {
-      {o.duration_s > 0 && o.duration_s <= kMaxDurationS,
-       "--duration must be > 0 seconds and at most 604800 (7 days)"},
       {o.frequency_hz >= 1 && o.frequency_hz <= 10000, "--frequency must be 1..10000 Hz"},
       {o.min_frequency_hz >= 1 && o.min_frequency_hz <= o.frequency_hz,
        "--min-frequency must be 1..--frequency Hz"},
       {o.top >= 1, "--top must be >= 1"},
-      {o.repeat >= 1 && o.repeat <= 1000, "--repeat must be 1..1000"},
-      // The recording loop takes the boundaries, at its 0.1 s pace.
-      {o.duration_s / std::max(1, o.repeat) >= 0.2,
-       "--duration / --repeat must leave windows of at least 0.2 seconds"},
       {o.model_runs >= 0 && o.model_runs <= 10000, "--model-runs must be 0..10000"},
       {o.sweep.window_seconds >= 0 && o.sweep.window_seconds <= 600,
        "--batch-window-seconds must be 0..600"},

@@ -92,6 +92,18 @@ struct Session {
 
 }  // namespace
 
+std::string InvalidRecordingLength(double duration_s, int repeat) {
+  constexpr double kMaxDurationS = 7 * 24 * 3600;
+  if (!(duration_s > 0 && duration_s <= kMaxDurationS)) {
+    return "--duration must be > 0 seconds and at most 604800 (7 days)";
+  }
+  if (repeat < 1 || repeat > 1000) return "--repeat must be 1..1000";
+  if (duration_s / repeat < 0.2) {
+    return "--duration / --repeat must leave windows of at least 0.2 seconds";
+  }
+  return "";
+}
+
 std::string BaselinePath(const ProfileRunOptions& options) {
   return options.baseline.empty() ? options.out_dir + "/performance-baseline.md" : options.baseline;
 }

@@ -169,6 +169,11 @@ struct ProgressSink {
 // holds it: a run that failed (no system, preflight refused) or was interrupted is history too.
 ProfileRunResult RunProfile(const ProfileRunOptions& options, const ProgressSink& progress);
 
+// What is wrong with a recording of `duration_s` cut into `repeat` windows ("" when nothing):
+// the limits `profile` and `schedule install` both enforce (a longer run is continuous
+// profiling's job; the recording loop takes window boundaries at its 0.1 s pace).
+std::string InvalidRecordingLength(double duration_s, int repeat);
+
 // The exit code `framescope profile` returns for an outcome (also run.json's exit_code):
 // 0 ok, 1 error, 2 bad output path, 3 preflight or coverage failure, 130 interrupted.
 int ProfileExitCode(ProfileOutcome outcome);

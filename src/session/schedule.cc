@@ -14,6 +14,7 @@
 #include "src/base/json.h"
 #include "src/regression/alert.h"
 #include "src/regression/run_manifest.h"
+#include "src/session/profile_run.h"
 
 namespace fs::session {
 namespace {
@@ -40,11 +41,6 @@ std::string NumberText(double v) {
   return buf;
 }
 
-// profile's own limits (src/cli/profile_main.cc): settings every run would refuse are refused at
-// install instead.
-constexpr double kMaxDurationS = 7 * 24 * 3600;
-constexpr int kMaxRepeat = 1000;
-
 }  // namespace
 
 std::string CanonicalPath(const std::string& path) {
@@ -58,14 +54,12 @@ std::string CanonicalPath(const std::string& path) {
 
 Status ValidateScheduleOptions(ScheduleOptions* o) {
   if (auto e = ParseEvery(o->every); !e.ok()) return e.status();
-  if (!(o->duration_s > 0 && o->duration_s <= kMaxDurationS)) {
-    return Err("--duration must be > 0 seconds and at most 604800 (7 days)");
+  // What every run would refuse is refused at install instead (repeat 0: profile's default).
+  if (std::string bad = profile::InvalidRecordingLength(o->duration_s, std::max(1, o->repeat));
+      !bad.empty() || o->repeat < 0) {
+    return Err(bad.empty() ? "--repeat must be 1..1000" : bad);
   }
   if (o->keep < 1) return Err("--keep must be >= 1 (the number of runs kept in --out)");
-  if (o->repeat < 0 || o->repeat > kMaxRepeat) return Err("--repeat must be 1..1000");
-  if (o->duration_s / std::max(1, o->repeat) < 0.2) {
-    return Err("--duration / --repeat must leave windows of at least 0.2 seconds");
-  }
   if (Status u = regression::ValidateAlertUrl(o->alert_url); !o->alert_url.empty() && !u.ok()) {
     return Err("--alert-url: " + u.message());
   }
