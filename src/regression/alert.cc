@@ -116,6 +116,8 @@ StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
   return u;
 }
 
+Status ValidateAlertUrl(const std::string& url) { return ParseHttpUrl(url).status(); }
+
 AlertResult PostAlert(const std::string& url, const std::string& json, int attempts, int backoff_ms,
                       int timeout_ms) {
   AlertResult r{"url", url, false, 0, {}};

@@ -32,6 +32,9 @@ struct HttpUrl {
   std::string path = "/";
 };
 StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
+// Ok when PostAlert can use `url` (ParseHttpUrl accepts it); for checking settings early, e.g.
+// at `schedule install`, rather than failing on every run.
+Status ValidateAlertUrl(const std::string& url);
 
 // POSTs `json` (application/json) to `url`; a transport error or a non-2xx status is a failed
 // attempt, retried up to `attempts` times with doubling waits from backoff_ms.

@@ -54,7 +54,9 @@ TEST(AlertUrlTest, ParsesPlainHttpOnly) {
   for (const char* bad :
        {"https://x/", "http://x:0/", "http://x:99999/", "http://:80/", "ftp://x", "http://x:/"}) {
     EXPECT_FALSE(ParseHttpUrl(bad).ok()) << bad;
+    EXPECT_FALSE(ValidateAlertUrl(bad).ok()) << bad;
   }
+  EXPECT_TRUE(ValidateAlertUrl("http://127.0.0.1:8080/hook").ok());
 }
 
 TEST(AlertUrlTest, PostsRetriesAndReportsEveryFailure) {
