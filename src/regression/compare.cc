@@ -23,8 +23,10 @@ constexpr const char* kTestMethod =
     "Mann-Whitney U, two-sided: exact when no ties and n <= 50 per side, else the normal "
     "approximation with tie and continuity correction";
 constexpr const char* kFunctionMethod =
-    "per function: one value per profile; p adjusted by Holm-Bonferroni over the functions of "
-    "one service";
+    "per function: one value per profile (runs: self CPU seconds per second of the profile's "
+    "window; profile sets: self CPU seconds; a share of the service's CPU only when a profile "
+    "has no duration, and then informational); p adjusted by Holm-Bonferroni over the functions "
+    "of one service";
 
 bool IsDir(const std::string& path) {
   std::error_code ec;
@@ -215,9 +217,9 @@ std::vector<std::string> Mismatches(const Side& baseline, const Side& current) {
 namespace {
 
 // One profile's CPU: its total and each function's self value, in seconds for CPU profiles
-// (nanoseconds) and in the profile's own unit otherwise.
+// (nanoseconds) and in the profile's own unit otherwise; window_s: the recording's duration.
 struct ProfileCpu {
-  double total = 0;
+  double total = 0, window_s = 0;
   std::map<std::string, double> self;
 };
 
@@ -227,6 +229,7 @@ ProfileCpu CpuOf(const profile::Profile& p) {
   std::vector<int64_t> self = profile::SelfValues(tree);
   ProfileCpu cpu;
   cpu.total = static_cast<double>(tree.total()) * scale;
+  cpu.window_s = static_cast<double>(p.duration_nanos) * 1e-9;
   for (size_t i = 1; i < tree.nodes.size(); ++i) {
     if (self[i] > 0)
       cpu.self[tree.NameOf(static_cast<int32_t>(i))] += static_cast<double>(self[i]) * scale;
@@ -252,23 +255,63 @@ std::map<std::string, double> PooledShares(const std::vector<ProfileCpu>& cpus) 
   return shares;
 }
 
-// The function's value in each profile: self seconds (a profile set: fixed work per profile) or
-// self share % (runs: windows of a service under load, where only the share is comparable). A
-// function without samples in a profile measured 0 there.
+// What one function's value per profile is:
+// - kSelfSeconds: a profile set (fixed work per profile): self CPU seconds.
+// - kSelfRate: runs (a service under load for a window): self CPU seconds per second of the
+//   profile's window. Not the share of the service's CPU: shares add up to 100 %, so one function
+//   getting faster raises every other's share and would mark them all regressed.
+// - kShare: runs whose profiles lack a duration: the share, shown but informational only (it
+//   never rolls up into a verdict, for the same reason).
+enum class FunctionMetric { kSelfSeconds, kSelfRate, kShare };
+
+FunctionMetric FunctionMetricFor(bool profile_set, const std::vector<ProfileCpu>& base,
+                                 const std::vector<ProfileCpu>& cur) {
+  if (profile_set) return FunctionMetric::kSelfSeconds;
+  for (const auto* cpus : {&base, &cur}) {
+    for (const ProfileCpu& c : *cpus) {
+      if (!(c.window_s > 0)) return FunctionMetric::kShare;
+    }
+  }
+  return FunctionMetric::kSelfRate;
+}
+
+const char* FunctionMetricName(FunctionMetric m) {
+  switch (m) {
+    case FunctionMetric::kSelfSeconds:
+      return "self CPU s";
+    case FunctionMetric::kSelfRate:
+      return "self CPU s per s";
+    case FunctionMetric::kShare:
+      return "self share % (informational)";
+  }
+  return "";
+}
+
+// The function's value in each profile; a function without samples in a profile measured 0.
 std::vector<double> PerProfile(const std::vector<ProfileCpu>& cpus, const std::string& fn,
-                               bool seconds) {
+                               FunctionMetric metric) {
   std::vector<double> v;
   for (const ProfileCpu& c : cpus) {
     auto it = c.self.find(fn);
     const double self = it == c.self.end() ? 0 : it->second;
-    v.push_back(seconds ? self : (c.total > 0 ? self / c.total * 100 : 0));
+    switch (metric) {
+      case FunctionMetric::kSelfSeconds:
+        v.push_back(self);
+        break;
+      case FunctionMetric::kSelfRate:
+        v.push_back(self / c.window_s);
+        break;
+      case FunctionMetric::kShare:
+        v.push_back(c.total > 0 ? self / c.total * 100 : 0);
+        break;
+    }
   }
   return v;
 }
 
 std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base,
-                                             const std::vector<ProfileCpu>& cur, bool seconds,
-                                             const VerdictOptions& options) {
+                                             const std::vector<ProfileCpu>& cur,
+                                             FunctionMetric metric, const VerdictOptions& options) {
   std::map<std::string, double> b = PooledShares(base), c = PooledShares(cur);
   std::vector<FunctionResult> rows;
   std::set<std::string> names;
@@ -283,9 +326,10 @@ std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base
     r.baseline_share_pct = b.count(fn) ? b[fn] : 0;
     r.current_share_pct = c.count(fn) ? c[fn] : 0;
     r.delta_points = r.current_share_pct - r.baseline_share_pct;
-    r.metric = seconds ? "self CPU s" : "self share %";
-    r.baseline = PerProfile(base, fn, seconds);
-    r.current = PerProfile(cur, fn, seconds);
+    r.metric = FunctionMetricName(metric);
+    r.informational = metric == FunctionMetric::kShare;
+    r.baseline = PerProfile(base, fn, metric);
+    r.current = PerProfile(cur, fn, metric);
     r.judgement = Judge(r.baseline, r.current, false, options);
     r.raw_p = r.judgement.p;
     rows.push_back(std::move(r));
@@ -350,7 +394,8 @@ void RollUp(Comparison* c) {
   for (const MetricResult& m : c->metrics) worse(&c->groups[m.metric.group], m.judgement.verdict);
   for (const auto& [group, rows] : c->functions) {
     for (const FunctionResult& r : rows) {
-      if (r.judgement.verdict == kRegression || r.judgement.verdict == kImprovement) {
+      if (!r.informational &&
+          (r.judgement.verdict == kRegression || r.judgement.verdict == kImprovement)) {
         worse(&c->groups[group], r.judgement.verdict);
       }
     }
@@ -430,7 +475,8 @@ Comparison Compare(const Side& baseline, const Side& current, const VerdictOptio
       c.warnings.push_back(group + ": CPU profiles only in the baseline side");
       continue;
     }
-    c.functions[group] = CompareFunctions(cpus, ccpu[group], baseline.profile_set, options);
+    const FunctionMetric metric = FunctionMetricFor(baseline.profile_set, cpus, ccpu[group]);
+    c.functions[group] = CompareFunctions(cpus, ccpu[group], metric, options);
     c.merged_baseline[group] = MergeProfiles(baseline.profiles.at(group));
     c.merged_current[group] = MergeProfiles(current.profiles.at(group));
   }
@@ -540,6 +586,7 @@ Json ComparisonToJson(const Side& baseline, const Side& current, const Compariso
       Json o = JudgementToJson(r.judgement, r.baseline, r.current);
       o["function"] = r.function;
       o["metric"] = r.metric;
+      o["informational"] = r.informational;
       o["baseline_share_pct"] = r.baseline_share_pct;
       o["current_share_pct"] = r.current_share_pct;
       o["delta_points"] = r.delta_points;

@@ -9,9 +9,11 @@
 // are each profile's total CPU seconds ("program/cpu_s") and each function's self CPU seconds.
 //
 // Per function (from each run's CPU profiles, or the profile set): the function's self share of
-// its service's CPU in both sides, ranked by the change in points, each tested over the
-// repetitions (one value per profile) with Holm's correction across the functions of one
-// service, so testing dozens of functions does not multiply the false alarms. A function row
+// its service's CPU in both sides, ranked by the change in points; each is tested over the
+// repetitions (one value per profile: for runs its self CPU seconds per second of the profile's
+// window, for a profile set its self CPU seconds; never the share, which moves when any other
+// function changes) with Holm's correction across the functions of one service, so testing
+// dozens of functions does not multiply the false alarms. A function row
 // rolls up into its service's verdict only as a regression or improvement: with one profile per
 // run a function is almost always "inconclusive", which must not hide the metrics' verdict.
 #ifndef FRAMESCOPE_REGRESSION_COMPARE_H_
@@ -64,7 +66,8 @@ struct FunctionResult {
   std::string function;
   double baseline_share_pct = 0, current_share_pct = 0;  // of all the side's profiles together
   double delta_points = 0;
-  std::string metric;                     // "self share %" or "self CPU s"
+  std::string metric;  // "self CPU s per s" (runs), "self CPU s" (profile sets) or "self share %"
+  bool informational = false;             // a share (profiles without a duration): never rolls up
   std::vector<double> baseline, current;  // per profile
   Judgement judgement;                    // p Holm-adjusted over the group's functions
   double raw_p = 1;

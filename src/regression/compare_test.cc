@@ -28,7 +28,7 @@ class CompareTest : public ::testing::Test {
   // names with one value each) and a CPU profile of the api with Work taking `work_share` %.
   std::string Run(const std::string& name, std::vector<double> values, const std::string& label,
                   const std::string& host = "h1", const std::vector<std::string>& extra = {},
-                  const std::string& status = "ok", int64_t work_ns = 600) {
+                  const std::string& status = "ok", int64_t work_ns = 600, int64_t window_ns = 0) {
     RunManifest m;
     m.status = status;
     m.label = label;
@@ -40,10 +40,10 @@ class CompareTest : public ::testing::Test {
     const std::string path = dir_ + "/" + name;
     EXPECT_TRUE(MakeDirs(path + "/cpu").ok());
     m.profiles["api"] = "cpu/api_profile.prof";
-    EXPECT_TRUE(profile::WritePprofFile(
-                    path + "/cpu/api_profile.prof",
-                    profile::ProfileFromStacks({{"main;Work", 6, work_ns}, {"main;Idle", 4, 400}}))
-                    .ok());
+    profile::Profile p =
+        profile::ProfileFromStacks({{"main;Work", 6, work_ns}, {"main;Idle", 4, 400}});
+    p.duration_nanos = window_ns;
+    EXPECT_TRUE(profile::WritePprofFile(path + "/cpu/api_profile.prof", p).ok());
     EXPECT_TRUE(WriteRunManifest(path, m).ok());
     return path;
   }
@@ -164,6 +164,40 @@ TEST_F(CompareTest, TooFewRepetitionsAreInconclusiveAndSayHowMany) {
   r = Compare(*b4, *c4, {});
   EXPECT_EQ(r.metrics[0].judgement.verdict, kRegression);
   EXPECT_EQ(r.verdict, kRegression);
+}
+
+// Runs of a service whose Work got twice as fast while Idle did the same: Idle's share of the
+// service's CPU rises from 40 % to 57 %, but its CPU per second of the window does not, so it must
+// not be a regression (it was, when functions were tested by their share).
+TEST_F(CompareTest, ASpeedUpOfOneFunctionDoesNotRegressTheOthers) {
+  std::string base, cur;
+  for (int i = 0; i < 5; ++i) {
+    const std::string n = std::to_string(i);
+    base += (i ? "," : "") + Run("b" + n, {1.0 + i * 0.01}, "b", "h1", {}, "ok", 600 + i, 1000);
+    cur += (i ? "," : "") + Run("c" + n, {1.0 + i * 0.01}, "c", "h1", {}, "ok", 300 + i, 1000);
+  }
+  auto b = LoadSide(base, "");
+  auto c = LoadSide(cur, "");
+  ASSERT_TRUE(b.ok() && c.ok());
+  Comparison r = Compare(*b, *c, {});
+  std::map<std::string, const FunctionResult*> rows;
+  for (const FunctionResult& f : r.functions.at("api")) rows[f.function] = &f;
+  ASSERT_TRUE(rows.count("Idle") && rows.count("Work"));
+  EXPECT_GT(rows["Idle"]->delta_points, 15);  // its share rose
+  EXPECT_EQ(rows["Idle"]->metric, "self CPU s per s");
+  EXPECT_EQ(rows["Idle"]->judgement.verdict, kNoChange) << rows["Idle"]->judgement.reason;
+  EXPECT_EQ(rows["Work"]->judgement.verdict, kImprovement);
+  EXPECT_NEAR(rows["Work"]->judgement.change.change, -0.5, 0.01);
+  EXPECT_EQ(r.groups["api"], kImprovement);
+  EXPECT_EQ(r.verdict, kImprovement);
+  // Profiles without a duration: only shares are comparable, shown but never a verdict.
+  for (auto* side : {&*b, &*c}) {
+    for (auto& p : side->profiles["api"]) p.duration_nanos = 0;
+  }
+  r = Compare(*b, *c, {});
+  ASSERT_FALSE(r.functions.at("api").empty());
+  for (const FunctionResult& f : r.functions.at("api")) EXPECT_TRUE(f.informational);
+  EXPECT_EQ(r.groups["api"], kNoChange);
 }
 
 // Profiles of a program doing fixed work: Slow (CPU `slow_ns`) and Fast (400 ns), per profile.
