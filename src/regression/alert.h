@@ -20,8 +20,9 @@ struct AlertResult {
   std::vector<std::string> errors;  // one per failed attempt
 };
 
-// Runs `command` with /bin/sh -c, `json` on its stdin; ok when it exits 0 within timeout_ms
-// (else it is killed with its process group).
+// Runs `command` with /bin/sh -c, `json` on its stdin (a file: it need not read it); ok when it
+// exits 0 within timeout_ms, else it is killed with its process group. Its stdout and stderr are
+// copied to our stderr until it exits; what it leaves in the background is not waited for.
 AlertResult RunAlertCommand(const std::string& command, const std::string& json,
                             int timeout_ms = 30000);
 

@@ -2,12 +2,14 @@
 // failure kept.
 #include "src/regression/alert.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 
 #include "src/base/file_util.h"
 #include "src/base/http.h"
@@ -33,12 +35,63 @@ TEST(AlertCommandTest, GetsTheJsonOnStdinAndItsStatusIsChecked) {
   r = RunAlertCommand("exec 0<&-; exit 0", std::string(1 << 20, 'x'));
   EXPECT_TRUE(r.ok);
   const auto start = std::chrono::steady_clock::now();
-  r = RunAlertCommand("sleep 30", "{}", 300);
+  // 1 MiB that the command never reads: the timeout still holds (it did not when the JSON went
+  // through a pipe, written before the deadline started).
+  r = RunAlertCommand("sleep 30", std::string(1 << 20, 'x'), 300);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_FALSE(r.ok);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_NE(r.errors[0].find("killed after"), std::string::npos) << r.errors[0];
   std::filesystem::remove_all(tmpl);
+}
+
+// Runs `fn` with our stdout and stderr on pipes; returns what each got, read after `fn` returned
+// and our write ends closed: reading ends at once unless something else still holds them.
+std::pair<std::string, std::string> Captured(const std::function<void()>& fn, double* eof_s) {
+  int out[2], err[2];
+  EXPECT_EQ(pipe(out), 0);
+  EXPECT_EQ(pipe(err), 0);
+  fflush(stdout);
+  fflush(stderr);
+  // Close-on-exec, so the command does not inherit them.
+  const int saved_out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+  const int saved_err = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+  dup2(out[1], STDOUT_FILENO);
+  dup2(err[1], STDERR_FILENO);
+  close(out[1]);
+  close(err[1]);
+  fn();
+  dup2(saved_out, STDOUT_FILENO);
+  dup2(saved_err, STDERR_FILENO);
+  close(saved_out);
+  close(saved_err);
+  const auto start = std::chrono::steady_clock::now();
+  std::string got[2];
+  for (int i = 0; i < 2; ++i) {
+    const int fd = i == 0 ? out[0] : err[0];
+    char buf[256];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;)
+      got[i].append(buf, static_cast<size_t>(n));
+    close(fd);
+  }
+  *eof_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {got[0], got[1]};
+}
+
+// Its output goes to our stderr (compare --json owns stdout), and a process it leaves in the
+// background keeps neither us nor our stdout/stderr waiting.
+TEST(AlertCommandTest, OutputGoesToStderrAndBackgroundProcessesAreNotWaitedFor) {
+  AlertResult r;
+  double eof_s = 0;
+  const auto start = std::chrono::steady_clock::now();
+  auto [out, err] = Captured(
+      [&] { r = RunAlertCommand("echo to-out; echo to-err >&2; sleep 5 & exit 0", "{}", 3000); },
+      &eof_s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(err, "to-out\nto-err\n");
+  EXPECT_LT(eof_s, 1.0);
 }
 
 TEST(AlertUrlTest, ParsesPlainHttpOnly) {
