@@ -1,5 +1,7 @@
 #include "src/regression/compare.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -55,22 +57,36 @@ std::vector<std::string> ListDir(const std::string& dir, Keep keep) {
   return names;
 }
 
-// Every run in a history folder (subfolders with run.json), oldest first; a corrupt one is an
-// error that names it.
-StatusOr<std::vector<RunManifest>> LoadHistory(const std::string& dir) {
+// Every run in a history folder (subfolders with run.json), oldest first. A run.json that cannot
+// be read (corrupt, or a newer format) is skipped with a note naming it, so one bad run does not
+// disable every label: and latest comparison.
+StatusOr<std::vector<RunManifest>> LoadHistory(const std::string& dir,
+                                               std::vector<std::string>* notes) {
   if (!IsDir(dir)) return Err(dir + ": no such history folder (--history DIR)");
   std::vector<RunManifest> runs;
   for (const std::string& name : ListDir(dir, [](const stdfs::directory_entry& e) {
          std::error_code ec;
          return e.is_directory(ec) && stdfs::exists(e.path() / kRunFile, ec);
        })) {
-    ASSIGN_OR_RETURN(RunManifest m, LoadRunManifest(dir + "/" + name));
-    runs.push_back(std::move(m));
+    auto m = LoadRunManifest(dir + "/" + name);
+    if (!m.ok()) {
+      notes->push_back("skipped unreadable run: " + m.status().message());
+      continue;
+    }
+    runs.push_back(std::move(*m));
   }
   std::stable_sort(runs.begin(), runs.end(), [](const RunManifest& a, const RunManifest& b) {
     return a.started_at < b.started_at;
   });
   return runs;
+}
+
+// The path with symbolic links, "." and ".." resolved (as given when that fails), so one run
+// named two ways is recognised as one.
+std::string Resolved(const std::string& path) {
+  std::error_code ec;
+  stdfs::path p = stdfs::weakly_canonical(path, ec);
+  return ec ? path : p.string();
 }
 
 void AddRun(RunManifest run, Side* side) {
@@ -84,27 +100,27 @@ void AddRun(RunManifest run, Side* side) {
 
 // `latest` / `latest~K`: the newest (K-th before the newest) ok run of the history.
 Status AddLatest(const std::string& part, const std::string& history, Side* side) {
-  int k = 0;
+  size_t k = 0;
   if (part.size() > 6) {
-    char* end = nullptr;
-    const long v = part[6] == '~' ? strtol(part.c_str() + 7, &end, 10) : -1;
-    if (v < 0 || end == nullptr || *end != '\0' || part.size() == 7) {
+    const std::string digits = part.substr(7);
+    if (part[6] != '~' || digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
       return Err("\"" + part + "\": expected latest or latest~K (K a whole number)");
     }
-    k = static_cast<int>(v);
+    k = std::stoul(digits);  // at most 9 digits: cannot overflow
   }
-  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history));
+  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history, &side->notes));
   std::erase_if(runs, [](const RunManifest& m) { return m.status != "ok"; });
-  if (static_cast<int>(runs.size()) <= k) {
+  if (runs.size() <= k) {
     return Err("\"" + part + "\": " + history + " has " + std::to_string(runs.size()) +
                " ok run(s)");
   }
-  side->runs.push_back(runs[runs.size() - 1 - static_cast<size_t>(k)]);
+  side->runs.push_back(runs[runs.size() - 1 - k]);
   return Status::Ok();
 }
 
 Status AddLabel(const std::string& label, const std::string& history, Side* side) {
-  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history));
+  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history, &side->notes));
   const size_t before = side->runs.size();
   for (RunManifest& m : runs) {
     if (m.label == label) AddRun(std::move(m), side);
@@ -141,12 +157,51 @@ Status AddPart(const std::string& part, const std::string& history, Side* side) 
     return e.is_regular_file(ec) && e.path().extension() == ".prof";
   });
   if (!profs.empty()) return AddProfileSet(part, profs, side);
-  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(part));
-  if (runs.empty()) {
+  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(part, &side->notes));
+  if (runs.empty() && side->notes.empty()) {
     return Err(part + ": no run.json, no run folders with one, and no *.prof files in it");
   }
   for (RunManifest& m : runs) AddRun(std::move(m), side);
   return Status::Ok();
+}
+
+// A run or profile named twice in one side (`latest,label:v2`, `A,./A`) counts once: counted
+// twice its repetitions would look like more evidence than there is.
+void Dedupe(Side* side) {
+  std::set<std::string> dirs;
+  std::erase_if(side->runs, [&](const RunManifest& r) {
+    const bool again = !dirs.insert(Resolved(r.dir)).second;
+    if (again) side->notes.push_back("run " + r.dir + " given more than once: counted once");
+    return again;
+  });
+  auto& files = side->profile_files[kProgramGroup];
+  auto& profiles = side->profiles[kProgramGroup];
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (size_t i = 0; i < files.size();) {
+    struct stat st {};
+    if (stat(files[i].c_str(), &st) == 0 && !seen.insert({st.st_dev, st.st_ino}).second) {
+      side->notes.push_back("profile " + files[i] + " given more than once: counted once");
+      files.erase(files.begin() + static_cast<ptrdiff_t>(i));
+      profiles.erase(profiles.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
+    ++i;
+  }
+  if (files.empty()) {
+    side->profile_files.erase(kProgramGroup);
+    side->profiles.erase(kProgramGroup);
+  }
+}
+
+// What a side was read from, resolved -> as named: its run folders, or a profile set's files.
+std::map<std::string, std::string> Sources(const Side& side) {
+  std::map<std::string, std::string> out;
+  for (const RunManifest& r : side.runs) out.emplace(Resolved(r.dir), "run " + r.dir);
+  if (!side.profile_set) return out;
+  for (const auto& [group, files] : side.profile_files) {
+    for (const std::string& f : files) out.emplace(Resolved(f), "profile " + f);
+  }
+  return out;
 }
 
 // Pools the runs' metric values by name and loads their CPU profiles.
@@ -190,6 +245,7 @@ StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir)
     return Err("\"" + spec + "\": no ok run" +
                (side.notes.empty() ? std::string() : " (" + side.notes.back() + ")"));
   }
+  Dedupe(&side);
   PoolRuns(&side);
   return side;
 }
@@ -455,10 +511,9 @@ Comparison Compare(const Side& baseline, const Side& current, const VerdictOptio
   }
   // A run on both sides (e.g. a label that also matches the run being checked) pulls the two
   // sides together: say so rather than quietly weaken the verdict.
-  std::set<std::string> base_dirs;
-  for (const RunManifest& r : baseline.runs) base_dirs.insert(r.dir);
-  for (const RunManifest& r : current.runs) {
-    if (base_dirs.count(r.dir)) c.warnings.push_back("run " + r.dir + " is on both sides");
+  const std::map<std::string, std::string> base = Sources(baseline);
+  for (const auto& [resolved, name] : Sources(current)) {
+    if (base.count(resolved)) c.warnings.push_back(name + " is on both sides");
   }
   Side b = baseline, cur = current;  // profile sets gain their total CPU metric
   std::map<std::string, std::vector<ProfileCpu>> bcpu, ccpu;

@@ -49,8 +49,10 @@ struct Side {
 };
 
 // Loads a side with its CPU profiles. Errors (usage: exit 2) name the part and the file: an
-// unknown folder, a corrupt run.json or .prof of a profile set, a label with no ok run, a mix of
-// runs and profiles. A run's profile that cannot be read is skipped with a note.
+// unknown folder, a corrupt run.json given by name or .prof of a profile set, a label with no ok
+// run, latest~K beyond the history, a mix of runs and profiles. A run's profile that cannot be
+// read, and a history's run.json that cannot, are skipped with a note. A run (by its resolved
+// path) or profile file (by device and inode) named more than once counts once, with a note.
 StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir);
 
 // Different hosts or configurations among the runs of both sides: one line each; empty if none.

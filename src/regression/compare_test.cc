@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "src/base/file_util.h"
@@ -14,6 +15,19 @@
 
 namespace fs::regression {
 namespace {
+
+// Profiles of a program doing fixed work: Slow (CPU `slow_ns`) and Fast (400 ns), per profile.
+std::string ProfileSet(const std::string& dir, const std::vector<int64_t>& slow_ns) {
+  EXPECT_TRUE(MakeDirs(dir).ok());
+  for (size_t i = 0; i < slow_ns.size(); ++i) {
+    EXPECT_TRUE(profile::WritePprofFile(
+                    dir + "/p" + std::to_string(i) + ".prof",
+                    profile::ProfileFromStacks({{"main;Slow", 6, slow_ns[i]},
+                                                {"main;Fast", 4, 400 + static_cast<int64_t>(i)}}))
+                    .ok());
+  }
+  return dir;
+}
 
 class CompareTest : public ::testing::Test {
  protected:
@@ -99,15 +113,66 @@ TEST_F(CompareTest, CorruptRunJsonIsNamed) {
   Run("h/r1", {1.0}, "v1");
   ASSERT_TRUE(MakeDirs(dir_ + "/h/r2").ok());
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/h/r2/run.json", "{\"format\": ").ok());
-  for (const std::string& spec : {dir_ + "/h/r2", dir_ + "/h", std::string("label:v1")}) {
-    auto side = LoadSide(spec, dir_ + "/h");
-    ASSERT_FALSE(side.ok()) << spec;
-    EXPECT_NE(side.status().message().find(dir_ + "/h/r2/run.json"), std::string::npos)
-        << side.status().message();
+  auto side = LoadSide(dir_ + "/h/r2", dir_ + "/h");  // given by name: an error
+  ASSERT_FALSE(side.ok());
+  EXPECT_NE(side.status().message().find(dir_ + "/h/r2/run.json"), std::string::npos)
+      << side.status().message();
+  // In a history it is skipped with a note, and the other runs still compare.
+  for (const std::string& spec : {dir_ + "/h", std::string("label:v1"), std::string("latest")}) {
+    side = LoadSide(spec, dir_ + "/h");
+    ASSERT_TRUE(side.ok()) << spec << ": " << side.status().message();
+    EXPECT_EQ(side->runs.size(), 1u);
+    ASSERT_EQ(side->notes.size(), 1u) << spec;
+    EXPECT_NE(side->notes[0].find("skipped unreadable run: " + dir_ + "/h/r2/run.json"),
+              std::string::npos)
+        << side->notes[0];
   }
   auto nothing = LoadSide(dir_ + "/nope", "");
   ASSERT_FALSE(nothing.ok());
   EXPECT_NE(nothing.status().message().find(dir_ + "/nope"), std::string::npos);
+}
+
+TEST_F(CompareTest, ARunOrProfileGivenTwiceCountsOnce) {
+  const std::string a = Run("h/a", {1.0, 1.1}, "v1");
+  const std::string dotted = dir_ + "/h/../h/./a";
+  std::filesystem::create_directory_symlink(a, dir_ + "/link");
+  auto side = LoadSide(a + "," + a + "," + dotted + "," + dir_ + "/link,label:v1", dir_ + "/h");
+  ASSERT_TRUE(side.ok()) << side.status().message();
+  EXPECT_EQ(side->runs.size(), 1u);
+  EXPECT_EQ(side->metrics.at(0).values, (std::vector<double>{1.0, 1.1}));
+  EXPECT_EQ(side->profiles["api"].size(), 1u);
+  EXPECT_EQ(side->notes.size(), 4u);
+  auto other = LoadSide(dotted, "");  // the same run, named differently, on the other side
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(Compare(*side, *other, {}).warnings,
+            std::vector<std::string>(
+                {side->spec + ": " + side->notes[0], side->spec + ": " + side->notes[1],
+                 side->spec + ": " + side->notes[2], side->spec + ": " + side->notes[3],
+                 "run " + dotted + " is on both sides"}));
+  // A profile set named twice (a hard link too): each file once.
+  ProfileSet(dir_ + "/set", {600, 601});
+  ASSERT_TRUE(MakeDirs(dir_ + "/set2").ok());
+  std::filesystem::create_hard_link(dir_ + "/set/p0.prof", dir_ + "/set2/q.prof");
+  auto set = LoadSide(dir_ + "/set," + dir_ + "/set/../set," + dir_ + "/set2", "");
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_EQ(set->profiles[kProgramGroup].size(), 2u);
+  EXPECT_EQ(set->profile_files[kProgramGroup].size(), 2u);
+  auto again = LoadSide(dir_ + "/set", "");
+  ASSERT_TRUE(again.ok());
+  const std::vector<std::string> w = Compare(*set, *again, {}).warnings;
+  EXPECT_EQ(std::count_if(w.begin(), w.end(),
+                          [](const std::string& x) { return x.find("on both sides") != x.npos; }),
+            2);
+}
+
+TEST_F(CompareTest, LatestWithAHugeKIsRefused) {
+  Run("h/r1", {1.0}, "v1");
+  for (const char* spec : {"latest~1", "latest~2147483648", "latest~4294967295",
+                           "latest~99999999999999999999", "latest~-1", "latest~+1"}) {
+    auto side = LoadSide(spec, dir_ + "/h");
+    EXPECT_FALSE(side.ok()) << spec;
+  }
+  EXPECT_TRUE(LoadSide("latest~0", dir_ + "/h").ok());
 }
 
 TEST_F(CompareTest, MissingMetricIsListedNotZero) {
@@ -198,19 +263,6 @@ TEST_F(CompareTest, ASpeedUpOfOneFunctionDoesNotRegressTheOthers) {
   ASSERT_FALSE(r.functions.at("api").empty());
   for (const FunctionResult& f : r.functions.at("api")) EXPECT_TRUE(f.informational);
   EXPECT_EQ(r.groups["api"], kNoChange);
-}
-
-// Profiles of a program doing fixed work: Slow (CPU `slow_ns`) and Fast (400 ns), per profile.
-std::string ProfileSet(const std::string& dir, const std::vector<int64_t>& slow_ns) {
-  EXPECT_TRUE(MakeDirs(dir).ok());
-  for (size_t i = 0; i < slow_ns.size(); ++i) {
-    EXPECT_TRUE(profile::WritePprofFile(
-                    dir + "/p" + std::to_string(i) + ".prof",
-                    profile::ProfileFromStacks({{"main;Slow", 6, slow_ns[i]},
-                                                {"main;Fast", 4, 400 + static_cast<int64_t>(i)}}))
-                    .ok());
-  }
-  return dir;
 }
 
 TEST_F(CompareTest, ProfileSetsFindTheSlowerFunction) {
