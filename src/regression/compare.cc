@@ -614,7 +614,9 @@ Json ComparisonToJson(const Side& baseline, const Side& current, const Compariso
       {"functions", kFunctionMethod},
       {"verdict",
        "regression: change worse than the threshold and p < alpha; improvement: better than "
-       "the threshold and p < alpha; inconclusive: too few repetitions for p to reach alpha"}});
+       "the threshold and p < alpha; inconclusive: too few repetitions for p to reach alpha, or a "
+       "change beyond the threshold with p >= alpha (underpowered); a zero baseline median: "
+       "the relative change is +-inf and the test and the direction decide"}});
   Json warnings = Json::MakeArray();
   for (const std::string& w : c.warnings) warnings.Push(w);
   j["warnings"] = std::move(warnings);
