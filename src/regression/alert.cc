@@ -126,22 +126,36 @@ StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
   if (url.rfind(kScheme, 0) != 0) {
     return Err("\"" + url + "\": only http://host[:port]/path URLs are supported (no https)");
   }
+  // What the client cannot send as it is: a space or control byte would break the request line.
+  for (unsigned char ch : url) {
+    if (ch <= 0x20 || ch == 0x7f) return Err("\"" + url + "\": a space or control character");
+  }
   HttpUrl u;
   std::string rest = url.substr(kScheme.size());
   const size_t slash = rest.find('/');
   if (slash != std::string::npos) u.path = rest.substr(slash);
   std::string hostport = rest.substr(0, slash);
+  if (hostport.find('@') != std::string::npos) {
+    return Err("\"" + url + "\": user:password@ is not supported");
+  }
   const size_t colon = hostport.rfind(':');
   if (colon != std::string::npos) {
-    char* end = nullptr;
-    const long port = strtol(hostport.c_str() + colon + 1, &end, 10);
-    if (colon + 1 == hostport.size() || *end != '\0' || port < 1 || port > 65535) {
-      return Err("\"" + url + "\": bad port");
+    const std::string digits = hostport.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) < 1 ||
+        std::stoi(digits) > 65535) {
+      return Err("\"" + url + "\": bad port (1-65535)");
     }
-    u.port = static_cast<int>(port);
+    u.port = std::stoi(digits);
     hostport.resize(colon);
   }
   if (hostport.empty()) return Err("\"" + url + "\": no host");
+  // A name or an IPv4 address: what ConnectTcp resolves (no [IPv6] literals).
+  if (hostport.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+      std::string::npos) {
+    return Err("\"" + url + "\": host must be a name or an IPv4 address");
+  }
   u.host = hostport;
   return u;
 }

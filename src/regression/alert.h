@@ -26,7 +26,9 @@ struct AlertResult {
 AlertResult RunAlertCommand(const std::string& command, const std::string& json,
                             int timeout_ms = 30000);
 
-// http://host[:port]/path (plain HTTP only; port 80 by default).
+// http://host[:port]/path (plain HTTP only; port 80 by default). Refused: https, a space or
+// control character, user:password@, a port that is not 1-65535 in plain digits, a host that
+// is not a name or IPv4 address (an [IPv6] literal).
 struct HttpUrl {
   std::string host;
   int port = 80;

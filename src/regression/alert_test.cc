@@ -105,11 +105,16 @@ TEST(AlertUrlTest, ParsesPlainHttpOnly) {
   EXPECT_EQ(u->port, 80);
   EXPECT_EQ(u->path, "/");
   for (const char* bad :
-       {"https://x/", "http://x:0/", "http://x:99999/", "http://:80/", "ftp://x", "http://x:/"}) {
+       {"https://x/", "http://x:0/", "http://x:99999/", "http://:80/", "ftp://x", "http://x:/",
+        "http://[::1]:8080/x", "http://h/a b", "http://h:+80/", "http://h: 80/", "http://h:-1/",
+        "http://user:pw@h/", "http://u@h:80/", "http://h/\r\nX: y", "http://h:0000080000/"}) {
     EXPECT_FALSE(ParseHttpUrl(bad).ok()) << bad;
     EXPECT_FALSE(ValidateAlertUrl(bad).ok()) << bad;
   }
   EXPECT_TRUE(ValidateAlertUrl("http://127.0.0.1:8080/hook").ok());
+  EXPECT_TRUE(ValidateAlertUrl("http://hooks.example-1.com/a?b=c").ok());
+  EXPECT_NE(ParseHttpUrl("http://user:pw@h/").status().message().find("user:password@"),
+            std::string::npos);
 }
 
 TEST(AlertUrlTest, PostsRetriesAndReportsEveryFailure) {
