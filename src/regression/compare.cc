@@ -414,8 +414,13 @@ void CompareMetrics(const Side& baseline, const Side& current, Comparison* c) {
   for (const Metric& m : current.metrics) {
     if (!m.values.empty()) cur[m.name] = &m;
   }
+  // A metric measured before but not now (its service died, its counter broke) leaves its group
+  // at least inconclusive: "no change" would claim what was not measured. A metric only in the
+  // current side (newly measured) has nothing to compare with and is listed only.
   for (const auto& [name, m] : b) {
-    if (!cur.count(name)) c->missing.emplace_back(name, "current");
+    if (cur.count(name)) continue;
+    c->missing.emplace_back(name, "current");
+    c->groups[m->group] = kInconclusive;
   }
   for (const auto& [name, m] : cur) {
     if (!b.count(name)) {

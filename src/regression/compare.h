@@ -5,8 +5,10 @@
 // whose subfolders hold run.json: every ok run), `label:NAME` or `latest[~K]` (runs under the
 // history folder), or a folder of *.prof files (pprof CPU profiles, one per repetition). Run
 // sides pair metrics by name (run_manifest.h), all repetitions of a side's runs pooled; a metric
-// on only one side is listed as missing, never compared against zero. A profile set's metrics
-// are each profile's total CPU seconds ("program/cpu_s") and each function's self CPU seconds.
+// on only one side is listed as missing, never compared against zero, and one missing in the
+// current side makes its group at least inconclusive (it was measured before and is not now). A
+// profile set's metrics are each profile's total CPU seconds ("program/cpu_s") and each function's
+// self CPU seconds.
 //
 // Per function (from each run's CPU profiles, or the profile set): the function's self share of
 // its service's CPU in both sides, ranked by the change in points; each is tested over the

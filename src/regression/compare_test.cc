@@ -184,12 +184,25 @@ TEST_F(CompareTest, MissingMetricIsListedNotZero) {
   EXPECT_EQ(r.metrics[0].metric.name, "api/cpu_cores");
   EXPECT_EQ(r.missing, (std::vector<std::pair<std::string, std::string>>{
                            {"api/only_base_ms", "current"}, {"api/only_current_ms", "baseline"}}));
+  // Measured before, not now: the api's "no change" would be a claim; at least inconclusive.
+  EXPECT_EQ(r.metrics[0].judgement.verdict, kNoChange);
+  EXPECT_EQ(r.groups["api"], kInconclusive);
+  EXPECT_EQ(r.verdict, kInconclusive);
   Json j = ComparisonToJson(*b, *c, r);
   EXPECT_EQ(j.Get("missing").size(), 2u);
   EXPECT_EQ(j.Get("metrics").size(), 1u);
   // CPU profiles on one side only: said, and no function compared against nothing.
   b->profiles.clear();
   r = Compare(*b, *c, {});
+  // Only newly measured in the current side: listed, the verdict unaffected.
+  r = Compare(*c, *c, {});
+  EXPECT_TRUE(r.missing.empty());
+  b = LoadSide(Run("b2", {1, 1, 1, 1}, "b", "h1", {}), "");
+  ASSERT_TRUE(b.ok());
+  b->profiles.clear();
+  r = Compare(*b, *c, {});
+  EXPECT_EQ(r.missing.size(), 1u);
+  EXPECT_EQ(r.verdict, kNoChange);
   EXPECT_TRUE(r.functions.empty());
   EXPECT_EQ(r.warnings, std::vector<std::string>{"api: CPU profiles only in the current side"});
 }

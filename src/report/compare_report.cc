@@ -102,6 +102,11 @@ std::string RenderCompareText(const Side& baseline, const Side& current, const C
   for (const auto& [group, rows] : c.functions) out += FunctionRows(group, rows, max_functions);
   out += "\n";
   for (const auto& [group, v] : c.groups) out += "group " + group + ": " + v + "\n";
+  std::string gone;
+  for (const auto& [name, side] : c.missing) {
+    if (side == "current") gone += (gone.empty() ? "" : ", ") + name;
+  }
+  if (!gone.empty()) out += "not measured in the current side: " + gone + "\n";
   out += "verdict: " + c.verdict + " (threshold " + FormatChange(c.options.threshold) + ", alpha " +
          Printf("%g", c.options.alpha) + ")\n";
   return out;
