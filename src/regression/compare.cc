@@ -135,7 +135,7 @@ Status AddProfileSet(const std::string& dir, const std::vector<std::string>& fil
   for (const std::string& name : files) {
     const std::string path = dir + "/" + name;
     auto p = profile::ReadPprofFile(path);
-    if (!p.ok()) return Err(path + ": " + p.status().message());
+    if (!p.ok()) return p.status();  // names the file already
     side->profiles[kProgramGroup].push_back(std::move(*p));
     side->profile_files[kProgramGroup].push_back(path);
   }
@@ -220,7 +220,7 @@ void PoolRuns(Side* side) {
       const std::string path = run.dir + "/" + rel;
       auto p = profile::ReadPprofFile(path);
       if (!p.ok()) {
-        side->notes.push_back("skipped profile " + path + ": " + p.status().message());
+        side->notes.push_back("skipped profile: " + p.status().message());  // names the file
         continue;
       }
       side->profiles[service].push_back(std::move(*p));
@@ -236,7 +236,11 @@ StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir)
   side.spec = spec;
   for (const std::string& part : Split(spec, ',')) {
     if (part.empty()) return Err("\"" + spec + "\": an empty part");
-    RETURN_IF_ERROR(AddPart(part, history_dir, &side));
+    Status st = AddPart(part, history_dir, &side);
+    if (!st.ok() && part != spec) {
+      return st.Annotate("\"" + spec + "\" (commas separate the parts of a side)");
+    }
+    RETURN_IF_ERROR(st);
   }
   if (side.profile_set && !side.runs.empty()) {
     return Err("\"" + spec + "\" mixes runs and *.prof folders; give one kind per side");

@@ -315,6 +315,15 @@ TEST_F(CompareTest, CorruptProfileInASetIsNamed) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find(dir_ + "/set/p1.prof"), std::string::npos)
       << s.status().message();
+  // Named once, not "P: P: ...".
+  EXPECT_EQ(s.status().message().find(dir_ + "/set/p1.prof: " + dir_ + "/set/p1.prof"),
+            std::string::npos)
+      << s.status().message();
+  // A path with a comma: the error says commas split a side.
+  auto comma = LoadSide(dir_ + "/a,b", "");
+  ASSERT_FALSE(comma.ok());
+  EXPECT_NE(comma.status().message().find("commas separate the parts of a side"), std::string::npos)
+      << comma.status().message();
   // Runs and profiles in one side are refused.
   auto mixed = LoadSide(ProfileSet(dir_ + "/ok", {1}) + "," + Run("r", {1}, "x"), "");
   ASSERT_FALSE(mixed.ok());
