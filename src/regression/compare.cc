@@ -28,7 +28,9 @@ constexpr const char* kFunctionMethod =
     "per function: one value per profile (runs: self CPU seconds per second of the profile's "
     "window; profile sets: self CPU seconds; a share of the service's CPU only when a profile "
     "has no duration, and then informational); p adjusted by Holm-Bonferroni over the functions "
-    "of one service";
+    "of one service (all of them, before the table keeps the first 40); for runs a function's "
+    "regression or improvement stands only when the service's CPU per second moved the same "
+    "way, else it is inconclusive (CPU moved between functions)";
 
 bool IsDir(const std::string& path) {
   std::error_code ec;
@@ -369,6 +371,30 @@ std::vector<double> PerProfile(const std::vector<ProfileCpu>& cpus, const std::s
   return v;
 }
 
+// A function's CPU per second can rise without it getting slower: when the service is busy for
+// its whole window (saturated, or fixed work per run), another function getting faster lets it
+// run more often. So a function's regression (improvement) of a run stands only when the
+// service's own CPU per second moved the same way; else it is inconclusive, CPU having moved
+// between functions, and does not roll up.
+void RequireTotalToAgree(const std::vector<ProfileCpu>& base, const std::vector<ProfileCpu>& cur,
+                         const VerdictOptions& options, std::vector<FunctionResult>* rows) {
+  auto rates = [](const std::vector<ProfileCpu>& cpus) {
+    std::vector<double> v;
+    for (const ProfileCpu& c : cpus) v.push_back(c.total / c.window_s);
+    return v;
+  };
+  const std::string total = Judge(rates(base), rates(cur), false, options).verdict;
+  for (FunctionResult& r : *rows) {
+    const std::string& v = r.judgement.verdict;
+    if ((v == kRegression || v == kImprovement) && v != total) {
+      r.judgement.reason += "; but the service's CPU per second is \"" + total +
+                            "\": CPU moved between functions (another one faster or slower, or "
+                            "the service busy all the time), so this one cannot be judged alone";
+      r.judgement.verdict = kInconclusive;
+    }
+  }
+}
+
 std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base,
                                              const std::vector<ProfileCpu>& cur,
                                              FunctionMetric metric, const VerdictOptions& options) {
@@ -399,7 +425,7 @@ std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base
                ? std::fabs(x.delta_points) > std::fabs(y.delta_points)
                : x.function < y.function;
   });
-  if (rows.size() > kMaxFunctions) rows.resize(kMaxFunctions);
+  // Holm over every function tested, before the table is cut to its first rows.
   std::vector<double> raw;
   for (const FunctionResult& r : rows) raw.push_back(r.raw_p);
   std::vector<double> adjusted = HolmAdjust(raw);
@@ -407,6 +433,8 @@ std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base
     rows[i].judgement.p = adjusted[i];
     Decide(&rows[i].judgement, false, options, static_cast<int>(rows.size()));
   }
+  if (metric == FunctionMetric::kSelfRate) RequireTotalToAgree(base, cur, options, &rows);
+  if (rows.size() > kMaxFunctions) rows.resize(kMaxFunctions);
   return rows;
 }
 

@@ -15,7 +15,9 @@
 // repetitions (one value per profile: for runs its self CPU seconds per second of the profile's
 // window, for a profile set its self CPU seconds; never the share, which moves when any other
 // function changes) with Holm's correction across the functions of one service, so testing
-// dozens of functions does not multiply the false alarms. A function row
+// dozens of functions does not multiply the false alarms. For runs a function's regression or
+// improvement stands only when its service's CPU per second moved the same way: in a service busy
+// all the time, one function getting faster lets the others run more per second. A function row
 // rolls up into its service's verdict only as a regression or improvement: with one profile per
 // run a function is almost always "inconclusive", which must not hide the metrics' verdict.
 #ifndef FRAMESCOPE_REGRESSION_COMPARE_H_
