@@ -83,7 +83,9 @@ AlertResult RunAlertCommand(const std::string& command, const std::string& json,
   std::string error;
   const int in_fd = StdinFile(json, &error);
   int out[2];
-  if (in_fd < 0 || pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0) {
+  // Only our read end non-blocking (O_NONBLOCK belongs to each end's open file): the command's
+  // writes must block while we copy, not fail with EAGAIN.
+  if (in_fd < 0 || pipe2(out, O_CLOEXEC) != 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) != 0) {
     r.errors.push_back(in_fd < 0 ? error : std::string("pipe: ") + strerror(errno));
     if (in_fd >= 0) close(in_fd);
     return r;

@@ -94,6 +94,19 @@ TEST(AlertCommandTest, OutputGoesToStderrAndBackgroundProcessesAreNotWaitedFor) 
   EXPECT_LT(eof_s, 1.0);
 }
 
+// The command's stdout blocks when full rather than failing with EAGAIN: O_NONBLOCK is a flag
+// of the open pipe, so setting it on the end we read must not reach the end it writes.
+TEST(AlertCommandTest, ItsOutputIsBlocking) {
+  AlertResult r;
+  double eof_s = 0;
+  auto [out, err] = Captured(
+      [&] { r = RunAlertCommand("grep '^flags:' /proc/self/fdinfo/1", "{}", 3000); }, &eof_s);
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(err.rfind("flags:", 0), 0u) << err;
+  const long flags = strtol(err.c_str() + 6, nullptr, 8);
+  EXPECT_EQ(flags & O_NONBLOCK, 0) << err;
+}
+
 TEST(AlertUrlTest, ParsesPlainHttpOnly) {
   auto u = ParseHttpUrl("http://127.0.0.1:8080/hook/x");
   ASSERT_TRUE(u.ok());
