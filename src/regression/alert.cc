@@ -51,10 +51,12 @@ int StdinFile(const std::string& data, std::string* error) {
 // pipe open but must not keep us. Past `deadline` the child's process group is killed.
 // Returns the wait status, or -1 when it had to be killed.
 int CopyOutputUntilExit(pid_t pid, int out_fd, Clock::time_point deadline) {
+  // At most a pipe's worth per call: a command (or what it left behind) that never stops
+  // writing must not keep us from the deadline or, after its exit, from returning.
   auto drain = [out_fd] {
     char buf[4096];
     ssize_t n;
-    while ((n = read(out_fd, buf, sizeof buf)) > 0) {
+    for (int i = 0; i < 16 && (n = read(out_fd, buf, sizeof buf)) > 0; ++i) {
       if (!WriteFully(STDERR_FILENO, std::string_view(buf, static_cast<size_t>(n)))) return;
     }
   };

@@ -94,6 +94,29 @@ TEST(AlertCommandTest, OutputGoesToStderrAndBackgroundProcessesAreNotWaitedFor) 
   EXPECT_LT(eof_s, 1.0);
 }
 
+// A command that never stops writing, itself or through what it leaves behind: the deadline
+// and its exit still end the wait.
+TEST(AlertCommandTest, EndlessOutputDoesNotHoldUs) {
+  fflush(stderr);
+  const int saved_err = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+  const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  dup2(null_fd, STDERR_FILENO);
+  auto start = std::chrono::steady_clock::now();
+  AlertResult timed_out = RunAlertCommand("yes", "{}", 300);
+  const auto took_timeout = std::chrono::steady_clock::now() - start;
+  start = std::chrono::steady_clock::now();
+  AlertResult left = RunAlertCommand("(yes; true) & sleep 0.2; exit 0", "{}", 5000);
+  const auto took_left = std::chrono::steady_clock::now() - start;
+  dup2(saved_err, STDERR_FILENO);
+  close(saved_err);
+  close(null_fd);
+  EXPECT_FALSE(timed_out.ok);
+  EXPECT_LT(took_timeout, std::chrono::seconds(3));
+  EXPECT_TRUE(left.ok);
+  EXPECT_LT(took_left, std::chrono::seconds(3));
+  // What it left behind dies of SIGPIPE at its next write, our read end being closed.
+}
+
 // The command's stdout blocks when full rather than failing with EAGAIN: O_NONBLOCK is a flag
 // of the open pipe, so setting it on the end we read must not reach the end it writes.
 TEST(AlertCommandTest, ItsOutputIsBlocking) {
