@@ -252,6 +252,9 @@ StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir)
                (side.notes.empty() ? std::string() : " (" + side.notes.back() + ")"));
   }
   Dedupe(&side);
+  // One history read for several parts (latest,label:x) notes its unreadable runs once.
+  std::set<std::string> said;
+  std::erase_if(side.notes, [&](const std::string& n) { return !said.insert(n).second; });
   PoolRuns(&side);
   return side;
 }
