@@ -537,10 +537,10 @@ namespace {
 
 // Reads a response body that has no Content-Length: it runs to EOF (Go's servers stream larger
 // bodies chunked; our request's Connection: close guarantees the EOF).
-Status ReadToEof(int fd, int timeout_ms, std::string* body) {
+Status ReadToEof(int fd, Clock::time_point deadline, std::string* body) {
   for (;;) {
     if (body->size() > kMaxResponse) return Err("HTTP response over 16 MiB");
-    switch (RecvBy(fd, body, Clock::now() + milliseconds(timeout_ms))) {
+    switch (RecvBy(fd, body, deadline)) {
       case Recv::kData:
         continue;
       case Recv::kEof:
@@ -557,21 +557,24 @@ Status ReadToEof(int fd, int timeout_ms, std::string* body) {
 StatusOr<HttpResult> Exchange(const std::string& method, const std::string& host, int port,
                               const std::string& path, const std::string* body, int timeout_ms,
                               std::map<std::string, std::string> headers) {
+  // One deadline for the whole exchange, connect to last byte: a server that trickles its
+  // answer (a header line every few seconds) cannot hold the caller past timeout_ms.
+  const Clock::time_point deadline = Clock::now() + milliseconds(timeout_ms);
   std::string where = host + ":" + std::to_string(port) + path;
-  ASSIGN_OR_RETURN(ScopedFd fd, ConnectTcp(host, port, timeout_ms));
+  ASSIGN_OR_RETURN(ScopedFd fd, ConnectTcp(host, port, std::max(1, RemainingMs(deadline))));
+  // RFC 9110 §7.2: Host carries the port unless it is the scheme's default.
+  const std::string host_field = port == 80 ? host : host + ":" + std::to_string(port);
   std::string req =
-      method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n";
+      method + " " + path + " HTTP/1.1\r\nHost: " + host_field + "\r\nConnection: close\r\n";
   if (body != nullptr) headers["Content-Length"] = std::to_string(body->size());
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   req += "\r\n";
   if (body != nullptr) req += *body;
-  RETURN_IF_ERROR(SendBy(fd.get(), req, Clock::now() + milliseconds(timeout_ms)));
-  // timeout_ms bounds each wait for the server, not the whole transfer.
+  RETURN_IF_ERROR(SendBy(fd.get(), req, deadline));
   std::string buf;
   size_t head_len = 0, body_start = 0;
   while ((head_len = FindHeadEnd(buf, &body_start)) == std::string::npos) {
-    if (buf.size() > kMaxHead ||
-        RecvBy(fd.get(), &buf, Clock::now() + milliseconds(timeout_ms)) != Recv::kData) {
+    if (buf.size() > kMaxHead || RecvBy(fd.get(), &buf, deadline) != Recv::kData) {
       return Err("no complete HTTP response from " + where);
     }
   }
@@ -589,14 +592,14 @@ StatusOr<HttpResult> Exchange(const std::string& method, const std::string& host
   if (length.has_value()) {
     if (*length > kMaxResponse) return Err("HTTP response over 16 MiB from " + where);
     while (result.body.size() < *length) {
-      if (RecvBy(fd.get(), &result.body, Clock::now() + milliseconds(timeout_ms)) != Recv::kData) {
+      if (RecvBy(fd.get(), &result.body, deadline) != Recv::kData) {
         return Err("no complete HTTP response from " + where);
       }
     }
     result.body.resize(static_cast<size_t>(*length));
     return result;
   }
-  RETURN_IF_ERROR(ReadToEof(fd.get(), timeout_ms, &result.body).Annotate(where));
+  RETURN_IF_ERROR(ReadToEof(fd.get(), deadline, &result.body).Annotate(where));
   if (Lower(fields["transfer-encoding"]).find("chunked") != std::string::npos) {
     ASSIGN_OR_RETURN(result.body, DecodeChunked(result.body));
   }

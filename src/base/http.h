@@ -120,7 +120,8 @@ struct HttpResult {
   std::string body;
 };
 
-// GET http://host:port/path with a timeout. Errors are transport failures, not HTTP statuses.
+// GET http://host:port/path; timeout_ms bounds the whole exchange (connect, request, the whole
+// response), not each wait. Errors are transport failures, not HTTP statuses.
 StatusOr<HttpResult> HttpGet(const std::string& host, int port, const std::string& path,
                              int timeout_ms = 2000,
                              const std::map<std::string, std::string>& headers = {});

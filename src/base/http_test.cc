@@ -378,5 +378,41 @@ TEST(HttpPostTest, BodyReachesAPostHandler) {
   EXPECT_EQ(r->status, 404);
 }
 
+// A server that answers one header line every 200 ms for 4 s: the client's timeout bounds the
+// whole exchange (it bounded each wait, so the trickle held it 4 s). Also: Host carries a
+// non-default port (RFC 9110 §7.2).
+TEST(HttpClientTest, TrickledResponseDoesNotExtendTheDeadlineAndHostHasThePort) {
+  auto listener = ListenTcp("127.0.0.1", 0);
+  ASSERT_TRUE(listener.ok()) << listener.status().message();
+  const int port = BoundPort(listener->get());
+  std::promise<std::string> request;
+  std::thread server([&] {
+    int fd = accept(listener->get(), nullptr, nullptr);
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    request.set_value(got);
+    std::string head = "HTTP/1.1 200 OK\r\n";
+    for (int i = 0; i < 20 && send(fd, head.data(), head.size(), MSG_NOSIGNAL) > 0; ++i) {
+      std::this_thread::sleep_for(milliseconds(200));
+      head = "X-Trickle: " + std::to_string(i) + "\r\n";
+    }
+    close(fd);
+  });
+  const auto start = Clock::now();
+  auto r = HttpPost("127.0.0.1", port, "/hook", "{}", "application/json", kDeadlineMs);
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+  server.join();
+  EXPECT_FALSE(r.ok());
+  EXPECT_LT(took, kLateMs);
+  const std::string got = request.get_future().get();
+  EXPECT_NE(got.find("\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n"), std::string::npos)
+      << got;
+}
+
 }  // namespace
 }  // namespace fs

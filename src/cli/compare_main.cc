@@ -22,7 +22,9 @@ constexpr const char* kCompareSummary =
     "Mann-Whitney U test over the repetitions gives p < --alpha (exact p without ties,\n"
     "else the normal approximation); an improvement likewise; inconclusive when there are\n"
     "too few repetitions for p to ever reach alpha (it says how many are needed: 4 per\n"
-    "side at 0.05); otherwise no change. The change has a 95 % bootstrap interval.\n"
+    "side at 0.05) or when a change beyond the threshold is not significant\n"
+    "(underpowered); otherwise no change. The change is relative to |baseline| (a zero\n"
+    "baseline: +-inf, the test decides) with a 95 % bootstrap interval.\n"
     "A side is a run folder (run.json, as `framescope profile --out` leaves), a history\n"
     "folder (every ok run in it), label:NAME or latest / latest~K (runs under --history),\n"
     "or a folder of *.prof CPU profiles of one program (one per repetition, e.g. from\n"
@@ -30,15 +32,18 @@ constexpr const char* kCompareSummary =
     "Several, comma-separated, are pooled. Failed runs are skipped with a note; a metric\n"
     "on one side only is listed as missing, never compared with zero. Runs of different\n"
     "hosts or configurations are refused unless --force.\n"
-    "Per function: its self share of its service's CPU on both sides, tested per profile\n"
-    "(Holm-adjusted over the service's functions), and OUT/diff/<service>.html, a\n"
+    "Per function: its self share of its service's CPU on both sides; tested per profile\n"
+    "is its self CPU seconds per second of the recording (a run) or its self CPU seconds\n"
+    "(a profile set), Holm-adjusted over the service's functions; and\n"
+    "OUT/diff/<service>.html, a\n"
     "differential flame graph of all of each side's profiles.\n"
     "Writes OUT/compare.json (every number, the methods and thresholds) and\n"
     "OUT/compare.html. On a regression, --alert-command runs CMD with /bin/sh -c and the\n"
-    "verdict JSON on stdin (must exit 0 within 30 s) and --alert-url POSTs it\n"
-    "(application/json, plain http://host:port/path only; 3 attempts with backoff; a\n"
-    "non-2xx answer is a failure). Alert failures are reported on stderr and in\n"
-    "compare.json \"alerts\".\n"
+    "verdict JSON on stdin (it must exit 0 within 30 s, else it is killed with its\n"
+    "process group; its output goes to stderr) and --alert-url POSTs it\n"
+    "(application/json, plain http://host:port/path only; 3 attempts of at most 5 s\n"
+    "each, with backoff; a non-2xx answer is a failure). Alert failures are reported on\n"
+    "stderr and in compare.json \"alerts\".\n"
     "Exit codes: 0 no regression, 1 regression (or an output not written), 2 bad usage,\n"
     "an unreadable side or a refused mismatch, 3 inconclusive (no regression, but\n"
     "something could not be decided).";
@@ -73,6 +78,7 @@ int ParseCompareFlags(int argc, char** argv, CompareFlags* f) {
     return 2;
   };
   if (flags.positional().size() != 2) return usage("give exactly two sides: BASELINE CURRENT");
+  if (f->out.empty()) return usage("--out must name a folder");
   if (!(f->options.threshold > 0 && f->options.threshold < 10)) {
     return usage("--threshold must be above 0 and below 10 (a relative change)");
   }
@@ -146,17 +152,10 @@ Json FireAlerts(const CompareFlags& f, const std::string& verdict_json) {
 
 }  // namespace
 
-int CompareMain(int argc, char** argv) {
-  CompareFlags f;
-  if (int code = ParseCompareFlags(argc, argv, &f); code >= 0) return code;
-  const std::string json_path = f.out + "/compare.json", html_path = f.out + "/compare.html";
-  Status st = MakeDirs(f.out);
-  if (st.ok()) st = CheckOutputs({json_path, html_path});
-  if (!st.ok()) {
-    fprintf(stderr, "framescope compare: --out %s: %s\n", f.out.c_str(), st.message().c_str());
-    return 2;
-  }
-  regression::Side sides[2];
+namespace {
+
+// Loads both sides and refuses what cannot be compared; returns -1 to go on, else the exit code.
+int LoadSides(const CompareFlags& f, regression::Side sides[2]) {
   const std::string* specs[2] = {&f.baseline, &f.current};
   for (int i = 0; i < 2; ++i) {
     auto side = regression::LoadSide(*specs[i], f.history);
@@ -183,6 +182,35 @@ int CompareMain(int argc, char** argv) {
             "configurations, not the code; --force to compare anyway\n");
     return 2;
   }
+  return -1;
+}
+
+// The table (stdout, or stderr with --json, which owns stdout) and the list of files written.
+void PrintResult(const CompareFlags& f, const std::string& text, const Json& j,
+                 const std::map<std::string, std::string>& links) {
+  FILE* human = f.json ? stderr : stdout;
+  fputs(text.c_str(), human);
+  if (f.json) printf("%s\n", j.Dump(2).c_str());
+  fprintf(human, "wrote %s/compare.json, %s/compare.html", f.out.c_str(), f.out.c_str());
+  for (const auto& [group, rel] : links) fprintf(human, ", %s/%s", f.out.c_str(), rel.c_str());
+  fprintf(human, "\n");
+}
+
+}  // namespace
+
+int CompareMain(int argc, char** argv) {
+  CompareFlags f;
+  if (int code = ParseCompareFlags(argc, argv, &f); code >= 0) return code;
+  regression::Side sides[2];
+  if (int code = LoadSides(f, sides); code >= 0) return code;
+  // --out only now: a side that cannot be read leaves no empty folder behind.
+  const std::string json_path = f.out + "/compare.json", html_path = f.out + "/compare.html";
+  Status st = MakeDirs(f.out);
+  if (st.ok()) st = CheckOutputs({json_path, html_path});
+  if (!st.ok()) {
+    fprintf(stderr, "framescope compare: --out %s: %s\n", f.out.c_str(), st.message().c_str());
+    return 2;
+  }
   regression::Comparison c = regression::Compare(sides[0], sides[1], f.options);
   int code = 0;
   std::map<std::string, std::string> links = WriteDiffs(f.out, c, &code);
@@ -190,12 +218,9 @@ int CompareMain(int argc, char** argv) {
   Json diffs = Json::MakeObject();
   for (const auto& [group, rel] : links) diffs[group] = rel;
   j["diff"] = std::move(diffs);
-  if (c.verdict == regression::kRegression) {
-    j["alerts"] = FireAlerts(f, j.Dump(2));
-  } else {
-    j["alerts"] = Json(Json::Object{{"fired", false}, {"results", Json::MakeArray()}});
-  }
-  const std::string text = profile::RenderCompareText(sides[0], sides[1], c);
+  j["alerts"] = c.verdict == regression::kRegression
+                    ? FireAlerts(f, j.Dump(2))
+                    : Json(Json::Object{{"fired", false}, {"results", Json::MakeArray()}});
   for (const auto& [path, body] :
        {std::pair{json_path, j.Dump(2) + "\n"},
         std::pair{html_path, profile::RenderCompareHtml(sides[0], sides[1], c, links)}}) {
@@ -204,13 +229,7 @@ int CompareMain(int argc, char** argv) {
       code = 1;
     }
   }
-  fputs(text.c_str(), f.json ? stderr : stdout);
-  if (f.json) printf("%s\n", j.Dump(2).c_str());
-  fprintf(f.json ? stderr : stdout, "wrote %s, %s", json_path.c_str(), html_path.c_str());
-  for (const auto& [group, rel] : links) {
-    fprintf(f.json ? stderr : stdout, ", %s/%s", f.out.c_str(), rel.c_str());
-  }
-  fprintf(f.json ? stderr : stdout, "\n");
+  PrintResult(f, profile::RenderCompareText(sides[0], sides[1], c), j, links);
   if (c.verdict == regression::kRegression || code != 0) return 1;
   return c.verdict == regression::kInconclusive ? 3 : 0;
 }

@@ -1,7 +1,9 @@
 #include "src/regression/alert.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,67 +19,99 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Writes all of `data` to the child's stdin; a child that exits without reading is not an
-// error here (its exit status says whether it failed).
-void FeedStdin(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
+// write(2) all of `data` (files and pipes; net.h's WriteAll is for sockets).
+bool WriteFully(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
   }
-  close(fd);
+  return true;
 }
 
-// Waits for `pid` until `deadline`; kills its process group after it. Returns the wait status,
-// or -1 when it had to be killed.
-int WaitOrKill(pid_t pid, Clock::time_point deadline) {
+// `data` in an anonymous file at offset 0, for a child's stdin: the child reads it at its own
+// pace and we never block writing to a pipe the child does not read.
+int StdinFile(const std::string& data, std::string* error) {
+  const int fd = memfd_create("framescope-alert", MFD_CLOEXEC);
+  if (fd < 0) {
+    *error = std::string("memfd_create: ") + strerror(errno);
+    return -1;
+  }
+  if (!WriteFully(fd, data) || lseek(fd, 0, SEEK_SET) != 0) {
+    *error = std::string("the alert's stdin: ") + strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Copies what the child wrote (its stdout and stderr, on `out_fd`) to our stderr until `pid`
+// exits, then what is left without waiting: a process it left in the background keeps the
+// pipe open but must not keep us. Past `deadline` the child's process group is killed.
+// Returns the wait status, or -1 when it had to be killed.
+int CopyOutputUntilExit(pid_t pid, int out_fd, Clock::time_point deadline) {
+  // At most a pipe's worth per call: a command (or what it left behind) that never stops
+  // writing must not keep us from the deadline or, after its exit, from returning.
+  auto drain = [out_fd] {
+    char buf[4096];
+    ssize_t n;
+    for (int i = 0; i < 16 && (n = read(out_fd, buf, sizeof buf)) > 0; ++i) {
+      if (!WriteFully(STDERR_FILENO, std::string_view(buf, static_cast<size_t>(n)))) return;
+    }
+  };
   int status = 0;
   for (;;) {
     pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return status;
+    if (r == pid || (r < 0 && errno != EINTR)) break;
     if (Clock::now() >= deadline) {
       kill(-pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return -1;
+      status = -1;
+      break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    pollfd p{out_fd, POLLIN, 0};
+    if (poll(&p, 1, 20) > 0) drain();
   }
+  drain();
+  return status;
 }
 
 }  // namespace
 
 AlertResult RunAlertCommand(const std::string& command, const std::string& json, int timeout_ms) {
   AlertResult r{"command", command, false, 1, {}};
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) {
-    r.errors.push_back(std::string("pipe: ") + strerror(errno));
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string error;
+  const int in_fd = StdinFile(json, &error);
+  int out[2];
+  // Only our read end non-blocking (O_NONBLOCK belongs to each end's open file): the command's
+  // writes must block while we copy, not fail with EAGAIN.
+  if (in_fd < 0 || pipe2(out, O_CLOEXEC) != 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) != 0) {
+    r.errors.push_back(in_fd < 0 ? error : std::string("pipe: ") + strerror(errno));
+    if (in_fd >= 0) close(in_fd);
     return r;
   }
-  pid_t pid = fork();
-  if (pid < 0) {
-    r.errors.push_back(std::string("fork: ") + strerror(errno));
-    close(pipefd[0]);
-    close(pipefd[1]);
-    return r;
-  }
+  const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);  // its own group, so a timeout kills what it started too
-    dup2(pipefd[0], STDIN_FILENO);
+    // Its output to our stderr through `out`: never our stdout (compare --json writes the JSON
+    // there), and nothing it leaves running holds our own stdout or stderr open.
+    dup2(in_fd, STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(out[1], STDERR_FILENO);
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  close(pipefd[0]);
-  // A child that closes its stdin early must not kill us with SIGPIPE.
-  struct sigaction ignore {
-  }, old{};
-  ignore.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &ignore, &old);
-  FeedStdin(pipefd[1], json);
-  sigaction(SIGPIPE, &old, nullptr);
-  const int status = WaitOrKill(pid, Clock::now() + std::chrono::milliseconds(timeout_ms));
+  close(in_fd);
+  close(out[1]);
+  if (pid < 0) {
+    r.errors.push_back(std::string("fork: ") + strerror(errno));
+    close(out[0]);
+    return r;
+  }
+  const int status = CopyOutputUntilExit(pid, out[0], deadline);
+  close(out[0]);
   if (status == -1) {
     r.errors.push_back("killed after " + std::to_string(timeout_ms / 1000.0).substr(0, 4) +
                        " s without exiting");
@@ -96,22 +130,36 @@ StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
   if (url.rfind(kScheme, 0) != 0) {
     return Err("\"" + url + "\": only http://host[:port]/path URLs are supported (no https)");
   }
+  // What the client cannot send as it is: a space or control byte would break the request line.
+  for (unsigned char ch : url) {
+    if (ch <= 0x20 || ch == 0x7f) return Err("\"" + url + "\": a space or control character");
+  }
   HttpUrl u;
   std::string rest = url.substr(kScheme.size());
   const size_t slash = rest.find('/');
   if (slash != std::string::npos) u.path = rest.substr(slash);
   std::string hostport = rest.substr(0, slash);
+  if (hostport.find('@') != std::string::npos) {
+    return Err("\"" + url + "\": user:password@ is not supported");
+  }
   const size_t colon = hostport.rfind(':');
   if (colon != std::string::npos) {
-    char* end = nullptr;
-    const long port = strtol(hostport.c_str() + colon + 1, &end, 10);
-    if (colon + 1 == hostport.size() || *end != '\0' || port < 1 || port > 65535) {
-      return Err("\"" + url + "\": bad port");
+    const std::string digits = hostport.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) < 1 ||
+        std::stoi(digits) > 65535) {
+      return Err("\"" + url + "\": bad port (1-65535)");
     }
-    u.port = static_cast<int>(port);
+    u.port = std::stoi(digits);
     hostport.resize(colon);
   }
   if (hostport.empty()) return Err("\"" + url + "\": no host");
+  // A name or an IPv4 address: what ConnectTcp resolves (no [IPv6] literals).
+  if (hostport.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+      std::string::npos) {
+    return Err("\"" + url + "\": host must be a name or an IPv4 address");
+  }
   u.host = hostport;
   return u;
 }

@@ -20,12 +20,15 @@ struct AlertResult {
   std::vector<std::string> errors;  // one per failed attempt
 };
 
-// Runs `command` with /bin/sh -c, `json` on its stdin; ok when it exits 0 within timeout_ms
-// (else it is killed with its process group).
+// Runs `command` with /bin/sh -c, `json` on its stdin (a file: it need not read it); ok when it
+// exits 0 within timeout_ms, else it is killed with its process group. Its stdout and stderr are
+// copied to our stderr until it exits; what it leaves in the background is not waited for.
 AlertResult RunAlertCommand(const std::string& command, const std::string& json,
                             int timeout_ms = 30000);
 
-// http://host[:port]/path (plain HTTP only; port 80 by default).
+// http://host[:port]/path (plain HTTP only; port 80 by default). Refused: https, a space or
+// control character, user:password@, a port that is not 1-65535 in plain digits, a host that
+// is not a name or IPv4 address (an [IPv6] literal).
 struct HttpUrl {
   std::string host;
   int port = 80;

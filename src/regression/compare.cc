@@ -1,5 +1,7 @@
 #include "src/regression/compare.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -23,8 +25,12 @@ constexpr const char* kTestMethod =
     "Mann-Whitney U, two-sided: exact when no ties and n <= 50 per side, else the normal "
     "approximation with tie and continuity correction";
 constexpr const char* kFunctionMethod =
-    "per function: one value per profile; p adjusted by Holm-Bonferroni over the functions of "
-    "one service";
+    "per function: one value per profile (runs: self CPU seconds per second of the profile's "
+    "window; profile sets: self CPU seconds; a share of the service's CPU only when a profile "
+    "has no duration, and then informational); p adjusted by Holm-Bonferroni over the functions "
+    "of one service (all of them, before the table keeps the first 40); for runs a function's "
+    "regression or improvement stands only when the service's CPU per second moved the same "
+    "way, else it is inconclusive (CPU moved between functions)";
 
 bool IsDir(const std::string& path) {
   std::error_code ec;
@@ -53,22 +59,36 @@ std::vector<std::string> ListDir(const std::string& dir, Keep keep) {
   return names;
 }
 
-// Every run in a history folder (subfolders with run.json), oldest first; a corrupt one is an
-// error that names it.
-StatusOr<std::vector<RunManifest>> LoadHistory(const std::string& dir) {
+// Every run in a history folder (subfolders with run.json), oldest first. A run.json that cannot
+// be read (corrupt, or a newer format) is skipped with a note naming it, so one bad run does not
+// disable every label: and latest comparison.
+StatusOr<std::vector<RunManifest>> LoadHistory(const std::string& dir,
+                                               std::vector<std::string>* notes) {
   if (!IsDir(dir)) return Err(dir + ": no such history folder (--history DIR)");
   std::vector<RunManifest> runs;
   for (const std::string& name : ListDir(dir, [](const stdfs::directory_entry& e) {
          std::error_code ec;
          return e.is_directory(ec) && stdfs::exists(e.path() / kRunFile, ec);
        })) {
-    ASSIGN_OR_RETURN(RunManifest m, LoadRunManifest(dir + "/" + name));
-    runs.push_back(std::move(m));
+    auto m = LoadRunManifest(dir + "/" + name);
+    if (!m.ok()) {
+      notes->push_back("skipped unreadable run: " + m.status().message());
+      continue;
+    }
+    runs.push_back(std::move(*m));
   }
   std::stable_sort(runs.begin(), runs.end(), [](const RunManifest& a, const RunManifest& b) {
     return a.started_at < b.started_at;
   });
   return runs;
+}
+
+// The path with symbolic links, "." and ".." resolved (as given when that fails), so one run
+// named two ways is recognised as one.
+std::string Resolved(const std::string& path) {
+  std::error_code ec;
+  stdfs::path p = stdfs::weakly_canonical(path, ec);
+  return ec ? path : p.string();
 }
 
 void AddRun(RunManifest run, Side* side) {
@@ -82,27 +102,27 @@ void AddRun(RunManifest run, Side* side) {
 
 // `latest` / `latest~K`: the newest (K-th before the newest) ok run of the history.
 Status AddLatest(const std::string& part, const std::string& history, Side* side) {
-  int k = 0;
+  size_t k = 0;
   if (part.size() > 6) {
-    char* end = nullptr;
-    const long v = part[6] == '~' ? strtol(part.c_str() + 7, &end, 10) : -1;
-    if (v < 0 || end == nullptr || *end != '\0' || part.size() == 7) {
+    const std::string digits = part.substr(7);
+    if (part[6] != '~' || digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
       return Err("\"" + part + "\": expected latest or latest~K (K a whole number)");
     }
-    k = static_cast<int>(v);
+    k = std::stoul(digits);  // at most 9 digits: cannot overflow
   }
-  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history));
+  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history, &side->notes));
   std::erase_if(runs, [](const RunManifest& m) { return m.status != "ok"; });
-  if (static_cast<int>(runs.size()) <= k) {
+  if (runs.size() <= k) {
     return Err("\"" + part + "\": " + history + " has " + std::to_string(runs.size()) +
                " ok run(s)");
   }
-  side->runs.push_back(runs[runs.size() - 1 - static_cast<size_t>(k)]);
+  side->runs.push_back(runs[runs.size() - 1 - k]);
   return Status::Ok();
 }
 
 Status AddLabel(const std::string& label, const std::string& history, Side* side) {
-  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history));
+  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(history, &side->notes));
   const size_t before = side->runs.size();
   for (RunManifest& m : runs) {
     if (m.label == label) AddRun(std::move(m), side);
@@ -117,7 +137,7 @@ Status AddProfileSet(const std::string& dir, const std::vector<std::string>& fil
   for (const std::string& name : files) {
     const std::string path = dir + "/" + name;
     auto p = profile::ReadPprofFile(path);
-    if (!p.ok()) return Err(path + ": " + p.status().message());
+    if (!p.ok()) return p.status();  // names the file already
     side->profiles[kProgramGroup].push_back(std::move(*p));
     side->profile_files[kProgramGroup].push_back(path);
   }
@@ -139,12 +159,51 @@ Status AddPart(const std::string& part, const std::string& history, Side* side) 
     return e.is_regular_file(ec) && e.path().extension() == ".prof";
   });
   if (!profs.empty()) return AddProfileSet(part, profs, side);
-  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(part));
-  if (runs.empty()) {
+  ASSIGN_OR_RETURN(std::vector<RunManifest> runs, LoadHistory(part, &side->notes));
+  if (runs.empty() && side->notes.empty()) {
     return Err(part + ": no run.json, no run folders with one, and no *.prof files in it");
   }
   for (RunManifest& m : runs) AddRun(std::move(m), side);
   return Status::Ok();
+}
+
+// A run or profile named twice in one side (`latest,label:v2`, `A,./A`) counts once: counted
+// twice its repetitions would look like more evidence than there is.
+void Dedupe(Side* side) {
+  std::set<std::string> dirs;
+  std::erase_if(side->runs, [&](const RunManifest& r) {
+    const bool again = !dirs.insert(Resolved(r.dir)).second;
+    if (again) side->notes.push_back("run " + r.dir + " given more than once: counted once");
+    return again;
+  });
+  auto& files = side->profile_files[kProgramGroup];
+  auto& profiles = side->profiles[kProgramGroup];
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (size_t i = 0; i < files.size();) {
+    struct stat st {};
+    if (stat(files[i].c_str(), &st) == 0 && !seen.insert({st.st_dev, st.st_ino}).second) {
+      side->notes.push_back("profile " + files[i] + " given more than once: counted once");
+      files.erase(files.begin() + static_cast<ptrdiff_t>(i));
+      profiles.erase(profiles.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
+    ++i;
+  }
+  if (files.empty()) {
+    side->profile_files.erase(kProgramGroup);
+    side->profiles.erase(kProgramGroup);
+  }
+}
+
+// What a side was read from, resolved -> as named: its run folders, or a profile set's files.
+std::map<std::string, std::string> Sources(const Side& side) {
+  std::map<std::string, std::string> out;
+  for (const RunManifest& r : side.runs) out.emplace(Resolved(r.dir), "run " + r.dir);
+  if (!side.profile_set) return out;
+  for (const auto& [group, files] : side.profile_files) {
+    for (const std::string& f : files) out.emplace(Resolved(f), "profile " + f);
+  }
+  return out;
 }
 
 // Pools the runs' metric values by name and loads their CPU profiles.
@@ -163,7 +222,7 @@ void PoolRuns(Side* side) {
       const std::string path = run.dir + "/" + rel;
       auto p = profile::ReadPprofFile(path);
       if (!p.ok()) {
-        side->notes.push_back("skipped profile " + path + ": " + p.status().message());
+        side->notes.push_back("skipped profile: " + p.status().message());  // names the file
         continue;
       }
       side->profiles[service].push_back(std::move(*p));
@@ -179,7 +238,11 @@ StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir)
   side.spec = spec;
   for (const std::string& part : Split(spec, ',')) {
     if (part.empty()) return Err("\"" + spec + "\": an empty part");
-    RETURN_IF_ERROR(AddPart(part, history_dir, &side));
+    Status st = AddPart(part, history_dir, &side);
+    if (!st.ok() && part != spec) {
+      return st.Annotate("\"" + spec + "\" (commas separate the parts of a side)");
+    }
+    RETURN_IF_ERROR(st);
   }
   if (side.profile_set && !side.runs.empty()) {
     return Err("\"" + spec + "\" mixes runs and *.prof folders; give one kind per side");
@@ -188,6 +251,10 @@ StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir)
     return Err("\"" + spec + "\": no ok run" +
                (side.notes.empty() ? std::string() : " (" + side.notes.back() + ")"));
   }
+  Dedupe(&side);
+  // One history read for several parts (latest,label:x) notes its unreadable runs once.
+  std::set<std::string> said;
+  std::erase_if(side.notes, [&](const std::string& n) { return !said.insert(n).second; });
   PoolRuns(&side);
   return side;
 }
@@ -215,9 +282,9 @@ std::vector<std::string> Mismatches(const Side& baseline, const Side& current) {
 namespace {
 
 // One profile's CPU: its total and each function's self value, in seconds for CPU profiles
-// (nanoseconds) and in the profile's own unit otherwise.
+// (nanoseconds) and in the profile's own unit otherwise; window_s: the recording's duration.
 struct ProfileCpu {
-  double total = 0;
+  double total = 0, window_s = 0;
   std::map<std::string, double> self;
 };
 
@@ -227,6 +294,7 @@ ProfileCpu CpuOf(const profile::Profile& p) {
   std::vector<int64_t> self = profile::SelfValues(tree);
   ProfileCpu cpu;
   cpu.total = static_cast<double>(tree.total()) * scale;
+  cpu.window_s = static_cast<double>(p.duration_nanos) * 1e-9;
   for (size_t i = 1; i < tree.nodes.size(); ++i) {
     if (self[i] > 0)
       cpu.self[tree.NameOf(static_cast<int32_t>(i))] += static_cast<double>(self[i]) * scale;
@@ -252,23 +320,87 @@ std::map<std::string, double> PooledShares(const std::vector<ProfileCpu>& cpus) 
   return shares;
 }
 
-// The function's value in each profile: self seconds (a profile set: fixed work per profile) or
-// self share % (runs: windows of a service under load, where only the share is comparable). A
-// function without samples in a profile measured 0 there.
+// What one function's value per profile is:
+// - kSelfSeconds: a profile set (fixed work per profile): self CPU seconds.
+// - kSelfRate: runs (a service under load for a window): self CPU seconds per second of the
+//   profile's window. Not the share of the service's CPU: shares add up to 100 %, so one function
+//   getting faster raises every other's share and would mark them all regressed.
+// - kShare: runs whose profiles lack a duration: the share, shown but informational only (it
+//   never rolls up into a verdict, for the same reason).
+enum class FunctionMetric { kSelfSeconds, kSelfRate, kShare };
+
+FunctionMetric FunctionMetricFor(bool profile_set, const std::vector<ProfileCpu>& base,
+                                 const std::vector<ProfileCpu>& cur) {
+  if (profile_set) return FunctionMetric::kSelfSeconds;
+  for (const auto* cpus : {&base, &cur}) {
+    for (const ProfileCpu& c : *cpus) {
+      if (!(c.window_s > 0)) return FunctionMetric::kShare;
+    }
+  }
+  return FunctionMetric::kSelfRate;
+}
+
+const char* FunctionMetricName(FunctionMetric m) {
+  switch (m) {
+    case FunctionMetric::kSelfSeconds:
+      return "self CPU s";
+    case FunctionMetric::kSelfRate:
+      return "self CPU s per s";
+    case FunctionMetric::kShare:
+      return "self share % (informational)";
+  }
+  return "";
+}
+
+// The function's value in each profile; a function without samples in a profile measured 0.
 std::vector<double> PerProfile(const std::vector<ProfileCpu>& cpus, const std::string& fn,
-                               bool seconds) {
+                               FunctionMetric metric) {
   std::vector<double> v;
   for (const ProfileCpu& c : cpus) {
     auto it = c.self.find(fn);
     const double self = it == c.self.end() ? 0 : it->second;
-    v.push_back(seconds ? self : (c.total > 0 ? self / c.total * 100 : 0));
+    switch (metric) {
+      case FunctionMetric::kSelfSeconds:
+        v.push_back(self);
+        break;
+      case FunctionMetric::kSelfRate:
+        v.push_back(self / c.window_s);
+        break;
+      case FunctionMetric::kShare:
+        v.push_back(c.total > 0 ? self / c.total * 100 : 0);
+        break;
+    }
   }
   return v;
 }
 
+// A function's CPU per second can rise without it getting slower: when the service is busy for
+// its whole window (saturated, or fixed work per run), another function getting faster lets it
+// run more often. So a function's regression (improvement) of a run stands only when the
+// service's own CPU per second moved the same way; else it is inconclusive, CPU having moved
+// between functions, and does not roll up.
+void RequireTotalToAgree(const std::vector<ProfileCpu>& base, const std::vector<ProfileCpu>& cur,
+                         const VerdictOptions& options, std::vector<FunctionResult>* rows) {
+  auto rates = [](const std::vector<ProfileCpu>& cpus) {
+    std::vector<double> v;
+    for (const ProfileCpu& c : cpus) v.push_back(c.total / c.window_s);
+    return v;
+  };
+  const std::string total = Judge(rates(base), rates(cur), false, options).verdict;
+  for (FunctionResult& r : *rows) {
+    const std::string& v = r.judgement.verdict;
+    if ((v == kRegression || v == kImprovement) && v != total) {
+      r.judgement.reason += "; but the service's CPU per second is \"" + total +
+                            "\": CPU moved between functions (another one faster or slower, or "
+                            "the service busy all the time), so this one cannot be judged alone";
+      r.judgement.verdict = kInconclusive;
+    }
+  }
+}
+
 std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base,
-                                             const std::vector<ProfileCpu>& cur, bool seconds,
-                                             const VerdictOptions& options) {
+                                             const std::vector<ProfileCpu>& cur,
+                                             FunctionMetric metric, const VerdictOptions& options) {
   std::map<std::string, double> b = PooledShares(base), c = PooledShares(cur);
   std::vector<FunctionResult> rows;
   std::set<std::string> names;
@@ -283,9 +415,10 @@ std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base
     r.baseline_share_pct = b.count(fn) ? b[fn] : 0;
     r.current_share_pct = c.count(fn) ? c[fn] : 0;
     r.delta_points = r.current_share_pct - r.baseline_share_pct;
-    r.metric = seconds ? "self CPU s" : "self share %";
-    r.baseline = PerProfile(base, fn, seconds);
-    r.current = PerProfile(cur, fn, seconds);
+    r.metric = FunctionMetricName(metric);
+    r.informational = metric == FunctionMetric::kShare;
+    r.baseline = PerProfile(base, fn, metric);
+    r.current = PerProfile(cur, fn, metric);
     r.judgement = Judge(r.baseline, r.current, false, options);
     r.raw_p = r.judgement.p;
     rows.push_back(std::move(r));
@@ -295,7 +428,7 @@ std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base
                ? std::fabs(x.delta_points) > std::fabs(y.delta_points)
                : x.function < y.function;
   });
-  if (rows.size() > kMaxFunctions) rows.resize(kMaxFunctions);
+  // Holm over every function tested, before the table is cut to its first rows.
   std::vector<double> raw;
   for (const FunctionResult& r : rows) raw.push_back(r.raw_p);
   std::vector<double> adjusted = HolmAdjust(raw);
@@ -303,6 +436,8 @@ std::vector<FunctionResult> CompareFunctions(const std::vector<ProfileCpu>& base
     rows[i].judgement.p = adjusted[i];
     Decide(&rows[i].judgement, false, options, static_cast<int>(rows.size()));
   }
+  if (metric == FunctionMetric::kSelfRate) RequireTotalToAgree(base, cur, options, &rows);
+  if (rows.size() > kMaxFunctions) rows.resize(kMaxFunctions);
   return rows;
 }
 
@@ -314,8 +449,13 @@ void CompareMetrics(const Side& baseline, const Side& current, Comparison* c) {
   for (const Metric& m : current.metrics) {
     if (!m.values.empty()) cur[m.name] = &m;
   }
+  // A metric measured before but not now (its service died, its counter broke) leaves its group
+  // at least inconclusive: "no change" would claim what was not measured. A metric only in the
+  // current side (newly measured) has nothing to compare with and is listed only.
   for (const auto& [name, m] : b) {
-    if (!cur.count(name)) c->missing.emplace_back(name, "current");
+    if (cur.count(name)) continue;
+    c->missing.emplace_back(name, "current");
+    c->groups[m->group] = kInconclusive;
   }
   for (const auto& [name, m] : cur) {
     if (!b.count(name)) {
@@ -350,7 +490,8 @@ void RollUp(Comparison* c) {
   for (const MetricResult& m : c->metrics) worse(&c->groups[m.metric.group], m.judgement.verdict);
   for (const auto& [group, rows] : c->functions) {
     for (const FunctionResult& r : rows) {
-      if (r.judgement.verdict == kRegression || r.judgement.verdict == kImprovement) {
+      if (!r.informational &&
+          (r.judgement.verdict == kRegression || r.judgement.verdict == kImprovement)) {
         worse(&c->groups[group], r.judgement.verdict);
       }
     }
@@ -410,10 +551,9 @@ Comparison Compare(const Side& baseline, const Side& current, const VerdictOptio
   }
   // A run on both sides (e.g. a label that also matches the run being checked) pulls the two
   // sides together: say so rather than quietly weaken the verdict.
-  std::set<std::string> base_dirs;
-  for (const RunManifest& r : baseline.runs) base_dirs.insert(r.dir);
-  for (const RunManifest& r : current.runs) {
-    if (base_dirs.count(r.dir)) c.warnings.push_back("run " + r.dir + " is on both sides");
+  const std::map<std::string, std::string> base = Sources(baseline);
+  for (const auto& [resolved, name] : Sources(current)) {
+    if (base.count(resolved)) c.warnings.push_back(name + " is on both sides");
   }
   Side b = baseline, cur = current;  // profile sets gain their total CPU metric
   std::map<std::string, std::vector<ProfileCpu>> bcpu, ccpu;
@@ -430,7 +570,8 @@ Comparison Compare(const Side& baseline, const Side& current, const VerdictOptio
       c.warnings.push_back(group + ": CPU profiles only in the baseline side");
       continue;
     }
-    c.functions[group] = CompareFunctions(cpus, ccpu[group], baseline.profile_set, options);
+    const FunctionMetric metric = FunctionMetricFor(baseline.profile_set, cpus, ccpu[group]);
+    c.functions[group] = CompareFunctions(cpus, ccpu[group], metric, options);
     c.merged_baseline[group] = MergeProfiles(baseline.profiles.at(group));
     c.merged_current[group] = MergeProfiles(current.profiles.at(group));
   }
@@ -513,7 +654,9 @@ Json ComparisonToJson(const Side& baseline, const Side& current, const Compariso
       {"functions", kFunctionMethod},
       {"verdict",
        "regression: change worse than the threshold and p < alpha; improvement: better than "
-       "the threshold and p < alpha; inconclusive: too few repetitions for p to reach alpha"}});
+       "the threshold and p < alpha; inconclusive: too few repetitions for p to reach alpha, or a "
+       "change beyond the threshold with p >= alpha (underpowered); a zero baseline median: "
+       "the relative change is +-inf and the test and the direction decide"}});
   Json warnings = Json::MakeArray();
   for (const std::string& w : c.warnings) warnings.Push(w);
   j["warnings"] = std::move(warnings);
@@ -540,6 +683,7 @@ Json ComparisonToJson(const Side& baseline, const Side& current, const Compariso
       Json o = JudgementToJson(r.judgement, r.baseline, r.current);
       o["function"] = r.function;
       o["metric"] = r.metric;
+      o["informational"] = r.informational;
       o["baseline_share_pct"] = r.baseline_share_pct;
       o["current_share_pct"] = r.current_share_pct;
       o["delta_points"] = r.delta_points;

@@ -5,13 +5,19 @@
 // whose subfolders hold run.json: every ok run), `label:NAME` or `latest[~K]` (runs under the
 // history folder), or a folder of *.prof files (pprof CPU profiles, one per repetition). Run
 // sides pair metrics by name (run_manifest.h), all repetitions of a side's runs pooled; a metric
-// on only one side is listed as missing, never compared against zero. A profile set's metrics
-// are each profile's total CPU seconds ("program/cpu_s") and each function's self CPU seconds.
+// on only one side is listed as missing, never compared against zero, and one missing in the
+// current side makes its group at least inconclusive (it was measured before and is not now). A
+// profile set's metrics are each profile's total CPU seconds ("program/cpu_s") and each function's
+// self CPU seconds.
 //
 // Per function (from each run's CPU profiles, or the profile set): the function's self share of
-// its service's CPU in both sides, ranked by the change in points, each tested over the
-// repetitions (one value per profile) with Holm's correction across the functions of one
-// service, so testing dozens of functions does not multiply the false alarms. A function row
+// its service's CPU in both sides, ranked by the change in points; each is tested over the
+// repetitions (one value per profile: for runs its self CPU seconds per second of the profile's
+// window, for a profile set its self CPU seconds; never the share, which moves when any other
+// function changes) with Holm's correction across the functions of one service, so testing
+// dozens of functions does not multiply the false alarms. For runs a function's regression or
+// improvement stands only when its service's CPU per second moved the same way: in a service busy
+// all the time, one function getting faster lets the others run more per second. A function row
 // rolls up into its service's verdict only as a regression or improvement: with one profile per
 // run a function is almost always "inconclusive", which must not hide the metrics' verdict.
 #ifndef FRAMESCOPE_REGRESSION_COMPARE_H_
@@ -47,8 +53,10 @@ struct Side {
 };
 
 // Loads a side with its CPU profiles. Errors (usage: exit 2) name the part and the file: an
-// unknown folder, a corrupt run.json or .prof of a profile set, a label with no ok run, a mix of
-// runs and profiles. A run's profile that cannot be read is skipped with a note.
+// unknown folder, a corrupt run.json given by name or .prof of a profile set, a label with no ok
+// run, latest~K beyond the history, a mix of runs and profiles. A run's profile that cannot be
+// read, and a history's run.json that cannot, are skipped with a note. A run (by its resolved
+// path) or profile file (by device and inode) named more than once counts once, with a note.
 StatusOr<Side> LoadSide(const std::string& spec, const std::string& history_dir);
 
 // Different hosts or configurations among the runs of both sides: one line each; empty if none.
@@ -64,7 +72,8 @@ struct FunctionResult {
   std::string function;
   double baseline_share_pct = 0, current_share_pct = 0;  // of all the side's profiles together
   double delta_points = 0;
-  std::string metric;                     // "self share %" or "self CPU s"
+  std::string metric;  // "self CPU s per s" (runs), "self CPU s" (profile sets) or "self share %"
+  bool informational = false;             // a share (profiles without a duration): never rolls up
   std::vector<double> baseline, current;  // per profile
   Judgement judgement;                    // p Holm-adjusted over the group's functions
   double raw_p = 1;

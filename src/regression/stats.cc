@@ -65,9 +65,14 @@ struct SplitMix {
   }
 };
 
+// The change relative to the baseline's size: (cur - base) / |base|, so its sign is the
+// direction of the move even when the baseline is negative (a leak rate below 0: -1 -> +5 MB/h
+// is +5.8, a rise, not -5.8). A zero baseline has no relative change: +-inf by direction.
 double Ratio(double base, double cur) {
-  if (base == 0) return cur == 0 ? 0 : std::copysign(std::numeric_limits<double>::infinity(), cur);
-  return cur / base - 1;
+  if (base == 0) {
+    return cur == 0 ? 0 : std::copysign(std::numeric_limits<double>::infinity(), cur);
+  }
+  return (cur - base) / std::fabs(base);
 }
 
 double ResampledMedian(const std::vector<double>& v, SplitMix* rng, std::vector<double>* scratch) {
@@ -189,10 +194,24 @@ void Decide(Judgement* j, bool higher_is_better, const VerdictOptions& options, 
   } else {
     j->verdict = kNoChange;
   }
-  j->reason = significant ? (std::fabs(signed_change) > options.threshold
-                                 ? "significant and beyond the threshold"
-                                 : "significant but within the threshold")
-                          : "not significant (p >= " + Fixed(options.alpha, 3) + ")";
+  if (!significant && std::fabs(signed_change) > options.threshold) {
+    // A large change the test cannot confirm is not evidence of "no change": too few or too
+    // noisy repetitions to tell.
+    j->verdict = kInconclusive;
+    j->reason =
+        "underpowered: beyond the threshold but not significant (p >= " + Fixed(options.alpha, 3) +
+        "); more repetitions needed";
+  } else {
+    j->reason = significant ? (std::fabs(signed_change) > options.threshold
+                                   ? "significant and beyond the threshold"
+                                   : "significant but within the threshold")
+                            : "not significant (p >= " + Fixed(options.alpha, 3) + ")";
+  }
+  if (j->baseline_median == 0 && j->current_median != 0) {
+    j->reason += "; the baseline median is 0, so the relative change is undefined (shown as " +
+                 std::string(j->current_median > 0 ? "+inf" : "-inf") +
+                 "): the verdict rests on the test and the direction alone";
+  }
 }
 
 int VerdictRank(const std::string& verdict) {

@@ -5,13 +5,15 @@
 //   distribution of U) when neither sample has ties and both have at most kExactMaxN values;
 //   otherwise the normal approximation with tie correction and continuity correction (scipy's
 //   "asymptotic" method). The result names the method used.
-// - The relative change median(current) / median(baseline) - 1 with a seeded bootstrap
-//   percentile interval of that ratio (resampling each side with replacement): no distribution
-//   assumed, deterministic output (a fixed seed, our own generator, so every platform prints the
-//   same numbers), and it is the interval of exactly the number shown.
+// - The relative change (median(current) - median(baseline)) / |median(baseline)| (its sign is
+//   the direction even for a negative baseline) with a seeded bootstrap percentile interval of
+//   that ratio (resampling each side with replacement): no distribution assumed, deterministic
+//   output (a fixed seed, our own generator, so every platform prints the same numbers), and it
+//   is the interval of exactly the number shown.
 // - The fewest repetitions with which the exact test could reach alpha at all: with n values
 //   per side the smallest two-sided p is 2 / C(2n, n), so 3 vs 3 (p >= 0.1) can never reach
-//   0.05 whatever the data; such a comparison is "inconclusive", not "no change".
+//   0.05 whatever the data; such a comparison is "inconclusive", not "no change". So is a change
+//   beyond the threshold that the test cannot confirm ("underpowered").
 #ifndef FRAMESCOPE_REGRESSION_STATS_H_
 #define FRAMESCOPE_REGRESSION_STATS_H_
 
@@ -43,12 +45,15 @@ int RepetitionsNeeded(double alpha);
 std::vector<double> HolmAdjust(const std::vector<double>& p);
 
 struct RelativeChange {
-  double change = 0;      // median(current) / median(baseline) - 1; +inf when the baseline's is 0
+  // (median(current) - median(baseline)) / |median(baseline)|: positive is a rise even for a
+  // negative baseline; +-inf (by the current's sign) when the baseline's median is 0.
+  double change = 0;
   double lo = 0, hi = 0;  // the interval of `change`
   double level = 0.95;
 };
 inline constexpr const char* kChangeMethod =
-    "median(current) / median(baseline) - 1; bootstrap percentile interval (2000 resamples of "
+    "(median(current) - median(baseline)) / |median(baseline)| (+-inf for a zero baseline); "
+    "bootstrap percentile interval (2000 resamples of "
     "each side, seed 1)";
 RelativeChange MedianChange(const std::vector<double>& baseline, const std::vector<double>& current,
                             double level = 0.95, int resamples = 2000, uint64_t seed = 1);

@@ -104,6 +104,33 @@ TEST(JudgeTest, TooFewRepetitionsIsInconclusiveAndSaysHowMany) {
             kNoChange);
 }
 
+// A leak rate below 0 that turns into a leak is a rise (it was "-581 %, improvement").
+TEST(JudgeTest, NegativeAndZeroBaselinesKeepTheDirection) {
+  Judgement j = Judge({-1.0, -1.05, -1.1, -1.02}, {5.0, 5.05, 5.1, 5.02}, false, {});
+  EXPECT_GT(j.change.change, 5);
+  EXPECT_GT(j.change.lo, 0);
+  EXPECT_EQ(j.verdict, kRegression);
+  j = Judge({-2.0, -2.01, -2.02, -2.03}, {-1.0, -1.01, -1.02, -1.03}, false, {});
+  EXPECT_NEAR(j.change.change, 0.5, 0.01);  // -2 -> -1 rose by half of |-2|
+  EXPECT_EQ(j.verdict, kRegression);
+  // A zero baseline: no relative change; the test and the direction decide, and it says so.
+  j = Judge({0, 0, 0, 0}, {-1, -1.1, -1.2, -1.3}, false, {});
+  EXPECT_TRUE(std::isinf(j.change.change) && j.change.change < 0);
+  EXPECT_EQ(j.verdict, kImprovement);
+  EXPECT_NE(j.reason.find("baseline median is 0"), std::string::npos) << j.reason;
+}
+
+// +33 % with p = 0.2 at 4 vs 4 is not "no change": the test could not tell.
+TEST(JudgeTest, ALargeChangeThatIsNotSignificantIsInconclusive) {
+  Judgement j = Judge({10, 14, 9, 12}, {16, 11, 13, 17}, false, {});
+  EXPECT_GE(j.p, 0.05);
+  EXPECT_GT(j.change.change, 0.10);
+  EXPECT_EQ(j.verdict, kInconclusive);
+  EXPECT_NE(j.reason.find("underpowered"), std::string::npos) << j.reason;
+  // Within the threshold and not significant: no change.
+  EXPECT_EQ(Judge({10, 10.4, 9.9, 10.2}, {10.3, 10.1, 10.2, 10.5}, false, {}).verdict, kNoChange);
+}
+
 // Synthetic repetitions: lognormal noise, as run times on a shared machine look (skewed, tails).
 struct Trials {
   int regression = 0, improvement = 0, rejected = 0, total = 0;

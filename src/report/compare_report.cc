@@ -69,7 +69,8 @@ std::string MetricRows(const Comparison& c) {
 std::string FunctionRows(const std::string& group, const std::vector<FunctionResult>& rows,
                          size_t max_rows) {
   // The shares say where the CPU went; the change, p and verdict are of the value tested per
-  // profile (self CPU seconds of a profile set, the share for runs).
+  // profile (self CPU seconds of a profile set; for runs, self CPU seconds per
+  // second of the profile's window).
   const std::string tested = rows.empty() ? "" : rows[0].metric;
   std::string out = "\n" + group + ": functions by change of their self share of " + group +
                     "'s CPU; change, p (Holm-adjusted) and verdict of their " + tested + "\n" +
@@ -101,6 +102,11 @@ std::string RenderCompareText(const Side& baseline, const Side& current, const C
   for (const auto& [group, rows] : c.functions) out += FunctionRows(group, rows, max_functions);
   out += "\n";
   for (const auto& [group, v] : c.groups) out += "group " + group + ": " + v + "\n";
+  std::string gone;
+  for (const auto& [name, side] : c.missing) {
+    if (side == "current") gone += (gone.empty() ? "" : ", ") + name;
+  }
+  if (!gone.empty()) out += "not measured in the current side: " + gone + "\n";
   out += "verdict: " + c.verdict + " (threshold " + FormatChange(c.options.threshold) + ", alpha " +
          Printf("%g", c.options.alpha) + ")\n";
   return out;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -121,6 +122,17 @@ TEST(CompareTest, PlantedSlowdownIsARegressionNamingTheFunctionAndAlerts) {
   for (const Json& a : j.Get("alerts").Get("results").AsArray()) {
     EXPECT_TRUE(a.Get("ok").AsBool()) << j.Get("alerts").Dump();
   }
+  // --json with an alert command that prints and leaves a process behind: stdout is still only
+  // the JSON, and neither compare nor a reader of its output waits for the leftover sleep.
+  const auto start = std::chrono::steady_clock::now();
+  r = RunShell("cd " + d + " && (" + Fs() +
+               " compare --json base slow --out o4 --alert-command 'echo noise; sleep 20 &' "
+               "2>/dev/null) | cat");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 0) << r.output;  // cat's status
+  auto stdout_json = Json::Parse(r.output);
+  ASSERT_TRUE(stdout_json.ok()) << r.output;
+  EXPECT_EQ(stdout_json->Get("verdict").AsString(), "regression");
 
   // Step 1.03x: not a regression.
   r = RunShell("cd " + d + " && " + Fs() + " compare base tiny --out o2 --alert-command 'touch " +
@@ -187,6 +199,13 @@ TEST(CompareTest, RefusesMismatchesAndNamesCorruptSides) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = RunShell(Fs() + " compare " + d + "/a " + d + "/a --out " + d + "/o --alert-url https://x/");
   EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = RunShell(Fs() + " compare " + d + "/a " + d + "/a --out ''");  // not into the working folder
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--out must name a folder"), std::string::npos) << r.output;
+  // An unreadable side leaves no --out folder behind.
+  r = RunShell(Fs() + " compare " + d + "/a " + d + "/nope --out " + d + "/never");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_FALSE(PathExists(d + "/never"));
 }
 
 }  // namespace
