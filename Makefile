@@ -37,15 +37,16 @@ test: deps
 # loadgen logs, the CPU report, BuildProfile's junk cuts, the call tree, the governor, the batch
 # analysis' metrics deltas and JSON, the roofline, the model report, Redis INFO/LATENCY
 # HISTOGRAM/SLOWLOG parsing and the pipelining counter deltas, the network map's histogram
-# deltas and edge graph, pg_stat_statements windows and plan JSON, the database report) under
-# AddressSanitizer + UBSan.
+# deltas and edge graph, pg_stat_statements windows and plan JSON, the database report, run.json,
+# compare's statistics and sides, the crontab edits, the history page) under AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS) --target frame_ring_test clients_test config_test base_test \
 	  pg_client_test api_test aggregation_test pprof_test symbolizer_test sampler_test unwinder_test \
 	  kernel_symbols_test cpu_report_test preflight_test recorder_test call_tree_test governor_test \
 	  http_test output_test heap_test batch_analysis_test roofline_test model_report_test \
-	  redis_info_test net_edges_test edge_graph_test pg_stats_test db_report_test
+	  redis_info_test net_edges_test edge_graph_test pg_stats_test db_report_test \
+	  run_manifest_test stats_test compare_test schedule_test history_test
 	@./build/asan/bin/frame_ring_test --gtest_brief=1
 	@./build/asan/bin/clients_test --gtest_brief=1
 	@./build/asan/bin/config_test --gtest_brief=1
@@ -58,6 +59,11 @@ test-asan: deps
 	@./build/asan/bin/model_report_test --gtest_brief=1
 	@./build/asan/bin/redis_info_test --gtest_brief=1
 	@./build/asan/bin/net_edges_test --gtest_brief=1
+	@./build/asan/bin/run_manifest_test --gtest_brief=1
+	@./build/asan/bin/stats_test --gtest_brief=1
+	@./build/asan/bin/compare_test --gtest_brief=1
+	@./build/asan/bin/schedule_test --gtest_brief=1
+	@./build/asan/bin/history_test --gtest_brief=1
 	@./build/asan/bin/edge_graph_test --gtest_brief=1
 	@./build/asan/bin/pg_stats_test --gtest_brief=1
 	@./build/asan/bin/db_report_test --gtest_brief=1
