@@ -543,7 +543,7 @@ int ScheduleRun(const ScheduleOptions& o) {
   std::deque<std::string> tail;
   auto status = RunTeed(argv, &tail);
   int code = status.ok() && ExitedZero(*status) ? 0 : 1;
-  if (status.ok() && (ExitCode(*status) == 130 || ExitCode(*status) == 128 + SIGINT)) code = 130;
+  if (status.ok() && ExitCode(*status) == 128 + SIGINT) code = 130;  // Ctrl-C: exit 130
   if (!status.ok()) tail.push_back(status.status().message());
   if (!PathExists(*dir + "/" + regression::kRunFile)) {
     if (Status st = RecordFailedRun(*dir, o, started, status.ok() ? *status : 127 << 8, tail);
