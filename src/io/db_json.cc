@@ -151,6 +151,23 @@ Json UnusedJson(const DbAnalysis& a) {
   return arr;
 }
 
+Json LeftoverJson(const DbAnalysis& a) {
+  Json arr = Json::MakeArray();
+  for (const LeftoverIndex& l : a.leftover_indexes) {
+    Json j = Json::MakeObject();
+    j["schema"] = l.schema;
+    j["table"] = l.table;
+    j["index"] = l.index;
+    j["size_bytes"] = l.size_bytes;
+    j["valid"] = l.valid;
+    j["ours"] = l.ours;
+    j["why"] = l.why;
+    j["action"] = l.action;
+    arr.Push(j);
+  }
+  return arr;
+}
+
 std::string Missing(const std::string& why) { return why.empty() ? "available" : why; }
 
 }  // namespace
@@ -219,6 +236,12 @@ Json DbAnalysisToJson(const DbAnalysis& a) {
   j["unused_indexes_rule"] =
       "pg_stat_user_indexes.idx_scan = 0 since pg_stat_database.stats_reset (" + a.unused_since +
       "); unique and primary-key indexes left out";
+  j["leftover_indexes"] = LeftoverJson(a);
+  j["leftover_indexes_rule"] =
+      "pg_index.indisvalid false and not in pg_stat_progress_create_index, or commented "
+      "'framescope --apply: on trial by backend N' with N gone from pg_stat_activity; ours "
+      "(fs_idx_* or commented by framescope) are dropped by --apply or --try-index, others only "
+      "reported";
   Json trials = Json::MakeArray();
   for (const IndexTrial& t : a.trials) trials.Push(TrialJson(t));
   j["index_trials"] = trials;

@@ -26,6 +26,10 @@ constexpr size_t kMaxCandidateColumns = 4;
 constexpr double kWiderIndexGain = 0.10;
 // Tries (a second apart) to drop an index that must go; see DropIndex.
 constexpr int kDropAttempts = 10;
+// The comment a trial's index carries from its build until its verdict; a later run that finds
+// it on an index whose backend is gone knows the trial died (SIGKILL, a crash, a lost host).
+constexpr const char* kOnTrial = "framescope --apply: on trial";
+constexpr const char* kKept = "framescope --apply: kept";
 
 int64_t Int(const std::optional<std::string>& v) {
   return v ? std::strtoll(v->c_str(), nullptr, 10) : 0;
@@ -266,6 +270,11 @@ StatusOr<std::optional<bool>> IndexValid(PgClient* pg, const std::string& qualif
   return std::optional<bool>(Str(r.rows[0][0]) == "t");
 }
 
+Status Comment(PgClient* pg, const std::string& qualified, const std::string& text) {
+  return pg->Exec("COMMENT /* framescope */ ON INDEX " + qualified + " IS " + QuoteLiteral(text))
+      .status();
+}
+
 // Runs one CONCURRENTLY statement with a lock_timeout and no statement_timeout (a build on a
 // large table may take long; waiting for a lock must not). No client deadline or Ctrl-C either:
 // a build or drop cut off by the client would leave the index behind, so it is waited out (an
@@ -275,6 +284,9 @@ Status RunConcurrently(PgClient* pg, const std::string& sql, int lock_timeout_ms
   RETURN_IF_ERROR(
       pg->Exec("SET /* framescope */ lock_timeout = " + std::to_string(lock_timeout_ms)).status());
   RETURN_IF_ERROR(pg->Exec("SET /* framescope */ statement_timeout = 0").status());
+  // If we die mid-build the server notices within a second and cancels it (PostgreSQL 14+;
+  // older servers refuse the setting): the invalid index that leaves is found by the next run.
+  (void)pg->Exec("SET /* framescope */ client_connection_check_interval = 1000");
   pg->SetClientDeadline(0);
   Status st = pg->Exec(sql).status();
   pg->SetClientDeadline(kClientDeadlineMs, stop);
@@ -392,6 +404,50 @@ void DbWindow::ReadUnusedIndexes() {
   if (since.ok() && !since->rows.empty()) result_.unused_since = Str(since->rows[0][0]);
 }
 
+// Invalid indexes not being built right now, and trial indexes whose framescope backend is gone.
+void DbWindow::ReadLeftoverIndexes() {
+  auto r = pg_->ExecParams(
+      "SELECT /* framescope */ n.nspname, t.relname, c.relname, pg_relation_size(c.oid), "
+      "i.indisvalid, c.relname LIKE 'fs\\_idx\\_%' OR coalesce(d.description, '') LIKE "
+      "'framescope %', coalesce(d.description, '') FROM pg_index i "
+      "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+      "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_description d ON "
+      "d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 "
+      "WHERE (NOT i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p "
+      "WHERE p.index_relid = c.oid)) OR (d.description LIKE $1 || '%' AND NOT EXISTS (SELECT 1 "
+      "FROM pg_stat_activity a WHERE a.pid::text = substring(d.description from 'backend "
+      "([0-9]+)'))) ORDER BY 1, 3",
+      {kOnTrial});
+  if (!r.ok()) {
+    result_.errors.push_back("indexes left behind: " + r.status().message());
+    return;
+  }
+  for (const auto& row : r->rows) {
+    LeftoverIndex l{Str(row[0]),        Str(row[1]),        Str(row[2]), Int(row[3]),
+                    Str(row[4]) == "t", Str(row[5]) == "t", "",          ""};
+    l.why = l.valid
+                ? "a framescope trial whose process ended before its verdict (" + Str(row[6]) + ")"
+                : "invalid (pg_index.indisvalid false): a CREATE or REINDEX INDEX "
+                  "CONCURRENTLY failed or its client died; no plan uses it, yet every "
+                  "write keeps it up to date";
+    const std::string q = QuoteIdent(l.schema) + "." + QuoteIdent(l.index);
+    l.action = l.ours ? "framescope db --apply drops it, or: DROP INDEX CONCURRENTLY " + q
+                      : "not ours, left alone: REINDEX INDEX CONCURRENTLY " + q +
+                            " or DROP INDEX CONCURRENTLY " + q;
+    result_.leftover_indexes.push_back(std::move(l));
+  }
+}
+
+// Only with --apply or --try-index (which change the database anyway), and only our own.
+void DbWindow::DropLeftoverIndexes() {
+  for (LeftoverIndex& l : result_.leftover_indexes) {
+    if (!l.ours) continue;
+    const std::string q = QuoteIdent(l.schema) + "." + QuoteIdent(l.index);
+    Status st = DropIndex(pg_.get(), q, result_.options.lock_timeout_ms, result_.options.stop);
+    l.action = st.ok() ? "dropped" : st.message();
+  }
+}
+
 void DbWindow::AnalyseSlow(SlowStatement* s) {
   const WindowedStatement& st = s->stmt;
   s->parameters = CountParameters(st.query);
@@ -495,6 +551,7 @@ DbAnalysis DbWindow::Analyse() {
     return a;
   }
   ReadUnusedIndexes();
+  ReadLeftoverIndexes();
   a.hypopg_missing = HypoProblem(pg_.get());
   for (const WindowedStatement& s : a.window.statements) {
     if (s.mean_ms <= a.options.slow_ms) continue;
@@ -550,6 +607,7 @@ void Judge(const std::optional<WindowedStatement>& after, bool interrupted, doub
 void DbWindow::RunTrials() {
   const DbOptions& o = result_.options;
   if (!o.apply && o.try_indexes.empty()) return;
+  DropLeftoverIndexes();
   std::vector<std::string> done;
   // A kept index changes its statement's mean: the next trial on it starts from the new mean.
   std::map<StatementKey, WindowedStatement> latest;
@@ -628,12 +686,24 @@ IndexTrial DbWindow::Trial(const IndexSpec& spec, const std::string& origin,
         (dropped.ok() ? "; nothing was left behind" : "; " + dropped.message());
     return t;
   }
-  auto after = Remeasure(target.key, &t);
+  auto pid = pg_->Exec("SELECT /* framescope */ pg_backend_pid()");
+  Status marked = pid.ok() && !pid->rows.empty()
+                      ? Comment(pg_.get(), qualified,
+                                std::string(kOnTrial) + " by backend " + Str(pid->rows[0][0]) +
+                                    " since " + IsoNowUtc())
+                      : pid.status();
+  auto after = marked.ok() ? Remeasure(target.key, &t) : std::nullopt;
+  if (!marked.ok()) t.reason = "marking the index as on trial: " + marked.message();
   Judge(after, result_.options.stop && result_.options.stop->load(), result_.options.keep_margin,
         &t);
-  if (t.verdict == "dropped") {
-    if (Status st = DropIndex(pg_.get(), qualified, lock_ms, result_.options.stop); !st.ok())
-      t.reason += "; " + st.message();
+  if (t.verdict == "kept") {
+    Status st =
+        Comment(pg_.get(), qualified, std::string(kKept) + " at " + IsoNowUtc() + ": " + t.reason);
+    if (!st.ok())
+      t.reason += "; its comment still says on trial (" + st.message() +
+                  "), so a later --apply will drop it";
+  } else if (Status st = DropIndex(pg_.get(), qualified, lock_ms, result_.options.stop); !st.ok()) {
+    t.reason += "; " + st.message();
   }
   return t;
 }

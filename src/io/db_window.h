@@ -89,6 +89,18 @@ struct UnusedIndex {
   int64_t size_bytes = 0;
 };
 
+// An index nobody should keep as it is: invalid (a CREATE/REINDEX INDEX CONCURRENTLY that
+// failed or whose client died: no plan uses it, yet every write maintains it), or built by a
+// framescope trial whose process died before judging it (its comment still says "on trial").
+struct LeftoverIndex {
+  std::string schema, table, index;
+  int64_t size_bytes = 0;
+  bool valid = false;
+  bool ours = false;   // named fs_idx_* or commented by framescope: --apply may drop it
+  std::string why;     // what is wrong with it, in words
+  std::string action;  // "dropped", or what the user can do about it
+};
+
 struct DbAnalysis {
   std::string server;       // the label: never the password
   std::string unreachable;  // why the server could not be reached ("" when it was)
@@ -103,6 +115,7 @@ struct DbAnalysis {
   std::string seq_scan_note;  // why the table list is missing, if it is
   std::vector<UnusedIndex> unused_indexes;
   std::string unused_since;  // pg_stat_database.stats_reset, or "never reset"
+  std::vector<LeftoverIndex> leftover_indexes;
   std::vector<IndexTrial> trials;
   std::vector<std::string> errors;  // steps that failed, each with its reason
   DbOptions options;
@@ -126,6 +139,8 @@ class DbWindow {
   struct Reads;
   Status Connect();
   void ReadUnusedIndexes();
+  void ReadLeftoverIndexes();
+  void DropLeftoverIndexes();
   void AnalyseSlow(SlowStatement* s);
   void Advise(SlowStatement* s);
   void RunTrials();

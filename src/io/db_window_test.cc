@@ -274,6 +274,56 @@ TEST_F(DbWindowTest, AFailedBuildLeavesNoIndexBehind) {
   EXPECT_EQ(Count("SELECT count(*) FROM pg_index WHERE NOT indisvalid"), 0);
 }
 
+TEST_F(DbWindowTest, IndexesLeftBehindAreReportedAndOnlyOursDroppedByApply) {
+  // Two failed CONCURRENTLY builds (unique over duplicates) leave invalid indexes: ours by name
+  // and a user's. A trial whose framescope died (its backend gone), one still running (this
+  // connection's backend) and one kept, each as the trial's comment says.
+  ASSERT_FALSE(client_->Exec("CREATE UNIQUE INDEX CONCURRENTLY fs_idx_big_val ON big (val)").ok());
+  ASSERT_FALSE(client_->Exec("CREATE UNIQUE INDEX CONCURRENTLY users_half ON big (val)").ok());
+  ASSERT_TRUE(client_
+                  ->Exec("CREATE INDEX fs_idx_big_id_val ON big (id, val); COMMENT ON INDEX "
+                         "fs_idx_big_id_val IS 'framescope --apply: on trial by backend "
+                         "2147483646 since 2026-01-01T00:00:00Z';"
+                         "CREATE INDEX fs_idx_big_val_id ON big (val, id); DO $$ BEGIN EXECUTE "
+                         "format('COMMENT ON INDEX fs_idx_big_val_id IS %L', 'framescope "
+                         "--apply: on trial by backend ' || pg_backend_pid()); END $$;"
+                         "CREATE INDEX fs_idx_big_id_grp ON big (id, grp); COMMENT ON INDEX "
+                         "fs_idx_big_id_grp IS 'framescope --apply: kept at 2026-01-01T00:00:00Z'")
+                  .ok());
+  auto names = [](const DbAnalysis& a) {
+    std::string out;
+    for (const LeftoverIndex& l : a.leftover_indexes)
+      out += l.index + (l.valid ? "(valid" : "(invalid") + (l.ours ? ",ours) " : ") ");
+    return out;
+  };
+  const std::string expected =
+      "fs_idx_big_id_val(valid,ours) fs_idx_big_val(invalid,ours) "
+      "users_half(invalid) ";
+  const char* all = "SELECT count(*) FROM pg_indexes WHERE tablename = 'big'";
+  const int64_t before = Count(all);
+  DbOptions o;
+  o.slow_ms = 1e9;
+  DbAnalysis a = Window(o, 0.1);
+  EXPECT_EQ(names(a), expected) << DbAnalysisToJson(a).Dump(2);
+  EXPECT_EQ(Count(all), before);  // read-only without --apply
+  ASSERT_EQ(a.leftover_indexes.size(), 3u);
+  EXPECT_NE(a.leftover_indexes[0].action.find("DROP INDEX CONCURRENTLY \"public\".\"fs_idx"),
+            std::string::npos)
+      << a.leftover_indexes[0].action;
+  o.apply = true;
+  a = Window(o, 0.1);
+  EXPECT_EQ(names(a), expected);
+  ASSERT_EQ(a.leftover_indexes.size(), 3u);
+  EXPECT_EQ(a.leftover_indexes[0].action, "dropped");
+  EXPECT_EQ(a.leftover_indexes[1].action, "dropped");
+  EXPECT_NE(a.leftover_indexes[2].action.find("not ours"), std::string::npos);
+  EXPECT_EQ(Count(all), before - 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_indexes WHERE indexname IN ('users_half', "
+                  "'fs_idx_big_val_id', 'fs_idx_big_id_grp')"),
+            3);
+  ASSERT_TRUE(client_->Exec("DROP INDEX users_half, fs_idx_big_val_id, fs_idx_big_id_grp").ok());
+}
+
 TEST(DbWindowUnreachable, ClosedPortIsNotFatal) {
   DbWindow w("postgresql://u:p@127.0.0.1:1/x", "nowhere", DbOptions{});
   w.Begin();

@@ -345,14 +345,20 @@ std::string IndexName(const IndexSpec& spec) {
   return name;
 }
 
-std::string QuoteIdent(const std::string& ident) {
-  std::string out = "\"";
-  for (char c : ident) {
-    if (c == '"') out += '"';
+namespace {
+std::string Quote(const std::string& text, char quote) {
+  std::string out(1, quote);
+  for (char c : text) {
+    if (c == quote) out += quote;
     out += c;
   }
-  return out + "\"";
+  return out + quote;
 }
+}  // namespace
+
+std::string QuoteIdent(const std::string& ident) { return Quote(ident, '"'); }
+
+std::string QuoteLiteral(const std::string& text) { return Quote(text, '\''); }
 
 std::string SqueezeQuery(const std::string& q, size_t n) {
   std::string out;

@@ -131,6 +131,8 @@ StatusOr<IndexSpec> ParseIndexSpec(const std::string& text);
 std::string IndexName(const IndexSpec& spec);
 // "a"."b" style quoting for an identifier.
 std::string QuoteIdent(const std::string& ident);
+// 'it''s' style quoting for a string constant (standard_conforming_strings, on since 9.1).
+std::string QuoteLiteral(const std::string& text);
 
 }  // namespace fs::io
 

@@ -81,6 +81,11 @@ std::string Unused(const io::UnusedIndex& u) {
          " MiB)";
 }
 
+std::string Leftover(const io::LeftoverIndex& l) {
+  return l.schema + "." + l.index + " on " + l.table + " (" + Fixed(l.size_bytes / 1048576.0, 2) +
+         " MiB): " + l.why + "; " + l.action;
+}
+
 std::string Checklist(const DbAnalysis& a) {
   Json c = io::DbChecklist(a);
   return c.Get("item").AsString() + ": " + c.Get("verdict").AsString() + " (" +
@@ -135,6 +140,9 @@ std::string RenderDbHtml(const DbAnalysis& a, const std::string& json_path) {
   h += "<h3>Sequential scans and unused indexes</h3>\n" +
        HtmlList(Map(a.seq_scan_tables, SeqScan), "db-seqscans") +
        HtmlList(Map(a.unused_indexes, Unused), "db-unused");
+  if (!a.leftover_indexes.empty())
+    h += "<h3>Indexes left behind</h3>\n" +
+         HtmlList(Map(a.leftover_indexes, Leftover), "db-leftover");
   return h;
 }
 
@@ -160,6 +168,8 @@ std::string RenderBaselineDbSection(const DbAnalysis& a, const std::string& json
   bullets("Sequential scans", Map(a.seq_scan_tables, SeqScan));
   bullets("Indexes never used (idx_scan = 0, unique/primary keys left out)",
           Map(a.unused_indexes, Unused));
+  bullets("Indexes left behind (invalid, or a framescope trial that never got its verdict)",
+          Map(a.leftover_indexes, Leftover));
   m += std::string("\n") + kDbSectionEnd + "\n";
   return m;
 }
@@ -189,6 +199,7 @@ std::string RenderDbTerminal(const DbAnalysis& a, size_t max_rows) {
   block("index trials", Map(a.trials, Trial));
   block("sequential scans", Map(a.seq_scan_tables, SeqScan));
   block("indexes never used", Map(a.unused_indexes, Unused));
+  block("indexes left behind", Map(a.leftover_indexes, Leftover));
   return t + Checklist(a) + "\n";
 }
 

@@ -37,6 +37,7 @@ io::DbAnalysis Sample() {
   a.trials = {t};
   a.hypopg_missing = "";
   a.window.notes = {"pg_stat_statements_reset() at T inside the window"};
+  a.leftover_indexes = {{"public", "big", "half_built", 3 << 20, false, false, "invalid", "left"}};
   return a;
 }
 
@@ -58,6 +59,10 @@ TEST(DbReport, BaselineBetweenMarkersAndTerminal) {
   EXPECT_EQ(m.rfind(kDbSectionBegin, 0), 0u);
   EXPECT_NE(m.find(std::string(kDbSectionEnd) + "\n"), std::string::npos);
   EXPECT_NE(m.find("| 40 | 150.00 | 6000.0 | 40 | 75.0 |"), std::string::npos) << m;
+  EXPECT_NE(m.find("left behind (invalid, or a framescope trial that never got its verdict):\n\n"
+                   "- public.half_built on big (3.00 MiB): invalid; left\n"),
+            std::string::npos)
+      << m;
   std::string t = RenderDbTerminal(Sample());
   EXPECT_NE(t.find("fs_idx_big_grp on public.big (grp) (suggested (HypoPG)): kept"),
             std::string::npos)

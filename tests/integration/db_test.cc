@@ -3,9 +3,11 @@
 // cut, built by --apply, verified faster and kept; a --try-index that does not help dropped
 // again; a statement over 100 ms gives exit 3; an unreachable server exit 1; bad flags exit 2.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -119,6 +121,72 @@ TEST(DbCommand, PlantedSlowStatementIsIndexedAndAUselessIndexDropped) {
       "WHERE indexname LIKE 'fs_idx%'");
   ASSERT_TRUE(left.ok());
   EXPECT_EQ(left->rows[0][0].value_or(""), "fs_idx_big_grp");
+  auto note = client->Exec("SELECT obj_description(to_regclass('fs_idx_big_grp'), 'pg_class')");
+  ASSERT_TRUE(note.ok());
+  EXPECT_EQ(note->rows[0][0].value_or("").rfind("framescope --apply: kept at ", 0), 0u)
+      << note->rows[0][0].value_or("");
+}
+
+// SIGKILL during the re-measure window leaves a built index that never got its verdict; the
+// next run reports it (read-only) and the next --apply drops it.
+TEST(DbCommand, ATrialKilledMidWayIsReportedThenDroppedByTheNextApply) {
+  PostgresFixture pg;
+  if (!pg.Start()) GTEST_SKIP() << pg.skip_reason();
+  auto c = PgClient::Connect(pg.url(), "test");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  std::unique_ptr<PgClient> client = std::move(*c);
+  ASSERT_TRUE(client
+                  ->Exec("CREATE TABLE big (id bigserial PRIMARY KEY, grp int NOT NULL, val int "
+                         "NOT NULL); INSERT INTO big (grp, val) SELECT i % 5000, i % 7 FROM "
+                         "generate_series(1, 300000) i")
+                  .ok());
+  ASSERT_TRUE(client->Exec("VACUUM ANALYZE big").ok());
+  TempDir tmp;
+  const std::string base = Db() + " --postgres-url '" + pg.url() + "' --out " + tmp.path();
+  const char* comment =
+      "SELECT coalesce(obj_description(to_regclass('fs_idx_big_grp'), 'pg_class'), '')";
+  {
+    Loop planted(pg.url(), kPlanted, {"1", "2", "3"});
+    CommandResult killed;
+    std::thread run([&] { killed = RunShell(base + " --duration 2 --slow-ms 2 --apply"); });
+    std::string seen;
+    for (int i = 0; i < 300 && seen.find("on trial") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      auto r = client->Exec(comment);
+      if (r.ok() && !r->rows.empty()) seen = r->rows[0][0].value_or("");
+    }
+    for (int pid : PidsMatching("--out " + tmp.path())) kill(pid, SIGKILL);
+    run.join();
+    ASSERT_NE(seen.find("framescope --apply: on trial by backend "), std::string::npos)
+        << seen << killed.output;
+    EXPECT_NE(killed.exit_code, 0);
+  }
+  // The killed client's backend goes when it reads the closed socket.
+  for (int i = 0; i < 100; ++i) {
+    auto r = client->Exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'framescope-db'");
+    if (r.ok() && r->rows[0][0].value_or("") == "0") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CommandResult r = RunShell("{ " + base + " --duration 0.5 --json 2>" + tmp.path() + "/err; }");
+  auto out = Json::Parse(r.output);
+  ASSERT_TRUE(out.ok()) << r.output << *ReadFile(tmp.path() + "/err");
+  const Json& left = out->Get("leftover_indexes");
+  ASSERT_EQ(left.size(), 1u) << left.Dump(2);
+  EXPECT_EQ(left.AsArray()[0].Get("index").AsString(), "fs_idx_big_grp");
+  EXPECT_TRUE(left.AsArray()[0].Get("valid").AsBool());
+  EXPECT_NE(left.AsArray()[0].Get("action").AsString().find("--apply drops it"), std::string::npos);
+  auto still = client->Exec(comment);
+  ASSERT_TRUE(still.ok());
+  EXPECT_NE(still->rows[0][0].value_or("").find("on trial"), std::string::npos);
+  r = RunShell("{ " + base + " --duration 0.5 --apply --json 2>/dev/null; }");
+  out = Json::Parse(r.output);
+  ASSERT_TRUE(out.ok()) << r.output;
+  ASSERT_EQ(out->Get("leftover_indexes").size(), 1u);
+  EXPECT_EQ(out->Get("leftover_indexes").AsArray()[0].Get("action").AsString(), "dropped");
+  auto gone = client->Exec("SELECT to_regclass('fs_idx_big_grp') IS NULL");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(gone->rows[0][0].value_or(""), "t");
 }
 
 TEST(DbCommand, UnreachableServerIsExit1) {
