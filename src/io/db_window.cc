@@ -119,8 +119,22 @@ std::string HypoProblem(PgClient* pg) {
 // under plan_cache_mode = force_generic_plan, so the plan does not depend on values we do not
 // have. Inside BEGIN ... ROLLBACK with a statement_timeout; a new PREPARE each time, because a
 // cached generic plan would not see a hypothetical index created since.
-StatusOr<std::string> Explain(PgClient* pg, const std::string& sql, int params, bool analyze,
+// What EXPLAIN plans for a statement's text: the body of an SQL-level PREPARE, with its types.
+struct Plannable {
+  std::string sql;
+  std::string types;  // "(int, text)" or ""
+};
+
+Plannable ToPlan(const std::string& query) {
+  Plannable p;
+  auto body = PreparedBody(query, &p.types);
+  p.sql = body ? *body : query;
+  return p;
+}
+
+StatusOr<std::string> Explain(PgClient* pg, const Plannable& stmt, int params, bool analyze,
                               int timeout_ms) {
+  const std::string& sql = stmt.sql;
   const std::string options =
       analyze ? "(FORMAT JSON, VERBOSE, ANALYZE, BUFFERS)" : "(FORMAT JSON, VERBOSE)";
   std::string body = sql;
@@ -138,7 +152,10 @@ StatusOr<std::string> Explain(PgClient* pg, const std::string& sql, int params, 
         pg->Exec("SET LOCAL /* framescope */ plan_cache_mode = force_generic_plan").status());
     // The extended protocol (ExecParams) takes one statement only: a text that smuggled a
     // second one past pg_stat_statements would fail here instead of running.
-    if (params > 0) RETURN_IF_ERROR(pg->ExecParams("PREPARE fs_explain AS " + sql, {}).status());
+    if (params > 0) {
+      RETURN_IF_ERROR(
+          pg->ExecParams("PREPARE fs_explain " + stmt.types + " AS " + sql, {}).status());
+    }
     return pg->ExecParams("EXPLAIN /* framescope */ " + options + " " + body, {});
   };
   auto result = run();
@@ -200,7 +217,7 @@ HypoCandidate TryHypothetical(PgClient* pg, const SlowStatement& s, const IndexS
     c.error = created.status().message();
     return c;
   }
-  auto plan = Explain(pg, s.stmt.query, s.parameters, false, timeout_ms);
+  auto plan = Explain(pg, ToPlan(s.stmt.query), s.parameters, false, timeout_ms);
   auto summary = plan.ok() ? ParsePlan(*plan) : StatusOr<PlanSummary>(plan.status());
   if (summary.ok()) {
     c.cost = summary->total_cost;
@@ -457,12 +474,12 @@ void DbWindow::AnalyseSlow(SlowStatement* s) {
     s->plan_error =
         "pg_stat_statements hides this statement's text from the connected user: "
         "GRANT pg_read_all_stats to it, or connect as the statement's user";
-  } else if (!Explainable(st.query)) {
+  } else if (!Explainable(ToPlan(st.query).sql)) {
     s->plan_error = "not a statement EXPLAIN accepts (utility or DDL)";
   } else if (!st.database.empty() && st.database != db) {
     s->plan_error = "runs in database " + st.database + ", not in " + db +
                     " (the one connected to): point --postgres-url at it to plan it";
-  } else if (auto plan = Explain(pg_.get(), st.query, s->parameters, false,
+  } else if (auto plan = Explain(pg_.get(), ToPlan(st.query), s->parameters, false,
                                  result_.options.explain_timeout_ms);
              !plan.ok()) {
     s->plan_error = plan.status().message();
@@ -478,7 +495,8 @@ void DbWindow::AnalyseSlow(SlowStatement* s) {
                       " parameter(s) whose values pg_stat_statements does not keep";
   } else if (!s->plan_error.empty()) {
     s->analyze_note = "not run: no plan";
-  } else if (auto a = Explain(pg_.get(), st.query, 0, true, result_.options.explain_timeout_ms);
+  } else if (auto a =
+                 Explain(pg_.get(), ToPlan(st.query), 0, true, result_.options.explain_timeout_ms);
              a.ok()) {
     s->analyze_json = *a;
   } else {

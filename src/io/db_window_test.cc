@@ -146,6 +146,30 @@ TEST_F(DbWindowTest, PlantedSlowStatementIsFoundAndAdvised) {
   EXPECT_TRUE(unused);
 }
 
+// pg_stat_statements keeps `PREPARE name(types) AS body` for a statement prepared in SQL: the
+// body is planned and advised like any other.
+TEST_F(DbWindowTest, AStatementPreparedInSqlIsPlannedAndAdvised) {
+  DbOptions o;
+  o.slow_ms = 2;
+  DbWindow w(pg_->url(), "test cluster", o);
+  w.Begin();
+  ASSERT_TRUE(client_->Exec("PREPARE scan(int) AS SELECT sum(val) FROM big WHERE grp = $1").ok());
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(client_->Exec("EXECUTE scan(" + std::to_string(i) + ")").ok());
+  ASSERT_TRUE(client_->Exec("DEALLOCATE scan").ok());
+  w.End();
+  DbAnalysis a = w.Analyse();
+  const SlowStatement* prepared = nullptr;
+  for (const SlowStatement& s : a.slow) {
+    if (s.stmt.query.rfind("PREPARE scan(int) AS ", 0) == 0) prepared = &s;
+  }
+  ASSERT_NE(prepared, nullptr) << DbAnalysisToJson(a).Dump(2);
+  EXPECT_EQ(prepared->stmt.delta.calls, 4);
+  EXPECT_TRUE(prepared->plan_error.empty()) << prepared->plan_error;
+  ASSERT_TRUE(prepared->suggestion) << prepared->advice_note;
+  EXPECT_EQ(prepared->suggestion->columns, std::vector<std::string>{"grp"});
+}
+
 TEST_F(DbWindowTest, WindowedMeanIsRightAcrossAResetInTheWindow) {
   const std::string sleep = "SELECT pg_sleep($1::float8)";
   auto run = [&](int n, const char* seconds) {

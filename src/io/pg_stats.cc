@@ -290,26 +290,70 @@ int CountParameters(const std::string& sql) {
   return highest;
 }
 
-bool Explainable(const std::string& sql) {
-  size_t i = 0;
+namespace {
+
+// Past the comments, white space (and opening parentheses, with `parens`) from `i`.
+size_t SkipBlank(const std::string& sql, size_t i, bool parens) {
   while (i < sql.size()) {
     size_t skipped = SkipQuoted(sql, i);
     if (skipped != i && sql[i] != '\'' && sql[i] != '"' && sql[i] != '$') {
       i = skipped;  // comments only
-    } else if (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(') {
+    } else if (std::isspace(static_cast<unsigned char>(sql[i])) || (parens && sql[i] == '(')) {
       ++i;
     } else {
       break;
     }
   }
-  size_t j = i;
+  return i;
+}
+
+// The keyword or identifier at `*i`, upper-cased; `*i` moves past it.
+std::string Word(const std::string& sql, size_t* i) {
+  size_t j = *i;
   while (j < sql.size() && IdentChar(sql[j])) ++j;
-  std::string word = sql.substr(i, j - i);
+  std::string word = sql.substr(*i, j - *i);
   std::transform(word.begin(), word.end(), word.begin(),
                  [](unsigned char c) { return std::toupper(c); });
+  *i = j;
+  return word;
+}
+
+}  // namespace
+
+bool Explainable(const std::string& sql) {
+  size_t i = SkipBlank(sql, 0, true);
   static const std::set<std::string> kVerbs = {"SELECT", "INSERT", "UPDATE", "DELETE",
                                                "VALUES", "WITH",   "TABLE",  "MERGE"};
-  return kVerbs.count(word) > 0;
+  return kVerbs.count(Word(sql, &i)) > 0;
+}
+
+std::optional<std::string> PreparedBody(const std::string& sql, std::string* types) {
+  size_t i = SkipBlank(sql, 0, false);
+  if (Word(sql, &i) != "PREPARE") return std::nullopt;
+  i = SkipBlank(sql, i, false);
+  if (i < sql.size() && sql[i] == '"') {
+    i = SkipQuoted(sql, i);  // a quoted name
+  } else if (Word(sql, &i).empty()) {
+    return std::nullopt;
+  }
+  i = SkipBlank(sql, i, false);
+  types->clear();
+  if (i < sql.size() && sql[i] == '(') {
+    size_t j = i;
+    for (int depth = 0; j < sql.size(); ++j) {
+      if (size_t q = SkipQuoted(sql, j); q != j) j = q;
+      if (j >= sql.size()) break;
+      if (sql[j] == '(') ++depth;
+      if (sql[j] == ')' && --depth == 0) break;
+    }
+    if (j >= sql.size()) return std::nullopt;
+    *types = sql.substr(i, j + 1 - i);
+    i = SkipBlank(sql, j + 1, false);
+  }
+  if (Word(sql, &i) != "AS") return std::nullopt;
+  i = SkipBlank(sql, i, false);
+  if (i >= sql.size()) return std::nullopt;
+  return sql.substr(i);
 }
 
 std::string IndexSpec::Describe() const {

@@ -117,6 +117,9 @@ std::vector<QualifiedName> QualifiedIdentifiers(const std::string& expression);
 int CountParameters(const std::string& sql);
 // True for statements EXPLAIN accepts (SELECT, INSERT, UPDATE, DELETE, VALUES, WITH, TABLE).
 bool Explainable(const std::string& sql);
+// A statement prepared in SQL: pg_stat_statements keeps `PREPARE name [(types)] AS body` as its
+// text. Returns the body and sets `types` to "(types)" or ""; nullopt for any other text.
+std::optional<std::string> PreparedBody(const std::string& sql, std::string* types);
 
 // `table(col[,col])` from --try-index: a table (optionally schema-qualified) and 1..2 columns,
 // each a plain identifier.

@@ -156,6 +156,28 @@ TEST(SqlText, ParametersAndExplainable) {
   EXPECT_FALSE(Explainable("SET work_mem = $1"));
 }
 
+TEST(SqlText, TheBodyOfAStatementPreparedInSql) {
+  std::string types = "stale";
+  auto body = PreparedBody("PREPARE q(int) AS SELECT count(*) FROM t WHERE a = $1", &types);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "SELECT count(*) FROM t WHERE a = $1");
+  EXPECT_EQ(types, "(int)");
+  body = PreparedBody(" /* c */ prepare \"My q\" ( numeric(10, 2), \"odd)\" ) as\n  select $1, $2",
+                      &types);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "select $1, $2");
+  EXPECT_EQ(types, "( numeric(10, 2), \"odd)\" )");
+  body = PreparedBody("PREPARE r AS SELECT $1::int + $2", &types);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "SELECT $1::int + $2");
+  EXPECT_EQ(types, "");
+  for (const char* other :
+       {"SELECT 1", "PREPARE", "PREPARE q", "PREPARE q (int AS SELECT 1", "PREPARE q(int) SELECT 1",
+        "PREPARE q AS ", "EXECUTE q(1)", "PREPARE TRANSACTION 'x'"}) {
+    EXPECT_FALSE(PreparedBody(other, &types)) << other;
+  }
+}
+
 TEST(IndexSpecs, ParseNameAndQuote) {
   auto s = ParseIndexSpec(" public.Big( Grp ,val ) ");
   ASSERT_TRUE(s.ok()) << s.status().message();
