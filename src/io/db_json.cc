@@ -138,27 +138,25 @@ Json TablesJson(const DbAnalysis& a) {
   return arr;
 }
 
+Json IndexJson(const IndexRef& i) {
+  Json j = Json::MakeObject();
+  j["schema"] = i.schema;
+  j["table"] = i.table;
+  j["index"] = i.index;
+  j["size_bytes"] = i.size_bytes;
+  return j;
+}
+
 Json UnusedJson(const DbAnalysis& a) {
   Json arr = Json::MakeArray();
-  for (const UnusedIndex& u : a.unused_indexes) {
-    Json j = Json::MakeObject();
-    j["schema"] = u.schema;
-    j["table"] = u.table;
-    j["index"] = u.index;
-    j["size_bytes"] = u.size_bytes;
-    arr.Push(j);
-  }
+  for (const UnusedIndex& u : a.unused_indexes) arr.Push(IndexJson(u));
   return arr;
 }
 
 Json LeftoverJson(const DbAnalysis& a) {
   Json arr = Json::MakeArray();
   for (const LeftoverIndex& l : a.leftover_indexes) {
-    Json j = Json::MakeObject();
-    j["schema"] = l.schema;
-    j["table"] = l.table;
-    j["index"] = l.index;
-    j["size_bytes"] = l.size_bytes;
+    Json j = IndexJson(l);
     j["valid"] = l.valid;
     j["ours"] = l.ours;
     j["why"] = l.why;

@@ -440,8 +440,11 @@ void DbWindow::ReadLeftoverIndexes() {
     return;
   }
   for (const auto& row : r->rows) {
-    LeftoverIndex l{Str(row[0]),        Str(row[1]),        Str(row[2]), Int(row[3]),
-                    Str(row[4]) == "t", Str(row[5]) == "t", "",          ""};
+    LeftoverIndex l{{Str(row[0]), Str(row[1]), Str(row[2]), Int(row[3])},
+                    Str(row[4]) == "t",
+                    Str(row[5]) == "t",
+                    "",
+                    ""};
     l.why = l.valid
                 ? "a framescope trial whose process ended before its verdict (" + Str(row[6]) + ")"
                 : "invalid (pg_index.indisvalid false): a CREATE or REINDEX INDEX "

@@ -84,17 +84,17 @@ struct SeqScanTable {
   int64_t n_live_tup = 0;
 };
 
-struct UnusedIndex {
+// An index of the database, named and sized (pg_relation_size).
+struct IndexRef {
   std::string schema, table, index;
   int64_t size_bytes = 0;
 };
+using UnusedIndex = IndexRef;
 
 // An index nobody should keep as it is: invalid (a CREATE/REINDEX INDEX CONCURRENTLY that
 // failed or whose client died: no plan uses it, yet every write maintains it), or built by a
 // framescope trial whose process died before judging it (its comment still says "on trial").
-struct LeftoverIndex {
-  std::string schema, table, index;
-  int64_t size_bytes = 0;
+struct LeftoverIndex : IndexRef {
   bool valid = false;
   bool ours = false;   // named fs_idx_* or commented by framescope: --apply may drop it
   std::string why;     // what is wrong with it, in words

@@ -76,14 +76,13 @@ std::string SeqScan(const io::SeqScanTable& t) {
          std::to_string(t.seq_tup_read) + " rows (n_live_tup " + std::to_string(t.n_live_tup) + ")";
 }
 
-std::string Unused(const io::UnusedIndex& u) {
+std::string Unused(const io::IndexRef& u) {
   return u.schema + "." + u.index + " on " + u.table + " (" + Fixed(u.size_bytes / 1048576.0, 2) +
          " MiB)";
 }
 
 std::string Leftover(const io::LeftoverIndex& l) {
-  return l.schema + "." + l.index + " on " + l.table + " (" + Fixed(l.size_bytes / 1048576.0, 2) +
-         " MiB): " + l.why + "; " + l.action;
+  return Unused(l) + ": " + l.why + "; " + l.action;
 }
 
 std::string Checklist(const DbAnalysis& a) {
