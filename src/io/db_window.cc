@@ -245,16 +245,32 @@ const HypoCandidate* Best(const std::vector<HypoCandidate>& candidates) {
   return best;
 }
 
-bool MentionsTable(const std::string& query, const std::string& table) {
-  std::string q = query;
-  std::transform(q.begin(), q.end(), q.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (size_t at = q.find(table); at != std::string::npos; at = q.find(table, at + 1)) {
+// Whether `query` has `name` as a whole word, ignoring case (a table or a column it names).
+bool MentionsWord(const std::string& query, const std::string& name) {
+  auto lower = [](std::string t) {
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+    return t;
+  };
+  const std::string q = lower(query), w = lower(name);
+  if (w.empty()) return false;
+  for (size_t at = q.find(w); at != std::string::npos; at = q.find(w, at + 1)) {
     auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
     bool left = at == 0 || !word(q[at - 1]);
-    bool right = at + table.size() >= q.size() || !word(q[at + table.size()]);
+    bool right = at + w.size() >= q.size() || !word(q[at + w.size()]);
     if (left && right) return true;
   }
   return false;
+}
+
+// The statement an index of the user's is measured against: the one that spent the most time
+// (statements come sorted by total time) among those naming its table and its leading column,
+// the only column an index scan can start from.
+const WindowedStatement* TargetOf(const IndexSpec& spec,
+                                  const std::vector<WindowedStatement>& statements) {
+  for (const WindowedStatement& s : statements) {
+    if (MentionsWord(s.query, spec.table) && MentionsWord(s.query, spec.columns.at(0))) return &s;
+  }
+  return nullptr;
 }
 
 // Resolves a --try-index table through the search path and checks its columns.
@@ -642,8 +658,8 @@ void DbWindow::RunTrials() {
     }
     if (!target) {
       result_.trials.push_back(NotCreated(spec, origin,
-                                          "no statement of the window mentions table " +
-                                              spec.table +
+                                          "no statement of the window names table " + spec.table +
+                                              " and column " + spec.columns.at(0) +
                                               ": nothing to measure the index against"));
       return;
     }
@@ -660,11 +676,7 @@ void DbWindow::RunTrials() {
   };
   // The user's own ideas first, against the statement as it ran in the window.
   for (IndexSpec spec : o.try_indexes) {
-    // Statements are sorted by total time: the first that names the table spent the most on it.
-    const WindowedStatement* target = nullptr;
-    for (const WindowedStatement& s : result_.window.statements) {
-      if (!target && MentionsTable(s.query, spec.table)) target = &s;
-    }
+    const WindowedStatement* target = TargetOf(spec, result_.window.statements);
     if (Status st = ResolveSpec(pg_.get(), &spec); !st.ok()) {
       result_.trials.push_back(NotCreated(spec, "--try-index", st.message()));
       continue;

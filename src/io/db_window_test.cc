@@ -51,12 +51,12 @@ class DbWindowTest : public ::testing::Test {
   // Runs the planted statement in a loop on its own connection until destroyed.
   class Load {
    public:
-    explicit Load(const std::string& url) {
-      thread_ = std::thread([this, url] {
+    explicit Load(const std::string& url, std::string sql = kPlanted) {
+      thread_ = std::thread([this, url, sql] {
         auto c = PgClient::Connect(url, "load");
         if (!c.ok()) return;
         for (int i = 0; !stop_.load(); ++i) {
-          (void)(*c)->ExecParams(kPlanted, {std::to_string(i * 7919 % 5000)});
+          (void)(*c)->ExecParams(sql, {std::to_string(i * 7919 % 5000)});
         }
       });
     }
@@ -296,6 +296,28 @@ TEST_F(DbWindowTest, AFailedBuildLeavesNoIndexBehind) {
       << a.trials[0].reason;
   EXPECT_EQ(Count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'fs_idx%'"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM pg_index WHERE NOT indisvalid"), 0);
+}
+
+// The user's index is measured against the statement it can help (one naming its leading
+// column), not the one that spent the most time on its table.
+TEST_F(DbWindowTest, TryIndexIsMeasuredOnTheStatementNamingItsColumn) {
+  const std::string by_pad = "SELECT count(*) FROM big WHERE pad = $1";
+  DbOptions o;
+  o.try_indexes = {*ParseIndexSpec("big(pad)")};
+  DbWindow w(pg_->url(), "test cluster", o);
+  DbAnalysis a;
+  {
+    Load grp1(pg_->url()), grp2(pg_->url()), pad(pg_->url(), by_pad);
+    w.Begin();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    w.End();
+    a = w.Analyse();
+  }
+  ASSERT_EQ(a.trials.size(), 1u);
+  const IndexTrial& t = a.trials[0];
+  EXPECT_EQ(t.target_query, by_pad);
+  EXPECT_EQ(t.verdict, "kept") << t.reason;
+  ASSERT_TRUE(client_->Exec("DROP INDEX fs_idx_big_pad").ok());
 }
 
 TEST_F(DbWindowTest, IndexesLeftBehindAreReportedAndOnlyOursDroppedByApply) {

@@ -87,7 +87,7 @@ TEST(DbCommand, PlantedSlowStatementIsIndexedAndAUselessIndexDropped) {
     // pass for a gain when the neighbours go quiet.
     Loop sleeper(pg.url(), "SELECT pg_sleep($1::float8)", {"0.15"});
     r = RunShell("{ " + Db() + " --postgres-url '" + pg.url() +
-                 "' --duration 1.5 --slow-ms 2 --apply --try-index 'big(pad)' --keep-margin 0.5 "
+                 "' --duration 1.5 --slow-ms 2 --apply --try-index 'big(val)' --keep-margin 0.5 "
                  "--out " +
                  tmp.path() + " --json 2>" + tmp.path() + "/err; }");
   }
@@ -112,7 +112,7 @@ TEST(DbCommand, PlantedSlowStatementIsIndexedAndAUselessIndexDropped) {
   const Json& trials = out->Get("index_trials");
   ASSERT_EQ(trials.size(), 2u) << trials.Dump(2);
   const Json& useless = trials.AsArray()[0];
-  EXPECT_EQ(useless.Get("name").AsString(), "fs_idx_big_pad");
+  EXPECT_EQ(useless.Get("name").AsString(), "fs_idx_big_val");
   EXPECT_EQ(useless.Get("verdict").AsString(), "dropped") << useless.Get("reason").AsString();
   const Json& kept = trials.AsArray()[1];
   EXPECT_EQ(kept.Get("verdict").AsString(), "kept") << kept.Get("reason").AsString();
