@@ -159,6 +159,7 @@ Json LeftoverJson(const DbAnalysis& a) {
     Json j = IndexJson(l);
     j["valid"] = l.valid;
     j["ours"] = l.ours;
+    j["may_be_building"] = l.may_be_building;
     j["why"] = l.why;
     j["action"] = l.action;
     arr.Push(j);

@@ -437,20 +437,27 @@ void DbWindow::ReadUnusedIndexes() {
   if (since.ok() && !since->rows.empty()) result_.unused_since = Str(since->rows[0][0]);
 }
 
-// Invalid indexes not being built right now, and trial indexes whose framescope backend is gone.
+// Invalid plain indexes (a partitioned index made ON ONLY is invalid by design until every
+// partition's is attached) whose table no CREATE INDEX / REINDEX is building right now, and trial
+// indexes whose framescope backend is gone. A build in this database whose table we cannot see
+// (no pg_read_all_stats) may own any invalid index: those are listed, never dropped.
+constexpr const char* kLeftoverSql =
+    "WITH building AS (SELECT relid FROM pg_stat_progress_create_index WHERE datid = (SELECT "
+    "oid FROM pg_database WHERE datname = current_database())) "
+    "SELECT /* framescope */ n.nspname, t.relname, c.relname, pg_relation_size(c.oid), "
+    "i.indisvalid, c.relname LIKE 'fs\\_idx\\_%' OR coalesce(d.description, '') LIKE "
+    "'framescope %', coalesce(d.description, ''), NOT i.indisvalid AND EXISTS (SELECT 1 FROM "
+    "building WHERE relid IS NULL) FROM pg_index i "
+    "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_description d ON "
+    "d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 "
+    "WHERE c.relkind = 'i' AND ((NOT i.indisvalid AND NOT EXISTS (SELECT 1 FROM building b "
+    "WHERE b.relid = i.indrelid)) OR (d.description LIKE $1 || '%' AND NOT EXISTS (SELECT 1 "
+    "FROM pg_stat_activity a WHERE a.pid::text = substring(d.description from 'backend "
+    "([0-9]+)')))) ORDER BY 1, 3";
+
 void DbWindow::ReadLeftoverIndexes() {
-  auto r = pg_->ExecParams(
-      "SELECT /* framescope */ n.nspname, t.relname, c.relname, pg_relation_size(c.oid), "
-      "i.indisvalid, c.relname LIKE 'fs\\_idx\\_%' OR coalesce(d.description, '') LIKE "
-      "'framescope %', coalesce(d.description, '') FROM pg_index i "
-      "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
-      "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_description d ON "
-      "d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 "
-      "WHERE (NOT i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p "
-      "WHERE p.index_relid = c.oid)) OR (d.description LIKE $1 || '%' AND NOT EXISTS (SELECT 1 "
-      "FROM pg_stat_activity a WHERE a.pid::text = substring(d.description from 'backend "
-      "([0-9]+)'))) ORDER BY 1, 3",
-      {kOnTrial});
+  auto r = pg_->ExecParams(kLeftoverSql, {kOnTrial});
   if (!r.ok()) {
     result_.errors.push_back("indexes left behind: " + r.status().message());
     return;
@@ -459,6 +466,7 @@ void DbWindow::ReadLeftoverIndexes() {
     LeftoverIndex l{{Str(row[0]), Str(row[1]), Str(row[2]), Int(row[3])},
                     Str(row[4]) == "t",
                     Str(row[5]) == "t",
+                    Str(row[7]) == "t",
                     "",
                     ""};
     l.why = l.valid
@@ -467,9 +475,15 @@ void DbWindow::ReadLeftoverIndexes() {
                   "CONCURRENTLY failed or its client died; no plan uses it, yet every "
                   "write keeps it up to date";
     const std::string q = QuoteIdent(l.schema) + "." + QuoteIdent(l.index);
-    l.action = l.ours ? "framescope db --apply drops it, or: DROP INDEX CONCURRENTLY " + q
-                      : "not ours, left alone: REINDEX INDEX CONCURRENTLY " + q +
-                            " or DROP INDEX CONCURRENTLY " + q;
+    if (l.may_be_building) {
+      l.action =
+          "left alone: a CREATE INDEX or REINDEX this role cannot see is running in this "
+          "database and may be building it (GRANT pg_read_all_stats to tell)";
+    } else {
+      l.action = l.ours ? "framescope db --apply drops it, or: DROP INDEX CONCURRENTLY " + q
+                        : "not ours, left alone: REINDEX INDEX CONCURRENTLY " + q +
+                              " or DROP INDEX CONCURRENTLY " + q;
+    }
     result_.leftover_indexes.push_back(std::move(l));
   }
 }
@@ -477,7 +491,7 @@ void DbWindow::ReadLeftoverIndexes() {
 // Only with --apply or --try-index (which change the database anyway), and only our own.
 void DbWindow::DropLeftoverIndexes() {
   for (LeftoverIndex& l : result_.leftover_indexes) {
-    if (!l.ours) continue;
+    if (!l.ours || l.may_be_building) continue;
     const std::string q = QuoteIdent(l.schema) + "." + QuoteIdent(l.index);
     Status st = DropIndex(pg_.get(), q, result_.options.lock_timeout_ms, result_.options.stop);
     l.action = st.ok() ? "dropped" : st.message();

@@ -96,9 +96,10 @@ using UnusedIndex = IndexRef;
 // framescope trial whose process died before judging it (its comment still says "on trial").
 struct LeftoverIndex : IndexRef {
   bool valid = false;
-  bool ours = false;   // named fs_idx_* or commented by framescope: --apply may drop it
-  std::string why;     // what is wrong with it, in words
-  std::string action;  // "dropped", or what the user can do about it
+  bool ours = false;             // named fs_idx_* or commented by framescope: --apply may drop it
+  bool may_be_building = false;  // a build this role cannot see may own it: never dropped
+  std::string why;               // what is wrong with it, in words
+  std::string action;            // "dropped", or what the user can do about it
 };
 
 struct DbAnalysis {

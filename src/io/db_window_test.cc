@@ -370,6 +370,60 @@ TEST_F(DbWindowTest, IndexesLeftBehindAreReportedAndOnlyOursDroppedByApply) {
   ASSERT_TRUE(client_->Exec("DROP INDEX users_half, fs_idx_big_val_id, fs_idx_big_id_grp").ok());
 }
 
+// Invalid indexes that are not leftovers: one another session is building (CONCURRENTLY, held
+// up by an open writer) and a partitioned index made ON ONLY. Neither may be dropped; seen by a
+// role without pg_read_all_stats, the build's index is listed as possibly in progress.
+TEST_F(DbWindowTest, IndexesBeingBuiltOrPartitionedAreNotLeftovers) {
+  ASSERT_TRUE(client_
+                  ->Exec("CREATE TABLE parted (a int) PARTITION BY RANGE (a); CREATE TABLE "
+                         "parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10); CREATE INDEX "
+                         "fs_idx_parted_a ON ONLY parted (a); CREATE ROLE plain LOGIN PASSWORD "
+                         "'plain'")
+                  .ok());
+  std::atomic<bool> locked{false}, built{false};
+  std::thread writer([&] {
+    auto c = PgClient::Connect(pg_->url(), "writer");
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("BEGIN; UPDATE big SET val = val WHERE id = 1").ok());
+    locked = true;
+    while (!built.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    (void)(*c)->Exec("ROLLBACK");
+  });
+  while (!locked.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::thread builder([&] {
+    auto c = PgClient::Connect(pg_->url(), "builder");
+    ASSERT_TRUE(c.ok());
+    EXPECT_TRUE((*c)->Exec("CREATE INDEX CONCURRENTLY fs_idx_big_id_val ON big (id, val)").ok());
+  });
+  while (Count("SELECT count(*) FROM pg_stat_progress_create_index") == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  DbOptions o;
+  o.slow_ms = 1e9;
+  o.apply = true;
+  DbWindow w(pg_->url(), "test cluster", o);
+  w.Begin();
+  w.End();
+  DbAnalysis a = w.Analyse();
+  EXPECT_TRUE(a.leftover_indexes.empty()) << DbAnalysisToJson(a).Get("leftover_indexes").Dump(2);
+  const std::string& url = pg_->url();
+  DbWindow plain("postgresql://plain:plain@" + url.substr(url.find('@') + 1), "plain", o);
+  plain.Begin();
+  plain.End();
+  a = plain.Analyse();
+  ASSERT_EQ(a.leftover_indexes.size(), 1u) << DbAnalysisToJson(a).Dump(2);
+  EXPECT_EQ(a.leftover_indexes[0].index, "fs_idx_big_id_val");
+  EXPECT_TRUE(a.leftover_indexes[0].may_be_building);
+  EXPECT_NE(a.leftover_indexes[0].action.find("left alone"), std::string::npos);
+  built = true;
+  writer.join();
+  builder.join();
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_index WHERE indexrelid = "
+                  "'fs_idx_big_id_val'::regclass AND indisvalid"),
+            1);
+  ASSERT_TRUE(
+      client_->Exec("DROP INDEX fs_idx_big_id_val; DROP TABLE parted; DROP ROLE plain").ok());
+}
+
 TEST(DbWindowUnreachable, ClosedPortIsNotFatal) {
   DbWindow w("postgresql://u:p@127.0.0.1:1/x", "nowhere", DbOptions{});
   w.Begin();

@@ -38,7 +38,7 @@ io::DbAnalysis Sample() {
   a.hypopg_missing = "";
   a.window.notes = {"pg_stat_statements_reset() at T inside the window"};
   a.leftover_indexes = {
-      {{"public", "big", "half_built", 3 << 20}, false, false, "invalid", "left"}};
+      {{"public", "big", "half_built", 3 << 20}, false, false, false, "invalid", "left"}};
   return a;
 }
 
