@@ -6,6 +6,7 @@
 #include <regex>
 #include <set>
 
+#include "src/base/hash.h"
 #include "src/base/stats.h"
 
 namespace fs::io {
@@ -385,8 +386,12 @@ StatusOr<IndexSpec> ParseIndexSpec(const std::string& text) {
 std::string IndexName(const IndexSpec& spec) {
   std::string name = "fs_idx_" + spec.table;
   for (const std::string& c : spec.columns) name += "_" + c;
-  if (name.size() > 63) name.resize(63);
-  return name;
+  if (name.size() <= kMaxIdentifierBytes) return name;
+  // Cut whole characters only, and keep names that differ only past the cut apart.
+  const std::string tag = "_" + Fnv1aHex(name).substr(0, 8);
+  size_t keep = kMaxIdentifierBytes - tag.size();
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  return name.substr(0, keep) + tag;
 }
 
 namespace {

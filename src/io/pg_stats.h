@@ -130,7 +130,10 @@ struct IndexSpec {
   std::string Describe() const;  // "public.big (grp, val)"
 };
 StatusOr<IndexSpec> ParseIndexSpec(const std::string& text);
-// fs_idx_<table>_<col>_<col>, cut to PostgreSQL's 63-byte identifier limit.
+// PostgreSQL's NAMEDATALEN - 1: longer identifiers are cut by the server.
+inline constexpr size_t kMaxIdentifierBytes = 63;
+// fs_idx_<table>_<col>_<col>; a name over 63 bytes is cut at a character boundary and ends in
+// 8 hex digits of the whole name's hash, so two long names that share a prefix stay apart.
 std::string IndexName(const IndexSpec& spec);
 // "a"."b" style quoting for an identifier.
 std::string QuoteIdent(const std::string& ident);

@@ -189,8 +189,19 @@ TEST(IndexSpecs, ParseNameAndQuote) {
   for (const char* bad : {"big", "big()", "big(a,b,c)", "big(a;drop)", "big(a,a)", "1t(a)", ""}) {
     EXPECT_FALSE(ParseIndexSpec(bad).ok()) << bad;
   }
-  IndexSpec longname{"", std::string(60, 't'), {"a", "b"}};
+  IndexSpec longname{"", std::string(60, 't'), {"alpha_x"}};
+  IndexSpec other{"", std::string(60, 't'), {"alpha_y"}};
   EXPECT_EQ(IndexName(longname).size(), 63u);
+  EXPECT_NE(IndexName(longname), IndexName(other));
+  EXPECT_EQ(IndexName(longname).substr(0, 20), "fs_idx_ttttttttttttt");
+  // 'ä' is two bytes: the cut never splits one.
+  std::string umlauts;
+  for (int i = 0; i < 40; ++i) umlauts += "\xc3\xa4";
+  const std::string cut = IndexName(IndexSpec{"", umlauts, {"a"}});
+  EXPECT_LE(cut.size(), 63u);
+  const std::string head = cut.substr(0, cut.size() - 9);  // before "_<8 hex>"
+  EXPECT_EQ((head.size() - 7) % 2, 0u) << head;
+  EXPECT_EQ(cut[cut.size() - 9], '_');
   EXPECT_EQ(QuoteIdent("a\"b"), "\"a\"\"b\"");
 }
 

@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "src/base/file_util.h"
+#include "src/base/hash.h"
+#include "src/base/hash.h"
 #include "src/base/output.h"
 
 namespace fs::regression {
@@ -154,15 +156,6 @@ Status WriteRunManifest(const std::string& dir, const RunManifest& m) {
   return WriteOutput(dir + "/" + kRunFile, RunManifestToJson(m).Dump(2) + "\n");
 }
 
-std::string JsonHash(const Json& j) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  for (unsigned char c : j.Dump()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char hex[17];
-  snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
-}
+std::string JsonHash(const Json& j) { return Fnv1aHex(j.Dump()); }
 
 }  // namespace fs::regression
