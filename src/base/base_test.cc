@@ -73,6 +73,20 @@ TEST(FlagsTest, ShortNameStandsForItsFlagUntilDoubleDash) {
   EXPECT_FALSE(strict.Parse(2, const_cast<char**>(argv2)).ok());
 }
 
+TEST(FlagsTest, FolderRefusesAnEmptyValue) {
+  std::string out = "profiles";
+  FlagSet flags("t", "test");
+  flags.Folder("out", &out, "output folder");
+  const char* empty[] = {"t", "--out", ""};
+  Status st = flags.Parse(3, const_cast<char**>(empty));
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--out must name a folder"), std::string::npos) << st.message();
+  EXPECT_EQ(out, "profiles");
+  const char* set[] = {"t", "--out=x"};
+  ASSERT_TRUE(flags.Parse(2, const_cast<char**>(set)).ok());
+  EXPECT_EQ(out, "x");
+}
+
 TEST(FlagsTest, StringListCollectsEveryRepeat) {
   std::vector<std::string> metrics;
   FlagSet flags("t", "test");

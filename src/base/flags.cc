@@ -19,6 +19,15 @@ void FlagSet::String(const std::string& name, std::string* value, const std::str
                     }});
 }
 
+void FlagSet::Folder(const std::string& name, std::string* value, const std::string& help) {
+  flags_.push_back({name, help, "DIR", value->empty() ? "" : "\"" + *value + "\"",
+                    [name, value](const std::string& v) {
+                      if (v.empty()) return Err("--" + name + " must name a folder, not \"\"");
+                      *value = v;
+                      return Status::Ok();
+                    }});
+}
+
 void FlagSet::StringList(const std::string& name, std::vector<std::string>* values,
                          const std::string& help) {
   flags_.push_back({name, help + " (repeatable)", "STRING", "", [values](const std::string& v) {

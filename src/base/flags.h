@@ -24,6 +24,8 @@ class FlagSet {
   FlagSet(std::string command, std::string summary);
 
   void String(const std::string& name, std::string* value, const std::string& help);
+  // A folder the command writes under: an empty value is refused (files would land under /).
+  void Folder(const std::string& name, std::string* value, const std::string& help);
   void Int(const std::string& name, int* value, const std::string& help);
   void Double(const std::string& name, double* value, const std::string& help);
   void Bool(const std::string& name, bool* value, const std::string& help);

@@ -68,7 +68,7 @@ int ParseBatchFlags(int argc, char** argv, BatchFlags* f) {
                "forward seconds per batch size before giving up");
   flags.Int("warmup", &f->sweep.warmup_forwards, "uncounted forwards per batch size");
   flags.Double("live-seconds", &f->live_seconds, "live view window (0: no live view)");
-  flags.String("out", &f->out, "output folder (files go to OUT/models/)");
+  flags.Folder("out", &f->out, "output folder (files go to OUT/models/)");
   flags.Bool("json", &f->json, "print the analysis as JSON on standard output");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;

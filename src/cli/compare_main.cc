@@ -62,7 +62,7 @@ int ParseCompareFlags(int argc, char** argv, CompareFlags* f) {
   flags.Double("threshold", &f->options.threshold,
                "relative change of the median that counts (0.10: 10 %)");
   flags.Double("alpha", &f->options.alpha, "significance level of the test");
-  flags.String("out", &f->out, "folder for compare.json, compare.html and diff/");
+  flags.Folder("out", &f->out, "folder for compare.json, compare.html and diff/");
   flags.Bool("json", &f->json, "compare.json to standard output (the table goes to stderr)");
   flags.Bool("force", &f->force, "compare runs of different hosts or configurations");
   flags.String("alert-command", &f->alert_command,
@@ -78,7 +78,6 @@ int ParseCompareFlags(int argc, char** argv, CompareFlags* f) {
     return 2;
   };
   if (flags.positional().size() != 2) return usage("give exactly two sides: BASELINE CURRENT");
-  if (f->out.empty()) return usage("--out must name a folder");
   if (!(f->options.threshold > 0 && f->options.threshold < 10)) {
     return usage("--threshold must be above 0 and below 10 (a relative change)");
   }

@@ -106,7 +106,7 @@ int ParseDbFlags(int argc, char** argv, DbFlags* f) {
   flags.Bool("explain-analyze", &o.explain_analyze,
              "also EXPLAIN ANALYZE the slow statements that have no parameters (runs them, "
              "inside a rolled-back transaction; sequences still advance)");
-  flags.String("out", &f->out, "output folder (the report goes to OUT/io/db_analysis.json)");
+  flags.Folder("out", &f->out, "output folder (the report goes to OUT/io/db_analysis.json)");
   flags.Bool("json", &f->json, "print the report as JSON on standard output");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;

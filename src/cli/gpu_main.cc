@@ -50,7 +50,7 @@ int ParseGpuFlags(int argc, char** argv, GpuFlags* f) {
   flags.Double("duration", &f->duration_s, "seconds to sample, up to 7 days");
   flags.Int("interval-ms", &f->interval_ms,
             "milliseconds between samples, 100..60000 (GPM needs >= 100 ms)");
-  flags.String("out", &f->out, "output folder (the report goes to OUT/gpu/nsight_report.json)");
+  flags.Folder("out", &f->out, "output folder (the report goes to OUT/gpu/nsight_report.json)");
   flags.Bool("json", &f->json, "print the report as JSON on standard output");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;

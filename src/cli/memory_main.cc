@@ -124,7 +124,7 @@ int ParseMemoryFlags(int argc, char** argv, MemoryFlags* f, double* duration_s) 
   FlagSet flags("framescope memory", kMemorySummary);
   flags.String("duration", &f->duration, "how long to follow: seconds or 30m, 24h, 2d (max 7d)");
   flags.Double("interval", &f->interval, "seconds between samples, 0.05..3600");
-  flags.String("out", &f->out, "output folder (the log and analysis go to OUT/memory/)");
+  flags.Folder("out", &f->out, "output folder (the log and analysis go to OUT/memory/)");
   flags.Int("pid", &f->pid, "follow this running process and its descendants");
   flags.String("state-dir", &f->state_dir, "the running system's state dir (services mode)");
   flags.Double("limit", &f->limit, "leak-rate limit in MB/h (10^6 bytes per hour)");

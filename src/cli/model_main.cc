@@ -46,7 +46,7 @@ int Parse(int argc, char** argv, Flags* f) {
   flags.Int("runs", &f->runs, "exactly N timed forwards (default: until the median settles)");
   flags.Int("warmup", &f->warmup, "untimed forwards first");
   flags.Double("max-seconds", &f->max_seconds, "stop the timed runs after this long");
-  flags.String("out", &f->out, "output folder (files go to OUT/models)");
+  flags.Folder("out", &f->out, "output folder (files go to OUT/models)");
   flags.ShortName('o', "out");
   flags.Bool("peak", &f->peak,
              "measure the machine's FMA/GEMM/triad peak first (~1 s) and place each layer on "

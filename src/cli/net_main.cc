@@ -102,7 +102,7 @@ int ParseNetFlags(int argc, char** argv, NetFlags* f) {
   flags.String("metrics", &metrics_last,
                "[name=]127.0.0.1:PORT of a service's /metrics to scrape; repeatable");
   flags.Double("duration", &f->duration_s, "seconds of the window, up to 7 days");
-  flags.String("out", &f->out, "output folder (OUT/io/network_map.json and .svg)");
+  flags.Folder("out", &f->out, "output folder (OUT/io/network_map.json and .svg)");
   flags.Bool("json", &f->json, "print the report as JSON on standard output");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;

@@ -138,7 +138,6 @@ std::string InvalidFlag(const CliFlags& f) {
       {f.stack_bytes >= static_cast<int>(profile::kMinStackBytes) &&
            f.stack_bytes <= static_cast<int>(profile::kMaxStackBytes) && f.stack_bytes % 8 == 0,
        "--stack-bytes must be a multiple of 8 in 512..65528"},
-      {!o.out_dir.empty(), "--out must name a folder"},
       {o.baseline != "-",
        "--baseline - is not allowed: the baseline is a document updated in place (use a path, "
        "or /dev/null to skip it)"},
@@ -155,7 +154,7 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   o.state_dir = kDefaultStateDir;
   FlagSet flags("framescope profile", kSummary);
   flags.Double("duration", &o.duration_s, "seconds to record");
-  flags.String("out", &o.out_dir, "output directory (created if missing)");
+  flags.Folder("out", &o.out_dir, "output directory (created if missing)");
   flags.String("state-dir", &o.state_dir, "the state dir given to `up`");
   flags.Int("frequency", &o.frequency_hz, "samples per second per CPU");
   flags.String("unwind", &f->unwind, "dwarf (CFI over stack copies) or fp (frame pointers)");
@@ -198,7 +197,7 @@ int ParseFlags(int argc, char** argv, CliFlags* f) {
   flags.Double("slow-ms", &o.io_options.slow_ms,
                "PostgreSQL statements with a mean over this are listed with plan and advice");
   flags.Bool("json", &f->json, "print summary.json to stdout instead of the table");
-  flags.String("schedule-out", &f->schedule_out,
+  flags.Folder("schedule-out", &f->schedule_out,
                "the history `framescope schedule install --out` fills: checklist 4.1 and 4.2 "
                "report its entry, pinned baseline and last verdict");
   int code = 0;

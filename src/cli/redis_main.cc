@@ -92,7 +92,7 @@ int ParseRedisFlags(int argc, char** argv, RedisFlags* f) {
   flags.StringList("metrics", &f->metrics,
                    "with --redis-url: a client service's /metrics, [NAME=][127.0.0.1:]PORT");
   flags.Double("duration", &f->duration_s, "seconds of the window, up to 86400");
-  flags.String("out", &f->out, "output folder (the report goes to OUT/io/redis_analysis.json)");
+  flags.Folder("out", &f->out, "output folder (the report goes to OUT/io/redis_analysis.json)");
   flags.Bool("json", &f->json, "print the analysis as JSON on standard output");
   int code = 0;
   if (!flags.ParseOrExit(argc, argv, &code)) return code;

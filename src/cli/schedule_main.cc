@@ -60,7 +60,7 @@ int ScheduleMain(int argc, char** argv) {
   flags.Int("repeat", &o.repeat, "windows per run, 1..1000 (profile --repeat, when given)");
   flags.Int("keep", &o.keep, "ok runs kept in --out (the newest; as many failed ones)");
   flags.String("state-dir", &o.state_dir, "the state dir of the system to profile");
-  flags.String("out", &o.out, "the history folder: one run folder per run, index.html");
+  flags.Folder("out", &o.out, "the history folder: one run folder per run, index.html");
   flags.String("baseline", &o.baseline, "compare each run with the runs labelled this");
   flags.String("label", &o.label, "label of the runs (profile --label)");
   flags.String("alert-command", &o.alert_command, "compare --alert-command");

@@ -212,7 +212,7 @@ TEST(DbCommand, BadUsageIsExit2) {
        {url + " --duration 0", url + " --min-cost-cut 2", url + " --keep-margin 1",
         url + " --try-index 'big(a;b)'", url + " --try-index big", url + " --bogus",
         url + " --state-dir " + tmp.path(), url + " --slow-ms nan",
-        std::string(" --postgres-url x --out ") + tmp.path() + "/f"}) {
+        std::string(" --postgres-url x --out ") + tmp.path() + "/f", url + " --out ''"}) {
     CommandResult r = RunShell(Db() + bad);
     EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.output;
     EXPECT_NE(r.output.find("framescope db"), std::string::npos) << r.output;
