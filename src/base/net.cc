@@ -115,15 +115,23 @@ Status WriteAll(int fd, const void* data, size_t size) {
 }
 
 Status ParseHostPort(const std::string& text, std::string* host, int* port) {
-  std::string t = text;
-  if (auto scheme = t.find("://"); scheme != std::string::npos) t = t.substr(scheme + 3);
-  if (auto at = t.rfind('@'); at != std::string::npos) t = t.substr(at + 1);
+  std::string t = text, scheme;
+  if (auto at = t.find("://"); at != std::string::npos) {
+    scheme = t.substr(0, at + 3);
+    t = t.substr(at + 3);
+  }
+  // Errors quote the text without its user and password.
+  std::string shown = text;
+  if (auto at = t.rfind('@'); at != std::string::npos) {
+    t = t.substr(at + 1);
+    shown = scheme + "***@" + t;
+  }
   if (auto slash = t.find('/'); slash != std::string::npos) t = t.substr(0, slash);
   auto colon = t.rfind(':');
-  if (colon == std::string::npos || colon == 0) return Err("\"" + text + "\": expected host:port");
+  if (colon == std::string::npos || colon == 0) return Err("\"" + shown + "\": expected host:port");
   char* end = nullptr;
   long p = strtol(t.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || p <= 0 || p > 65535) return Err("\"" + text + "\": bad port");
+  if (*end != '\0' || p <= 0 || p > 65535) return Err("\"" + shown + "\": bad port");
   *host = t.substr(0, colon);
   *port = static_cast<int>(p);
   return Status::Ok();

@@ -12,6 +12,7 @@
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/flags.h"
+#include "src/base/net.h"
 #include "src/base/output.h"
 #include "src/cli/cli.h"
 #include "src/cli/cli_util.h"
@@ -102,7 +103,17 @@ int ParseRedisFlags(int argc, char** argv, RedisFlags* f) {
   if (flags.WasSet("redis-url") && flags.WasSet("state-dir")) {
     return Usage("give --redis-url or --state-dir, not both");
   }
-  if (flags.WasSet("redis-url") && f->redis_url.empty()) return Usage("--redis-url is empty");
+  if (flags.WasSet("redis-url")) {
+    const std::string& u = f->redis_url;
+    if (u.find("://") != std::string::npos && u.rfind("redis://", 0) != 0) {
+      return Usage("--redis-url must be redis://[user:password@]host:port");
+    }
+    std::string host;
+    int port = 0;
+    if (Status st = ParseHostPort(u, &host, &port); !st.ok()) {
+      return Usage("--redis-url " + st.message());
+    }
+  }
   if (!f->metrics.empty() && f->redis_url.empty()) {
     return Usage(
         "--metrics goes with --redis-url (with --state-dir the services come from "

@@ -120,9 +120,12 @@ TEST(RedisCommand, BadFlagsAreExitTwo) {
   for (const std::string& flags :
        {std::string(" --duration 0") + url, std::string(" --metrics 9100"),
         " --metrics 10.0.0.1:9100" + url, " --metrics name=99999" + url, std::string(" --nope"),
-        " --state-dir x" + url}) {
+        " --state-dir x" + url, std::string(" --redis-url redis://:TopSecret@127.0.0.1:99999"),
+        std::string(" --redis-url redis://u:TopSecret@127.0.0.1:5x"),
+        std::string(" --redis-url http://127.0.0.1:6379"), std::string(" --redis-url ''")}) {
     CommandResult r = RunShell(Redis() + flags + " --out " + tmp.path());
     EXPECT_EQ(r.exit_code, 2) << flags << ": " << r.output;
+    EXPECT_EQ(r.output.find("TopSecret"), std::string::npos) << r.output;
   }
   ASSERT_EQ(mkdir((tmp.path() + "/io").c_str(), 0755), 0);
   ASSERT_EQ(symlink("/etc/hostname", (tmp.path() + "/io/redis_analysis.json").c_str()), 0);
