@@ -190,6 +190,10 @@ int DbMain(int argc, char** argv) {
     fprintf(stderr, "framescope db: %s\n", a.unreachable.c_str());
     return 1;
   }
+  if (a.pgss_missing.empty() && !a.window_measured) {
+    fprintf(stderr, "framescope db: the window's end could not be read (the server was lost?)\n");
+    return 1;
+  }
   if (g_stop.load()) return 130;
   return report.Get("checklist").Get("verdict").AsString() == "not met" ? 3 : 0;
 }

@@ -202,6 +202,22 @@ TEST(DbCommand, UnreachableServerIsExit1) {
   EXPECT_NE(r.output.find("--postgres-url"), std::string::npos) << r.output;
 }
 
+TEST(DbCommand, AServerLostDuringTheWindowIsExit1) {
+  PostgresFixture pg;
+  if (!pg.Start()) GTEST_SKIP() << pg.skip_reason();
+  TempDir tmp;
+  CommandResult r;
+  std::thread run([&] {
+    r = RunShell(Db() + " --postgres-url '" + pg.url() + "' --duration 2 --out " + tmp.path());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  pg.Stop();
+  run.join();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("could not be read"), std::string::npos) << r.output;
+  EXPECT_TRUE(ReadFile(tmp.path() + "/io/db_analysis.json").ok());  // what it has is written
+}
+
 TEST(DbCommand, BadUsageIsExit2) {
   TempDir tmp;
   ASSERT_EQ(mkfifo((tmp.path() + "/fifo").c_str(), 0600), 0);
