@@ -137,13 +137,15 @@ void AddHistogramSamples(const std::vector<PromSample>& samples, const std::stri
     std::string part;
     std::optional<SeriesKey> key = KeyOf(s, exporter, service, &part);
     if (!key) continue;
+    // Summed: series that differ only in labels the key leaves out (an extra label, or samples
+    // of one exporter added twice) are parts of one series.
     HistCounts& h = (*out)[*key];
     if (part == "_count") {
-      h.count = s.value;
+      h.count += s.value;
     } else if (part == "_sum") {
-      h.sum = s.value;
+      h.sum += s.value;
     } else if (auto le = s.labels.find("le"); le != s.labels.end()) {
-      h.cumulative[ParseLe(le->second)] = s.value;
+      h.cumulative[ParseLe(le->second)] += s.value;
     }
   }
 }

@@ -46,8 +46,10 @@ struct HistCounts {
 
 using HistSnapshot = std::map<SeriesKey, HistCounts>;
 
-// Adds the latency histograms among `samples` (any other metric is ignored) to `out`.
-// `exporter` names where they came from; `service` is the exporting service (the target of the
+// Adds the latency histograms among `samples` (any other metric is ignored) to `out`, summing
+// samples that fall on one series. `exporter` names where they came from and must differ per
+// endpoint (two replicas of one service are two exporters: deltas and resets are per exporter,
+// and BuildEdges sums the exporters); `service` is the exporting service (the target of the
 // server side), or "" to take it from the sample's own "service"/"job" label (Prometheus').
 void AddHistogramSamples(const std::vector<PromSample>& samples, const std::string& exporter,
                          const std::string& service, HistSnapshot* out);

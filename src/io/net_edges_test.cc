@@ -158,5 +158,24 @@ TEST(NetEdges, BlockingReadsAreShownButLeftOutOfTheEdgeVerdict) {
   EXPECT_EQ(CheckEdges(edges).verdict, "met");
 }
 
+// Samples of one series added twice (labels the key leaves out, or one exporter read twice) add
+// up instead of the last one winning.
+TEST(NetEdges, SamplesOfOneSeriesAreSummed) {
+  MetricsRegistry r1, r2;
+  ObserveN(Edge(r1, "det", "redis", "get"), 1000, 0.004);
+  ObserveN(Edge(r2, "det", "redis", "get"), 1000, 0.0005);
+  HistSnapshot snap;
+  for (const MetricsRegistry* r : {&r1, &r2}) {
+    auto samples = ParsePromText(r->RenderText());
+    ASSERT_TRUE(samples.ok());
+    AddHistogramSamples(*samples, "det", "det", &snap);
+  }
+  ASSERT_EQ(snap.size(), 1u);
+  const HistCounts& h = snap.begin()->second;
+  EXPECT_EQ(h.count, 2000);
+  EXPECT_EQ(h.cumulative.at(0.001), 1000);
+  EXPECT_EQ(h.cumulative.at(0.005), 2000);
+}
+
 }  // namespace
 }  // namespace fs::io

@@ -140,8 +140,10 @@ NetWindow::Reading NetWindow::Read() const {
                                 "/metrics): " + samples.status().message());
       continue;
     }
-    r.scraped.push_back(s.name);
-    AddHistogramSamples(*samples, s.name, s.name, &r.direct);
+    // The exporter is the endpoint, not the name: replicas of one service share the name.
+    const std::string exporter = s.name + " at 127.0.0.1:" + std::to_string(s.port);
+    r.scraped.push_back(exporter);
+    AddHistogramSamples(*samples, exporter, s.name, &r.direct);
   }
   r.direct_ns = (scrape_start + MonotonicNs()) / 2;
   return r;

@@ -53,7 +53,7 @@ class NetWindow {
     double prom_scraped_at = 0;  // unix s of the newest sample Prometheus returned
     int64_t direct_ns = 0;       // monotonic: the middle of the direct scrapes
     HistSnapshot direct;
-    std::vector<std::string> scraped;  // services whose /metrics answered
+    std::vector<std::string> scraped;  // exporters ("name at host:port") whose /metrics answered
     std::vector<std::string> scrape_errors;
   };
   Reading Read() const;

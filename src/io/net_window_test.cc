@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "src/base/clock.h"
@@ -23,13 +24,13 @@ namespace {
 
 constexpr const char* kPrometheus = "/usr/bin/prometheus";
 
-// A service exporting `registry` at /metrics on a free loopback port.
+// A service exporting its registry at /metrics on a free loopback port.
 class FakeService {
  public:
   FakeService() {
     server_.Handle("/metrics", [this](const HttpRequest&) {
       HttpResponse r;
-      r.body = registry.RenderText();
+      r.body = registry_->RenderText();
       return r;
     });
     Status st = server_.Start("127.0.0.1", 0);
@@ -37,13 +38,15 @@ class FakeService {
   }
   int port() const { return server_.port(); }
   Histogram* Edge(const std::string& op) {
-    return registry.GetHistogram(kClientHistogram, "test",
-                                 {{"source", "api"}, {"target", "postgres"}, {"op", op}},
-                                 LatencyBucketsSeconds());
+    return registry_->GetHistogram(kClientHistogram, "test",
+                                   {{"source", "api"}, {"target", "postgres"}, {"op", op}},
+                                   LatencyBucketsSeconds());
   }
-  MetricsRegistry registry;
+  // A restart: the counters start again from zero. Not while anything else scrapes.
+  void Restart() { registry_ = std::make_unique<MetricsRegistry>(); }
 
  private:
+  std::unique_ptr<MetricsRegistry> registry_ = std::make_unique<MetricsRegistry>();
   HttpServer server_;
 };
 
@@ -165,6 +168,38 @@ TEST(NetWindow, PrometheusQueryGivesTheSameDeltasAsDirectScrapes) {
   }
   EXPECT_DOUBLE_EQ(p.edges[0].total.p99->value, d.edges[0].total.p99->value);
   EXPECT_NE(NetToJson(p).Dump().find("last scrape"), std::string::npos);
+}
+
+// Two replicas of one service given with one name: their requests add up, each replica
+// subtracted from its own start scrape, so a restart of one leaves the other's delta exact.
+TEST(NetWindow, ReplicasWithOneNameAreSummedAndDiffedPerReplica) {
+  FakeService a, b;
+  ObserveN(a.Edge("select"), 7, 0.001);  // before the window, different on each replica
+  ObserveN(b.Edge("select"), 300, 0.001);
+  NetWindow w(0, {{"det", a.port()}, {"det", b.port()}});
+  w.Begin();
+  ObserveN(a.Edge("select"), 980, 0.001);
+  ObserveN(a.Edge("select"), 20, 0.04);
+  ObserveN(b.Edge("select"), 1000, 0.0005);
+  w.End();
+  const EdgeMap m = w.Analyse();
+  ASSERT_EQ(m.edges.size(), 1u) << m.source_reason;
+  EXPECT_EQ(m.edges[0].total.requests, 2000);
+  EXPECT_EQ(m.edges[0].total.fast_requests, 1980);
+  EXPECT_EQ(m.edges[0].total.verdict, "met") << m.edges[0].total.reason;
+
+  w.Begin();
+  ObserveN(a.Edge("select"), 50, 0.001);
+  b.Restart();
+  ObserveN(b.Edge("select"), 20, 0.001);
+  w.End();
+  const EdgeMap r = w.Analyse();
+  ASSERT_EQ(r.edges.size(), 1u) << r.source_reason;
+  EXPECT_EQ(r.edges[0].total.requests, 70);  // a's 50 + b's 20 since its restart
+  EXPECT_TRUE(r.edges[0].total.reset);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("det at 127.0.0.1:" + std::to_string(b.port())), std::string::npos)
+      << r.notes[0];
 }
 
 TEST(NetWindow, UnreachablePrometheusFallsBackToDirectScrapesAndSaysSo) {
