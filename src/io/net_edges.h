@@ -89,8 +89,12 @@ struct NetEdge {
 // and their per-op detail.
 // Buckets are summed only at bounds every summed series has (a bound missing from one series
 // would make the sum wrong there).
+// Rates divide each series' count by its exporter's own window in `exporter_window_s` (for
+// Prometheus: the time between the exporter's two scrapes), or by `window_s` for an exporter
+// not there.
 std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<SeriesKey>& resets,
-                                double window_s);
+                                double window_s,
+                                const std::map<std::string, double>& exporter_window_s = {});
 
 // Statistics of one summed histogram over `window_s`.
 EdgeStats StatsOf(const HistCounts& h, double window_s);
