@@ -10,6 +10,7 @@
 #include "src/base/clock.h"
 #include "src/base/http.h"
 #include "src/base/stats.h"
+#include "src/base/utf8.h"
 
 namespace fs::io {
 namespace {
@@ -156,7 +157,7 @@ StatusOr<HistSnapshot> NetWindow::QueryPrometheus(double unix_time,
       "/api/v1/query?query=" + UrlEncode(PromQuery()) + "&time=" + Fixed(unix_time, 3);
   ASSIGN_OR_RETURN(HttpResult r, HttpGet(prometheus_host_, prometheus_port_, path, 3000));
   if (r.status != 200) {
-    return Err("HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200));
+    return Err("HTTP " + std::to_string(r.status) + ": " + QuoteForTerminal(r.body, 200));
   }
   ASSIGN_OR_RETURN(auto samples, ParseVector(r.body, scraped_at));
   HistSnapshot snap;
