@@ -11,6 +11,7 @@
 #include "src/base/json.h"
 #include "src/base/procfs.h"
 #include "src/base/stats.h"
+#include "src/base/utf8.h"
 
 namespace fs {
 namespace {
@@ -31,6 +32,39 @@ TEST(JsonTest, RejectsGarbage) {
   EXPECT_FALSE(Json::Parse("{\"a\":").ok());
   EXPECT_FALSE(Json::Parse("[1,2").ok());
   EXPECT_FALSE(Json::Parse("{} x").ok());
+}
+
+// Well-formed multi-byte characters pass; every byte that does not start one becomes U+FFFD
+// (stray continuation, truncated, overlong, surrogate, beyond U+10FFFF, F5-FF).
+TEST(JsonTest, WritesOnlyValidUtf8) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(JsonEscape("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(JsonEscape("a\xFF"
+                       "b"),
+            "a" + fffd + "b");
+  EXPECT_EQ(JsonEscape("\x80"), fffd);
+  EXPECT_EQ(JsonEscape("\xE2\x82"), fffd + fffd);                        // truncated
+  EXPECT_EQ(JsonEscape("\xC0\xAF"), fffd + fffd);                        // overlong '/'
+  EXPECT_EQ(JsonEscape("\xE0\x80\xAF"), fffd + fffd + fffd);             // overlong, 3 bytes
+  EXPECT_EQ(JsonEscape("\xED\xA0\x80"), fffd + fffd + fffd);             // surrogate U+D800
+  EXPECT_EQ(JsonEscape("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // > U+10FFFF
+  EXPECT_EQ(JsonEscape("\xF4\x8F\xBF\xBF"), "\xF4\x8F\xBF\xBF");         // U+10FFFF
+  EXPECT_EQ(JsonEscape("\xC3\"\xA9"), fffd + "\\\"" + fffd);             // an escape splits a pair
+  Json j = Json::MakeObject();
+  j["k\xFE"] = std::string("\x1b[2J\xC3");
+  EXPECT_EQ(j.Dump(), "{\"k" + fffd + "\":\"\\u001b[2J" + fffd + "\"}");
+}
+
+TEST(Utf8Test, QuoteForTerminalEscapesControlsAndCaps) {
+  EXPECT_EQ(QuoteForTerminal("\x1b[2J\x1b]0;pwned\x07 hello"), "\\x1b[2J\\x1b]0;pwned\\x07 hello");
+  EXPECT_EQ(QuoteForTerminal("\xC2\x9B"
+                             "31m \xC3\xA9 \xFF \\ \x7F"),
+            "\\xc2\\x9b31m \xC3\xA9 \\xff \\x5c \\x7f");
+  EXPECT_EQ(QuoteForTerminal(std::string(500, 'a'), 120),
+            std::string(120, 'a') + "... (500 bytes)");
+  // A character is never cut in two by the cap.
+  EXPECT_EQ(QuoteForTerminal("ab\xE2\x82\xAC", 4), "ab... (5 bytes)");
 }
 
 TEST(FlagsTest, ParsesTypesAndRejectsUnknown) {

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "src/base/utf8.h"
+
 namespace fs {
 namespace {
 const Json::Array kEmptyArray;
@@ -220,7 +222,9 @@ std::string JsonEscape(const std::string& s) {
         }
     }
   }
-  return out;
+  // JSON text is UTF-8 (RFC 8259): bytes from outside (a scraped /metrics body, a server's
+  // error) that are not well-formed become U+FFFD, so every file written parses.
+  return ValidUtf8(out);
 }
 
 const Json::Array& Json::AsArray() const { return arr_ ? *arr_ : kEmptyArray; }

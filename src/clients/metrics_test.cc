@@ -42,6 +42,23 @@ TEST(MetricsTest, ParserRejectsGarbage) {
   EXPECT_TRUE(ParsePromText("# only a comment\n\n").ok());
 }
 
+// A bad line is quoted short, and with the bytes a terminal would act on written as \xNN.
+TEST(MetricsTest, ParserQuotesABadLineSafely) {
+  auto esc = ParsePromText("\x1b[2J\x1b]0;pwned\x07 hello\n");
+  ASSERT_FALSE(esc.ok());
+  const std::string& m = esc.status().message();
+  EXPECT_NE(m.find("\\x1b[2J\\x1b]0;pwned\\x07 hello"), std::string::npos) << m;
+  for (unsigned char c : m) EXPECT_TRUE(c >= 0x20 && c < 0x7F) << static_cast<int>(c);
+
+  std::string junk = "x{";
+  for (int i = 0; i < 20000; ++i) junk += static_cast<char>(0x80 + i % 0x80);
+  auto long_bad = ParsePromText(junk);
+  ASSERT_FALSE(long_bad.ok());
+  EXPECT_LT(long_bad.status().message().size(), 600u);
+  EXPECT_NE(long_bad.status().message().find("(20002 bytes)"), std::string::npos);
+  for (unsigned char c : long_bad.status().message()) EXPECT_LT(c, 0x80);
+}
+
 TEST(MetricsTest, LabelValuesAreEscaped) {
   MetricsRegistry r;
   r.GetCounter("c", "h", {{"v", "a\"b\\c"}})->Inc();

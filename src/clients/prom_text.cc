@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "src/base/utf8.h"
+
 namespace fs {
 
 StatusOr<std::vector<PromSample>> ParsePromText(const std::string& text) {
@@ -19,7 +21,9 @@ StatusOr<std::vector<PromSample>> ParsePromText(const std::string& text) {
     ++line_no;
     if (line.empty() || line[0] == '#') continue;
     auto bad = [&](const std::string& why) {
-      return Err("metrics line " + std::to_string(line_no) + ": " + why + ": " + line);
+      // The line is the scraped service's bytes: quoted short and with escapes neutralised.
+      return Err("metrics line " + std::to_string(line_no) + ": " + why + ": " +
+                 QuoteForTerminal(line, 120));
     };
     PromSample s;
     size_t i = 0;

@@ -137,13 +137,15 @@ void AddHistogramSamples(const std::vector<PromSample>& samples, const std::stri
     std::string part;
     std::optional<SeriesKey> key = KeyOf(s, exporter, service, &part);
     if (!key) continue;
+    // Summed: series that differ only in labels the key leaves out (an extra label, or samples
+    // of one exporter added twice) are parts of one series.
     HistCounts& h = (*out)[*key];
     if (part == "_count") {
-      h.count = s.value;
+      h.count += s.value;
     } else if (part == "_sum") {
-      h.sum = s.value;
+      h.sum += s.value;
     } else if (auto le = s.labels.find("le"); le != s.labels.end()) {
-      h.cumulative[ParseLe(le->second)] = s.value;
+      h.cumulative[ParseLe(le->second)] += s.value;
     }
   }
 }
@@ -179,27 +181,35 @@ EdgeStats StatsOf(const HistCounts& h, double window_s) {
 }
 
 std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<SeriesKey>& resets,
-                                double window_s) {
+                                double window_s,
+                                const std::map<std::string, double>& exporter_window_s) {
   using EdgeKey = std::tuple<std::string, std::string, bool>;
   struct Acc {
     HistCounts total;
     bool total_started = false;
     double blocking_requests = 0;
+    double total_rate = 0;
     std::map<std::string, HistCounts> ops;
     bool reset = false;
     std::map<std::string, bool> op_reset, op_blocking;
+    std::map<std::string, double> op_rate;
   };
   std::map<EdgeKey, Acc> acc;
   for (const auto& [key, h] : delta) {
     Acc& a = acc[{key.source, key.target, key.server_side}];
     const bool first_op = a.ops.find(key.op) == a.ops.end();
     Accumulate(h, first_op, &a.ops[key.op]);
+    auto own = exporter_window_s.find(key.exporter);
+    const double w = own != exporter_window_s.end() ? own->second : window_s;
+    const double rate = w > 0 ? h.count / w : 0;
+    a.op_rate[key.op] += rate;
     if (IsBlockingOp(key)) {
       a.op_blocking[key.op] = true;
       a.blocking_requests += h.count;
     } else {
       Accumulate(h, !a.total_started, &a.total);
       a.total_started = true;
+      a.total_rate += rate;
     }
     for (const SeriesKey& r : resets) {
       if (r.Tie() == key.Tie()) a.reset = a.op_reset[key.op] = true;
@@ -210,6 +220,7 @@ std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<Ser
     NetEdge e;
     std::tie(e.source, e.target, e.server_side) = key;
     e.total = StatsOf(a.total, window_s);
+    if (!exporter_window_s.empty()) e.total.rate = a.total_rate;
     e.total.reset = a.reset;
     if (a.total.count == 0 && a.blocking_requests > 0) {
       e.total.verdict = "not judged";
@@ -220,6 +231,7 @@ std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<Ser
       e.ops.push_back(StatsOf(h, window_s));
       EdgeStats& s = e.ops.back();
       s.op = op;
+      if (!exporter_window_s.empty()) s.rate = a.op_rate[op];
       s.reset = a.op_reset[op];
       s.blocking = a.op_blocking[op];
       if (s.blocking && h.count > 0) {

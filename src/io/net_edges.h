@@ -46,8 +46,10 @@ struct HistCounts {
 
 using HistSnapshot = std::map<SeriesKey, HistCounts>;
 
-// Adds the latency histograms among `samples` (any other metric is ignored) to `out`.
-// `exporter` names where they came from; `service` is the exporting service (the target of the
+// Adds the latency histograms among `samples` (any other metric is ignored) to `out`, summing
+// samples that fall on one series. `exporter` names where they came from and must differ per
+// endpoint (two replicas of one service are two exporters: deltas and resets are per exporter,
+// and BuildEdges sums the exporters); `service` is the exporting service (the target of the
 // server side), or "" to take it from the sample's own "service"/"job" label (Prometheus').
 void AddHistogramSamples(const std::vector<PromSample>& samples, const std::string& exporter,
                          const std::string& service, HistSnapshot* out);
@@ -87,8 +89,12 @@ struct NetEdge {
 // and their per-op detail.
 // Buckets are summed only at bounds every summed series has (a bound missing from one series
 // would make the sum wrong there).
+// Rates divide each series' count by its exporter's own window in `exporter_window_s` (for
+// Prometheus: the time between the exporter's two scrapes), or by `window_s` for an exporter
+// not there.
 std::vector<NetEdge> BuildEdges(const HistSnapshot& delta, const std::vector<SeriesKey>& resets,
-                                double window_s);
+                                double window_s,
+                                const std::map<std::string, double>& exporter_window_s = {});
 
 // Statistics of one summed histogram over `window_s`.
 EdgeStats StatsOf(const HistCounts& h, double window_s);

@@ -158,5 +158,43 @@ TEST(NetEdges, BlockingReadsAreShownButLeftOutOfTheEdgeVerdict) {
   EXPECT_EQ(CheckEdges(edges).verdict, "met");
 }
 
+// Samples of one series added twice (labels the key leaves out, or one exporter read twice) add
+// up instead of the last one winning.
+TEST(NetEdges, SamplesOfOneSeriesAreSummed) {
+  MetricsRegistry r1, r2;
+  ObserveN(Edge(r1, "det", "redis", "get"), 1000, 0.004);
+  ObserveN(Edge(r2, "det", "redis", "get"), 1000, 0.0005);
+  HistSnapshot snap;
+  for (const MetricsRegistry* r : {&r1, &r2}) {
+    auto samples = ParsePromText(r->RenderText());
+    ASSERT_TRUE(samples.ok());
+    AddHistogramSamples(*samples, "det", "det", &snap);
+  }
+  ASSERT_EQ(snap.size(), 1u);
+  const HistCounts& h = snap.begin()->second;
+  EXPECT_EQ(h.count, 2000);
+  EXPECT_EQ(h.cumulative.at(0.001), 1000);
+  EXPECT_EQ(h.cumulative.at(0.005), 2000);
+}
+
+// Each exporter's count divides by its own window (Prometheus' scrapes of it), not a shared one.
+TEST(NetEdges, RatesDivideByEachExportersOwnWindow) {
+  MetricsRegistry a, b;
+  ObserveN(Edge(a, "det", "redis", "get"), 100, 0.001);
+  ObserveN(Edge(b, "det", "redis", "get"), 100, 0.001);
+  HistSnapshot end;
+  AddHistogramSamples(*ParsePromText(a.RenderText()), "det/a", "", &end);
+  AddHistogramSamples(*ParsePromText(b.RenderText()), "det/b", "", &end);
+  const auto edges = Window({}, end, 10, nullptr);
+  ASSERT_EQ(edges.size(), 1u);
+  EXPECT_DOUBLE_EQ(edges[0].total.rate, 20);  // 200 / 10 s
+  std::vector<SeriesKey> resets;
+  const auto own =
+      BuildEdges(WindowDelta({}, end, &resets), resets, 10, {{"det/a", 10}, {"det/b", 5}});
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_DOUBLE_EQ(own[0].total.rate, 30);  // 100 / 10 s + 100 / 5 s
+  EXPECT_DOUBLE_EQ(own[0].ops[0].rate, 30);
+}
+
 }  // namespace
 }  // namespace fs::io

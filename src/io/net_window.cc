@@ -10,19 +10,37 @@
 #include "src/base/clock.h"
 #include "src/base/http.h"
 #include "src/base/stats.h"
+#include "src/base/utf8.h"
 
 namespace fs::io {
 namespace {
 
-// The raw series of both latency histograms in one instant query.
-constexpr const char* kQuery =
+// The raw series of both latency histograms.
+constexpr const char* kSelector =
     "{__name__=~\"framescope_client_request_duration_seconds_(bucket|count|sum)|"
     "http_request_duration_seconds_(bucket|count|sum)\"}";
+// The label that marks a sample time in PromQuery's answer.
+constexpr const char* kSampleTime = "framescope_sample_time";
+
+// One instant query, so values and times come from one evaluation: the series, and the last
+// sample time of each _count series (one scrape stamps all of an exporter's series alike). An
+// instant query's own [time, value] is the evaluation time, not when Prometheus scraped; only
+// timestamp() of a bare selector gives the samples' own times (of any other expression it gives
+// the evaluation time too). It drops __name__, so each family is its own call, and the times are
+// marked with kSampleTime, since `or` matches label sets without the name and would drop them.
+std::string PromQuery() {
+  std::string q = kSelector;
+  for (const char* family : {kClientHistogram, kServerHistogram}) {
+    q += std::string(" or label_replace(timestamp(") + family + "_count), \"" + kSampleTime +
+         "\", \"1\", \"\", \"\")";
+  }
+  return q;
+}
 
 // Prometheus' vector result as text-format samples; the exporter is the job/instance pair.
-// *latest: the newest sample's own timestamp (unix s): when Prometheus last scraped.
-StatusOr<std::vector<std::pair<std::string, PromSample>>> ParseVector(const std::string& body,
-                                                                      double* latest) {
+// *scraped_at: per exporter, the newest of its samples' own timestamps (its last scrape).
+StatusOr<std::vector<std::pair<std::string, PromSample>>> ParseVector(
+    const std::string& body, std::map<std::string, double>* scraped_at) {
   ASSIGN_OR_RETURN(Json j, Json::Parse(body));
   if (j.Get("status").AsString() != "success") {
     return Err("Prometheus answered " + j.Get("status").AsString() + ": " +
@@ -43,10 +61,39 @@ StatusOr<std::vector<std::pair<std::string, PromSample>>> ParseVector(const std:
     const Json& value = r.Get("value");
     if (!value.is_array() || value.size() != 2) return Err("a sample without [time, value]");
     s.value = strtod(value.AsArray()[1].AsString().c_str(), nullptr);
-    *latest = std::max(*latest, value.AsArray()[0].AsDouble());
-    out.emplace_back(s.labels["job"] + "/" + s.labels["instance"], std::move(s));
+    const std::string exporter = s.labels["job"] + "/" + s.labels["instance"];
+    if (s.labels.count(kSampleTime)) {
+      double& t = (*scraped_at)[exporter];
+      t = std::max(t, s.value);
+      continue;
+    }
+    out.emplace_back(exporter, std::move(s));
   }
   return out;
+}
+
+// Per exporter at both ends, the time between its two last scrapes into *spans. Returns why
+// Prometheus cannot give the window (an exporter not scraped again: its counts would cover
+// none of it), or "". An exporter only at the end is new: its series count from zero.
+std::string ScrapeSpans(const std::map<std::string, double>& begin,
+                        const std::map<std::string, double>& end,
+                        std::map<std::string, double>* spans) {
+  std::string stale;
+  for (const auto& [exporter, t] : end) {
+    auto b = begin.find(exporter);
+    if (b == begin.end()) continue;
+    if (t <= b->second) {
+      stale += (stale.empty() ? "" : ", ") + exporter + " (last scraped at " + Fixed(t, 3) + ")";
+    } else {
+      (*spans)[exporter] = t - b->second;
+    }
+  }
+  if (!stale.empty()) {
+    return "scraped nothing newer of " + stale +
+           " between the window's ends (a window shorter than its scrape interval)";
+  }
+  if (spans->empty()) return "has no latency series scraped at both ends of the window";
+  return "";
 }
 
 Json QuantileJson(const std::optional<BucketQuantile>& q) {
@@ -104,12 +151,13 @@ NetWindow::NetWindow(int prometheus_port, std::vector<MetricsEndpoint> services,
       services_(std::move(services)),
       prometheus_host_(std::move(prometheus_host)) {}
 
-StatusOr<HistSnapshot> NetWindow::QueryPrometheus(double unix_time, double* scraped_at) const {
+StatusOr<HistSnapshot> NetWindow::QueryPrometheus(double unix_time,
+                                                  std::map<std::string, double>* scraped_at) const {
   const std::string path =
-      "/api/v1/query?query=" + UrlEncode(kQuery) + "&time=" + Fixed(unix_time, 3);
+      "/api/v1/query?query=" + UrlEncode(PromQuery()) + "&time=" + Fixed(unix_time, 3);
   ASSIGN_OR_RETURN(HttpResult r, HttpGet(prometheus_host_, prometheus_port_, path, 3000));
   if (r.status != 200) {
-    return Err("HTTP " + std::to_string(r.status) + ": " + r.body.substr(0, 200));
+    return Err("HTTP " + std::to_string(r.status) + ": " + QuoteForTerminal(r.body, 200));
   }
   ASSIGN_OR_RETURN(auto samples, ParseVector(r.body, scraped_at));
   HistSnapshot snap;
@@ -140,8 +188,10 @@ NetWindow::Reading NetWindow::Read() const {
                                 "/metrics): " + samples.status().message());
       continue;
     }
-    r.scraped.push_back(s.name);
-    AddHistogramSamples(*samples, s.name, s.name, &r.direct);
+    // The exporter is the endpoint, not the name: replicas of one service share the name.
+    const std::string exporter = s.name + " at 127.0.0.1:" + std::to_string(s.port);
+    r.scraped.push_back(exporter);
+    AddHistogramSamples(*samples, exporter, s.name, &r.direct);
   }
   r.direct_ns = (scrape_start + MonotonicNs()) / 2;
   return r;
@@ -161,6 +211,7 @@ bool NetWindow::ChooseSource(EdgeMap* m) const {
   const std::string prom =
       "Prometheus at " + prometheus_host_ + ":" + std::to_string(prometheus_port_);
   std::string why_not;
+  std::map<std::string, double> spans;
   if (prometheus_port_ <= 0) {
     why_not = "Prometheus is not running (no port)";
   } else if (!begin_.prom_ok) {
@@ -169,17 +220,20 @@ bool NetWindow::ChooseSource(EdgeMap* m) const {
     why_not = prom + " did not answer at the window's end: " + end_.prom_error;
   } else if (end_.prom.empty() && !end_.direct.empty()) {
     why_not = prom + " answered but holds none of the latency series (not scraping the services?)";
-  } else if (end_.prom_scraped_at <= begin_.prom_scraped_at) {
-    why_not = prom + " scraped nothing newer between the window's ends (a window shorter than " +
-              "its scrape interval)";
+  } else if (std::string stale = ScrapeSpans(begin_.prom_scraped_at, end_.prom_scraped_at, &spans);
+             !stale.empty()) {
+    why_not = prom + " " + stale;
   } else {
     m->source = "prometheus";
     m->source_reason = prom + " answered at both ends of the window";
-    m->window_s = end_.prom_scraped_at - begin_.prom_scraped_at;
+    m->scrape_spans_s = spans;
+    for (const auto& [exporter, span] : spans) m->window_s = std::max(m->window_s, span);
     m->notes.push_back(
         "Prometheus only has values as of its last scrape (every 5 s in the system `framescope "
         "up` starts): the counts are those between its last scrape before the window's start and "
-        "its last scrape before the end, and rates divide by the time between those two scrapes");
+        "its last scrape before the end (the samples' own timestamps), and rates divide by the "
+        "time between those two scrapes of each exporter (scrape_spans_s; window_s is the "
+        "longest)");
     return true;
   }
   if (services_.empty()) {
@@ -247,7 +301,7 @@ EdgeMap NetWindow::Analyse() const {
                         " went down in the window (its service restarted): "
                         "counted from its end value, a lower bound");
     }
-    m.edges = BuildEdges(delta, resets, m.window_s);
+    m.edges = BuildEdges(delta, resets, m.window_s, m.scrape_spans_s);
   }
   m.checklist = CheckEdges(m.edges);
   return m;
@@ -258,6 +312,11 @@ Json NetToJson(const EdgeMap& m) {
   j["source"] = m.source.empty() ? Json(nullptr) : Json(m.source);
   j["source_reason"] = m.source_reason;
   j["window_s"] = m.window_s;
+  if (!m.scrape_spans_s.empty()) {
+    Json spans = Json::MakeObject();
+    for (const auto& [exporter, span] : m.scrape_spans_s) spans[exporter] = span;
+    j["scrape_spans_s"] = spans;
+  }
   j["counters"] = std::string(kClientHistogram) + "{source,target,op} (client side), " +
                   kServerHistogram + "{route} (the api's server side): _bucket, _count, _sum";
   j["goal"] = "share of requests <= 5 ms (bucket le=\"0.005\") >= 99 % per edge";

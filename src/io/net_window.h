@@ -2,15 +2,17 @@
 // edge's latency histogram read at Begin() and End() and subtracted (net_edges.h).
 //
 // Where the histograms come from: Prometheus' HTTP query API (instant queries of the raw
-// _bucket/_count/_sum series at the window's start and end), or, when Prometheus is not running,
-// does not answer or has none of the series, the services' /metrics scraped directly at Begin()
-// and End(). The services are scraped at both ends in any case (a handful of loopback GETs), so a
-// Prometheus that fails at End() still leaves a measured window. Never fatal: what could not be
-// read is kept as the reason.
+// _bucket/_count/_sum series at the window's start and end, with the samples' own timestamps:
+// the window is the time between Prometheus' scrapes, not between the queries), or, when
+// Prometheus is not running, does not answer, has none of the series or scraped nothing new in
+// the window, the services' /metrics scraped directly at Begin() and End(). The services are
+// scraped at both ends in any case (a handful of loopback GETs), so a Prometheus that fails at
+// End() still leaves a measured window. Never fatal: what could not be read is kept as the reason.
 #ifndef FRAMESCOPE_IO_NET_WINDOW_H_
 #define FRAMESCOPE_IO_NET_WINDOW_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,9 @@ struct EdgeMap {
   std::string source_reason;  // why that source
   std::vector<std::string> notes;  // resets, failed scrapes, Prometheus' scrape lag
   double window_s = 0;
+  // Prometheus only: per exporter (job/instance), the time between its last scrape before the
+  // window's start and its last before the end, which its counts span and its rates divide by.
+  std::map<std::string, double> scrape_spans_s;
   std::vector<NetEdge> edges;
   NetChecklist checklist;
   std::string unavailable;  // non-empty: no histogram could be read at all, and why
@@ -50,15 +55,17 @@ class NetWindow {
     bool prom_ok = false;
     std::string prom_error;
     HistSnapshot prom;
-    double prom_scraped_at = 0;  // unix s of the newest sample Prometheus returned
-    int64_t direct_ns = 0;       // monotonic: the middle of the direct scrapes
+    // Per exporter (job/instance): unix s of its last scrape, its samples' own timestamp.
+    std::map<std::string, double> prom_scraped_at;
+    int64_t direct_ns = 0;  // monotonic: the middle of the direct scrapes
     HistSnapshot direct;
-    std::vector<std::string> scraped;  // services whose /metrics answered
+    std::vector<std::string> scraped;  // exporters ("name at host:port") whose /metrics answered
     std::vector<std::string> scrape_errors;
   };
   Reading Read() const;
-  // `*scraped_at`: the newest returned sample's timestamp (Prometheus' last scrape, unix s).
-  StatusOr<HistSnapshot> QueryPrometheus(double unix_time, double* scraped_at) const;
+  // `*scraped_at`: per exporter, its samples' timestamp (Prometheus' last scrape of it, unix s).
+  StatusOr<HistSnapshot> QueryPrometheus(double unix_time,
+                                         std::map<std::string, double>* scraped_at) const;
   // Picks the source and says why; false when neither can give a window.
   bool ChooseSource(EdgeMap* m) const;
   EdgeMap FromDirect(EdgeMap m) const;

@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "src/base/clock.h"
@@ -23,13 +25,18 @@ namespace {
 
 constexpr const char* kPrometheus = "/usr/bin/prometheus";
 
-// A service exporting `registry` at /metrics on a free loopback port.
+// A service exporting its registry at /metrics on a free loopback port.
 class FakeService {
  public:
   FakeService() {
-    server_.Handle("/metrics", [this](const HttpRequest&) {
+    server_.Handle("/metrics", [this](const HttpRequest& req) {
+      auto ua = req.headers.find("user-agent");
+      if (ua != req.headers.end() && ua->second.find("Prometheus") != std::string::npos) {
+        std::lock_guard<std::mutex> lock(mu_);
+        prom_scrapes_.push_back(static_cast<double>(WallNs()) / 1e9);
+      }
       HttpResponse r;
-      r.body = registry.RenderText();
+      r.body = registry_->RenderText();
       return r;
     });
     Status st = server_.Start("127.0.0.1", 0);
@@ -37,13 +44,30 @@ class FakeService {
   }
   int port() const { return server_.port(); }
   Histogram* Edge(const std::string& op) {
-    return registry.GetHistogram(kClientHistogram, "test",
-                                 {{"source", "api"}, {"target", "postgres"}, {"op", op}},
-                                 LatencyBucketsSeconds());
+    return registry_->GetHistogram(kClientHistogram, "test",
+                                   {{"source", "api"}, {"target", "postgres"}, {"op", op}},
+                                   LatencyBucketsSeconds());
   }
-  MetricsRegistry registry;
+  // A restart: the counters start again from zero. Not while anything else scrapes.
+  void Restart() { registry_ = std::make_unique<MetricsRegistry>(); }
+  int PromScrapes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(prom_scrapes_.size());
+  }
+  // Waits (up to 10 s) for Prometheus' next scrape; the wall time (unix s) the service saw it.
+  double NextPromScrape() const {
+    const int seen = PromScrapes();
+    for (int i = 0; i < 1000 && PromScrapes() == seen; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    return prom_scrapes_.back();
+  }
 
  private:
+  mutable std::mutex mu_;
+  std::vector<double> prom_scrapes_;
+  std::unique_ptr<MetricsRegistry> registry_ = std::make_unique<MetricsRegistry>();
   HttpServer server_;
 };
 
@@ -59,7 +83,7 @@ class PrometheusProcess {
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
   // Empty on success, else why.
-  std::string Start(int target_port) {
+  std::string Start(int target_port, const std::string& interval = "200ms") {
     char tmpl[] = "/tmp/fs-prom-test-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) return "mkdtemp failed";
     dir_ = tmpl;
@@ -67,7 +91,8 @@ class PrometheusProcess {
     if (!port.ok()) return port.status().message();
     port_ = *port;
     const std::string yml =
-        "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\nscrape_configs:\n"
+        "global:\n  scrape_interval: " + interval +
+        "\n  scrape_timeout: 150ms\nscrape_configs:\n"
         "  - job_name: api\n    static_configs:\n      - targets: ['127.0.0.1:" +
         std::to_string(target_port) + "']\n        labels: {service: api}\n";
     if (Status st = WriteFileAtomic(dir_ + "/prometheus.yml", yml); !st.ok()) return st.message();
@@ -165,6 +190,83 @@ TEST(NetWindow, PrometheusQueryGivesTheSameDeltasAsDirectScrapes) {
   }
   EXPECT_DOUBLE_EQ(p.edges[0].total.p99->value, d.edges[0].total.p99->value);
   EXPECT_NE(NetToJson(p).Dump().find("last scrape"), std::string::npos);
+}
+
+// The window is the time between Prometheus' own scrapes (the samples' timestamps), not between
+// the queries: rates divide by it, and a window with no scrape in it is not read as idle.
+TEST(NetWindow, PrometheusWindowIsTheSpanBetweenItsScrapes) {
+  ASSERT_EQ(access(kPrometheus, X_OK), 0) << kPrometheus << " is missing";
+  FakeService svc;
+  ObserveN(svc.Edge("select"), 5, 0.001);
+  PrometheusProcess prom;
+  ASSERT_EQ(prom.Start(svc.port(), "500ms"), "");
+  ASSERT_TRUE(prom.WaitForCount(5));
+  NetWindow w(prom.port(), {{"api", svc.port()}});
+
+  // Begin 50 ms after a scrape, End 250 ms after a later one: the queries are 200 ms further
+  // apart than the scrapes the counts come from.
+  const double s0 = svc.NextPromScrape();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  w.Begin();
+  ObserveN(svc.Edge("select"), 100, 0.001);
+  const double s1 = svc.NextPromScrape();
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  const int scrapes = svc.PromScrapes();
+  w.End();
+  ASSERT_EQ(svc.PromScrapes(), scrapes) << "a scrape came between the sleep and End()";
+  const EdgeMap m = w.Analyse();
+  ASSERT_EQ(m.source, "prometheus") << m.source_reason;
+  EXPECT_NEAR(m.window_s, s1 - s0, 0.02);
+  ASSERT_EQ(m.edges.size(), 1u);
+  EXPECT_EQ(m.edges[0].total.requests, 100);
+  EXPECT_NEAR(m.edges[0].total.rate, 100 / (s1 - s0), 100 / (s1 - s0) * 0.02);
+  EXPECT_EQ(m.scrape_spans_s.size(), 1u);
+
+  // No scrape between Begin and End: Prometheus cannot give the window, the direct scrapes do.
+  svc.NextPromScrape();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const int before = svc.PromScrapes();
+  w.Begin();
+  ObserveN(svc.Edge("select"), 10, 0.001);
+  w.End();
+  ASSERT_EQ(svc.PromScrapes(), before) << "a scrape came between Begin() and End()";
+  const EdgeMap n = w.Analyse();
+  EXPECT_EQ(n.source, "direct scrape");
+  EXPECT_NE(n.source_reason.find("scraped nothing newer"), std::string::npos) << n.source_reason;
+  ASSERT_EQ(n.edges.size(), 1u);
+  EXPECT_EQ(n.edges[0].total.requests, 10) << NetToJson(n).Dump();
+}
+
+// Two replicas of one service given with one name: their requests add up, each replica
+// subtracted from its own start scrape, so a restart of one leaves the other's delta exact.
+TEST(NetWindow, ReplicasWithOneNameAreSummedAndDiffedPerReplica) {
+  FakeService a, b;
+  ObserveN(a.Edge("select"), 7, 0.001);  // before the window, different on each replica
+  ObserveN(b.Edge("select"), 300, 0.001);
+  NetWindow w(0, {{"det", a.port()}, {"det", b.port()}});
+  w.Begin();
+  ObserveN(a.Edge("select"), 980, 0.001);
+  ObserveN(a.Edge("select"), 20, 0.04);
+  ObserveN(b.Edge("select"), 1000, 0.0005);
+  w.End();
+  const EdgeMap m = w.Analyse();
+  ASSERT_EQ(m.edges.size(), 1u) << m.source_reason;
+  EXPECT_EQ(m.edges[0].total.requests, 2000);
+  EXPECT_EQ(m.edges[0].total.fast_requests, 1980);
+  EXPECT_EQ(m.edges[0].total.verdict, "met") << m.edges[0].total.reason;
+
+  w.Begin();
+  ObserveN(a.Edge("select"), 50, 0.001);
+  b.Restart();
+  ObserveN(b.Edge("select"), 20, 0.001);
+  w.End();
+  const EdgeMap r = w.Analyse();
+  ASSERT_EQ(r.edges.size(), 1u) << r.source_reason;
+  EXPECT_EQ(r.edges[0].total.requests, 70);  // a's 50 + b's 20 since its restart
+  EXPECT_TRUE(r.edges[0].total.reset);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("det at 127.0.0.1:" + std::to_string(b.port())), std::string::npos)
+      << r.notes[0];
 }
 
 TEST(NetWindow, UnreachablePrometheusFallsBackToDirectScrapesAndSaysSo) {

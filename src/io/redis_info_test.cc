@@ -128,8 +128,8 @@ TEST(RedisInfo, ParsesSlowlog) {
   EXPECT_EQ((*entries)[0].client, "127.0.0.1:5000 detection");
 }
 
-ServiceScrape Scrape(const std::string& name, const std::string& text) {
-  ServiceScrape s{{name, 1}, true, "", {}};
+ServiceScrape Scrape(const std::string& name, const std::string& text, int port = 1) {
+  ServiceScrape s{{name, port}, true, "", {}};
   auto parsed = ParsePromText(text);
   EXPECT_TRUE(parsed.ok());
   if (parsed.ok()) s.samples = *parsed;
@@ -180,6 +180,35 @@ TEST(RedisPipelining, WindowDeltasPerOpAndSourceAndARestartedService) {
   EXPECT_EQ(p.services[2].state, "no counters");
   EXPECT_EQ(p.services[3].state, "not measured");
   EXPECT_NE(p.services[3].detail.find("refused"), std::string::npos);
+}
+
+// Two replicas of one service (same name, different ports): each is subtracted from its own
+// begin scrape, and a restart of one does not touch the other's delta.
+TEST(RedisPipelining, ReplicasWithOneNameAreDiffedPerEndpointAndSummed) {
+  const std::vector<ServiceScrape> begin = {
+      Scrape("x", Counters("x", "set", 1000, 900, 100), 57001),
+      Scrape("x", Counters("x", "set", 5000, 4500, 500), 57002)};
+  const std::vector<ServiceScrape> end = {
+      Scrape("x", Counters("x", "set", 1100, 990, 110), 57001),
+      Scrape("x", Counters("x", "set", 5100, 4590, 510), 57002)};
+  const ClientPipelining p = DiffClientCounters(begin, end);
+  ASSERT_EQ(p.ops.size(), 1u);
+  EXPECT_EQ(p.ops[0].service, "x");
+  EXPECT_EQ(p.ops[0].counts.commands, 200);
+  EXPECT_EQ(p.ops[0].counts.pipelined, 180);
+  EXPECT_EQ(p.total.round_trips, 20);
+  ASSERT_EQ(p.services.size(), 2u);
+  EXPECT_EQ(p.services[0].state, "measured");
+  EXPECT_EQ(p.services[1].state, "measured");
+
+  // The second replica restarted (its counters went down to 30): it counts from its end values,
+  // the first still from its own delta.
+  std::vector<ServiceScrape> restarted = end;
+  restarted[1] = Scrape("x", Counters("x", "set", 30, 27, 3), 57002);
+  const ClientPipelining r = DiffClientCounters(begin, restarted);
+  EXPECT_EQ(r.total.commands, 130);
+  EXPECT_EQ(r.services[0].state, "measured");
+  EXPECT_EQ(r.services[1].state, "restarted");
 }
 
 }  // namespace

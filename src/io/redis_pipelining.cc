@@ -49,10 +49,12 @@ void AddSeries(PipelineCounts* c, const std::string& metric, double v) {
   if (metric == kRoundTrips) c->round_trips += v;
 }
 
+// The scrape of `endpoint` itself: its name and its port, since two replicas of one service
+// share the name (matching by name alone would subtract the other replica's begin scrape).
 const ServiceScrape* FindScrape(const std::vector<ServiceScrape>& scrapes,
-                                const std::string& name) {
+                                const MetricsEndpoint& endpoint) {
   for (const ServiceScrape& s : scrapes) {
-    if (s.endpoint.name == name) return &s;
+    if (s.endpoint.name == endpoint.name && s.endpoint.port == endpoint.port) return &s;
   }
   return nullptr;
 }
@@ -104,7 +106,7 @@ ClientPipelining DiffClientCounters(const std::vector<ServiceScrape>& begin,
   std::map<std::string, PipelineCounts> sources;
   for (const ServiceScrape& e : end) {
     ServicePipeliningStatus st{e.endpoint, "not measured", ""};
-    const ServiceScrape* b = FindScrape(begin, e.endpoint.name);
+    const ServiceScrape* b = FindScrape(begin, e.endpoint);
     if (b == nullptr || !b->ok) {
       st.detail = "no scrape at the window's start: " + (b ? b->error : std::string("not taken"));
     } else if (!e.ok) {

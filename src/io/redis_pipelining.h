@@ -71,7 +71,8 @@ struct ClientPipelining {
   bool any_counters = false;  // some service exported the counters (even if it sent nothing)
 };
 
-// `begin`/`end`: the scrapes at the window's start and end, matched by endpoint name.
+// `begin`/`end`: the scrapes at the window's start and end, matched by endpoint (name and port),
+// so each replica of a service gets its own delta; the replicas' deltas are summed per service.
 ClientPipelining DiffClientCounters(const std::vector<ServiceScrape>& begin,
                                     const std::vector<ServiceScrape>& end);
 
