@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "src/base/clock.h"
@@ -79,6 +80,52 @@ void WaitWindow(const char* command, double duration_s, const std::atomic<bool>&
       next_note += 5'000'000'000;
     }
   }
+}
+
+namespace {
+
+StatusOr<io::MetricsEndpoint> ParseMetricsFlag(const std::string& text) {
+  io::MetricsEndpoint e;
+  std::string rest = text;
+  if (size_t eq = rest.find('='); eq != std::string::npos) {
+    e.name = rest.substr(0, eq);
+    rest = rest.substr(eq + 1);
+  }
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (size_t colon = rest.rfind(':'); colon != std::string::npos) {
+    const std::string host = rest.substr(0, colon);
+    if (host != "127.0.0.1" && host != "localhost") {
+      return Err("--metrics " + text + ": the services' /metrics are scraped on 127.0.0.1 only");
+    }
+    rest = rest.substr(colon + 1);
+  }
+  char* end = nullptr;
+  const long port = strtol(rest.c_str(), &end, 10);
+  if (rest.empty() || *end != '\0' || port < 1 || port > 65535) {
+    return Err("--metrics " + text + ": expected [NAME=][127.0.0.1:]PORT with PORT 1..65535");
+  }
+  e.port = static_cast<int>(port);
+  if (e.name.empty()) e.name = "127.0.0.1:" + std::to_string(e.port);
+  return e;
+}
+
+}  // namespace
+
+StatusOr<std::vector<io::MetricsEndpoint>> ParseMetricsFlags(
+    const std::vector<std::string>& values) {
+  std::vector<io::MetricsEndpoint> out;
+  for (const std::string& v : values) {
+    ASSIGN_OR_RETURN(io::MetricsEndpoint e, ParseMetricsFlag(v));
+    for (const io::MetricsEndpoint& seen : out) {
+      if (seen.port == e.port) {
+        return Err("--metrics " + v + ": port " + std::to_string(e.port) +
+                   " is given twice (it would be counted twice)");
+      }
+    }
+    out.push_back(e);
+  }
+  return out;
 }
 
 }  // namespace fs

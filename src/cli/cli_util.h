@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "src/base/status.h"
+#include "src/io/metrics_endpoint.h"
 
 namespace fs {
 
@@ -28,6 +29,12 @@ void WaitWindow(const char* command, double duration_s, const std::atomic<bool>&
 // The environment that starts a command under libframescope_heap.so (found beside this
 // binary) writing into `heap_dir`, which is created empty (an earlier run's files removed).
 StatusOr<std::vector<std::string>> HeapPreloadEnv(const std::string& heap_dir);
+
+// Every --metrics value, "[NAME=][http://][127.0.0.1:|localhost:]PORT[/]" (a service's /metrics
+// on loopback; NAME defaults to 127.0.0.1:PORT). Replicas of one service share a NAME; the same
+// PORT twice would count one endpoint twice and is refused.
+StatusOr<std::vector<io::MetricsEndpoint>> ParseMetricsFlags(
+    const std::vector<std::string>& values);
 
 }  // namespace fs
 

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
@@ -59,25 +61,13 @@ constexpr const char* kDbSummary =
     "path, 3 checklist 3.1 not met, 130 interrupted.";
 
 struct DbFlags {
-  std::string state_dir = kDefaultStateDir, postgres_url, out = "profiles", try_index;
+  std::string state_dir = kDefaultStateDir, postgres_url, out = "profiles";
+  std::vector<std::string> try_index;
   double duration_s = 30;
   int lock_timeout_ms = 5000;
   bool json = false;
   io::DbOptions options;
 };
-
-// Every --try-index value: FlagSet keeps only the last one of a repeated flag.
-std::vector<std::string> TryIndexValues(int argc, char** argv) {
-  std::vector<std::string> out;
-  const std::string flag = "--try-index";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--") break;
-    if (a == flag && i + 1 < argc) out.push_back(argv[++i]);
-    if (a.rfind(flag + "=", 0) == 0) out.push_back(a.substr(flag.size() + 1));
-  }
-  return out;
-}
 
 int Usage(const std::string& message) {
   fprintf(stderr, "framescope db: %s\n", message.c_str());
@@ -97,8 +87,8 @@ int ParseDbFlags(int argc, char** argv, DbFlags* f) {
   flags.Double("min-cost-cut", &o.min_cost_cut,
                "suggest an index when HypoPG's plan cost falls by this share, 0..1 (Dexter: 0.5)");
   flags.Bool("apply", &o.apply, "build each suggested index, re-measure, keep it only if faster");
-  flags.String("try-index", &f->try_index,
-               "table(col[,col]): verify your own index idea the same way (repeatable)");
+  flags.StringList("try-index", &f->try_index,
+                   "table(col[,col]): verify your own index idea the same way");
   flags.Double("keep-margin", &o.keep_margin,
                "keep an index when the mean fell by at least this share, 0..1");
   flags.Int("lock-timeout-ms", &f->lock_timeout_ms,
@@ -121,7 +111,7 @@ int ParseDbFlags(int argc, char** argv, DbFlags* f) {
     return Usage("--lock-timeout-ms must be 1..600000");
   }
   o.lock_timeout_ms = f->lock_timeout_ms;
-  for (const std::string& text : TryIndexValues(argc, argv)) {
+  for (const std::string& text : f->try_index) {
     auto spec = io::ParseIndexSpec(text);
     if (!spec.ok()) return Usage(spec.status().message());
     o.try_indexes.push_back(*spec);

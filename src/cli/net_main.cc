@@ -55,52 +55,20 @@ struct NetFlags {
   bool json = false;
 };
 
-// FlagSet keeps the last value of a repeated flag: collect every --metrics first.
-std::vector<std::string> RepeatedFlag(int argc, char** argv, const std::string& name) {
-  std::vector<std::string> values;
-  const std::string flag = "--" + name, with_eq = flag + "=";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--") break;
-    if (a.rfind(with_eq, 0) == 0) values.push_back(a.substr(with_eq.size()));
-    if (a == flag && i + 1 < argc) values.push_back(argv[++i]);
-  }
-  return values;
-}
-
 int Usage(const std::string& message) {
   fprintf(stderr, "framescope net: %s\n", message.c_str());
   return 2;
 }
 
-// "[name=]host:port" on loopback (MetricsEndpoint is a loopback port).
-StatusOr<io::MetricsEndpoint> ParseEndpoint(const std::string& text) {
-  io::MetricsEndpoint e;
-  std::string hostport = text;
-  if (auto eq = text.find('='); eq != std::string::npos) {
-    e.name = text.substr(0, eq);
-    hostport = text.substr(eq + 1);
-  }
-  if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
-  if (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
-  std::string host;
-  RETURN_IF_ERROR(ParseHostPort(hostport, &host, &e.port));
-  if (host != "127.0.0.1" && host != "localhost") {
-    return Err(text + ": only loopback services (127.0.0.1) can be scraped");
-  }
-  if (e.name.empty()) e.name = "127.0.0.1:" + std::to_string(e.port);
-  return e;
-}
-
 // Parses and validates; returns -1 to go on, else the exit code.
 int ParseNetFlags(int argc, char** argv, NetFlags* f) {
   FlagSet flags("framescope net", kNetSummary);
-  std::string metrics_last;
   flags.String("state-dir", &f->state_dir, "state folder of the running system (framescope up)");
   flags.String("prometheus-url", &f->prometheus_url,
                "Prometheus' host:port (instead of the system's)");
-  flags.String("metrics", &metrics_last,
-               "[name=]127.0.0.1:PORT of a service's /metrics to scrape; repeatable");
+  flags.StringList("metrics", &f->metrics,
+                   "[name=]127.0.0.1:PORT of a service's /metrics to scrape (replicas of one "
+                   "service share its name)");
   flags.Double("duration", &f->duration_s, "seconds of the window, up to 7 days");
   flags.Folder("out", &f->out, "output folder (OUT/io/network_map.json and .svg)");
   flags.Bool("json", &f->json, "print the report as JSON on standard output");
@@ -109,7 +77,6 @@ int ParseNetFlags(int argc, char** argv, NetFlags* f) {
   if (!(f->duration_s > 0) || f->duration_s > 7 * 86400.0) {
     return Usage("--duration must be more than 0 and at most 604800 seconds");
   }
-  f->metrics = RepeatedFlag(argc, argv, "metrics");
   if (flags.WasSet("state-dir") && (!f->prometheus_url.empty() || !f->metrics.empty())) {
     return Usage("--state-dir and --prometheus-url/--metrics exclude each other");
   }
@@ -140,11 +107,9 @@ int ResolveTargets(const NetFlags& f, std::string* prom_host, int* prom_port,
       return Usage("--prometheus-url: " + st.message());
     }
   }
-  for (const std::string& m : f.metrics) {
-    auto e = ParseEndpoint(m);
-    if (!e.ok()) return Usage("--metrics: " + e.status().message());
-    services->push_back(*e);
-  }
+  auto endpoints = ParseMetricsFlags(f.metrics);
+  if (!endpoints.ok()) return Usage(endpoints.status().message());
+  *services = std::move(*endpoints);
   return -1;
 }
 

@@ -59,31 +59,6 @@ int Usage(const std::string& message) {
   return 2;
 }
 
-// "[name=][127.0.0.1:|localhost:]port" -> endpoint; the services' /metrics are on loopback.
-StatusOr<io::MetricsEndpoint> ParseMetricsFlag(const std::string& text) {
-  io::MetricsEndpoint e;
-  std::string rest = text;
-  if (size_t eq = rest.find('='); eq != std::string::npos) {
-    e.name = rest.substr(0, eq);
-    rest = rest.substr(eq + 1);
-  }
-  if (size_t colon = rest.rfind(':'); colon != std::string::npos) {
-    const std::string host = rest.substr(0, colon);
-    if (host != "127.0.0.1" && host != "localhost") {
-      return Err("--metrics " + text + ": the services' /metrics are scraped on 127.0.0.1 only");
-    }
-    rest = rest.substr(colon + 1);
-  }
-  char* end = nullptr;
-  const long port = strtol(rest.c_str(), &end, 10);
-  if (rest.empty() || *end != '\0' || port < 1 || port > 65535) {
-    return Err("--metrics " + text + ": expected [NAME=][127.0.0.1:]PORT with PORT 1..65535");
-  }
-  e.port = static_cast<int>(port);
-  if (e.name.empty()) e.name = "127.0.0.1:" + std::to_string(e.port);
-  return e;
-}
-
 // Parses and validates; returns -1 to go on, else the exit code.
 int ParseRedisFlags(int argc, char** argv, RedisFlags* f) {
   FlagSet flags("framescope redis", kRedisSummary);
@@ -126,11 +101,9 @@ int ParseRedisFlags(int argc, char** argv, RedisFlags* f) {
 int ResolveTargets(const RedisFlags& f, std::string* url,
                    std::vector<io::MetricsEndpoint>* services) {
   if (!f.redis_url.empty()) {
-    for (const std::string& m : f.metrics) {
-      auto e = ParseMetricsFlag(m);
-      if (!e.ok()) return Usage(e.status().message());
-      services->push_back(*e);
-    }
+    auto endpoints = ParseMetricsFlags(f.metrics);
+    if (!endpoints.ok()) return Usage(endpoints.status().message());
+    *services = std::move(*endpoints);
     *url = f.redis_url;
     return -1;
   }

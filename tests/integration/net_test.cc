@@ -106,7 +106,8 @@ TEST(NetCommand, BadInputIsRefusedWithExit2) {
        {std::string(" --duration 0"), std::string(" --metrics nonsense"),
         std::string(" --metrics 10.1.2.3:80"), std::string(" --prometheus-url :x"),
         std::string(" --state-dir x --metrics 127.0.0.1:1"), std::string(" --bogus"),
-        std::string(" --metrics 127.0.0.1:1 --out /dev/null/x")}) {
+        std::string(" --metrics 127.0.0.1:1 --out /dev/null/x"),
+        std::string(" --metrics a=127.0.0.1:7 --metrics b=7")}) {
     CommandResult r =
         RunShell(Net() + args + (args.find("--out") == std::string::npos ? out : "") + " 2>&1");
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;

@@ -122,7 +122,8 @@ TEST(RedisCommand, BadFlagsAreExitTwo) {
         " --metrics 10.0.0.1:9100" + url, " --metrics name=99999" + url, std::string(" --nope"),
         " --state-dir x" + url, std::string(" --redis-url redis://:TopSecret@127.0.0.1:99999"),
         std::string(" --redis-url redis://u:TopSecret@127.0.0.1:5x"),
-        std::string(" --redis-url http://127.0.0.1:6379"), std::string(" --redis-url ''")}) {
+        std::string(" --redis-url http://127.0.0.1:6379"), std::string(" --redis-url ''"),
+        " --metrics x=9100 --metrics y=localhost:9100" + url}) {
     CommandResult r = RunShell(Redis() + flags + " --out " + tmp.path());
     EXPECT_EQ(r.exit_code, 2) << flags << ": " << r.output;
     EXPECT_EQ(r.output.find("TopSecret"), std::string::npos) << r.output;
