@@ -92,6 +92,14 @@ std::string PgssProblem(PgClient* pg, const Status& read_error) {
       "SELECT /* framescope */ 1 FROM pg_extension WHERE extname = "
       "'pg_stat_statements'");
   if (ext.ok() && ext->rows.empty()) {
+    auto loaded = pg->Exec(
+        "SELECT /* framescope */ current_setting('shared_preload_libraries') ~ "
+        "'(^|[ ,])pg_stat_statements([ ,]|$)'");
+    if (loaded.ok() && !loaded->rows.empty() && Str(loaded->rows[0][0]) == "t") {
+      return "pg_stat_statements is loaded by the server (shared_preload_libraries) but not "
+             "installed in this database: run CREATE EXTENSION pg_stat_statements in it (no "
+             "restart needed)";
+    }
     return "pg_stat_statements is not installed in this database: " + std::string(kPgssFix);
   }
   return "pg_stat_statements cannot be read (" + read_error.message() + "): " + kPgssFix;
