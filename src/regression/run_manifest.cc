@@ -4,7 +4,6 @@
 
 #include "src/base/file_util.h"
 #include "src/base/hash.h"
-#include "src/base/hash.h"
 #include "src/base/output.h"
 
 namespace fs::regression {
