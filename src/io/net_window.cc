@@ -92,6 +92,11 @@ std::string ScrapeSpans(const std::map<std::string, double>& begin,
     return "scraped nothing newer of " + stale +
            " between the window's ends (a window shorter than its scrape interval)";
   }
+  if (begin.empty() && !end.empty()) {
+    return "had scraped no latency series yet at the window's start (its first scrape of a "
+           "target comes some seconds after it starts): counts at the end would include "
+           "requests from before the window";
+  }
   if (spans->empty()) return "has no latency series scraped at both ends of the window";
   return "";
 }

@@ -158,6 +158,10 @@ TEST(NetWindow, PrometheusQueryGivesTheSameDeltasAsDirectScrapes) {
   PrometheusProcess prom;
   const std::string why = prom.Start(svc.port());
   ASSERT_EQ(why, "");
+  // Begun before Prometheus' first scrape (some seconds after it is ready): its counts at the
+  // end would include the 50 from before the window, so the window is scraped directly.
+  NetWindow early(prom.port(), {{"api", svc.port()}});
+  early.Begin();
   ASSERT_TRUE(prom.WaitForCount(50));
   NetWindow via_prom(prom.port(), {{"api", svc.port()}});
   NetWindow direct(0, {{"api", svc.port()}});
@@ -169,6 +173,13 @@ TEST(NetWindow, PrometheusQueryGivesTheSameDeltasAsDirectScrapes) {
   ASSERT_TRUE(prom.WaitForCount(150));
   via_prom.End();
   direct.End();
+  early.End();
+  const EdgeMap e = early.Analyse();
+  EXPECT_EQ(e.source, "direct scrape");
+  EXPECT_NE(e.source_reason.find("had scraped no latency series yet"), std::string::npos)
+      << e.source_reason;
+  ASSERT_EQ(e.edges.size(), 1u);
+  EXPECT_EQ(e.edges[0].total.requests, 100);
   const EdgeMap p = via_prom.Analyse(), d = direct.Analyse();
   EXPECT_EQ(p.source, "prometheus") << p.source_reason;
   EXPECT_EQ(d.source, "direct scrape") << d.source_reason;
