@@ -56,7 +56,9 @@ constexpr const char* kDbSummary =
     "Needs pg_stat_statements (shared_preload_libraries + CREATE EXTENSION) and, for advice,\n"
     "HypoPG (package postgresql-15-hypopg + CREATE EXTENSION hypopg); without either the\n"
     "report says so and the other parts still run. Ctrl-C ends the window early and still\n"
-    "analyses and writes (no index is built then).\n"
+    "analyses and writes (no index is built then); during an index build it waits the build\n"
+    "out and drops the index (the drop retried up to 10 times), as a build cut off would leave an\n"
+    "invalid index; a second Ctrl-C ends framescope at once (the next run lists what is left).\n"
     "Exit codes: 0 ok, 1 the server could not be reached / failure, 2 bad usage or output\n"
     "path, 3 checklist 3.1 not met, 130 interrupted.";
 
