@@ -93,6 +93,13 @@ std::string Ms(double seconds) {
 
 // Fills fast_share and the verdict from the bucket counts.
 void Judge(const HistCounts& h, EdgeStats* s) {
+  bool finite = std::isfinite(h.count);
+  for (const auto& [le, c] : h.cumulative) finite = finite && std::isfinite(c);
+  if (!finite) {
+    s->verdict = "not measurable";
+    s->reason = "a count of the histogram is not a finite number (NaN or Inf in the scraped text)";
+    return;
+  }
   if (!(h.count > 0)) {
     s->verdict = "idle";
     s->reason = "no requests in the window (Δ_count = 0)";

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "src/clients/metrics.h"
 
 namespace fs::io {
@@ -77,6 +80,18 @@ TEST(NetEdges, FiveMsVerdictIsExactFromTheBucketCounts) {
   EXPECT_EQ(c.verdict, "not met");
   EXPECT_NE(c.reason.find("aggregation -> redis"), std::string::npos) << c.reason;
   EXPECT_NE(c.reason.find("98.90 %"), std::string::npos) << c.reason;
+}
+
+TEST(NetEdges, ANonFiniteCountIsNotMeasurableNotIdleOrNotMet) {
+  HistCounts h;
+  h.cumulative = {{0.005, std::nan("")}, {std::numeric_limits<double>::infinity(), 10}};
+  h.count = 10;
+  EXPECT_EQ(StatsOf(h, 1).verdict, "not measurable");
+  h.cumulative = {{0.005, 5}, {std::numeric_limits<double>::infinity(), 10}};
+  h.count = std::nan("");
+  EXPECT_EQ(StatsOf(h, 1).verdict, "not measurable");
+  h.count = 10;
+  EXPECT_EQ(StatsOf(h, 1).verdict, "not met");
 }
 
 TEST(NetEdges, IdleEdgeIsShownNotDroppedAndDoesNotDecideTheChecklist) {
