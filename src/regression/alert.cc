@@ -1,9 +1,7 @@
 #include "src/regression/alert.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "src/base/child_io.h"
 #include "src/base/http.h"
 
 namespace fs::regression {
@@ -19,77 +18,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// write(2) all of `data` (files and pipes; net.h's WriteAll is for sockets).
-bool WriteFully(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// `data` in an anonymous file at offset 0, for a child's stdin: the child reads it at its own
-// pace and we never block writing to a pipe the child does not read.
-int StdinFile(const std::string& data, std::string* error) {
-  const int fd = memfd_create("framescope-alert", MFD_CLOEXEC);
-  if (fd < 0) {
-    *error = std::string("memfd_create: ") + strerror(errno);
-    return -1;
-  }
-  if (!WriteFully(fd, data) || lseek(fd, 0, SEEK_SET) != 0) {
-    *error = std::string("the alert's stdin: ") + strerror(errno);
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Copies what the child wrote (its stdout and stderr, on `out_fd`) to our stderr until `pid`
-// exits, then what is left without waiting: a process it left in the background keeps the
-// pipe open but must not keep us. Past `deadline` the child's process group is killed.
-// Returns the wait status, or -1 when it had to be killed.
-int CopyOutputUntilExit(pid_t pid, int out_fd, Clock::time_point deadline) {
-  // At most a pipe's worth per call: a command (or what it left behind) that never stops
-  // writing must not keep us from the deadline or, after its exit, from returning.
-  auto drain = [out_fd] {
-    char buf[4096];
-    ssize_t n;
-    for (int i = 0; i < 16 && (n = read(out_fd, buf, sizeof buf)) > 0; ++i) {
-      if (!WriteFully(STDERR_FILENO, std::string_view(buf, static_cast<size_t>(n)))) return;
-    }
-  };
-  int status = 0;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno != EINTR)) break;
-    if (Clock::now() >= deadline) {
-      kill(-pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      status = -1;
-      break;
-    }
-    pollfd p{out_fd, POLLIN, 0};
-    if (poll(&p, 1, 20) > 0) drain();
-  }
-  drain();
-  return status;
-}
+// The alert command's output goes to our stderr (never stdout: compare --json writes there).
+void ToStderr(std::string_view data) { (void)WriteToFd(STDERR_FILENO, data); }
 
 }  // namespace
 
 AlertResult RunAlertCommand(const std::string& command, const std::string& json, int timeout_ms) {
   AlertResult r{"command", command, false, 1, {}};
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::string error;
-  const int in_fd = StdinFile(json, &error);
+  auto stdin_file = TextFile(json);
+  if (!stdin_file.ok()) {
+    r.errors.push_back(stdin_file.status().message());
+    return r;
+  }
+  const int in_fd = *stdin_file;
   int out[2];
-  // Only our read end non-blocking (O_NONBLOCK belongs to each end's open file): the command's
-  // writes must block while we copy, not fail with EAGAIN.
-  if (in_fd < 0 || pipe2(out, O_CLOEXEC) != 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) != 0) {
-    r.errors.push_back(in_fd < 0 ? error : std::string("pipe: ") + strerror(errno));
-    if (in_fd >= 0) close(in_fd);
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    r.errors.push_back(std::string("pipe: ") + strerror(errno));
+    close(in_fd);
     return r;
   }
   const pid_t pid = fork();
@@ -110,7 +56,7 @@ AlertResult RunAlertCommand(const std::string& command, const std::string& json,
     close(out[0]);
     return r;
   }
-  const int status = CopyOutputUntilExit(pid, out[0], deadline);
+  const int status = CopyOutputUntilExit(pid, out[0], ToStderr, deadline);
   close(out[0]);
   if (status == -1) {
     r.errors.push_back("killed after " + std::to_string(timeout_ms / 1000.0).substr(0, 4) +

@@ -2,10 +2,8 @@
 // remove, and `schedule run` (lock, run folder, profile child, failed run.json, prune, compare,
 // history page).
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,6 +15,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "src/base/child_io.h"
 #include "src/base/clock.h"
 #include "src/base/file_util.h"
 #include "src/base/json.h"
@@ -67,16 +66,21 @@ int Wait(pid_t pid) {
 // Runs a short command (crontab, systemctl) with `input` on stdin; stdout and stderr kept apart.
 // memfds instead of pipes: nothing to interleave, no deadlock whatever the sizes.
 StatusOr<Captured> Capture(const std::vector<std::string>& argv, const std::string& input = "") {
-  int in = memfd_create("in", MFD_CLOEXEC), out = memfd_create("out", MFD_CLOEXEC),
-      err = memfd_create("err", MFD_CLOEXEC);
-  auto close_all = [&] { close(in), close(out), close(err); };
-  if (in < 0 || out < 0 || err < 0) {
-    close_all();
-    return Err(std::string("memfd_create: ") + strerror(errno));
+  auto in_file = TextFile(input), out_file = TextFile(""), err_file = TextFile("");
+  const int in = in_file.ok() ? *in_file : -1, out = out_file.ok() ? *out_file : -1,
+            err = err_file.ok() ? *err_file : -1;
+  auto close_all = [&] {
+    for (int fd : {in, out, err}) {
+      if (fd >= 0) close(fd);
+    }
+  };
+  for (const auto* f : {&in_file, &out_file, &err_file}) {
+    if (!f->ok()) {
+      close_all();
+      return f->status();
+    }
   }
-  bool wrote = write(in, input.data(), input.size()) == static_cast<ssize_t>(input.size());
-  lseek(in, 0, SEEK_SET);
-  auto pid = wrote ? Spawn(argv, in, out, err) : StatusOr<pid_t>(Err("writing the input"));
+  auto pid = Spawn(argv, in, out, err);
   Captured c;
   if (pid.ok()) c.status = Wait(*pid);
   auto read_all = [](int fd) {
@@ -381,11 +385,11 @@ int ScheduleRemove(const ScheduleOptions& o) {
 namespace {
 
 // Copies a chunk of the child's output to our stdout and keeps its last 15 lines in *tail.
-void Tee(const char* buf, ssize_t n, std::string* line, std::deque<std::string>* tail) {
-  fwrite(buf, 1, n, stdout);
-  for (ssize_t i = 0; i < n; ++i) {
-    if (buf[i] != '\n') {
-      *line += buf[i];
+void Tee(std::string_view chunk, std::string* line, std::deque<std::string>* tail) {
+  fwrite(chunk.data(), 1, chunk.size(), stdout);
+  for (char c : chunk) {
+    if (c != '\n') {
+      *line += c;
       continue;
     }
     tail->push_back(*line);
@@ -407,29 +411,14 @@ StatusOr<int> RunTeed(const std::vector<std::string>& argv, std::deque<std::stri
     return pid.status();
   }
   std::string line;
-  char buf[4096];
-  int status = 0;
-  bool exited = false;
-  // Once the child has exited, what it wrote is in the pipe (at most its 64 KiB): read that and
-  // stop, rather than wait for EOF, which a background process it left (an alert command's `cmd
-  // &`) would hold off for as long as it lives, and the run's lock with it.
-  for (size_t after_exit = 0; after_exit < 65536;) {
-    struct pollfd p = {fds[0], POLLIN, 0};
-    int ready = poll(&p, 1, exited ? 0 : 100);
-    ssize_t n = ready > 0 ? read(fds[0], buf, sizeof buf) : -1;
-    if (n > 0) {
-      Tee(buf, n, &line, tail);
-      after_exit += exited ? n : 0;
-    } else if (n == 0 || (ready != 0 && errno != EINTR) || exited) {
-      break;  // EOF, an error, or nothing left after the exit.
-    } else if (ready == 0) {
-      exited = waitpid(*pid, &status, WNOHANG) == *pid;
-    }
-  }
+  // Until the child exits, not until EOF: a background process it left (an alert command's
+  // `cmd &`) would hold the pipe, and the run's lock with it, for as long as it lives.
+  const int status = CopyOutputUntilExit(
+      *pid, fds[0], [&](std::string_view chunk) { Tee(chunk, &line, tail); }, std::nullopt);
   fflush(stdout);
   if (!line.empty()) tail->push_back(line);
   close(fds[0]);
-  return exited ? status : Wait(*pid);
+  return status;
 }
 
 namespace {
