@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 
 namespace fs {
 
@@ -176,11 +177,25 @@ Status MakeDirs(const std::string& path) {
 
 bool PathExists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
-std::string SelfExeDir() {
+StatusOr<std::string> CanonicalPath(const std::string& path) {
+  if (path.empty()) return Err("an empty path");
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(path, ec);
+  if (!ec) p = std::filesystem::weakly_canonical(p, ec);
+  if (ec) return Err("cannot resolve " + path + ": " + ec.message());
+  std::string s = p.lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+std::string SelfExe() {
   char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<size_t>(n));
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+std::string SelfExeDir() {
+  const std::string p = SelfExe();
   auto slash = p.rfind('/');
   return slash == std::string::npos ? "." : p.substr(0, slash);
 }

@@ -29,6 +29,12 @@ Status CheckRegularOrAbsent(const std::string& path);
 // mkdir -p.
 Status MakeDirs(const std::string& path);
 bool PathExists(const std::string& path);
+// The absolute path with symbolic links, "." and ".." resolved as far as it exists
+// (weakly_canonical) and no trailing slash: one name per file or folder however it is spelled,
+// the same before and after it is created.
+StatusOr<std::string> CanonicalPath(const std::string& path);
+// The running executable (/proc/self/exe); "" when it cannot be read.
+std::string SelfExe();
 // Directory holding the running executable (from /proc/self/exe).
 std::string SelfExeDir();
 

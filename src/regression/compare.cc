@@ -83,12 +83,11 @@ StatusOr<std::vector<RunManifest>> LoadHistory(const std::string& dir,
   return runs;
 }
 
-// The path with symbolic links, "." and ".." resolved (as given when that fails), so one run
-// named two ways is recognised as one.
+// The path as one spelling (as given when it cannot be resolved), so one run named two ways is
+// recognised as one.
 std::string Resolved(const std::string& path) {
-  std::error_code ec;
-  stdfs::path p = stdfs::weakly_canonical(path, ec);
-  return ec ? path : p.string();
+  auto p = CanonicalPath(path);
+  return p.ok() ? *p : path;
 }
 
 void AddRun(RunManifest run, Side* side) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "src/base/clock.h"
+#include "src/base/file_util.h"
 #include "src/base/json.h"
 #include "src/regression/alert.h"
 #include "src/regression/run_manifest.h"
@@ -43,15 +44,6 @@ std::string NumberText(double v) {
 
 }  // namespace
 
-std::string CanonicalPath(const std::string& path) {
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(path, ec);
-  auto canonical = std::filesystem::weakly_canonical(abs, ec);
-  std::string s = (ec ? abs : canonical).lexically_normal().string();
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return s;
-}
-
 Status ValidateScheduleOptions(ScheduleOptions* o) {
   if (auto e = ParseEvery(o->every); !e.ok()) return e.status();
   // What every run would refuse is refused at install instead (repeat 0: profile's default).
@@ -70,8 +62,9 @@ Status ValidateScheduleOptions(ScheduleOptions* o) {
     // One crontab line / one unit line per entry: a newline would split it.
     if (HasControlChar(*s)) return Err("options may not contain newlines or control characters");
   }
-  o->out = CanonicalPath(o->out);
-  o->state_dir = CanonicalPath(o->state_dir);
+  for (std::string* path : {&o->out, &o->state_dir}) {
+    ASSIGN_OR_RETURN(*path, CanonicalPath(*path));
+  }
   struct stat st;
   if (lstat(o->out.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
     return Err("--out " + o->out + " exists and is not a folder; give a folder for the history");

@@ -45,15 +45,10 @@ struct ScheduleOptions {
   std::string baseline, label, alert_command, alert_url;
 };
 
-// The one spelling of a folder, so that install, status, remove and profile's checklist (the
-// crontab markers, the unit name) find the same entry however --out was written: absolute,
-// symlinks of the existing part resolved, no "." / ".." and no trailing separator ("s3/", "./s3"
-// and a link to s3 are one schedule).
-std::string CanonicalPath(const std::string& path);
-
 // Checks the options (exit 2 material: the message says what is wrong and what to give) and
-// makes state_dir/out canonical (CanonicalPath). `out` may not exist yet; if it exists it must be a
-// folder.
+// makes state_dir/out canonical (base's CanonicalPath, so that install, status, remove and
+// profile's checklist find one entry however --out is spelled: "s3/", "./s3", a link to s3). `out`
+// may not exist yet; if it exists it must be a folder.
 Status ValidateScheduleOptions(ScheduleOptions* o);
 
 // --every as cron and systemd see it. "Nm" (N divides 60) or "Nh" (N divides 24); anything cron's

@@ -104,11 +104,6 @@ int ExitCode(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::string SelfExe() {
-  std::error_code ec;
-  return std::filesystem::read_symlink("/proc/self/exe", ec).string();
-}
-
 // The user's crontab; *absent when there is none ("no crontab for root").
 StatusOr<std::string> ReadCrontab(bool* absent) {
   ASSIGN_OR_RETURN(Captured c, Capture({"crontab", "-l"}));
@@ -287,7 +282,8 @@ Json EntryJson(const ScheduleOptions& o) {
 
 profile::AutomationFacts ScheduleFacts(const std::string& out_as_given) {
   // As install wrote it, however profile --schedule-out spells it.
-  const std::string out = CanonicalPath(out_as_given);
+  auto canonical = CanonicalPath(out_as_given);
+  const std::string out = canonical.ok() ? *canonical : out_as_given;
   profile::AutomationFacts a;
   ScheduleOptions o;
   o.out = out;

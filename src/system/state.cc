@@ -24,14 +24,12 @@ std::string StateDir::RingPrefix() const {
 
 StatusOr<StateDir> ResolveStateDir(const std::string& path) {
   if (path.empty()) return Err("the state dir path is empty");
+  // Canonical: the root (and the ring prefix hashed from it) is the same before and after `up`
+  // creates the dir.
+  auto canonical = CanonicalPath(path);
+  if (!canonical.ok()) return canonical.status().Annotate("state dir");
+  const std::string& root = *canonical;
   std::error_code ec;
-  // weakly_canonical: realpath for the part that exists, so the root (and the ring prefix
-  // hashed from it) is the same before and after `up` creates the dir.
-  std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  if (!ec) abs = std::filesystem::weakly_canonical(abs, ec);
-  std::string root = abs.string();
-  if (ec) return Err("cannot resolve state dir " + path + ": " + ec.message());
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
   if (std::filesystem::exists(root, ec) && !std::filesystem::is_directory(root, ec)) {
     return Err("state dir " + path + " exists and is not a directory");
   }
